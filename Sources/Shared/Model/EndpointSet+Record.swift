@@ -1,0 +1,131 @@
+import SwiftProtobuf
+
+// WARNING - STABLE API: the mapping between the model and Legation's Redis records
+// (Protos/legation/store/v1/records.proto, docs/redis-schema.md). Readers of every version decode it.
+
+/// The record schema version this build writes, and the newest it reads.
+public let currentSchemaVersion: Legation_Store_V1_SchemaVersion = .schemaVersion1
+
+extension EndpointSet {
+    /// The largest record the decoder accepts (bytes); larger ones are rejected before parsing.
+    public static let maximumRecordBytes = 64 << 20
+
+    /// The record stored in Redis for this set.
+    public func record(epoch: UInt64, publishedAtUnixMilliseconds: Int64) -> Legation_Store_V1_EndpointSetRecord {
+        var record = Legation_Store_V1_EndpointSetRecord()
+        record.schemaVersion = currentSchemaVersion
+        record.sourceCluster = source.name
+        record.namespace = service.namespace
+        record.name = service.name
+        record.contentHash = contentHash
+        record.ports = ports.map(\.record)
+        record.endpoints = endpoints.map(\.record)
+        record.publishedAtUnixMs = publishedAtUnixMilliseconds
+        record.epoch = epoch
+        return record
+    }
+
+    /// Decodes and validates a stored record. The decoder is one of the two ways to build a set.
+    ///
+    /// - Throws: `ModelError.badRecord` for bytes that are not a record, a record of an unknown schema
+    ///   version, a record of another source or service than `expected...`, or one whose content hash
+    ///   does not match its content; other `ModelError`s for content that breaks the model's invariants.
+    public init(recordBytes bytes: [UInt8], expectedSource: SourceCluster, expectedService: ServiceKey? = nil)
+        throws(ModelError)
+    {
+        guard bytes.count <= Self.maximumRecordBytes else {
+            throw ModelError(.tooLarge, "record of \(bytes.count) bytes exceeds \(Self.maximumRecordBytes)")
+        }
+        let record: Legation_Store_V1_EndpointSetRecord
+        do {
+            record = try Legation_Store_V1_EndpointSetRecord(serializedBytes: bytes)
+        } catch {
+            throw ModelError(.badRecord, "not an EndpointSetRecord (\(bytes.count) bytes): \(error)")
+        }
+        try self.init(record: record, expectedSource: expectedSource, expectedService: expectedService)
+    }
+
+    /// Validates a decoded record; see `init(recordBytes:expectedSource:expectedService:)`.
+    public init(record: Legation_Store_V1_EndpointSetRecord, expectedSource: SourceCluster, expectedService: ServiceKey?)
+        throws(ModelError)
+    {
+        guard record.schemaVersion == currentSchemaVersion else {
+            throw ModelError(.unsupportedSchema, "record schema version \(record.schemaVersion.rawValue) is not \(currentSchemaVersion.rawValue)")
+        }
+        guard record.sourceCluster == expectedSource.name else {
+            throw ModelError(.badRecord, "record of source \(String(reflecting: record.sourceCluster.prefix(80))) stored under \(expectedSource)")
+        }
+        let service = try ServiceKey(namespace: record.namespace, name: record.name)
+        if let expectedService, expectedService != service {
+            throw ModelError(.badRecord, "record of \(service) stored under \(expectedService)")
+        }
+        guard record.endpoints.count <= Self.maximumEndpoints, record.ports.count <= Self.maximumPorts else {
+            throw ModelError(.tooLarge, "record of \(service) has \(record.endpoints.count) endpoints and \(record.ports.count) ports")
+        }
+        let ports = try record.ports.map { (port) throws(ModelError) in try ServicePort(record: port) }
+        let endpoints = try record.endpoints.map { (endpoint) throws(ModelError) in try Endpoint(record: endpoint) }
+        try self.init(source: expectedSource, service: service, ports: ports, endpoints: endpoints)
+        guard contentHash == record.contentHash else {
+            throw ModelError(.badRecord, "record of \(service) says content hash \(String(record.contentHash, radix: 16)) but its content hashes to \(String(contentHash, radix: 16))")
+        }
+    }
+}
+
+extension ServicePort {
+    var record: Legation_Store_V1_ServicePort {
+        var record = Legation_Store_V1_ServicePort()
+        record.name = name
+        record.port = UInt32(port)
+        record.protocol = switch transportProtocol {
+        case .tcp: .tcp
+        case .udp: .udp
+        case .sctp: .sctp
+        }
+        record.appProtocol = appProtocol
+        return record
+    }
+
+    init(record: Legation_Store_V1_ServicePort) throws(ModelError) {
+        guard let number = UInt16(exactly: record.port) else {
+            throw ModelError(.invalidPort, "port \(record.name) has number \(record.port)")
+        }
+        let transport: TransportProtocol = switch record.protocol {
+        case .tcp: .tcp
+        case .udp: .udp
+        case .sctp: .sctp
+        case .UNRECOGNIZED(let value): throw ModelError(.invalidPort, "port \(record.name) has unknown protocol \(value)")
+        }
+        try self.init(name: record.name, port: number, transportProtocol: transport, appProtocol: record.appProtocol)
+    }
+}
+
+extension Endpoint {
+    var record: Legation_Store_V1_Endpoint {
+        var record = Legation_Store_V1_Endpoint()
+        record.address = address
+        record.targetPorts = targetPorts.map(UInt32.init)
+        record.zone = zone
+        record.node = node
+        record.hostname = hostname
+        record.targetPod = targetPod
+        record.ready = conditions.ready
+        record.serving = conditions.serving
+        record.terminating = conditions.terminating
+        return record
+    }
+
+    init(record: Legation_Store_V1_Endpoint) throws(ModelError) {
+        var ports: [UInt16] = []
+        ports.reserveCapacity(record.targetPorts.count)
+        for port in record.targetPorts {
+            guard let number = UInt16(exactly: port) else {
+                throw ModelError(.invalidPort, "endpoint \(record.address.prefix(64)) maps target port \(port)")
+            }
+            ports.append(number)
+        }
+        try self.init(
+            address: record.address, targetPorts: ports, zone: record.zone, node: record.node,
+            hostname: record.hostname, targetPod: record.targetPod,
+            conditions: Conditions(ready: record.ready, serving: record.serving, terminating: record.terminating))
+    }
+}

@@ -1,0 +1,81 @@
+import Crypto
+import SwiftProtobuf
+
+/// The full endpoint set of one service in one source cluster: the unit every publish carries
+/// (Istio's `EDSUpdate` contract: never a delta, always the whole set of one (cluster, service)).
+///
+/// Validated: it can only be built by a source's aggregator or by the record decoder (`package` init), so
+/// every set in the system has unique canonical addresses, target ports aligned with `ports`, and
+/// sizes within the limits below. Endpoints are kept sorted by address, so equal content means equal
+/// values and an equal `contentHash` on every process.
+public struct EndpointSet: Hashable, Sendable {
+    /// The most endpoints one set may hold. Kubernetes caps a slice at 1,000 endpoints; a service rarely
+    /// has more than a few thousand. Larger input is refused with `ModelError.tooLarge`.
+    public static let maximumEndpoints = 100_000
+    /// The most ports one service may declare.
+    public static let maximumPorts = 128
+
+    public let source: SourceCluster
+    public let service: ServiceKey
+    public let ports: [ServicePort]
+    /// Sorted by address, addresses unique.
+    public let endpoints: [Endpoint]
+    /// First 64 bits of SHA-256 over the canonical encoding of `ports` and `endpoints`. Equal on every
+    /// process for equal content; used to skip unchanged publishes. (STABLE API: stored in Redis.)
+    public let contentHash: UInt64
+
+    /// - Throws: `ModelError` if ports or endpoints break the invariants above.
+    package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint])
+        throws(ModelError)
+    {
+        guard ports.count <= Self.maximumPorts else {
+            throw ModelError(.tooLarge, "\(service) declares \(ports.count) ports; at most \(Self.maximumPorts) are allowed")
+        }
+        guard endpoints.count <= Self.maximumEndpoints else {
+            throw ModelError(.tooLarge, "\(service) has \(endpoints.count) endpoints; at most \(Self.maximumEndpoints) are allowed")
+        }
+        var portNames = Set<String>()
+        for port in ports where !portNames.insert(port.name).inserted {
+            throw ModelError(.invalidPort, "\(service) declares port name \(String(reflecting: port.name)) twice")
+        }
+        if ports.count > 1, portNames.contains("") {
+            throw ModelError(.invalidPort, "\(service) has several ports and one of them is unnamed")
+        }
+        let sorted = endpoints.sorted { $0.address < $1.address }
+        for (index, endpoint) in sorted.enumerated() {
+            guard endpoint.targetPorts.count == ports.count else {
+                throw ModelError(.invalidPort, "endpoint \(endpoint.address) of \(service) maps \(endpoint.targetPorts.count) ports; the service has \(ports.count)")
+            }
+            if index > 0, sorted[index - 1].address == endpoint.address {
+                throw ModelError(.invalidAddress, "endpoint \(endpoint.address) appears twice in \(service)")
+            }
+        }
+        self.source = source
+        self.service = service
+        self.ports = ports
+        self.endpoints = sorted
+        self.contentHash = Self.hash(ports: ports, endpoints: sorted)
+    }
+
+    /// An empty set: the service exists but has no endpoints (published as empty, never as absent).
+    package static func empty(source: SourceCluster, service: ServiceKey, ports: [ServicePort]) throws(ModelError) -> EndpointSet {
+        try EndpointSet(source: source, service: service, ports: ports, endpoints: [])
+    }
+
+    private static func hash(ports: [ServicePort], endpoints: [Endpoint]) -> UInt64 {
+        var content = Legation_Store_V1_EndpointSetRecord()
+        content.ports = ports.map(\.record)
+        content.endpoints = endpoints.map(\.record)
+        // Deterministic: the record has no maps, and fields are written in field-number order.
+        let bytes: [UInt8] = (try? content.serializedBytes()) ?? []
+        return SHA256.hash(data: bytes).withUnsafeBytes { digest in
+            digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        }
+    }
+}
+
+extension EndpointSet: CustomStringConvertible {
+    public var description: String {
+        "\(source)/\(service) (\(endpoints.count) endpoints, hash \(String(contentHash, radix: 16)))"
+    }
+}

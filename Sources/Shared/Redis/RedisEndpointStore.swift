@@ -1,0 +1,290 @@
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import SwiftProtobuf
+
+/// The Redis store: the layout of `RedisKeys`, the rules of `RedisScripts`, over `RedisClient`.
+///
+/// Two connections: one for commands (pipelined) and one for blocking `XREAD`s, so a reader waiting
+/// for changes never delays a write or a snapshot. Every call fails with a `StoreError` and leaves the
+/// caller's state alone; reconnecting is automatic.
+public final class RedisEndpointStore: EndpointStore {
+    public struct Options: Sendable {
+        /// Change-stream entries kept per source (`XADD MAXLEN ~`); a reader further behind resyncs.
+        public var streamMaxLength: Int = 10_000
+        public init() {}
+    }
+
+    private let commands: RedisClient
+    private let blocking: RedisClient
+    private let options: Options
+    private let malformedEntries: Counter
+
+    public init(
+        _ configuration: RedisConfiguration,
+        options: Options = Options(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger = Logger(label: "legation.redis"),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) {
+        var blockingConfiguration = configuration
+        blockingConfiguration.clientName = configuration.clientName + "-tail"
+        self.commands = RedisClient(configuration, group: group, logger: logger, metricsFactory: metricsFactory)
+        self.blocking = RedisClient(blockingConfiguration, group: group, logger: logger, metricsFactory: metricsFactory)
+        self.options = options
+        self.malformedEntries = Counter(label: "legation_redis_malformed_replies_total", factory: metricsFactory)
+    }
+
+    /// The command connection, for operator tools and tests that need raw commands.
+    public var client: RedisClient { commands }
+
+    /// Closes both connections.
+    public func close() async {
+        await commands.close()
+        await blocking.close()
+    }
+
+    // MARK: EndpointStoreWriter
+
+    public func acquireLease(source: SourceCluster, holder: String, ttl: Duration) async throws -> Lease? {
+        guard !holder.isEmpty, !holder.contains(" "), DNSName.isToken(holder) else {
+            throw StoreError(.configuration, "lease holder \(String(reflecting: holder.prefix(80))) must be a non-empty token without spaces")
+        }
+        let keys = RedisKeys(source)
+        let reply = try check(await commands.evaluate(
+            RedisScripts.acquireLease, keys: [keys.lease, keys.epoch, keys.removed],
+            arguments: [RedisArgument(holder), RedisArgument(ttl.milliseconds)]))
+        guard let values = reply.array, values.count == 2, let flag = values[0].integer else {
+            throw unexpected(reply, "acquiring the lease")
+        }
+        guard flag == 1 else { return nil }
+        guard let epoch = values[1].string.flatMap({ UInt64($0) }) else { throw unexpected(reply, "acquiring the lease") }
+        _ = try check(await commands.send(["SADD", RedisArgument(RedisKeys.sources), RedisArgument(source.name)]))
+        return Lease(source: source, holder: holder, epoch: epoch)
+    }
+
+    public func renewLease(_ lease: Lease, ttl: Duration) async throws -> Bool {
+        let reply = try check(await commands.evaluate(
+            RedisScripts.renewLease, keys: [RedisKeys(lease.source).lease],
+            arguments: [RedisArgument("\(lease.holder) \(lease.epoch)"), RedisArgument(ttl.milliseconds)]))
+        return reply.integer == 1
+    }
+
+    public func releaseLease(_ lease: Lease) async throws {
+        _ = try check(await commands.evaluate(
+            RedisScripts.releaseLease, keys: [RedisKeys(lease.source).lease],
+            arguments: [RedisArgument("\(lease.holder) \(lease.epoch)")]))
+    }
+
+    public func write(_ writes: [StoreWrite], lease: Lease) async throws -> WriteResult {
+        let keys = RedisKeys(lease.source)
+        var arguments: [RedisArgument] = [
+            RedisArgument(lease.epoch), RedisArgument(options.streamMaxLength),
+            RedisArgument(InMemoryEndpointStore.newGeneration()),
+        ]
+        arguments.reserveCapacity(3 + 4 * writes.count)
+        let now = Int64(InMemoryEndpointStore.wallClockMilliseconds())
+        for write in writes {
+            switch write {
+            case .put(let set):
+                guard set.source == lease.source else {
+                    throw StoreError(.configuration, "\(set) written under the lease of \(lease.source)")
+                }
+                let record: [UInt8] = try set.record(epoch: lease.epoch, publishedAtUnixMilliseconds: now).serializedBytes()
+                arguments += ["put", RedisArgument(set.service.description), RedisArgument(RedisKeys.hashText(set.contentHash)), RedisArgument(record)]
+            case .delete(let service):
+                arguments += ["del", RedisArgument(service.description), "", ""]
+            }
+        }
+        let reply = try check(await commands.evaluate(
+            RedisScripts.write, keys: [keys.epoch, keys.meta, keys.services, keys.hashes, keys.changes],
+            arguments: arguments))
+        guard let values = reply.array, values.count == 2 + writes.count, let generation = values[0].string,
+            let created = values[1].integer
+        else { throw unexpected(reply, "writing") }
+        let outcomes = values.dropFirst(2).map { value -> WriteOutcome in
+            let revision = UInt64(value.integer ?? 0)
+            return revision == 0 ? .unchanged : .written(revision: revision)
+        }
+        return WriteResult(outcomes: outcomes, generation: generation, createdGeneration: created == 1)
+    }
+
+    public func markSynced(generation: String, serviceCount: Int, lease: Lease) async throws {
+        var canary = Legation_Store_V1_SyncCanaryRecord()
+        canary.schemaVersion = currentSchemaVersion
+        canary.sourceCluster = lease.source.name
+        canary.generation = generation
+        canary.epoch = lease.epoch
+        canary.holder = lease.holder
+        canary.syncedAtUnixMs = Int64(InMemoryEndpointStore.wallClockMilliseconds())
+        canary.serviceCount = UInt64(serviceCount)
+        let keys = RedisKeys(lease.source)
+        _ = try check(await commands.evaluate(
+            RedisScripts.markSynced, keys: [keys.epoch, keys.meta, keys.services, keys.canary, keys.changes],
+            arguments: [
+                RedisArgument(lease.epoch), RedisArgument(generation), RedisArgument(try canary.serializedBytes()),
+                RedisArgument(options.streamMaxLength),
+            ]))
+    }
+
+    public func heartbeat(lease: Lease, ttl: Duration) async throws {
+        var record = Legation_Store_V1_HeartbeatRecord()
+        record.schemaVersion = currentSchemaVersion
+        record.holder = lease.holder
+        record.epoch = lease.epoch
+        record.sentAtUnixMs = Int64(InMemoryEndpointStore.wallClockMilliseconds())
+        let keys = RedisKeys(lease.source)
+        _ = try check(await commands.evaluate(
+            RedisScripts.heartbeat, keys: [keys.epoch, keys.heartbeat],
+            arguments: [RedisArgument(lease.epoch), RedisArgument(try record.serializedBytes()), RedisArgument(ttl.milliseconds)]))
+    }
+
+    public func storedHashes(source: SourceCluster) async throws -> [ServiceKey: UInt64] {
+        let reply = try check(await commands.send(["HGETALL", RedisArgument(RedisKeys(source).hashes)]))
+        guard let values = reply.array, values.count % 2 == 0 else { throw unexpected(reply, "reading hashes") }
+        var hashes: [ServiceKey: UInt64] = [:]
+        for index in stride(from: 0, to: values.count, by: 2) {
+            guard let field = values[index].string, let key = try? ServiceKey(parsing: field),
+                let hash = values[index + 1].string.flatMap({ UInt64($0, radix: 16) })
+            else { continue }
+            hashes[key] = hash
+        }
+        return hashes
+    }
+
+    // MARK: EndpointStoreReader
+
+    public func sources() async throws -> Set<SourceCluster> {
+        let reply = try check(await commands.send(["SMEMBERS", RedisArgument(RedisKeys.sources)]))
+        guard let values = reply.array else { throw unexpected(reply, "listing sources") }
+        return Set(values.compactMap { $0.string.flatMap { try? SourceCluster($0) } })
+    }
+
+    public func snapshot(of source: SourceCluster) async throws -> SourceSnapshot {
+        let keys = RedisKeys(source)
+        let reply = try check(await commands.evaluate(
+            RedisScripts.snapshot,
+            keys: [keys.meta, keys.services, keys.changes, keys.canary, keys.heartbeat, keys.removed], arguments: []))
+        guard let values = reply.array, values.count == 8, let revision = values[1].string.flatMap({ UInt64($0) }),
+            let cursor = values[2].string.flatMap({ StreamCursor($0) }), let flat = values[3].array, flat.count % 2 == 0
+        else { throw unexpected(reply, "reading a snapshot of \(source)") }
+        var records: [String: [UInt8]] = [:]
+        records.reserveCapacity(flat.count / 2)
+        for index in stride(from: 0, to: flat.count, by: 2) {
+            guard let field = flat[index].string, let record = flat[index + 1].bytes else { continue }
+            records[field] = record
+        }
+        var snapshot = SourceSnapshot(
+            source: source, generation: values[0].string, revision: revision, cursor: cursor, records: records,
+            canary: nil, canaryError: nil, heartbeat: nil, removed: values[7].integer == 1)
+        if let bytes = values[4].bytes {
+            do {
+                let record = try Legation_Store_V1_SyncCanaryRecord(serializedBytes: bytes)
+                guard record.schemaVersion == currentSchemaVersion else {
+                    throw StoreError(.badRecord, "canary schema version \(record.schemaVersion.rawValue)")
+                }
+                snapshot.canary = SyncCanary(
+                    generation: record.generation, epoch: record.epoch, holder: record.holder,
+                    syncedAtUnixMilliseconds: record.syncedAtUnixMs, serviceCount: record.serviceCount)
+            } catch {
+                snapshot.canaryError = "unreadable canary of \(source): \(error)"
+            }
+        }
+        if let bytes = values[5].bytes, let record = try? Legation_Store_V1_HeartbeatRecord(serializedBytes: bytes) {
+            snapshot.heartbeat = Heartbeat(
+                holder: record.holder, epoch: record.epoch, sentAtUnixMilliseconds: record.sentAtUnixMs,
+                remainingMilliseconds: values[6].integer ?? 0)
+        }
+        return snapshot
+    }
+
+    public func changes(after cursors: [SourceCluster: StreamCursor], limit: Int, wait: Duration?) async throws
+        -> [SourceCluster: [StoreChange]]
+    {
+        guard !cursors.isEmpty else { return [:] }
+        let ordered = cursors.sorted { $0.key < $1.key }
+        var command: [RedisArgument] = ["XREAD", "COUNT", RedisArgument(max(1, limit))]
+        let client: RedisClient
+        var timeout: Duration?
+        if let wait, wait > .zero {
+            command += ["BLOCK", RedisArgument(max(1, wait.milliseconds))]
+            client = blocking
+            timeout = wait + client.configuration.commandTimeout
+        } else {
+            client = commands
+        }
+        command.append("STREAMS")
+        command += ordered.map { RedisArgument(RedisKeys($0.key).changes) }
+        command += ordered.map { RedisArgument($0.value.description) }
+        let reply = try check(await client.send(command, timeout: timeout))
+        if reply.isNull { return [:] }
+        guard let streams = reply.array else { throw unexpected(reply, "reading changes") }
+        let byKey = Dictionary(uniqueKeysWithValues: ordered.map { (RedisKeys($0.key).changes, $0.key) })
+        var result: [SourceCluster: [StoreChange]] = [:]
+        for stream in streams {
+            guard let pair = stream.array, pair.count == 2, let key = pair[0].string, let source = byKey[key],
+                let entries = pair[1].array
+            else { throw unexpected(reply, "reading changes") }
+            result[source] = entries.map(Self.change(from:))
+        }
+        return result
+    }
+
+    // MARK: EndpointStoreAdministration
+
+    public func removeSource(_ source: SourceCluster) async throws {
+        let keys = RedisKeys(source)
+        _ = try check(await commands.evaluate(
+            RedisScripts.removeSource,
+            keys: [keys.meta, keys.services, keys.hashes, keys.changes, keys.canary, keys.heartbeat, keys.lease, keys.removed, keys.epoch],
+            arguments: [RedisArgument(options.streamMaxLength)]))
+        _ = try check(await commands.send(["SREM", RedisArgument(RedisKeys.sources), RedisArgument(source.name)]))
+    }
+
+    // MARK: Replies
+
+    /// Decodes one stream entry `[id, [field, value, ...]]`; anything unexpected becomes `.malformed`.
+    static func change(from entry: RESPValue) -> StoreChange {
+        guard let parts = entry.array, parts.count == 2, let cursor = parts[0].string.flatMap({ StreamCursor($0) }),
+            let flat = parts[1].array, flat.count % 2 == 0
+        else {
+            return StoreChange(cursor: .start, revision: 0, generation: "", kind: .malformed("entry is not [id, fields]"))
+        }
+        var fields: [String: RESPValue] = [:]
+        for index in stride(from: 0, to: flat.count, by: 2) {
+            if let name = flat[index].string { fields[name] = flat[index + 1] }
+        }
+        guard let revision = fields["rev"]?.string.flatMap({ UInt64($0) }), let generation = fields["gen"]?.string,
+            let op = fields["op"]?.string
+        else {
+            return StoreChange(cursor: cursor, revision: 0, generation: "", kind: .malformed("entry lacks rev, gen or op"))
+        }
+        let kind: StoreChange.Kind
+        switch (op, fields["svc"]?.string, fields["rec"]?.bytes) {
+        case ("put", let service?, let record?): kind = .put(service: service, record: record)
+        case ("del", let service?, _): kind = .delete(service: service)
+        case ("synced", _, _): kind = .synced
+        case ("removed", _, _): kind = .removed
+        default: kind = .malformed("unknown op \(String(reflecting: String(op.prefix(32)))) or missing fields")
+        }
+        return StoreChange(cursor: cursor, revision: revision, generation: generation, kind: kind)
+    }
+
+    /// Turns Redis error replies into `StoreError`s.
+    private func check(_ reply: RESPValue) throws(StoreError) -> RESPValue {
+        guard case .error(let message) = reply else { return reply }
+        if message.contains("LEGATION_STALE_EPOCH") { throw StoreError(.staleEpoch, message) }
+        if message.contains("LEGATION_NO_LEASE") { throw StoreError(.noLease, message) }
+        if message.contains("LEGATION_GENERATION_CHANGED") { throw StoreError(.generationChanged, message) }
+        if message.hasPrefix("NOPERM") || message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS") {
+            throw StoreError(.authentication, message)
+        }
+        throw StoreError(.protocolError, "Redis answered: \(message)")
+    }
+
+    private func unexpected(_ reply: RESPValue, _ doing: String) -> StoreError {
+        malformedEntries.increment()
+        return StoreError(.protocolError, "unexpected reply while \(doing): \(String(describing: reply).prefix(200))")
+    }
+}

@@ -1,0 +1,152 @@
+/// The reader's state machine for one source: turns snapshots and change-stream entries into updates of
+/// the merged view, and decides when the source must be read again in full (design §2).
+///
+/// Rules, in one place:
+/// - resume from the last entry; a gap (revision not the next one, generation changed, an entry it
+///   cannot read, a record of an unknown schema version) asks for a resync, never a guess;
+/// - a record that cannot be decoded is rejected (reported, to be counted) and the last good set of that
+///   service is kept;
+/// - nothing is deleted unless the writer's canary for the current generation is present: a source whose
+///   data was lost, or whose writer is still listing, keeps its last known endpoints;
+/// - an explicit removal (tombstone) drains everything.
+public struct SourceFeed: Sendable {
+    public enum Update: Hashable, Sendable {
+        case upsert(EndpointSet)
+        case remove(ServiceKey)
+    }
+
+    /// A record the feed refused, with the model's reason.
+    public struct Rejection: Sendable, CustomStringConvertible {
+        public var field: String
+        public var error: ModelError
+        public var description: String { "\(field): \(error)" }
+    }
+
+    /// What applying a snapshot or a batch of changes did.
+    public struct Outcome: Sendable {
+        public var updates: [Update] = []
+        public var rejections: [Rejection] = []
+        /// Set when the source must be read again in full; the reason, for logs and metrics.
+        public var resyncReason: String?
+    }
+
+    public let source: SourceCluster
+    public private(set) var services: [ServiceKey: EndpointSet] = [:]
+    /// nil before the first snapshot, or while the source has no data.
+    public private(set) var generation: String?
+    public private(set) var revision: UInt64 = 0
+    public private(set) var cursor: StreamCursor = .start
+    /// The writer's canary for `generation` has been seen: deletions are trusted.
+    public private(set) var isSynced = false
+    public private(set) var isRemoved = false
+    public private(set) var heartbeat: Heartbeat?
+    public private(set) var hasSnapshot = false
+
+    public init(source: SourceCluster) {
+        self.source = source
+    }
+
+    /// Applies a full read of the source.
+    public mutating func apply(_ snapshot: SourceSnapshot) -> Outcome {
+        var outcome = Outcome()
+        hasSnapshot = true
+        heartbeat = snapshot.heartbeat
+        generation = snapshot.generation
+        revision = snapshot.revision
+        cursor = snapshot.cursor
+        isRemoved = snapshot.removed
+        if snapshot.removed {
+            outcome.updates = services.keys.sorted().map(Update.remove)
+            services = [:]
+            isSynced = false
+            return outcome
+        }
+        isSynced = snapshot.canary != nil && snapshot.canary?.generation == snapshot.generation
+
+        var present = Set<ServiceKey>()
+        for (field, bytes) in snapshot.records.sorted(by: { $0.key < $1.key }) {
+            let key: ServiceKey
+            do {
+                key = try ServiceKey(parsing: field)
+            } catch {
+                outcome.rejections.append(Rejection(field: field, error: error))
+                continue
+            }
+            present.insert(key)
+            do {
+                let set = try EndpointSet(recordBytes: bytes, expectedSource: source, expectedService: key)
+                if services[key] != set {
+                    services[key] = set
+                    outcome.updates.append(.upsert(set))
+                }
+            } catch {
+                outcome.rejections.append(Rejection(field: field, error: error))
+            }
+        }
+        if isSynced {
+            for key in services.keys.sorted() where !present.contains(key) {
+                services[key] = nil
+                outcome.updates.append(.remove(key))
+            }
+        }
+        return outcome
+    }
+
+    /// Applies change-stream entries in order. Stops at the first entry that is not the next one and
+    /// asks for a resync; the updates before it stand.
+    public mutating func apply(_ changes: [StoreChange]) -> Outcome {
+        var outcome = Outcome()
+        for change in changes {
+            guard change.generation == generation else {
+                outcome.resyncReason = "generation changed from \(generation ?? "none") to \(change.generation)"
+                return outcome
+            }
+            guard change.revision == revision + 1 else {
+                outcome.resyncReason = change.revision <= revision
+                    ? "revision went back from \(revision) to \(change.revision)"
+                    : "gap: revision \(change.revision) after \(revision) (stream trimmed)"
+                return outcome
+            }
+            revision = change.revision
+            cursor = change.cursor
+            switch change.kind {
+            case .put(let field, let bytes):
+                apply(put: field, bytes: bytes, into: &outcome)
+                if outcome.resyncReason != nil { return outcome }
+            case .delete(let field):
+                // Before the canary, deletions wait for it: the resync it triggers settles them.
+                guard isSynced, let key = try? ServiceKey(parsing: field), services[key] != nil else { continue }
+                services[key] = nil
+                outcome.updates.append(.remove(key))
+            case .synced:
+                if !isSynced {
+                    outcome.resyncReason = "canary set: reading the source in full to settle deletions"
+                    return outcome
+                }
+            case .removed:
+                outcome.resyncReason = "source removed"
+                return outcome
+            case .malformed(let reason):
+                outcome.resyncReason = "unreadable stream entry \(change.cursor): \(reason)"
+                return outcome
+            }
+        }
+        return outcome
+    }
+
+    private mutating func apply(put field: String, bytes: [UInt8], into outcome: inout Outcome) {
+        do {
+            let key = try ServiceKey(parsing: field)
+            let set = try EndpointSet(recordBytes: bytes, expectedSource: source, expectedService: key)
+            if services[key] != set {
+                services[key] = set
+                outcome.updates.append(.upsert(set))
+            }
+        } catch {
+            outcome.rejections.append(Rejection(field: field, error: error))
+            if error.code == .unsupportedSchema {
+                outcome.resyncReason = "record of \(field) has an unsupported schema version"
+            }
+        }
+    }
+}
