@@ -70,7 +70,7 @@ enum RedisScripts {
     /// KEYS epoch, meta, services, hashes, changes
     /// ARGV epoch, stream max length, candidate generation, then per write: op (put/del), field, hash, record
     /// → {generation, created (0/1), revision or 0 per write}
-    static let write = RedisScript(fence + """
+    static let write = RedisScript(fence + "\n" + """
         local created = redis.call('HSETNX', KEYS[2], 'generation', ARGV[3])
         local generation = redis.call('HGET', KEYS[2], 'generation')
         local results = {generation, created}
@@ -106,7 +106,7 @@ enum RedisScripts {
 
     /// KEYS epoch, meta, services, canary, changes · ARGV epoch, generation, canary record, max length
     /// → revision
-    static let markSynced = RedisScript(fence + """
+    static let markSynced = RedisScript(fence + "\n" + """
         local generation = redis.call('HGET', KEYS[2], 'generation')
         if not generation then
           if redis.call('HLEN', KEYS[3]) > 0 then
@@ -125,7 +125,7 @@ enum RedisScripts {
         """)
 
     /// KEYS epoch, heartbeat · ARGV epoch, record, ttl ms → 1
-    static let heartbeat = RedisScript(fence + """
+    static let heartbeat = RedisScript(fence + "\n" + """
         redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
         return 1
         """)

@@ -1,0 +1,146 @@
+import Logging
+import Metrics
+
+/// Follows every source in a store: reads each in full once, then tails the change streams, and hands
+/// every batch of updates to `deliver`. The async shell around `SourceFeed`: it does the I/O, keeps the
+/// feeds, counts what they reject, and retries with jittered backoff when the store is away.
+///
+/// While the store is unreachable nothing is delivered: the consumer keeps the last known state (a lost
+/// connection never means "deleted"). `run()` returns when its task is cancelled.
+public final class StoreFollower: Sendable {
+    public struct Options: Sendable {
+        /// Sources to follow even before they register themselves in the store.
+        public var sources: Set<SourceCluster> = []
+        /// Also follow every source registered in the store.
+        public var discoverSources = true
+        /// How often to look for newly registered sources.
+        public var discoveryInterval: Duration = .seconds(5)
+        /// Longest wait for changes in one read (blocking `XREAD`).
+        public var pollWait: Duration = .seconds(1)
+        /// Most stream entries read per source per round.
+        public var batchLimit = 1024
+        /// Read every source in full this often, whatever the stream says (anti-entropy).
+        public var fullResyncInterval: Duration = .seconds(300)
+        public var retryInitialDelay: Duration = .milliseconds(100)
+        public var retryMaximumDelay: Duration = .seconds(5)
+        public init() {}
+    }
+
+    /// One delivery: the updates of one source and where its feed stands.
+    public struct Delivery: Sendable {
+        public var source: SourceCluster
+        public var updates: [SourceFeed.Update]
+        public var feed: SourceFeed
+        /// True when the updates come from reading the source in full.
+        public var fromSnapshot: Bool
+    }
+
+    private let reader: any EndpointStoreReader
+    private let options: Options
+    private let logger: Logger
+    private let metricsFactory: any MetricsFactory
+    private let deliver: @Sendable (Delivery) async -> Void
+
+    public init(
+        reader: any EndpointStoreReader,
+        options: Options = Options(),
+        logger: Logger = Logger(label: "legation.store.follower"),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        deliver: @escaping @Sendable (Delivery) async -> Void
+    ) {
+        self.reader = reader
+        self.options = options
+        self.logger = logger
+        self.metricsFactory = metricsFactory
+        self.deliver = deliver
+    }
+
+    /// Follows until cancelled.
+    public func run() async {
+        var feeds: [SourceCluster: SourceFeed] = [:]
+        var pending = options.sources  // sources to read in full
+        for source in options.sources { feeds[source] = SourceFeed(source: source) }
+        var nextDiscovery = ContinuousClock.now
+        var nextFullResync = ContinuousClock.now + options.fullResyncInterval
+        var failures = 0
+
+        while !Task.isCancelled {
+            do {
+                let now = ContinuousClock.now
+                if options.discoverSources, now >= nextDiscovery {
+                    for source in try await reader.sources() where feeds[source] == nil {
+                        logger.info("following new source", metadata: ["source": "\(source)"])
+                        feeds[source] = SourceFeed(source: source)
+                        pending.insert(source)
+                    }
+                    nextDiscovery = now + options.discoveryInterval
+                }
+                if now >= nextFullResync {
+                    pending.formUnion(feeds.keys)
+                    nextFullResync = now + options.fullResyncInterval
+                }
+                for source in pending.sorted() {
+                    let snapshot = try await reader.snapshot(of: source)
+                    guard var feed = feeds[source] else { continue }
+                    let outcome = feed.apply(snapshot)
+                    feeds[source] = feed
+                    pending.remove(source)
+                    if let error = snapshot.canaryError {
+                        count("legation_store_records_rejected_total", source, reason: "canary")
+                        logger.warning("unreadable canary", metadata: ["source": "\(source)", "error": "\(error)"])
+                    }
+                    await handle(outcome, of: feed, fromSnapshot: true)
+                }
+                guard !feeds.isEmpty else {
+                    try await Task.sleep(for: options.pollWait)
+                    continue
+                }
+                let cursors = feeds.mapValues(\.cursor)
+                let untilDiscovery = options.discoverSources ? max(.milliseconds(1), nextDiscovery - .now) : options.pollWait
+                let wait = pending.isEmpty ? min(options.pollWait, untilDiscovery) : nil
+                let changes = try await reader.changes(after: cursors, limit: options.batchLimit, wait: wait)
+                for (source, entries) in changes.sorted(by: { $0.key < $1.key }) {
+                    guard var feed = feeds[source] else { continue }
+                    let outcome = feed.apply(entries)
+                    feeds[source] = feed
+                    if let reason = outcome.resyncReason {
+                        pending.insert(source)
+                        count("legation_store_resyncs_total", source)
+                        logger.info("resyncing source", metadata: ["source": "\(source)", "reason": "\(reason)"])
+                    }
+                    await handle(outcome, of: feed, fromSnapshot: false)
+                }
+                failures = 0
+            } catch is CancellationError {
+                return
+            } catch {
+                failures += 1
+                Counter(label: "legation_store_read_errors_total", factory: metricsFactory).increment()
+                let delay = RedisClient.backoff(
+                    attempt: failures, initial: options.retryInitialDelay, maximum: options.retryMaximumDelay)
+                logger.warning(
+                    "cannot read the store; serving the last known state",
+                    metadata: ["error": "\(error)", "retry_in": "\(delay)"])
+                try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    private func handle(_ outcome: SourceFeed.Outcome, of feed: SourceFeed, fromSnapshot: Bool) async {
+        for rejection in outcome.rejections {
+            count("legation_store_records_rejected_total", feed.source, reason: rejection.error.code.description)
+            logger.warning(
+                "rejected a stored record; keeping the last good state of that service",
+                metadata: ["source": "\(feed.source)", "record": "\(rejection.field)", "error": "\(rejection.error)"])
+        }
+        if !outcome.updates.isEmpty || fromSnapshot {
+            await deliver(Delivery(source: feed.source, updates: outcome.updates, feed: feed, fromSnapshot: fromSnapshot))
+        }
+    }
+
+    private func count(_ label: String, _ source: SourceCluster, reason: String? = nil) {
+        var dimensions = [("source", source.name)]
+        if let reason { dimensions.append(("reason", reason)) }
+        Counter(label: label, dimensions: dimensions, factory: metricsFactory).increment()
+    }
+}

@@ -1,0 +1,333 @@
+import LegationTestSupport
+import Shared
+import SwiftProtobuf
+import Testing
+
+/// One suite, run against the in-memory store and a real redis-server (plain and TLS): both must keep
+/// the same promises (docs/redis-schema.md).
+@Suite(.timeLimit(.minutes(1)))
+struct StoreContractTests {
+    let source = Fixtures.source()
+
+    private func withHarness(
+        _ kind: StoreKind, streamMaxLength: Int = 10_000, _ body: (StoreHarness) async throws -> Void
+    ) async throws {
+        let harness = try await StoreHarness.make(kind, streamMaxLength: streamMaxLength)
+        do {
+            try await body(harness)
+        } catch {
+            await harness.shutdown()
+            throw error
+        }
+        await harness.shutdown()
+    }
+
+    /// Reads the source in full into a fresh feed.
+    private func read(_ store: any EndpointStore) async throws -> SourceFeed {
+        var feed = SourceFeed(source: source)
+        _ = feed.apply(try await store.snapshot(of: source))
+        return feed
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func publishAndReadBack(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "ingestor-1", ttl: .seconds(10)))
+            let web = Fixtures.endpointSet("web", count: 5)
+            let api = Fixtures.endpointSet("api", count: 2, octet: 2)
+            let result = try await store.write([.put(web), .put(api)], lease: lease)
+            #expect(result.outcomes == [.written(revision: 1), .written(revision: 2)])
+            #expect(result.createdGeneration)
+            try await store.markSynced(generation: result.generation, serviceCount: 2, lease: lease)
+
+            #expect(try await store.sources() == [source])
+            let feed = try await read(store)
+            #expect(feed.services == [web.service: web, api.service: api])
+            #expect(feed.isSynced)
+            #expect(feed.revision == 3)
+            #expect(try await store.storedHashes(source: source) == [web.service: web.contentHash, api.service: api.contentHash])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func unchangedContentIsNotWrittenAgain(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let web = Fixtures.endpointSet("web")
+            _ = try await store.write([.put(web)], lease: lease)
+            let again = try await store.write([.put(web), .delete(Fixtures.service("absent"))], lease: lease)
+            #expect(again.outcomes == [.unchanged, .unchanged])
+            #expect(!again.createdGeneration)
+            let changes = try await store.changes(after: [source: .start], limit: 100, wait: nil)
+            #expect(changes[source]?.count == 1)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func deletionReachesASyncedReader(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let web = Fixtures.endpointSet("web")
+            let api = Fixtures.endpointSet("api")
+            let result = try await store.write([.put(web), .put(api)], lease: lease)
+            try await store.markSynced(generation: result.generation, serviceCount: 2, lease: lease)
+            var feed = try await read(store)
+
+            _ = try await store.write([.delete(web.service)], lease: lease)
+            let changes = try await store.changes(after: [source: feed.cursor], limit: 100, wait: nil)
+            let outcome = feed.apply(try #require(changes[source]))
+            #expect(outcome.resyncReason == nil)
+            #expect(outcome.updates == [.remove(web.service)])
+            #expect(feed.services.keys.sorted() == [api.service])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func readerResumesFromItsCursorAfterReconnecting(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let first = try await store.write([.put(Fixtures.endpointSet("web"))], lease: lease)
+            try await store.markSynced(generation: first.generation, serviceCount: 1, lease: lease)
+            var feed = try await read(store)
+
+            if let redis = harness.store as? RedisEndpointStore {
+                // Drop every client connection: the store must reconnect on its own.
+                _ = try? await redis.client.send(["CLIENT", "KILL", "TYPE", "normal"])
+            }
+            let web2 = Fixtures.endpointSet("web", count: 4)
+            let api = Fixtures.endpointSet("api")
+            var written = false
+            for _ in 0..<20 where !written {  // the first command after the kill may meet the dead socket
+                written = (try? await store.write([.put(web2), .put(api)], lease: lease)) != nil
+            }
+            #expect(written)
+            let changes = try await store.changes(after: [source: feed.cursor], limit: 100, wait: nil)
+            let outcome = feed.apply(try #require(changes[source]))
+            #expect(outcome.resyncReason == nil)
+            #expect(outcome.updates == [.upsert(web2), .upsert(api)])
+            #expect(feed.revision == 4)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aTrimmedStreamIsAGapThatForcesAResync(_ kind: StoreKind) async throws {
+        try await withHarness(kind, streamMaxLength: 10) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let first = try await store.write([.put(Fixtures.endpointSet("web"))], lease: lease)
+            try await store.markSynced(generation: first.generation, serviceCount: 1, lease: lease)
+            var feed = try await read(store)
+
+            // Far more entries than the stream keeps (Redis trims whole nodes of 100 with MAXLEN ~).
+            for round in 0..<30 {
+                let sets = (0..<10).map { Fixtures.endpointSet("svc-\($0)", count: 1 + round % 3) }
+                _ = try await store.write(sets.map(StoreWrite.put), lease: lease)
+            }
+            let changes = try await store.changes(after: [source: feed.cursor], limit: 1000, wait: nil)
+            let outcome = feed.apply(try #require(changes[source]))
+            #expect(outcome.resyncReason?.contains("gap") == true)
+
+            _ = feed.apply(try await store.snapshot(of: source))
+            #expect(feed.services.count == 11)
+            #expect(feed.services[Fixtures.service("svc-3")] == Fixtures.endpointSet("svc-3", count: 1 + 29 % 3))
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aStaleEpochIsRefusedAtomically(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let old = try #require(try await store.acquireLease(source: source, holder: "ingestor-a", ttl: .milliseconds(150)))
+            #expect(try await store.acquireLease(source: source, holder: "ingestor-b", ttl: .seconds(10)) == nil)
+            _ = try await store.write([.put(Fixtures.endpointSet("web"))], lease: old)
+
+            try await Task.sleep(for: .milliseconds(300))  // the lease expires; the standby takes over
+            let new = try #require(try await store.acquireLease(source: source, holder: "ingestor-b", ttl: .seconds(10)))
+            #expect(new.epoch > old.epoch)
+            #expect(try await store.renewLease(old, ttl: .seconds(10)) == false)
+
+            await #expect(throws: StoreError.self) {
+                try await store.write([.put(Fixtures.endpointSet("web", count: 9)), .put(Fixtures.endpointSet("evil"))], lease: old)
+            }
+            do {
+                _ = try await store.write([.put(Fixtures.endpointSet("evil"))], lease: old)
+            } catch let error as StoreError {
+                #expect(error.code == .staleEpoch)
+            }
+            await #expect(throws: StoreError.self) { try await store.heartbeat(lease: old, ttl: .seconds(1)) }
+            await #expect(throws: StoreError.self) { try await store.markSynced(generation: "x", serviceCount: 0, lease: old) }
+
+            let feed = try await read(store)
+            #expect(feed.services.keys.map(\.name) == ["web"])
+            #expect(feed.services.values.first?.endpoints.count == 3)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func releasedLeaseIsTakenAtOnceAndRenewalKeepsIt(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let a = try #require(try await store.acquireLease(source: source, holder: "a", ttl: .milliseconds(300)))
+            for _ in 0..<3 {
+                try await Task.sleep(for: .milliseconds(150))
+                #expect(try await store.renewLease(a, ttl: .milliseconds(300)))
+            }
+            #expect(try await store.acquireLease(source: source, holder: "b", ttl: .seconds(1)) == nil)
+            #expect(try await store.acquireLease(source: source, holder: "a", ttl: .seconds(1))?.epoch == a.epoch)
+            try await store.releaseLease(a)
+            let b = try #require(try await store.acquireLease(source: source, holder: "b", ttl: .seconds(1)))
+            #expect(b.epoch > a.epoch)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func noDeletionIsTrustedUntilTheCanaryIsBack(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            var lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let web = Fixtures.endpointSet("web")
+            let api = Fixtures.endpointSet("api")
+            let first = try await store.write([.put(web), .put(api)], lease: lease)
+            try await store.markSynced(generation: first.generation, serviceCount: 2, lease: lease)
+            var feed = try await read(store)
+            #expect(feed.services.count == 2)
+
+            try await harness.loseAllData()
+            let empty = feed.apply(try await store.snapshot(of: source))
+            #expect(empty.updates.isEmpty, "lost data must not delete endpoints")
+            #expect(feed.services.count == 2)
+
+            // The writer notices (no epoch → re-acquire; a new generation) and republishes.
+            await #expect(throws: StoreError.self) { try await store.write([.put(web)], lease: lease) }
+            lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let again = try await store.write([.put(web)], lease: lease)
+            #expect(again.createdGeneration)
+            #expect(again.generation != first.generation)
+
+            let partial = try await store.changes(after: [source: feed.cursor], limit: 100, wait: nil)
+            let outcome = feed.apply(partial[source] ?? [])
+            #expect(outcome.resyncReason != nil)
+            _ = feed.apply(try await store.snapshot(of: source))
+            #expect(feed.services.count == 2, "api stays until the canary says the listing is complete")
+
+            await #expect(throws: StoreError.self) {
+                try await store.markSynced(generation: first.generation, serviceCount: 1, lease: lease)
+            }
+            try await store.markSynced(generation: again.generation, serviceCount: 1, lease: lease)
+            let synced = try await store.changes(after: [source: feed.cursor], limit: 100, wait: nil)
+            #expect(feed.apply(synced[source] ?? []).resyncReason != nil)
+            let settled = feed.apply(try await store.snapshot(of: source))
+            #expect(settled.updates == [.remove(api.service)])
+            #expect(feed.services.keys.sorted() == [web.service])
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func heartbeatExpires(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            try await store.heartbeat(lease: lease, ttl: .milliseconds(200))
+            let alive = try #require(try await store.snapshot(of: source).heartbeat)
+            #expect(alive.holder == "i")
+            #expect(alive.epoch == lease.epoch)
+            #expect(alive.remainingMilliseconds > 0 && alive.remainingMilliseconds <= 200)
+            try await Task.sleep(for: .milliseconds(400))
+            #expect(try await store.snapshot(of: source).heartbeat == nil)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func badRecordsAreRejectedAndTheLastGoodStateIsKept(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let web = Fixtures.endpointSet("web")
+            let result = try await store.write([.put(web)], lease: lease)
+            try await store.markSynced(generation: result.generation, serviceCount: 1, lease: lease)
+            var feed = try await read(store)
+
+            let good: [UInt8] = try web.record(epoch: lease.epoch, publishedAtUnixMilliseconds: 0).serializedBytes()
+            var future = web.record(epoch: lease.epoch, publishedAtUnixMilliseconds: 0)
+            future.schemaVersion = .UNRECOGNIZED(7)
+            var lying = web.record(epoch: lease.epoch, publishedAtUnixMilliseconds: 0)
+            lying.contentHash ^= 1
+            let damaged: [(String, [UInt8])] = [
+                ("truncated", Array(good.prefix(good.count / 2))),
+                ("garbage", [0xFF, 0xFE, 0x00, 0x13, 0x37, 0xFF]),
+                ("lying hash", try lying.serializedBytes()),
+                ("future schema", try future.serializedBytes()),
+            ]
+            for (label, bytes) in damaged {
+                try await harness.storeUnvalidated(source: source, field: "default/web", bytes: bytes)
+                let changes = try await store.changes(after: [source: feed.cursor], limit: 10, wait: nil)
+                let outcome = feed.apply(try #require(changes[source]))
+                #expect(outcome.rejections.count == 1, "\(label)")
+                #expect(outcome.updates.isEmpty, "\(label)")
+                #expect(feed.services[web.service] == web, "\(label): last good state kept")
+                if label == "future schema" { #expect(outcome.resyncReason != nil) }
+            }
+            let full = feed.apply(try await store.snapshot(of: source))
+            #expect(full.rejections.count == 1)
+            #expect(feed.services[web.service] == web)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func removingASourceDrainsItAndFencesItsWriter(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let result = try await store.write([.put(Fixtures.endpointSet("web"))], lease: lease)
+            try await store.markSynced(generation: result.generation, serviceCount: 1, lease: lease)
+            var feed = try await read(store)
+
+            try await store.removeSource(source)
+            #expect(try await store.sources().isEmpty)
+            let changes = try await store.changes(after: [source: feed.cursor], limit: 10, wait: nil)
+            #expect(feed.apply(changes[source] ?? []).resyncReason == "source removed")
+            let drained = feed.apply(try await store.snapshot(of: source))
+            #expect(drained.updates == [.remove(Fixtures.service("web"))])
+            #expect(feed.isRemoved)
+            await #expect(throws: StoreError.self) { try await store.write([.put(Fixtures.endpointSet("web"))], lease: lease) }
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aWaitingReaderWakesOnAWrite(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            _ = try await store.write([], lease: lease)
+            let cursor = try await store.snapshot(of: source).cursor
+            let started = ContinuousClock.now
+            async let waited = store.changes(after: [source: cursor], limit: 10, wait: .seconds(5))
+            try await Task.sleep(for: .milliseconds(50))
+            _ = try await store.write([.put(Fixtures.endpointSet("web"))], lease: lease)
+            let changes = try await waited
+            #expect(changes[source]?.count == 1)
+            #expect(ContinuousClock.now - started < .seconds(3))
+
+            let idle = try await store.changes(after: [source: changes[source]![0].cursor], limit: 10, wait: .milliseconds(100))
+            #expect(idle.isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func anEmptySourceCanBeMarkedSynced(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let result = try await store.write([], lease: lease)
+            try await store.markSynced(generation: result.generation, serviceCount: 0, lease: lease)
+            let snapshot = try await store.snapshot(of: source)
+            #expect(snapshot.canary?.generation == result.generation)
+            #expect(snapshot.canary?.serviceCount == 0)
+            #expect(snapshot.records.isEmpty)
+        }
+    }
+}

@@ -1,0 +1,63 @@
+import LegationTestSupport
+import Shared
+
+/// The stores the contract suite runs against.
+enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
+    case memory, redis, redisTLS
+    var description: String { rawValue }
+}
+
+/// A store under test, with the means to damage it the way the world can.
+struct StoreHarness: Sendable {
+    let store: any EndpointStore
+    let kind: StoreKind
+    /// The Redis server behind the store (nil for the in-memory store).
+    let redis: RedisServer?
+
+    static func make(_ kind: StoreKind, streamMaxLength: Int = 10_000) async throws -> StoreHarness {
+        switch kind {
+        case .memory:
+            return StoreHarness(store: InMemoryEndpointStore(streamMaxLength: streamMaxLength), kind: kind, redis: nil)
+        case .redis, .redisTLS:
+            var options = RedisServer.Options()
+            if kind == .redisTLS {
+                options.tls = try await TestCertificates(in: TemporaryDirectory(prefix: "legation-pki"))
+            }
+            let server = try await RedisServer(options)
+            var storeOptions = RedisEndpointStore.Options()
+            storeOptions.streamMaxLength = streamMaxLength
+            let store = RedisEndpointStore(try server.configuration(), options: storeOptions)
+            return StoreHarness(store: store, kind: kind, redis: server)
+        }
+    }
+
+    /// Forgets all data, as `FLUSHALL` (or a restart without persistence) does.
+    func loseAllData() async throws {
+        if let store = store as? InMemoryEndpointStore {
+            await store.loseAllData()
+        } else if let store = store as? RedisEndpointStore {
+            _ = try await store.client.send(["FLUSHALL"])
+        }
+    }
+
+    /// Stores raw bytes as a service's record and appends a matching `put` entry, bypassing validation.
+    func storeUnvalidated(source: SourceCluster, field: String, bytes: [UInt8]) async throws {
+        if let store = store as? InMemoryEndpointStore {
+            await store.storeUnvalidated(source: source, field: field, bytes: bytes)
+        } else if let store = store as? RedisEndpointStore {
+            let keys = RedisKeys(source)
+            let client = store.client
+            let generation = try await client.send(["HGET", RedisArgument(keys.meta), "generation"]).string ?? "g"
+            let revision = try await client.send(["HINCRBY", RedisArgument(keys.meta), "revision", "1"]).integer ?? 0
+            _ = try await client.send(["HSET", RedisArgument(keys.services), RedisArgument(field), RedisArgument(bytes)])
+            _ = try await client.send([
+                "XADD", RedisArgument(keys.changes), "*", "rev", RedisArgument(revision), "gen", RedisArgument(generation),
+                "op", "put", "svc", RedisArgument(field), "rec", RedisArgument(bytes),
+            ])
+        }
+    }
+
+    func shutdown() async {
+        if let store = store as? RedisEndpointStore { await store.close() }
+    }
+}

@@ -1,0 +1,143 @@
+import Foundation
+import Shared
+
+/// A real `redis-server` (Debian's) on a free loopback port, started for one test and stopped after it.
+/// Without persistence unless asked; `restart()` keeps the port so clients can reconnect.
+public final class RedisServer: @unchecked Sendable {
+    public struct Options: Sendable {
+        /// Serve TLS (on the only port) with these certificates.
+        public var tls: TestCertificates?
+        /// Require client certificates (`tls-auth-clients yes`).
+        public var requireClientCertificates = false
+        /// Extra `user` lines for the ACL, e.g. `user ingestor on >secret ~legation:* +@all`.
+        public var aclUsers: [String] = []
+        /// Password of the `default` user; nil = no password.
+        public var defaultPassword: String?
+        /// Keep data in an append-only file across `restart()`.
+        public var appendOnly = false
+        public init() {}
+    }
+
+    public let port: Int
+    public let options: Options
+    private let directory: TemporaryDirectory
+    private var process: ChildProcess?
+
+    /// Starts a server and waits until it accepts connections.
+    /// - Throws: if `redis-server` is not installed (install Debian's `redis-server`) or does not start.
+    public init(_ options: Options = Options()) async throws {
+        self.options = options
+        self.port = try freeLoopbackPort()
+        self.directory = try TemporaryDirectory(prefix: "legation-redis")
+        try await start()
+    }
+
+    deinit {
+        process?.kill()
+        directory.remove()
+    }
+
+    /// A URL for this server (`rediss://localhost` with TLS, so the certificate's name matches).
+    public func url(user: String? = nil, password: String? = nil, database: Int = 0) -> String {
+        let credentials = switch (user, password) {
+        case (let user?, let password?): "\(user):\(password)@"
+        case (nil, let password?): "\(password)@"
+        default: ""
+        }
+        let host = options.tls == nil ? "127.0.0.1" : "localhost"
+        return "\(options.tls == nil ? "redis" : "rediss")://\(credentials)\(host):\(port)/\(database)"
+    }
+
+    /// A client configuration for this server, trusting the test CA when TLS is on.
+    public func configuration(user: String? = nil, password: String? = nil, clientCertificate: Bool = false) throws
+        -> RedisConfiguration
+    {
+        var tls = RedisConfiguration.TLS()
+        if let certificates = options.tls {
+            tls.caFile = certificates.caCertificate
+            if clientCertificate {
+                tls.certificateFile = certificates.clientCertificate
+                tls.keyFile = certificates.clientKey
+            }
+        }
+        var configuration = try RedisConfiguration(url: url(user: user, password: password), tls: tls)
+        configuration.connectTimeout = .seconds(2)
+        configuration.commandTimeout = .seconds(2)
+        configuration.reconnectInitialDelay = .milliseconds(10)
+        configuration.reconnectMaximumDelay = .milliseconds(100)
+        return configuration
+    }
+
+    /// Kills the server (SIGKILL: no goodbye to clients).
+    public func kill() {
+        process?.kill()
+        process = nil
+    }
+
+    /// Kills and starts the server again on the same port.
+    public func restart() async throws {
+        kill()
+        try await start()
+    }
+
+    private func start() async throws {
+        var lines = [
+            "bind 127.0.0.1",
+            "protected-mode no",
+            "dir \(directory.path)",
+            "save \"\"",
+            "appendonly \(options.appendOnly ? "yes" : "no")",
+            "appendfsync always",
+            "logfile \(directory.file("redis.log"))",
+        ]
+        if let tls = options.tls {
+            lines += [
+                "port 0", "tls-port \(port)", "tls-cert-file \(tls.serverCertificate)",
+                "tls-key-file \(tls.serverKey)", "tls-ca-cert-file \(tls.caCertificate)",
+                "tls-auth-clients \(options.requireClientCertificates ? "yes" : "no")",
+            ]
+        } else {
+            lines.append("port \(port)")
+        }
+        if let password = options.defaultPassword { lines.append("requirepass \(password)") }
+        lines += options.aclUsers
+        let config = try directory.write("redis.conf", lines.joined(separator: "\n") + "\n")
+
+        let process = try ChildProcess(Self.executable(), [config])
+        self.process = process
+
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            guard process.isRunning else {
+                let log = (try? String(contentsOfFile: directory.file("redis.log"), encoding: .utf8)) ?? ""
+                throw TestSupportError("redis-server exited at start: \(log.suffix(800))")
+            }
+            if isAccepting() { return }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        throw TestSupportError("redis-server did not accept connections on port \(port) within 10 s")
+    }
+
+    private func isAccepting() -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+
+    private static func executable() -> String {
+        for candidate in ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+        where FileManager.default.isExecutableFile(atPath: candidate) {
+            return candidate
+        }
+        return "/usr/bin/redis-server"
+    }
+}

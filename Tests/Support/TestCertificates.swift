@@ -1,0 +1,53 @@
+import Foundation
+
+/// A throwaway PKI made with the `openssl` command: a CA, a server certificate for `localhost` and
+/// 127.0.0.1, and a client certificate, all signed by the CA; plus a second, unrelated CA.
+public struct TestCertificates: Sendable {
+    public let caCertificate: String
+    public let serverCertificate: String
+    public let serverKey: String
+    public let clientCertificate: String
+    public let clientKey: String
+    /// A CA that signed nothing here: trusting only it must fail verification.
+    public let otherCACertificate: String
+
+    public init(in directory: TemporaryDirectory) async throws {
+        let d = directory.path
+        let script = """
+            set -e
+            cd '\(d)'
+            cat > server.ext <<EOF
+            subjectAltName=DNS:localhost,IP:127.0.0.1
+            EOF
+            cat > client.ext <<EOF
+            extendedKeyUsage=clientAuth
+            EOF
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=legation-test-ca -keyout ca.key -out ca.crt
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other.crt
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout server.key -out server.csr
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=legation-client -keyout client.key -out client.csr
+            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.crt
+            """
+        try await runShell(script)
+        caCertificate = directory.file("ca.crt")
+        serverCertificate = directory.file("server.crt")
+        serverKey = directory.file("server.key")
+        clientCertificate = directory.file("client.crt")
+        clientKey = directory.file("client.key")
+        otherCACertificate = directory.file("other.crt")
+    }
+}
+
+/// Runs `script` with bash; throws with its output if it fails.
+public func runShell(_ script: String) async throws {
+    let directory = try TemporaryDirectory(prefix: "legation-shell")
+    defer { directory.remove() }
+    let log = directory.file("output")
+    let process = try ChildProcess("/bin/bash", ["-c", script], outputFile: log)
+    let status = try await process.wait()
+    guard status == 0 else {
+        let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        throw TestSupportError("shell script failed (\(status)): \(output.suffix(2000))")
+    }
+}
