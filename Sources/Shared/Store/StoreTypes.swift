@@ -58,6 +58,12 @@ public struct WriteResult: Hashable, Sendable {
     /// True when this batch created the generation: the source's data was empty (first write ever, or
     /// Redis lost its data). A writer that had published before must then republish everything.
     public var createdGeneration: Bool
+
+    public init(outcomes: [WriteOutcome], generation: String, createdGeneration: Bool) {
+        self.outcomes = outcomes
+        self.generation = generation
+        self.createdGeneration = createdGeneration
+    }
 }
 
 /// One write of a batch.
@@ -73,6 +79,14 @@ public struct SyncCanary: Hashable, Sendable {
     public var holder: String
     public var syncedAtUnixMilliseconds: Int64
     public var serviceCount: UInt64
+
+    public init(generation: String, epoch: UInt64, holder: String, syncedAtUnixMilliseconds: Int64, serviceCount: UInt64) {
+        self.generation = generation
+        self.epoch = epoch
+        self.holder = holder
+        self.syncedAtUnixMilliseconds = syncedAtUnixMilliseconds
+        self.serviceCount = serviceCount
+    }
 }
 
 /// The writer's heartbeat, as stored; absent once its TTL ran out.
@@ -82,6 +96,13 @@ public struct Heartbeat: Hashable, Sendable {
     public var sentAtUnixMilliseconds: Int64
     /// Time left before it expires, as the store reports it.
     public var remainingMilliseconds: Int64
+
+    public init(holder: String, epoch: UInt64, sentAtUnixMilliseconds: Int64, remainingMilliseconds: Int64) {
+        self.holder = holder
+        self.epoch = epoch
+        self.sentAtUnixMilliseconds = sentAtUnixMilliseconds
+        self.remainingMilliseconds = remainingMilliseconds
+    }
 }
 
 /// Everything stored for one source, read atomically: the records and the stream position they
@@ -100,6 +121,21 @@ public struct SourceSnapshot: Sendable {
     public var heartbeat: Heartbeat?
     /// The source was removed explicitly: its endpoints are to be drained.
     public var removed: Bool
+
+    public init(
+        source: SourceCluster, generation: String?, revision: UInt64, cursor: StreamCursor, records: [String: [UInt8]],
+        canary: SyncCanary?, canaryError: String?, heartbeat: Heartbeat?, removed: Bool
+    ) {
+        self.source = source
+        self.generation = generation
+        self.revision = revision
+        self.cursor = cursor
+        self.records = records
+        self.canary = canary
+        self.canaryError = canaryError
+        self.heartbeat = heartbeat
+        self.removed = removed
+    }
 }
 
 /// One entry of a source's change stream, decoded only as far as the store layer must.
@@ -121,4 +157,11 @@ public struct StoreChange: Sendable {
     public var revision: UInt64
     public var generation: String
     public var kind: Kind
+
+    public init(cursor: StreamCursor, revision: UInt64, generation: String, kind: Kind) {
+        self.cursor = cursor
+        self.revision = revision
+        self.generation = generation
+        self.kind = kind
+    }
 }

@@ -1,0 +1,95 @@
+import Shared
+import SwiftProtobuf
+import Testing
+
+@Suite struct ModelTests {
+    @Test(arguments: ["", "-a", "a-", "A", "a_b", "a.b", String(repeating: "a", count: 64), "{x}", "a b"])
+    func namesThatAreNotDNSLabelsAreRefused(_ name: String) {
+        #expect(throws: ModelError.self) { try SourceCluster(name) }
+        #expect(throws: ModelError.self) { try ServiceKey(namespace: "default", name: name) }
+        #expect(throws: ModelError.self) { try ServiceKey(namespace: name, name: "web") }
+    }
+
+    @Test func serviceKeysParseTheirOwnDescription() throws {
+        let key = try ServiceKey(namespace: "payments", name: "ledger-v2")
+        #expect(try ServiceKey(parsing: key.description) == key)
+        for bad in ["payments", "a/b/c", "/web", "payments/", "Payments/web"] {
+            #expect(throws: ModelError.self) { try ServiceKey(parsing: bad) }
+        }
+    }
+
+    @Test func addressesAreStoredInCanonicalForm() throws {
+        #expect(try Endpoint(address: "fd00:0:0:0::05", targetPorts: []).address == "fd00::5")
+        #expect(try Endpoint(address: "10.0.0.1", targetPorts: []).isIPv6 == false)
+        for bad in ["", "10.0.0", "10.0.0.256", "host.example", "fd00::g", "10.0.0.1/24", "::ffff:1.2.3.4.5"] {
+            #expect(throws: ModelError.self) { try Endpoint(address: bad, targetPorts: []) }
+        }
+        #expect(throws: ModelError.self) { try Endpoint(address: "10.0.0.1", targetPorts: [], zone: "zone a") }
+        #expect(throws: ModelError.self) { try ServicePort(name: "http", port: 0) }
+        #expect(throws: ModelError.self) { try ServicePort(name: "HTTP", port: 80) }
+    }
+
+    @Test func setsAreSortedAndTheirHashIgnoresInputOrder() throws {
+        let source = try SourceCluster("cluster-a")
+        let service = try ServiceKey(namespace: "default", name: "web")
+        let port = try ServicePort(name: "http", port: 80)
+        let a = try Endpoint(address: "10.0.0.2", targetPorts: [8080], zone: "z1")
+        let b = try Endpoint(address: "10.0.0.1", targetPorts: [8080], zone: "z2")
+        let one = try EndpointSet(source: source, service: service, ports: [port], endpoints: [a, b])
+        let two = try EndpointSet(source: source, service: service, ports: [port], endpoints: [b, a])
+        #expect(one == two)
+        #expect(one.contentHash == two.contentHash)
+        #expect(one.endpoints.map(\.address) == ["10.0.0.1", "10.0.0.2"])
+
+        let draining = try Endpoint(
+            address: "10.0.0.2", targetPorts: [8080], zone: "z1",
+            conditions: .init(ready: false, serving: true, terminating: true))
+        let three = try EndpointSet(source: source, service: service, ports: [port], endpoints: [b, draining])
+        #expect(three.contentHash != one.contentHash)
+    }
+
+    /// The content hash is stored in Redis and compared across versions: it must never change for the
+    /// same content. If this fails, the hash function or the canonical encoding changed.
+    @Test func contentHashIsStable() throws {
+        let set = Fixtures.endpointSet("web", count: 3)
+        #expect(String(set.contentHash, radix: 16) == "f4f81765bb2c83f1")
+    }
+
+    @Test func invariantsAreEnforced() throws {
+        let source = try SourceCluster("c")
+        let service = try ServiceKey(namespace: "default", name: "web")
+        let http = try ServicePort(name: "http", port: 80)
+        let grpc = try ServicePort(name: "grpc", port: 9090, appProtocol: "grpc")
+        let endpoint = try Endpoint(address: "10.0.0.1", targetPorts: [8080])
+        // a duplicate address, a port mapping that does not fit, duplicate port names
+        #expect(throws: ModelError.self) {
+            try EndpointSet(source: source, service: service, ports: [http], endpoints: [endpoint, endpoint])
+        }
+        #expect(throws: ModelError.self) {
+            try EndpointSet(source: source, service: service, ports: [http, grpc], endpoints: [endpoint])
+        }
+        #expect(throws: ModelError.self) {
+            try EndpointSet(source: source, service: service, ports: [http, http], endpoints: [])
+        }
+        #expect(grpc.isHTTP2 && !http.isHTTP2)
+        let empty = try EndpointSet.empty(source: source, service: service, ports: [http])
+        #expect(empty.endpoints.isEmpty)
+    }
+
+    @Test func recordsRoundTripAndAreCheckedAgainstWhereTheyAreStored() throws {
+        let set = Fixtures.endpointSet("web", count: 10)
+        let bytes: [UInt8] = try set.record(epoch: 7, publishedAtUnixMilliseconds: 1_700_000_000_000).serializedBytes()
+        #expect(try EndpointSet(recordBytes: bytes, expectedSource: set.source, expectedService: set.service) == set)
+        #expect(throws: ModelError.self) {
+            try EndpointSet(recordBytes: bytes, expectedSource: try SourceCluster("other"), expectedService: set.service)
+        }
+        #expect(throws: ModelError.self) {
+            try EndpointSet(recordBytes: bytes, expectedSource: set.source, expectedService: Fixtures.service("api"))
+        }
+        var bigPort = set.record(epoch: 1, publishedAtUnixMilliseconds: 0)
+        bigPort.endpoints[0].targetPorts = [70_000]
+        #expect(throws: ModelError.self) {
+            try EndpointSet(recordBytes: try bigPort.serializedBytes(), expectedSource: set.source)
+        }
+    }
+}

@@ -1,0 +1,93 @@
+import LegationTestSupport
+import MetricsTestKit
+import Shared
+import Synchronization
+import Testing
+
+/// The follower shell over a real store: deliveries, rejections counted, and no deletions while the
+/// store is away.
+@Suite(.timeLimit(.minutes(1)))
+struct StoreFollowerTests {
+    /// What the follower delivered, merged per source.
+    final class Collected: Sendable {
+        let state = Mutex<[SourceCluster: [ServiceKey: EndpointSet]]>([:])
+        let deliveries = Mutex(0)
+
+        func apply(_ delivery: StoreFollower.Delivery) {
+            deliveries.withLock { $0 += 1 }
+            state.withLock { state in
+                for update in delivery.updates {
+                    switch update {
+                    case .upsert(let set): state[delivery.source, default: [:]][set.service] = set
+                    case .remove(let key): state[delivery.source]?[key] = nil
+                    }
+                }
+            }
+        }
+
+        func services(_ source: SourceCluster) -> [ServiceKey: EndpointSet] { state.withLock { $0[source] ?? [:] } }
+    }
+
+    private func eventually(_ what: String, within: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+        let deadline = ContinuousClock.now + within
+        while !condition() {
+            guard ContinuousClock.now < deadline else {
+                Issue.record("not within \(within): \(what)")
+                return
+            }
+            try await Task.sleep(for: .milliseconds(10))
+        }
+    }
+
+    @Test(arguments: [StoreKind.memory, .redis])
+    func followsDiscoversCountsRejectionsAndKeepsStateWhileRedisIsAway(_ kind: StoreKind) async throws {
+        let harness = try await StoreHarness.make(kind)
+        let metrics = TestMetrics()
+        let collected = Collected()
+        var options = StoreFollower.Options()
+        options.discoveryInterval = .milliseconds(50)
+        options.pollWait = .milliseconds(100)
+        options.retryMaximumDelay = .milliseconds(100)
+        let follower = StoreFollower(reader: harness.store, options: options, metricsFactory: metrics) { collected.apply($0) }
+        let task = Task { await follower.run() }
+        defer { task.cancel() }
+
+        let a = Fixtures.source("cluster-a")
+        let b = Fixtures.source("cluster-b")
+        let leaseA = try #require(try await harness.store.acquireLease(source: a, holder: "ia", ttl: .seconds(30)))
+        let leaseB = try #require(try await harness.store.acquireLease(source: b, holder: "ib", ttl: .seconds(30)))
+        let webA = Fixtures.endpointSet("web", source: a, count: 2, octet: 1)
+        let webB = Fixtures.endpointSet("web", source: b, count: 3, octet: 2)
+        let generation = try await harness.store.write([.put(webA)], lease: leaseA).generation
+        try await harness.store.markSynced(generation: generation, serviceCount: 1, lease: leaseA)
+        _ = try await harness.store.write([.put(webB)], lease: leaseB)
+        try await eventually("both sources delivered") {
+            collected.services(a)[webA.service] == webA && collected.services(b)[webB.service] == webB
+        }
+
+        // A damaged record: rejected, counted, last good state kept.
+        try await harness.storeUnvalidated(source: a, field: "default/web", bytes: [0xde, 0xad])
+        try await eventually("rejection counted") {
+            (try? metrics.expectCounter("legation_store_records_rejected_total", [("source", "cluster-a"), ("reason", "badRecord")]))?.totalValue == 1
+        }
+        #expect(collected.services(a)[webA.service] == webA)
+
+        // The store goes away: nothing is delivered, nothing deleted; it comes back and changes flow.
+        if let redis = harness.redis {
+            redis.kill()
+            try await eventually("read errors counted") {
+                ((try? metrics.expectCounter("legation_store_read_errors_total"))?.totalValue ?? 0) >= 1
+            }
+            #expect(collected.services(a)[webA.service] == webA)
+            #expect(collected.services(b)[webB.service] == webB)
+            try await redis.restart()  // empty: as after a crash without persistence
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(collected.services(a)[webA.service] == webA, "lost data deletes nothing")
+            let again = try #require(try await harness.store.acquireLease(source: a, holder: "ia", ttl: .seconds(30)))
+            let webA2 = Fixtures.endpointSet("web", source: a, count: 4, octet: 1)
+            _ = try await harness.store.write([.put(webA2)], lease: again)
+            try await eventually("republished set delivered") { collected.services(a)[webA.service] == webA2 }
+        }
+        await harness.shutdown()
+    }
+}
