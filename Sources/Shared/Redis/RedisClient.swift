@@ -91,7 +91,7 @@ public actor RedisClient {
         } catch {
             consecutiveFailures += 1
             connectFailures.increment()
-            let delay = Self.backoff(
+            let delay = Backoff.delay(
                 attempt: consecutiveFailures, initial: configuration.reconnectInitialDelay,
                 maximum: configuration.reconnectMaximumDelay)
             retryAt = .now + delay
@@ -104,12 +104,5 @@ public actor RedisClient {
 
     private func drop(_ failed: RedisConnection) {
         if !failed.isActive, connection === failed { connection = nil }
-    }
-
-    /// `initial × 2^(attempt-1)`, capped at `maximum`, times a random factor in [0.5, 1.5).
-    static func backoff(attempt: Int, initial: Duration, maximum: Duration) -> Duration {
-        let exponent = min(max(attempt - 1, 0), 30)
-        let base = min(initial * (1 << exponent), maximum)
-        return base * Double.random(in: 0.5..<1.5)
     }
 }

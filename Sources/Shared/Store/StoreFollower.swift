@@ -116,7 +116,7 @@ public final class StoreFollower: Sendable {
             } catch {
                 failures += 1
                 Counter(label: "legation_store_read_errors_total", factory: metricsFactory).increment()
-                let delay = RedisClient.backoff(
+                let delay = Backoff.delay(
                     attempt: failures, initial: options.retryInitialDelay, maximum: options.retryMaximumDelay)
                 logger.warning(
                     "cannot read the store; serving the last known state",

@@ -1,0 +1,105 @@
+import Ingestor
+import LegationTestSupport
+import Shared
+import Testing
+
+@Suite(.timeLimit(.minutes(1)))
+struct EndpointPublisherTests {
+    let source = try! SourceCluster("cluster-a")
+
+    func set(_ name: String, count: Int = 2) -> EndpointSet {
+        let port = try! ServicePort(name: "http", port: 80)
+        let endpoints = (0..<count).map { try! Endpoint(address: "10.0.\(name.count).\($0 + 1)", targetPorts: [8080]) }
+        return try! EndpointSet(source: source, service: try! ServiceKey(namespace: "default", name: name), ports: [port], endpoints: endpoints)
+    }
+
+    func fastOptions() -> EndpointPublisher.Options {
+        var options = EndpointPublisher.Options()
+        options.leaseTTL = .milliseconds(300)
+        options.heartbeatInterval = .milliseconds(100)
+        options.retryInitialDelay = .milliseconds(10)
+        options.retryMaximumDelay = .milliseconds(50)
+        return options
+    }
+
+    func stored(_ store: InMemoryEndpointStore) async -> [ServiceKey: EndpointSet] {
+        var feed = SourceFeed(source: source)
+        _ = feed.apply(await store.snapshot(of: source))
+        return feed.services
+    }
+
+    @Test func publishesTheInitialListThenTheCanaryThenChanges() async throws {
+        let store = InMemoryEndpointStore()
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions())
+        let task = Task { await publisher.run() }
+        defer { task.cancel() }
+
+        await publisher.upsert(set("early"))  // before the list: held until the list is complete
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(await store.snapshot(of: source).records.isEmpty)
+
+        await publisher.replaceAll([set("web"), set("api")])
+        #expect(await eventually { await store.snapshot(of: source).canary != nil })
+        #expect(await stored(store).keys.map(\.name).sorted() == ["api", "web"])
+        #expect(await publisher.status.isSynced)
+
+        await publisher.upsert(set("web", count: 5))
+        await publisher.remove(try ServiceKey(namespace: "default", name: "api"))
+        #expect(await eventually { await stored(store).count == 1 })
+        #expect(await stored(store).values.first?.endpoints.count == 5)
+        #expect(await eventually { await store.snapshot(of: source).heartbeat != nil })
+    }
+
+    @Test func aStandbyTakesOverAndTheDeposedWriterCannotWrite() async throws {
+        let store = InMemoryEndpointStore()
+        let cut = PartitionedStore(store)
+        let first = EndpointPublisher(store: cut, source: source, holder: "first", options: fastOptions())
+        let second = EndpointPublisher(store: store, source: source, holder: "second", options: fastOptions())
+        await first.replaceAll([set("web")])
+        await second.replaceAll([set("web")])
+        let firstTask = Task { await first.run() }
+        defer { firstTask.cancel() }
+        #expect(await eventually { await first.status.isSynced })
+        let secondTask = Task { await second.run() }
+        defer { secondTask.cancel() }
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(await !second.status.isLeader, "the standby waits while the lease is renewed")
+
+        cut.setPartitioned(true)  // the first writer is cut off from Redis: its lease runs out
+        #expect(await eventually { await second.status.isSynced })
+        #expect(await stored(store).count == 1, "no endpoint removed during the takeover")
+
+        await first.upsert(set("web", count: 7))  // the deposed writer has news, and comes back
+        cut.setPartitioned(false)
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(await stored(store).values.first?.endpoints.count == 2, "a deposed writer cannot write")
+        #expect(await !first.status.isLeader)
+        #expect(await second.status.isLeader)
+    }
+
+    @Test func lostStoreDataIsRepublishedWithANewCanary() async throws {
+        let store = InMemoryEndpointStore()
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions())
+        await publisher.replaceAll([set("web"), set("api"), set("db")])
+        let task = Task { await publisher.run() }
+        defer { task.cancel() }
+        #expect(await eventually { await store.snapshot(of: source).canary != nil })
+        let before = await store.snapshot(of: source).generation
+
+        await store.loseAllData()
+        #expect(await eventually { await store.snapshot(of: source).canary != nil })
+        #expect(await stored(store).count == 3)
+        #expect(await store.snapshot(of: source).generation != before)
+    }
+
+    @Test func shutdownReleasesTheLeaseForAnImmediateTakeover() async throws {
+        let store = InMemoryEndpointStore()
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions())
+        await publisher.replaceAll([set("web")])
+        let task = Task { await publisher.run() }
+        #expect(await eventually { await publisher.status.isSynced })
+        task.cancel()
+        await task.value
+        #expect(await store.acquireLease(source: source, holder: "b", ttl: .seconds(10)) != nil)
+    }
+}
