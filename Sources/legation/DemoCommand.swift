@@ -1,0 +1,166 @@
+import ArgumentParser
+import Foundation
+import Ingestor
+import Logging
+import Server
+import Shared
+import Synchronization
+
+/// `legation demo`: the whole pipeline on one machine with no Kubernetes and no Redis needed. Two file
+/// sources ("east", "west") are published by two ingestors into the embedded store (or a Redis you name),
+/// a reader merges them into the multi-cluster index the xds-server serves from, and the demo changes
+/// the sources (a pod terminating, a scale-up) to show each change arrive, with its latency.
+struct DemoCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the local demo: two source clusters merged into one mesh view (no cluster, no Redis needed).")
+
+    @OptionGroup var redis: RedisOptions
+
+    @Flag(help: "Keep running after the scripted changes; edit the printed YAML files and watch the view follow.")
+    var keepRunning = false
+
+    @Option(help: "Log level for the components (their logs go to standard error).")
+    var logLevel: Logger.Level = .warning
+
+    func run() async throws {
+        LoggingSetup.bootstrap(level: logLevel, json: false)
+        let directory = NSTemporaryDirectory() + "legation-demo-\(ProcessInfo.processInfo.processIdentifier)"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { if !keepRunning { try? FileManager.default.removeItem(atPath: directory) } }
+        let files = ["east": directory + "/east.yaml", "west": directory + "/west.yaml"]
+        try DemoData.east.write(toFile: files["east"]!, atomically: true, encoding: .utf8)
+        try DemoData.west.write(toFile: files["west"]!, atomically: true, encoding: .utf8)
+
+        let store: any EndpointStore
+        let storeName: String
+        if let configuration = try redis.configuration(clientName: "legation-demo") {
+            store = RedisEndpointStore(configuration)
+            storeName = "Redis at \(configuration.redactedURL)"
+        } else {
+            store = InMemoryEndpointStore()
+            storeName = "the embedded in-memory store"
+        }
+        print("""
+            Legation demo
+              sources   east → \(files["east"]!)
+                        west → \(files["west"]!)
+              store     \(storeName)
+              pipeline  file source → ingestor (lease, publish) → store → reader → merged index
+
+            """)
+
+        let view = DemoView()
+        var tasks: [Task<Void, Never>] = []
+        for name in ["east", "west"] {
+            let source = try SourceCluster(name)
+            var options = EndpointPublisher.Options()
+            options.leaseTTL = .seconds(5)
+            let publisher = EndpointPublisher(store: store, source: source, holder: "demo-\(name)", options: options)
+            let watcher = FileSourceWatcher(path: files[name]!, publisher: publisher, pollInterval: .milliseconds(50))
+            tasks.append(Task { await publisher.run() })
+            tasks.append(Task { await watcher.run() })
+        }
+        var followerOptions = StoreFollower.Options()
+        followerOptions.discoveryInterval = .milliseconds(100)
+        followerOptions.pollWait = .milliseconds(500)
+        let follower = StoreFollower(reader: store, options: followerOptions) { view.apply($0) }
+        tasks.append(Task { await follower.run() })
+        defer { tasks.forEach { $0.cancel() } }
+
+        guard try await view.waitUntil({ $0.syncedSources == 2 }) else {
+            throw ValidationError("the demo did not sync within 10 s; run with --log-level info to see why")
+        }
+        print("Merged view of both clusters (an Envoy cluster is namespace/service:port):\n")
+        print(view.render())
+
+        try await change(files["west"]!, to: DemoData.westDraining, view: view,
+            what: "west: pod checkout-7 is terminating (ready=false, serving=true, terminating=true)",
+            expect: { $0.health(of: "10.20.1.21") == .draining })
+        try await change(files["east"]!, to: DemoData.eastScaled, view: view,
+            what: "east: web scaled from 2 to 3 replicas",
+            expect: { $0.index.members(of: $0.webHTTP).count == 4 })
+
+        print("""
+            What to look at:
+              - default/web:http and default/checkout:grpc hold endpoints of both clusters (east and west);
+              - locality = zone/source cluster, so Envoy can prefer its own zone and fail over across clusters;
+              - a terminating pod is DRAINING, not removed: Envoy stops sending it new requests while it finishes.
+            """)
+        if keepRunning {
+            print("Running until Ctrl-C: edit \(directory)/*.yaml and watch the view change.\n")
+            var rendered = view.render()
+            while !Task.isCancelled {
+                try await Task.sleep(for: .milliseconds(200))
+                let now = view.render()
+                if now != rendered {
+                    print(now)
+                    rendered = now
+                }
+            }
+        }
+    }
+
+    private func change(_ file: String, to text: String, view: DemoView, what: String, expect: @escaping @Sendable (DemoView.State) -> Bool) async throws {
+        let started = ContinuousClock.now
+        try text.write(toFile: file, atomically: true, encoding: .utf8)
+        guard try await view.waitUntil(expect) else { throw ValidationError("the change did not arrive within 10 s") }
+        let elapsed = ContinuousClock.now - started
+        print("Change: \(what)\n  arrived in the merged view \(elapsed.formatted(.units(allowed: [.milliseconds]))) after the file was written (includes the file poll interval, 50 ms)\n")
+        print(view.render())
+    }
+}
+
+/// The demo's window on the index: what the follower delivered, merged.
+final class DemoView: Sendable {
+    struct State: Sendable {
+        var index = EndpointIndex()
+        var synced: Set<SourceCluster> = []
+        var syncedSources: Int { synced.count }
+        let webHTTP = ClusterKey(service: try! ServiceKey(namespace: "default", name: "web"), port: try! ServicePort(name: "http", port: 80))
+
+        func health(of address: String) -> EndpointHealth? {
+            for cluster in index.clusters.keys {
+                if let member = index.members(of: cluster).first(where: { $0.endpoint.address == address }) {
+                    return EndpointHealth.of(member.endpoint.conditions)
+                }
+            }
+            return nil
+        }
+    }
+
+    private let state = Mutex(State())
+
+    func apply(_ delivery: StoreFollower.Delivery) {
+        state.withLock { state in
+            _ = state.index.apply(delivery.updates, from: delivery.source)
+            if delivery.feed.isSynced { state.synced.insert(delivery.source) }
+        }
+    }
+
+    func waitUntil(_ condition: (State) -> Bool, timeout: Duration = .seconds(10)) async throws -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if condition(state.withLock { $0 }) { return true }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        return false
+    }
+
+    func render() -> String {
+        let index = state.withLock { $0.index }
+        var lines: [String] = []
+        for (cluster, port) in index.clusters.sorted(by: { $0.key < $1.key }) {
+            let members = index.members(of: cluster)
+            let protocolNote = port.isHTTP2 ? " (HTTP/2 upstream)" : ""
+            lines.append("  \(cluster.name)\(protocolNote): \(members.count) endpoint\(members.count == 1 ? "" : "s") from \(Set(members.map(\.source)).map(\.name).sorted().joined(separator: ", "))")
+            for member in members {
+                let health = EndpointHealth.of(member.endpoint.conditions)?.rawValue ?? "excluded"
+                let address = member.endpoint.isIPv6 ? "[\(member.endpoint.address)]" : member.endpoint.address
+                let locality = "\(member.endpoint.zone)/\(member.source)"
+                lines.append("    \((address + ":" + String(member.targetPort)).padding(toLength: 22, withPad: " ", startingAt: 0)) locality \(locality.padding(toLength: 18, withPad: " ", startingAt: 0)) \(health)")
+            }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

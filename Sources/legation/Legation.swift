@@ -1,0 +1,23 @@
+import ArgumentParser
+import Logging
+
+/// The one binary: a subcommand per role, plus the local demo and operator tools.
+@main
+struct Legation: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "legation",
+        abstract: "Multi-cluster Envoy control plane: ingestors publish endpoints to Redis, xds-servers serve Envoy.",
+        subcommands: [DemoCommand.self, IngestorCommand.self, StoreCommand.self]
+    )
+}
+
+/// Logging, bootstrapped once per process by the command that runs.
+enum LoggingSetup {
+    static func bootstrap(level: Logger.Level, json: Bool) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return json ? JSONLogHandler(label: label, level: level) : handler
+        }
+    }
+}
