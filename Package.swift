@@ -10,6 +10,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "legation", targets: ["legation"]),
+        .executable(name: "legation-bench", targets: ["legation-bench"]),
         .library(name: "Shared", targets: ["Shared"]),
         .library(name: "Ingestor", targets: ["Ingestor"]),
         .library(name: "Server", targets: ["Server"]),
@@ -95,6 +96,17 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // The benchmark harness (benchmarks/README.md).
+        .executableTarget(
+            name: "legation-bench",
+            dependencies: [
+                "Shared",
+                "LegationTestSupport",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "benchmarks/Sources/legation-bench",
             swiftSettings: strictSettings
         ),
         // Helpers for tests: a redis-server on a free loopback port, TLS certificates, fixtures.

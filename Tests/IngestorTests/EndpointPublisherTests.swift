@@ -15,8 +15,8 @@ struct EndpointPublisherTests {
 
     func fastOptions() -> EndpointPublisher.Options {
         var options = EndpointPublisher.Options()
-        options.leaseTTL = .milliseconds(300)
-        options.heartbeatInterval = .milliseconds(100)
+        options.leaseTTL = .seconds(1)
+        options.heartbeatInterval = .milliseconds(200)
         options.retryInitialDelay = .milliseconds(10)
         options.retryMaximumDelay = .milliseconds(50)
         return options
@@ -62,7 +62,7 @@ struct EndpointPublisherTests {
         #expect(await eventually { await first.status.isSynced })
         let secondTask = Task { await second.run() }
         defer { secondTask.cancel() }
-        try await Task.sleep(for: .milliseconds(400))
+        try await Task.sleep(for: .milliseconds(1500))
         #expect(await !second.status.isLeader, "the standby waits while the lease is renewed")
 
         cut.setPartitioned(true)  // the first writer is cut off from Redis: its lease runs out
@@ -71,7 +71,7 @@ struct EndpointPublisherTests {
 
         await first.upsert(set("web", count: 7))  // the deposed writer has news, and comes back
         cut.setPartitioned(false)
-        try await Task.sleep(for: .milliseconds(500))
+        try await Task.sleep(for: .milliseconds(800))
         #expect(await stored(store).values.first?.endpoints.count == 2, "a deposed writer cannot write")
         #expect(await !first.status.isLeader)
         #expect(await second.status.isLeader)

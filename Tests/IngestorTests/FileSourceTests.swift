@@ -4,7 +4,8 @@ import MetricsTestKit
 import Shared
 import Testing
 
-@Suite struct FileSourceTests {
+@Suite(.timeLimit(.minutes(1)))
+struct FileSourceTests {
     static let valid = """
         cluster: vm-fleet
         services:

@@ -158,6 +158,22 @@ struct RedisConnectionTests {
         connection.close()
     }
 
+    /// A command on a connection that closed under it fails at once: it must never wait forever.
+    @Test func aCommandOnAClosedConnectionFailsInsteadOfHanging() async throws {
+        let server = try await RedisServer()
+        let connection = try await RedisConnection.connect(try server.configuration())
+        server.kill()
+        let started = ContinuousClock.now
+        while connection.isActive, ContinuousClock.now - started < .seconds(5) { try await Task.sleep(for: .milliseconds(5)) }
+        do {
+            _ = try await connection.send(["PING"], timeout: .seconds(30))
+            Issue.record("a closed connection answered")
+        } catch let error as StoreError {
+            #expect(error.code == .unavailable)
+        }
+        #expect(ContinuousClock.now - started < .seconds(10))
+    }
+
     @Test func anUnreachableServerIsUnavailableNotACrash() async throws {
         let port = try freeLoopbackPort()
         var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(port)")

@@ -18,7 +18,7 @@ public final class RedisServer: @unchecked Sendable {
         public init() {}
     }
 
-    public let port: Int
+    public private(set) var port: Int
     public let options: Options
     private let directory: TemporaryDirectory
     private var process: ChildProcess?
@@ -29,7 +29,15 @@ public final class RedisServer: @unchecked Sendable {
         self.options = options
         self.port = try freeLoopbackPort()
         self.directory = try TemporaryDirectory(prefix: "legation-redis")
-        try await start()
+        // A free port can be taken by a parallel test between probing and binding: try another.
+        for attempt in 1...5 {
+            do {
+                try await start()
+                return
+            } catch let error as TestSupportError where error.description.contains("in use") && attempt < 5 {
+                port = try freeLoopbackPort()
+            }
+        }
     }
 
     deinit {
@@ -102,6 +110,7 @@ public final class RedisServer: @unchecked Sendable {
         if let password = options.defaultPassword { lines.append("requirepass \(password)") }
         lines += options.aclUsers
         let config = try directory.write("redis.conf", lines.joined(separator: "\n") + "\n")
+        try? FileManager.default.removeItem(atPath: directory.file("redis.log"))
 
         let process = try ChildProcess(Self.executable(), [config])
         self.process = process

@@ -92,11 +92,20 @@ public final class RedisConnection: Sendable {
         let futures = promises.map(\.futureResult)
         let limit = timeout ?? commandTimeout
         let channel = self.channel
+        // Completing a promise twice is a no-op in NIO, so every path below may simply fail them all.
         let timer = loop.scheduleTask(in: .milliseconds(limit.milliseconds)) {
-            channel.pipeline.fireErrorCaught(
-                StoreError(.timeout, "Redis did not answer within \(limit); connection closed"))
+            let error = StoreError(.timeout, "Redis did not answer within \(limit); connection closed")
+            promises.forEach { $0.fail(error) }
+            channel.pipeline.fireErrorCaught(error)
+            channel.close(promise: nil)
         }
-        channel.writeAndFlush(RedisRequest(bytes: buffer, promises: promises), promise: nil)
+        // A write that never reaches the handler (the channel closed meanwhile) fails here.
+        let written = loop.makePromise(of: Void.self)
+        written.futureResult.whenFailure { error in
+            let failure = StoreError(.unavailable, "Redis connection closed", cause: error)
+            promises.forEach { $0.fail(failure) }
+        }
+        channel.writeAndFlush(RedisRequest(bytes: buffer, promises: promises), promise: written)
         defer { timer.cancel() }
         var replies: [RESPValue] = []
         replies.reserveCapacity(futures.count)
