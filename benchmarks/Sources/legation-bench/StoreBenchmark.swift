@@ -27,6 +27,8 @@ struct StoreBenchmark: AsyncParsableCommand {
     struct Round: Codable {
         var publishSeconds: Double
         var readBackSeconds: Double
+        /// Of the read back: the snapshot from Redis (round trip and RESP parsing) alone.
+        var snapshotSeconds: Double
         var recordBytes: Int
     }
 
@@ -62,23 +64,31 @@ struct StoreBenchmark: AsyncParsableCommand {
             let published = ContinuousClock.now - started
 
             let readStarted = ContinuousClock.now
-            let found = try await withThrowingTaskGroup(of: Int.self) { group in
+            let (found, snapshotSeconds) = try await withThrowingTaskGroup(of: (Int, Double).self) { group in
                 for cluster in clusters {
                     group.addTask {
                         var feed = SourceFeed(source: cluster)
-                        let outcome = feed.apply(try await store.snapshot(of: cluster))
+                        let began = ContinuousClock.now
+                        let snapshot = try await store.snapshot(of: cluster)
+                        let snapshotSeconds = (ContinuousClock.now - began).seconds
+                        let outcome = feed.apply(snapshot)
                         guard outcome.rejections.isEmpty, feed.isSynced else { throw ValidationError("read back failed: \(outcome.rejections.first.map(String.init(describing:)) ?? "not synced")") }
-                        return feed.services.values.reduce(0) { $0 + $1.endpoints.count }
+                        return (feed.services.values.reduce(0) { $0 + $1.endpoints.count }, snapshotSeconds)
                     }
                 }
-                return try await group.reduce(0, +)
+                return try await group.reduce((0, 0.0)) { ($0.0 + $1.0, max($0.1, $1.1)) }
             }
             let readBack = ContinuousClock.now - readStarted
             guard found == services * endpoints else { throw ValidationError("read back \(found) endpoints, expected \(services * endpoints)") }
             await store.close()
-            let result = Round(publishSeconds: published.seconds, readBackSeconds: readBack.seconds, recordBytes: recordBytes)
+            let result = Round(
+                publishSeconds: published.seconds, readBackSeconds: readBack.seconds,
+                snapshotSeconds: snapshotSeconds, recordBytes: recordBytes)
             results.append(result)
-            print(String(format: "  round %d: publish %.1f ms, read back %.1f ms", round + 1, result.publishSeconds * 1000, result.readBackSeconds * 1000))
+            print(String(
+                format: "  round %d: publish %.1f ms, read back %.1f ms (snapshot from Redis %.1f ms, decode + validate %.1f ms)",
+                round + 1, result.publishSeconds * 1000, result.readBackSeconds * 1000, result.snapshotSeconds * 1000,
+                (result.readBackSeconds - result.snapshotSeconds) * 1000))
         }
         let publish = results.map(\.publishSeconds).sorted()
         let read = results.map(\.readBackSeconds).sorted()
