@@ -130,6 +130,7 @@ let package = Package(
             name: "SharedTests",
             dependencies: [
                 "Shared", "LegationTestSupport",
+                .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -139,7 +140,11 @@ let package = Package(
         ),
         .testTarget(
             name: "IngestorTests",
-            dependencies: ["Ingestor", "Shared", "LegationTestSupport"],
+            dependencies: [
+                "Ingestor", "Shared", "LegationTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
             swiftSettings: strictSettings
         ),
         .testTarget(

@@ -11,4 +11,14 @@ started=$(date +%s)
 swift build --build-tests
 echo "build: $(( $(date +%s) - started )) s"
 export LEGATION_E2E_VENV="$root/.venv-e2e"
-swift test --skip-build
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+swift test --skip-build 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+if [ "$status" = 0 ]; then
+  count=$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} in .* passed.*/\1/p' "$log" | tail -1)
+  [ -n "$count" ] && echo "tests: $count passed, 0 failed"
+fi
+exit "$status"

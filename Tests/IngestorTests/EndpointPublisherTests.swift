@@ -1,4 +1,5 @@
 import Ingestor
+import Logging
 import LegationTestSupport
 import Shared
 import Testing
@@ -30,7 +31,7 @@ struct EndpointPublisherTests {
 
     @Test func publishesTheInitialListThenTheCanaryThenChanges() async throws {
         let store = InMemoryEndpointStore()
-        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions())
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions(), logger: .quiet())
         let task = Task { await publisher.run() }
         defer { task.cancel() }
 
@@ -53,8 +54,8 @@ struct EndpointPublisherTests {
     @Test func aStandbyTakesOverAndTheDeposedWriterCannotWrite() async throws {
         let store = InMemoryEndpointStore()
         let cut = PartitionedStore(store)
-        let first = EndpointPublisher(store: cut, source: source, holder: "first", options: fastOptions())
-        let second = EndpointPublisher(store: store, source: source, holder: "second", options: fastOptions())
+        let first = EndpointPublisher(store: cut, source: source, holder: "first", options: fastOptions(), logger: .quiet())
+        let second = EndpointPublisher(store: store, source: source, holder: "second", options: fastOptions(), logger: .quiet())
         await first.replaceAll([set("web")])
         await second.replaceAll([set("web")])
         let firstTask = Task { await first.run() }
@@ -79,7 +80,7 @@ struct EndpointPublisherTests {
 
     @Test func lostStoreDataIsRepublishedWithANewCanary() async throws {
         let store = InMemoryEndpointStore()
-        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions())
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions(), logger: .quiet())
         await publisher.replaceAll([set("web"), set("api"), set("db")])
         let task = Task { await publisher.run() }
         defer { task.cancel() }
@@ -94,7 +95,7 @@ struct EndpointPublisherTests {
 
     @Test func shutdownReleasesTheLeaseForAnImmediateTakeover() async throws {
         let store = InMemoryEndpointStore()
-        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions())
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions(), logger: .quiet())
         await publisher.replaceAll([set("web")])
         let task = Task { await publisher.run() }
         #expect(await eventually { await publisher.status.isSynced })

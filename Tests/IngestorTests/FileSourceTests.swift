@@ -1,4 +1,5 @@
 import Ingestor
+import Logging
 import LegationTestSupport
 import MetricsTestKit
 import Shared
@@ -62,8 +63,8 @@ struct FileSourceTests {
         let metrics = TestMetrics()
         var options = EndpointPublisher.Options()
         options.leaseTTL = .seconds(5)
-        let publisher = EndpointPublisher(store: store, source: source, holder: "file", options: options)
-        let watcher = FileSourceWatcher(path: path, publisher: publisher, pollInterval: .milliseconds(20), metricsFactory: metrics)
+        let publisher = EndpointPublisher(store: store, source: source, holder: "file", options: options, logger: .quiet())
+        let watcher = FileSourceWatcher(path: path, publisher: publisher, pollInterval: .milliseconds(20), logger: .quiet(), metricsFactory: metrics)
         let tasks = [Task { await publisher.run() }, Task { await watcher.run() }]
         defer { tasks.forEach { $0.cancel() } }
 

@@ -1,4 +1,4 @@
-import Shared
+@testable import Shared
 import SwiftProtobuf
 import Testing
 
@@ -91,5 +91,53 @@ import Testing
         #expect(throws: ModelError.self) {
             try EndpointSet(recordBytes: try bigPort.serializedBytes(), expectedSource: set.source)
         }
+    }
+}
+
+/// The decoder's canonical-form and forward-compatibility rules.
+@Suite struct RecordDecodingTests {
+    let set = Fixtures.endpointSet("web", count: 4)
+
+    private func sealed(_ record: Legation_Store_V1_EndpointSetRecord) throws -> [UInt8] {
+        var content = Legation_Store_V1_EndpointSetRecord()
+        content.ports = record.ports
+        content.endpoints = record.endpoints
+        var sealed = record
+        sealed.contentHash = EndpointSet.hash(content: content)
+        return try sealed.serializedBytes()
+    }
+
+    @Test func recordsNotInCanonicalFormAreRefusedEvenWithAMatchingHash() throws {
+        var unsorted = set.record(epoch: 1, publishedAtUnixMilliseconds: 0)
+        unsorted.endpoints.reverse()
+        #expect(throws: ModelError.self) { try EndpointSet(recordBytes: try sealed(unsorted), expectedSource: set.source) }
+
+        let v6 = try EndpointSet(
+            source: set.source, service: set.service, ports: set.ports,
+            endpoints: [try Endpoint(address: "fd00::1", targetPorts: [8080])])
+        var longhand = v6.record(epoch: 1, publishedAtUnixMilliseconds: 0)
+        #expect(try EndpointSet(recordBytes: try sealed(longhand), expectedSource: set.source) == v6)
+        longhand.endpoints[0].address = "fd00:0:0::1"  // the same address, not in canonical form
+        do {
+            _ = try EndpointSet(recordBytes: try sealed(longhand), expectedSource: set.source)
+            Issue.record("a non-canonical address was accepted")
+        } catch {
+            #expect(error.message.contains("canonical"))
+        }
+
+        var duplicate = set.record(epoch: 1, publishedAtUnixMilliseconds: 0)
+        duplicate.endpoints[1] = duplicate.endpoints[0]
+        #expect(throws: ModelError.self) { try EndpointSet(recordBytes: try sealed(duplicate), expectedSource: set.source) }
+    }
+
+    /// A newer writer may add fields; an older reader keeps them in the hashed content and accepts it.
+    @Test func unknownFieldsOfANewerWriterAreHashedAsReceived() throws {
+        var record = set.record(epoch: 1, publishedAtUnixMilliseconds: 0)
+        var endpointBytes: [UInt8] = try record.endpoints[0].serializedBytes()
+        endpointBytes += [0x90, 0x03, 0x07]  // field 50, varint 7: unknown to this build
+        record.endpoints[0] = try Legation_Store_V1_Endpoint(serializedBytes: endpointBytes)
+        let decoded = try EndpointSet(recordBytes: try sealed(record), expectedSource: set.source)
+        #expect(decoded.endpoints == set.endpoints)
+        #expect(decoded.contentHash != set.contentHash, "the extra field is part of the content")
     }
 }

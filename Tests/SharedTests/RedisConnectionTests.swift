@@ -1,4 +1,5 @@
 import LegationTestSupport
+import Logging
 import NIOCore
 import Shared
 import Testing
@@ -123,7 +124,7 @@ struct RedisConnectionTests {
 
     @Test func theClientReconnectsAfterRedisComesBackAndBacksOffMeanwhile() async throws {
         let server = try await RedisServer()
-        let client = RedisClient(try server.configuration())
+        let client = RedisClient(try server.configuration(), logger: .quiet())
         #expect(try await client.send(["PING"]) == .simpleString("PONG"))
 
         server.kill()

@@ -319,6 +319,19 @@ struct StoreContractTests {
     }
 
     @Test(arguments: StoreKind.allCases)
+    func aSetOfAnotherSourceIsRefusedWhole(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let foreign = Fixtures.endpointSet("web", source: Fixtures.source("cluster-b"))
+            await #expect(throws: StoreError.self) {
+                try await store.write([.put(Fixtures.endpointSet("api")), .put(foreign)], lease: lease)
+            }
+            #expect(try await store.snapshot(of: source).records.isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
     func anEmptySourceCanBeMarkedSynced(_ kind: StoreKind) async throws {
         try await withHarness(kind) { harness in
             let store = harness.store

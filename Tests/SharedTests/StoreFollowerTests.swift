@@ -1,4 +1,5 @@
 import LegationTestSupport
+import Logging
 import MetricsTestKit
 import Shared
 import Synchronization
@@ -48,7 +49,7 @@ struct StoreFollowerTests {
         options.discoveryInterval = .milliseconds(50)
         options.pollWait = .milliseconds(100)
         options.retryMaximumDelay = .milliseconds(100)
-        let follower = StoreFollower(reader: harness.store, options: options, metricsFactory: metrics) { collected.apply($0) }
+        let follower = StoreFollower(reader: harness.store, options: options, logger: .quiet(), metricsFactory: metrics) { collected.apply($0) }
         let task = Task { await follower.run() }
         defer { task.cancel() }
 

@@ -1,4 +1,5 @@
 import LegationTestSupport
+import Logging
 import Shared
 
 /// The stores the contract suite runs against.
@@ -26,7 +27,7 @@ struct StoreHarness: Sendable {
             let server = try await RedisServer(options)
             var storeOptions = RedisEndpointStore.Options()
             storeOptions.streamMaxLength = streamMaxLength
-            let store = RedisEndpointStore(try server.configuration(), options: storeOptions)
+            let store = RedisEndpointStore(try server.configuration(), options: storeOptions, logger: .quiet())
             return StoreHarness(store: store, kind: kind, redis: server)
         }
     }

@@ -62,12 +62,26 @@ extension EndpointSet {
         guard record.endpoints.count <= Self.maximumEndpoints, record.ports.count <= Self.maximumPorts else {
             throw ModelError(.tooLarge, "record of \(service) has \(record.endpoints.count) endpoints and \(record.ports.count) ports")
         }
-        let ports = try record.ports.map { (port) throws(ModelError) in try ServicePort(record: port) }
-        let endpoints = try record.endpoints.map { (endpoint) throws(ModelError) in try Endpoint(record: endpoint) }
-        try self.init(source: expectedSource, service: service, ports: ports, endpoints: endpoints)
-        guard contentHash == record.contentHash else {
-            throw ModelError(.badRecord, "record of \(service) says content hash \(String(record.contentHash, radix: 16)) but its content hashes to \(String(contentHash, radix: 16))")
+        // The hash is checked over the content as received (unknown fields of newer writers included),
+        // without re-encoding the model; the model must then be exactly that content (canonical form).
+        var content = Legation_Store_V1_EndpointSetRecord()
+        content.ports = record.ports
+        content.endpoints = record.endpoints
+        let hash = EndpointSet.hash(content: content)
+        guard hash == record.contentHash else {
+            throw ModelError(.badRecord, "record of \(service) says content hash \(String(record.contentHash, radix: 16)) but its content hashes to \(String(hash, radix: 16))")
         }
+        let ports = try record.ports.map { (port) throws(ModelError) in try ServicePort(record: port) }
+        var endpoints: [Endpoint] = []
+        endpoints.reserveCapacity(record.endpoints.count)
+        for stored in record.endpoints {
+            let endpoint = try Endpoint(record: stored)
+            guard endpoint.address == stored.address else {
+                throw ModelError(.badRecord, "record of \(service) holds address \(stored.address.prefix(64)), not in canonical form")
+            }
+            endpoints.append(endpoint)
+        }
+        try self.init(source: expectedSource, service: service, ports: ports, endpoints: endpoints, knownHash: hash)
     }
 }
 

@@ -28,6 +28,13 @@ public struct EndpointSet: Hashable, Sendable {
     package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint])
         throws(ModelError)
     {
+        try self.init(source: source, service: service, ports: ports, endpoints: endpoints, knownHash: nil)
+    }
+
+    /// `knownHash`: the decoder's hash of the record it came from, already checked to be canonical.
+    init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], knownHash: UInt64?)
+        throws(ModelError)
+    {
         guard ports.count <= Self.maximumPorts else {
             throw ModelError(.tooLarge, "\(service) declares \(ports.count) ports; at most \(Self.maximumPorts) are allowed")
         }
@@ -41,20 +48,24 @@ public struct EndpointSet: Hashable, Sendable {
         if ports.count > 1, portNames.contains("") {
             throw ModelError(.invalidPort, "\(service) has several ports and one of them is unnamed")
         }
-        let sorted = endpoints.sorted { $0.address < $1.address }
+        let sorted = knownHash == nil ? endpoints.sorted { $0.address < $1.address } : endpoints
         for (index, endpoint) in sorted.enumerated() {
             guard endpoint.targetPorts.count == ports.count else {
                 throw ModelError(.invalidPort, "endpoint \(endpoint.address) of \(service) maps \(endpoint.targetPorts.count) ports; the service has \(ports.count)")
             }
-            if index > 0, sorted[index - 1].address == endpoint.address {
-                throw ModelError(.invalidAddress, "endpoint \(endpoint.address) appears twice in \(service)")
+            if index > 0, sorted[index - 1].address >= endpoint.address {
+                throw ModelError(
+                    .invalidAddress,
+                    sorted[index - 1].address == endpoint.address
+                        ? "endpoint \(endpoint.address) appears twice in \(service)"
+                        : "endpoints of \(service) are not sorted by address")
             }
         }
         self.source = source
         self.service = service
         self.ports = ports
         self.endpoints = sorted
-        self.contentHash = Self.hash(ports: ports, endpoints: sorted)
+        self.contentHash = knownHash ?? Self.hash(ports: ports, endpoints: sorted)
     }
 
     /// An empty set: the service exists but has no endpoints (published as empty, never as absent).
@@ -66,7 +77,12 @@ public struct EndpointSet: Hashable, Sendable {
         var content = Legation_Store_V1_EndpointSetRecord()
         content.ports = ports.map(\.record)
         content.endpoints = endpoints.map(\.record)
-        // Deterministic: the record has no maps, and fields are written in field-number order.
+        return hash(content: content)
+    }
+
+    /// SHA-256 (first 64 bits) of a record holding only ports and endpoints. Deterministic: the record
+    /// has no maps and fields are written in field-number order.
+    static func hash(content: Legation_Store_V1_EndpointSetRecord) -> UInt64 {
         let bytes: [UInt8] = (try? content.serializedBytes()) ?? []
         return SHA256.hash(data: bytes).withUnsafeBytes { digest in
             digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }

@@ -78,6 +78,9 @@ public actor InMemoryEndpointStore: EndpointStore {
         for write in writes {
             switch write {
             case .put(let set):
+                guard set.source == lease.source else {
+                    throw StoreError(.configuration, "\(set) written under the lease of \(lease.source)")
+                }
                 let field = set.service.description
                 if state.records[field]?.hash == set.contentHash {
                     outcomes.append(.unchanged)
