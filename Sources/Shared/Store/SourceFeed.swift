@@ -65,24 +65,9 @@ public struct SourceFeed: Sendable {
 
         var present = Set<ServiceKey>()
         for (field, bytes) in snapshot.records.sorted(by: { $0.key < $1.key }) {
-            let key: ServiceKey
-            do {
-                key = try ServiceKey(parsing: field)
-            } catch {
-                outcome.rejections.append(Rejection(field: field, error: error))
-                continue
-            }
-            present.insert(key)
-            do {
-                let set = try EndpointSet(recordBytes: bytes, expectedSource: source, expectedService: key)
-                if services[key] != set {
-                    services[key] = set
-                    outcome.updates.append(.upsert(set))
-                }
-            } catch {
-                outcome.rejections.append(Rejection(field: field, error: error))
-            }
+            if let key = apply(put: field, bytes: bytes, into: &outcome) { present.insert(key) }
         }
+        outcome.resyncReason = nil  // this is the resync: a record it cannot read stays rejected
         if isSynced {
             for key in services.keys.sorted() where !present.contains(key) {
                 services[key] = nil
@@ -134,9 +119,18 @@ public struct SourceFeed: Sendable {
         return outcome
     }
 
-    private mutating func apply(put field: String, bytes: [UInt8], into outcome: inout Outcome) {
+    /// Decodes one record into `services` (last good kept on error). - Returns: its key, if the field
+    /// names a service.
+    @discardableResult
+    private mutating func apply(put field: String, bytes: [UInt8], into outcome: inout Outcome) -> ServiceKey? {
+        let key: ServiceKey
         do {
-            let key = try ServiceKey(parsing: field)
+            key = try ServiceKey(parsing: field)
+        } catch {
+            outcome.rejections.append(Rejection(field: field, error: error))
+            return nil
+        }
+        do {
             let set = try EndpointSet(recordBytes: bytes, expectedSource: source, expectedService: key)
             if services[key] != set {
                 services[key] = set
@@ -148,5 +142,6 @@ public struct SourceFeed: Sendable {
                 outcome.resyncReason = "record of \(field) has an unsupported schema version"
             }
         }
+        return key
     }
 }
