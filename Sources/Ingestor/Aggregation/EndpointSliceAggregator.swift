@@ -1,0 +1,185 @@
+import Shared
+
+/// Turns a cluster's Services and EndpointSlices into one full `EndpointSet` per exported service: the
+/// "aggregator" of design §2 (with the record decoder, the only way to build a set).
+///
+/// A value type: the Kubernetes watch feeds it objects and publishes what it returns. Rules:
+/// - ports by name: each service port's target port per endpoint comes from its slice's port of the
+///   same name (`""` for an unnamed port); `appProtocol` from the service port, else the slice port;
+/// - an address in two slices (a pod moving between slices, or mid-update) is one endpoint: the one
+///   with the best conditions (ready > serving > neither) wins, then the slice that sorts first;
+/// - conditions: absent `ready` means ready, absent `serving` means the same as ready, absent
+///   `terminating` means not terminating (the EndpointSlice API's rules);
+/// - `"endpoints": null` is an empty slice; a service with no ready endpoints is published as empty;
+///   FQDN slices are skipped; a slice without a known, exported service waits for it;
+/// - a malformed endpoint is skipped and reported; the rest of its slice stands.
+public struct EndpointSliceAggregator: Sendable {
+    /// What happened to one service.
+    public enum Change: Sendable, Equatable {
+        case upsert(EndpointSet)
+        case remove(ServiceKey)
+    }
+
+    /// A part of an object that was skipped, with why (to log and count).
+    public struct Rejection: Sendable, Equatable, CustomStringConvertible {
+        public var object: String
+        public var reason: String
+        public var description: String { "\(object): \(reason)" }
+    }
+
+    public let source: SourceCluster
+    public let selection: ServiceSelection
+    private var services: [ServiceKey: ServiceObject] = [:]
+    private var slices: [ServiceKey: [String: EndpointSliceObject]] = [:]
+    private var published: [ServiceKey: EndpointSet] = [:]
+
+    public init(source: SourceCluster, selection: ServiceSelection = ServiceSelection()) {
+        self.source = source
+        self.selection = selection
+    }
+
+    /// The sets currently exported.
+    public var sets: [ServiceKey: EndpointSet] { published }
+
+    // MARK: Events
+
+    /// A Service was added or modified.
+    public mutating func upsert(service: ServiceObject) -> (changes: [Change], rejections: [Rejection]) {
+        guard let key = key(namespace: service.metadata.namespace, name: service.metadata.name) else {
+            return ([], [Rejection(object: "service \(service.metadata.name.prefix(80))", reason: "namespace or name is not a DNS label")])
+        }
+        services[key] = service
+        return rebuild(key)
+    }
+
+    /// A Service was deleted.
+    public mutating func delete(service: ServiceObject) -> [Change] {
+        guard let key = key(namespace: service.metadata.namespace, name: service.metadata.name) else { return [] }
+        services[key] = nil
+        return rebuild(key).changes
+    }
+
+    /// An EndpointSlice was added or modified.
+    public mutating func upsert(slice: EndpointSliceObject) -> (changes: [Change], rejections: [Rejection]) {
+        guard let serviceName = slice.serviceName,
+            let key = key(namespace: slice.metadata.namespace, name: serviceName)
+        else {
+            return ([], [])  // not a service's slice (or a malformed label): nothing to export
+        }
+        // A slice may move to another service only by being recreated; drop any old placement anyway.
+        for (other, byName) in slices where other != key && byName[slice.metadata.name] != nil {
+            slices[other]?[slice.metadata.name] = nil
+        }
+        slices[key, default: [:]][slice.metadata.name] = slice
+        return rebuild(key)
+    }
+
+    /// An EndpointSlice was deleted.
+    public mutating func delete(slice: EndpointSliceObject) -> [Change] {
+        guard let serviceName = slice.serviceName, let key = key(namespace: slice.metadata.namespace, name: serviceName) else { return [] }
+        slices[key]?[slice.metadata.name] = nil
+        if slices[key]?.isEmpty == true { slices[key] = nil }
+        return rebuild(key).changes
+    }
+
+    /// Replaces everything (an initial list or a relist after 410 Gone). - Returns: the complete set
+    /// of exported services, for `EndpointPublisher.replaceAll`.
+    public mutating func replaceAll(services: [ServiceObject], slices: [EndpointSliceObject]) -> (sets: [EndpointSet], rejections: [Rejection]) {
+        self.services = [:]
+        self.slices = [:]
+        published = [:]
+        var rejections: [Rejection] = []
+        for service in services {
+            if let key = key(namespace: service.metadata.namespace, name: service.metadata.name) {
+                self.services[key] = service
+            } else {
+                rejections.append(Rejection(object: "service \(service.metadata.name.prefix(80))", reason: "namespace or name is not a DNS label"))
+            }
+        }
+        for slice in slices {
+            guard let name = slice.serviceName, let key = key(namespace: slice.metadata.namespace, name: name) else { continue }
+            self.slices[key, default: [:]][slice.metadata.name] = slice
+        }
+        for key in self.services.keys.sorted() { rejections += rebuild(key).rejections }
+        return (published.values.sorted { $0.service < $1.service }, rejections)
+    }
+
+    // MARK: Building
+
+    private func key(namespace: String?, name: String) -> ServiceKey? {
+        try? ServiceKey(namespace: namespace ?? "default", name: name)
+    }
+
+    /// Recomputes one service's set; reports a change only when the content differs.
+    private mutating func rebuild(_ key: ServiceKey) -> (changes: [Change], rejections: [Rejection]) {
+        guard let service = services[key], selection.exports(service) else {
+            return published.removeValue(forKey: key) == nil ? ([], []) : ([.remove(key)], [])
+        }
+        var rejections: [Rejection] = []
+        let set: EndpointSet
+        do {
+            set = try build(key, service: service, rejections: &rejections)
+        } catch {
+            rejections.append(Rejection(object: "service \(key)", reason: error.description))
+            return ([], rejections)  // the last published set stands
+        }
+        guard published[key] != set else { return ([], rejections) }
+        published[key] = set
+        return ([.upsert(set)], rejections)
+    }
+
+    private func build(_ key: ServiceKey, service: ServiceObject, rejections: inout [Rejection]) throws(ModelError) -> EndpointSet {
+        var ports: [ServicePort] = []
+        for port in service.spec?.ports ?? [] {
+            guard let number = UInt16(exactly: port.port), number > 0 else {
+                throw ModelError(.invalidPort, "port \(port.name ?? "") has number \(port.port)")
+            }
+            let transport = ServicePort.TransportProtocol(rawValue: port.protocol ?? "TCP") ?? .tcp
+            let appProtocol = port.appProtocol ?? sliceAppProtocol(key, portName: port.name ?? "") ?? ""
+            ports.append(try ServicePort(name: port.name ?? "", port: number, transportProtocol: transport, appProtocol: appProtocol))
+        }
+
+        struct Candidate { var endpoint: Endpoint; var rank: Int }
+        var byAddress: [String: Candidate] = [:]
+        for (sliceName, slice) in (slices[key] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            guard slice.addressType == "IPv4" || slice.addressType == "IPv6" else { continue }
+            var targetsByName: [String: UInt16] = [:]
+            for port in slice.ports ?? [] {
+                if let number = port.port.flatMap({ UInt16(exactly: $0) }), number > 0 { targetsByName[port.name ?? ""] = number }
+            }
+            let targets = ports.map { targetsByName[$0.name] ?? 0 }
+            for (index, item) in (slice.endpoints ?? []).enumerated() {
+                guard let address = item.addresses.first else {
+                    rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: "no address"))
+                    continue
+                }
+                let ready = item.conditions?.ready ?? true
+                let conditions = Endpoint.Conditions(
+                    ready: ready, serving: item.conditions?.serving ?? ready, terminating: item.conditions?.terminating ?? false)
+                let pod = item.targetRef.flatMap { reference -> String? in
+                    guard reference.kind == "Pod", let name = reference.name else { return nil }
+                    return "\(reference.namespace ?? key.namespace)/\(name)"
+                } ?? ""
+                let zone = item.zone ?? item.deprecatedTopology?["topology.kubernetes.io/zone"] ?? ""
+                do {
+                    let endpoint = try Endpoint(
+                        address: address, targetPorts: targets, zone: zone, node: item.nodeName ?? "",
+                        hostname: item.hostname ?? "", targetPod: pod, conditions: conditions)
+                    let rank = conditions.ready ? 2 : (conditions.serving ? 1 : 0)
+                    if let existing = byAddress[endpoint.address], existing.rank >= rank { continue }
+                    byAddress[endpoint.address] = Candidate(endpoint: endpoint, rank: rank)
+                } catch {
+                    rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: error.description))
+                }
+            }
+        }
+        return try EndpointSet(source: source, service: key, ports: ports, endpoints: byAddress.values.map(\.endpoint))
+    }
+
+    private func sliceAppProtocol(_ key: ServiceKey, portName: String) -> String? {
+        for (_, slice) in (slices[key] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let value = slice.ports?.first(where: { ($0.name ?? "") == portName })?.appProtocol { return value }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,161 @@
+import Foundation
+import Ingestor
+import LegationTestSupport
+import Shared
+import Testing
+
+/// The aggregator on the real API JSON of shared/fixtures/kube.
+@Suite struct EndpointSliceAggregatorTests {
+    let source = try! SourceCluster("kind")
+
+    func upsert(_ aggregator: inout EndpointSliceAggregator, slice name: String) throws -> [EndpointSliceAggregator.Change] {
+        let result = aggregator.upsert(slice: try KubeFixtures.decode(EndpointSliceObject.self, name))
+        #expect(result.rejections.isEmpty)
+        return result.changes
+    }
+
+    /// A real pod termination (cilium's graceful-termination test, three states of one slice).
+    @Test func aTerminatingPodDrainsAndAnEmptySliceLeavesAnEmptyService() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        let service = try KubeFixtures.decode(ServiceObject.self, "service-graceful-term.json")
+        #expect(aggregator.upsert(service: service).changes.count == 1, "a service without slices is published, empty")
+
+        guard case .upsert(let ready) = try upsert(&aggregator, slice: "endpointslice-graceful-1-ready.json").first else {
+            Issue.record("no upsert"); return
+        }
+        #expect(ready.service.description == "test/graceful-term-svc")
+        #expect(ready.ports.map(\.port) == [8081])
+        #expect(ready.endpoints.map(\.address) == ["10.244.0.112"])
+        #expect(ready.endpoints[0].conditions == .ready)
+        #expect(ready.endpoints[0].targetPorts == [8081])
+        #expect(ready.endpoints[0].targetPod == "test/graceful-term-server")
+        #expect(ready.endpoints[0].node == "graceful-term-control-plane")
+
+        guard case .upsert(let draining) = try upsert(&aggregator, slice: "endpointslice-graceful-2-terminating.json").first else {
+            Issue.record("no upsert"); return
+        }
+        #expect(draining.endpoints[0].conditions == .init(ready: false, serving: true, terminating: true))
+
+        guard case .upsert(let empty) = try upsert(&aggregator, slice: "endpointslice-graceful-3-empty.json").first else {
+            Issue.record("no upsert"); return
+        }
+        #expect(empty.endpoints.isEmpty, "\"endpoints\": null is an empty slice; the service stays, empty")
+        #expect(try upsert(&aggregator, slice: "endpointslice-graceful-3-empty.json").isEmpty, "no change, nothing published")
+    }
+
+    @Test func dualStackSlicesMergeIntoOneSetWithPortsByName() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        _ = aggregator.upsert(service: try KubeFixtures.decode(ServiceObject.self, "service-dualstack-nodeport.json"))
+        _ = try upsert(&aggregator, slice: "endpointslice-dualstack-ipv4.json")
+        let changes = try upsert(&aggregator, slice: "endpointslice-dualstack-ipv6.json")
+        guard case .upsert(let set) = changes.first else { Issue.record("no upsert"); return }
+        #expect(set.ports.map(\.name) == ["http", "tftp"])
+        #expect(set.ports.map(\.transportProtocol) == [.tcp, .udp])
+        #expect(set.endpoints.map(\.address) == ["10.244.1.69", "10.244.2.62", "fd00:10:244:1::3c6f", "fd00:10:244:2::72d4"])
+        #expect(set.endpoints.allSatisfy { $0.targetPorts == [80, 69] })
+        #expect(set.endpoints.filter(\.isIPv6).count == 2)
+    }
+
+    @Test func listsAreReplacedWholeAndTheAPIServerSliceMapsItsTargetPort() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        let services = try KubeFixtures.decode(KubeList<ServiceObject>.self, "servicelist-dualstack-assembled.json").items
+        let slices = try KubeFixtures.decode(KubeList<EndpointSliceObject>.self, "endpointslicelist-dualstack-assembled.json").items
+        let (sets, rejections) = aggregator.replaceAll(services: services, slices: slices)
+        #expect(rejections.isEmpty)
+        #expect(sets.map(\.service.description) == ["default/echo-dualstack", "default/kubernetes"])
+        let apiserver = sets[1]
+        #expect(apiserver.ports.map(\.port) == [443])
+        #expect(apiserver.endpoints.map(\.targetPorts) == [[6443]])
+        #expect(apiserver.endpoints[0].targetPod == "", "no targetRef")
+        #expect(sets[0].endpoints.count == 4)
+    }
+
+    @Test func zonesComeFromTheSlice() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        let service = try ServiceObject.json(namespace: "default", name: "example", ports: [("http", 80)])
+        _ = aggregator.upsert(service: service)
+        var slice = try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-docs-zone.json")
+        slice.metadata.namespace = "default"
+        guard case .upsert(let set) = aggregator.upsert(slice: slice).changes.first else { Issue.record("no upsert"); return }
+        #expect(set.endpoints[0].zone == "us-west2-a")
+        #expect(set.endpoints[0].node == "node-1")
+    }
+
+    @Test func anAddressInTwoSlicesIsOneEndpointWithTheBestConditions() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        _ = aggregator.upsert(service: try KubeFixtures.decode(ServiceObject.self, "service-graceful-term.json"))
+        var old = try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-graceful-2-terminating.json")
+        old.metadata.name = "a-old"
+        var new = try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-graceful-1-ready.json")
+        new.metadata.name = "b-new"
+        _ = aggregator.upsert(slice: old)
+        let changes = aggregator.upsert(slice: new).changes
+        guard case .upsert(let set) = changes.first else { Issue.record("no upsert"); return }
+        #expect(set.endpoints.count == 1)
+        #expect(set.endpoints[0].conditions.ready)
+        #expect(aggregator.delete(slice: new).count == 1, "back to the terminating copy")
+        #expect(aggregator.sets.values.first?.endpoints[0].conditions.terminating == true)
+    }
+
+    @Test func selectionByNamespaceLabelAnnotationAndType() throws {
+        let selection = ServiceSelection(
+            excludeNamespaces: ["kube-system"], labelSelector: try LabelSelector(parsing: "tier in (web,api),!legacy"),
+            requiredAnnotation: ServiceSelection.exportAnnotation)
+        var aggregator = EndpointSliceAggregator(source: source, selection: selection)
+        var exported = try ServiceObject.json(namespace: "shop", name: "cart", ports: [("http", 80)])
+        exported.metadata.labels = ["tier": "web"]
+        exported.metadata.annotations = [ServiceSelection.exportAnnotation: "true"]
+        #expect(aggregator.upsert(service: exported).changes.count == 1)
+
+        var notAnnotated = exported
+        notAnnotated.metadata.name = "quiet"
+        notAnnotated.metadata.annotations = nil
+        var legacy = exported
+        legacy.metadata.name = "old"
+        legacy.metadata.labels = ["tier": "web", "legacy": "yes"]
+        var system = exported
+        system.metadata.namespace = "kube-system"
+        var external = exported
+        external.metadata.name = "external"
+        external.spec?.type = "ExternalName"
+        for service in [notAnnotated, legacy, system, external] {
+            #expect(aggregator.upsert(service: service).changes.isEmpty, "\(service.metadata.name)")
+        }
+        exported.metadata.annotations = [:]  // opting out removes it
+        #expect(aggregator.upsert(service: exported).changes == [.remove(try ServiceKey(namespace: "shop", name: "cart"))])
+    }
+
+    @Test func aMalformedEndpointIsSkippedAndReported() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        _ = aggregator.upsert(service: try KubeFixtures.decode(ServiceObject.self, "service-dualstack-nodeport.json"))
+        var slice = try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-dualstack-ipv4.json")
+        slice.endpoints?[0].addresses = ["not-an-ip"]
+        let result = aggregator.upsert(slice: slice)
+        #expect(result.rejections.count == 1)
+        #expect(result.rejections[0].description.contains("not an IP address"))
+        guard case .upsert(let set) = result.changes.first else { Issue.record("no upsert"); return }
+        #expect(set.endpoints.map(\.address) == ["10.244.1.69"])
+    }
+
+    @Test func labelSelectorsParseLikeKubectl() throws {
+        let selector = try LabelSelector(parsing: "app=web, env in (prod, staging),tier!=cache,team,!legacy")
+        #expect(selector.matches(["app": "web", "env": "prod", "team": "a"]))
+        #expect(!selector.matches(["app": "web", "env": "dev", "team": "a"]))
+        #expect(!selector.matches(["app": "web", "env": "prod", "team": "a", "tier": "cache"]))
+        #expect(!selector.matches(["app": "web", "env": "prod", "team": "a", "legacy": ""]))
+        #expect(!selector.matches(["app": "web", "env": "prod"]))
+        #expect(try LabelSelector(parsing: "env notin (dev)").matches([:]))
+        for bad in ["env in prod", "=x", "!"] {
+            #expect(throws: ModelError.self) { try LabelSelector(parsing: bad) }
+        }
+    }
+}
+
+extension ServiceObject {
+    /// A minimal Service, through the same JSON decoding the watch uses.
+    static func json(namespace: String, name: String, ports: [(String, Int)]) throws -> ServiceObject {
+        let portList = ports.map { #"{"name":"\#($0.0)","port":\#($0.1),"protocol":"TCP"}"# }.joined(separator: ",")
+        let text = #"{"metadata":{"name":"\#(name)","namespace":"\#(namespace)"},"spec":{"type":"ClusterIP","ports":[\#(portList)]}}"#
+        return try JSONDecoder().decode(ServiceObject.self, from: Data(text.utf8))
+    }
+}
