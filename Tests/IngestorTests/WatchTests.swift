@@ -1,0 +1,130 @@
+import Foundation
+import Ingestor
+import LegationTestSupport
+import Shared
+import Testing
+
+/// Watch streams from the real fixtures: framing in any chunking, event decoding, the state machine.
+@Suite struct WatchTests {
+    func frame(_ bytes: [UInt8], chunk: Int) throws -> [[UInt8]] {
+        var framer = JSONObjectFramer()
+        var objects: [[UInt8]] = []
+        for start in stride(from: 0, to: bytes.count, by: chunk) {
+            objects += try framer.feed(bytes[start..<min(start + chunk, bytes.count)])
+        }
+        #expect(framer.pendingBytes == 0)
+        return objects
+    }
+
+    @Test func framingDoesNotDependOnChunkBoundariesOrNewlines() throws {
+        let stream = Array(try KubeFixtures.data("watch-endpointslice-sequence-assembled.jsonl"))
+        let lines = stream.split(separator: UInt8(ascii: "\n")).count
+        for chunk in [1, 7, 100, 4096, stream.count] {
+            let objects = try frame(stream, chunk: chunk)
+            #expect(objects.count == lines, "chunk \(chunk)")
+        }
+        // Pretty-printed objects (as in the API docs), braces and quotes inside strings.
+        let pretty = Array("""
+            {
+              "type": "ADDED",
+              "object": {"metadata": {"name": "a}b\\"{", "resourceVersion": "1"}}
+            }
+            {"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"2"}}}
+            """.utf8)
+        #expect(try frame(pretty, chunk: 3).count == 2)
+    }
+
+    @Test func garbageAndOversizedEventsAreErrorsWithBoundedMemory() throws {
+        var framer = JSONObjectFramer()
+        #expect(throws: JSONObjectFramer.Failure.self) { try framer.feed(Array("<html>".utf8)) }
+
+        var small = JSONObjectFramer(maximumObjectBytes: 1 << 20)
+        let chunk = [UInt8](repeating: UInt8(ascii: "a"), count: 64 << 10)
+        _ = try small.feed(Array(#"{"type":"ADDED","object":{"x":""#.utf8))
+        var failed = false
+        for _ in 0..<160 where !failed {  // a 10 MB event
+            do { _ = try small.feed(chunk) } catch { failed = true }
+            #expect(small.pendingBytes <= (1 << 20) + chunk.count + 64)
+        }
+        #expect(failed)
+    }
+
+    @Test func aRealPodTerminationStreamDrivesTheAggregator() throws {
+        let stream = Array(try KubeFixtures.data("watch-endpointslice-sequence-assembled.jsonl"))
+        var framer = JSONObjectFramer()
+        var machine = WatchStateMachine()
+        _ = machine.listSucceeded(resourceVersion: "700")
+        var aggregator = EndpointSliceAggregator(source: try SourceCluster("kind"))
+        _ = aggregator.upsert(service: try KubeFixtures.decode(ServiceObject.self, "service-graceful-term.json"))
+        var seen: [Endpoint.Conditions?] = []
+        var actions: [WatchStateMachine.Action] = []
+        for object in try framer.feed(stream) {
+            let event = try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(object))
+            actions.append(machine.received(event))
+            switch event {
+            case .added(let slice), .modified(let slice): _ = aggregator.upsert(slice: slice)
+            case .deleted(let slice): _ = aggregator.delete(slice: slice)
+            case .bookmark, .error: continue
+            }
+            seen.append(aggregator.sets.values.first?.endpoints.first?.conditions)
+        }
+        // ADDED (ready) → MODIFIED (terminating) → MODIFIED (no endpoints) → DELETED → BOOKMARK → ERROR 410
+        #expect(actions == [.apply, .apply, .apply, .apply, .none, .list(after: .zero)])
+        #expect(seen == [.ready, .init(ready: false, serving: true, terminating: true), nil, nil])
+        #expect(aggregator.sets.values.first?.endpoints.isEmpty == true, "the service stays, empty")
+        #expect(machine.relists == 1)
+        #expect(machine.phase == .listing)
+    }
+
+    @Test func expiredVersionsRelistAndBookmarksMoveTheVersion() throws {
+        var machine = WatchStateMachine()
+        #expect(machine.start() == .list(after: .zero))
+        #expect(machine.listSucceeded(resourceVersion: "657887") == .watch(resourceVersion: "657887", after: .zero))
+
+        let golden = Array(try KubeFixtures.data("watch-initial-events-client-go-golden.jsonl"))
+        var framer = JSONObjectFramer()
+        let objects = try framer.feed(golden)
+        let bookmark = try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(objects[1]))
+        guard case .bookmark("964", true) = bookmark else { Issue.record("\(bookmark)"); return }
+        #expect(machine.received(bookmark) == WatchStateMachine.Action.none)
+        #expect(machine.resourceVersion == "964")
+
+        let expired = try JSONDecoder().decode(
+            WatchEvent<EndpointSliceObject>.self, from: try KubeFixtures.data("watch-error-410-captured.jsonl"))
+        #expect(machine.received(expired) == .list(after: .zero))
+        #expect(machine.relists == 1)
+        #expect(machine.phase == .listing)
+
+        // 410 as an HTTP status with a Status body.
+        _ = machine.listSucceeded(resourceVersion: "1")
+        let status = try KubeFixtures.decode(StatusObject.self, "status-410-expired-watch.json")
+        #expect(machine.watchFailed(status: status) == .list(after: .zero))
+    }
+
+    @Test func otherErrorsBackOffAndResumeFromTheLastVersion() throws {
+        var machine = WatchStateMachine(initialBackoff: .milliseconds(100), maximumBackoff: .seconds(1))
+        _ = machine.listSucceeded(resourceVersion: "10")
+        let forbidden = try KubeFixtures.decode(StatusObject.self, "status-403-forbidden-list-endpoints-captured.json")
+        var delays: [Duration] = []
+        for _ in 0..<6 {
+            guard case .watch("10", let delay) = machine.watchFailed(status: forbidden) else { Issue.record("no rewatch"); return }
+            delays.append(delay)
+        }
+        #expect(delays[0] >= .milliseconds(50) && delays[0] < .milliseconds(150))
+        #expect(delays.last! <= .milliseconds(1500))
+        #expect(machine.consecutiveFailures == 6)
+        let event = WatchEvent<EndpointSliceObject>.bookmark(resourceVersion: "11", initialEventsEnd: false)
+        _ = machine.received(event)
+        #expect(machine.consecutiveFailures == 0)
+        #expect(machine.watchEnded() == .watch(resourceVersion: "11", after: .zero), "a closed watch resumes where it was")
+    }
+
+    @Test func malformedEventsAreDecodingErrorsNotCrashes() {
+        for text in [#"{"type":"EXPLODED","object":{}}"#, #"{"object":{}}"#, #"{"type":"BOOKMARK","object":{"metadata":{}}}"#,
+                     #"{"type":"ADDED","object":{"metadata":{"name":5}}}"#] {
+            #expect(throws: (any Error).self) {
+                try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(text.utf8))
+            }
+        }
+    }
+}
