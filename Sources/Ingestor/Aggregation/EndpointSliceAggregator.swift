@@ -82,12 +82,18 @@ public struct EndpointSliceAggregator: Sendable {
         return rebuild(key).changes
     }
 
-    /// Replaces everything (an initial list or a relist after 410 Gone). - Returns: the complete set
-    /// of exported services, for `EndpointPublisher.replaceAll`.
+    /// Replaces everything (an initial list). - Returns: the complete set of exported services, for
+    /// `EndpointPublisher.replaceAll`.
     public mutating func replaceAll(services: [ServiceObject], slices: [EndpointSliceObject]) -> (sets: [EndpointSet], rejections: [Rejection]) {
+        var rejections = replace(services: services, rebuilding: false)
+        rejections += replace(slices: slices)
+        return (published.values.sorted { $0.service < $1.service }, rejections)
+    }
+
+    /// Replaces every Service (a relist of services after 410 Gone); rebuilds every set.
+    @discardableResult
+    public mutating func replace(services: [ServiceObject], rebuilding: Bool = true) -> [Rejection] {
         self.services = [:]
-        self.slices = [:]
-        published = [:]
         var rejections: [Rejection] = []
         for service in services {
             if let key = key(namespace: service.metadata.namespace, name: service.metadata.name) {
@@ -96,12 +102,25 @@ public struct EndpointSliceAggregator: Sendable {
                 rejections.append(Rejection(object: "service \(service.metadata.name.prefix(80))", reason: "namespace or name is not a DNS label"))
             }
         }
+        if rebuilding { rejections += rebuildAll() }
+        return rejections
+    }
+
+    /// Replaces every EndpointSlice (a relist of slices after 410 Gone); rebuilds every set.
+    @discardableResult
+    public mutating func replace(slices: [EndpointSliceObject]) -> [Rejection] {
+        self.slices = [:]
         for slice in slices {
             guard let name = slice.serviceName, let key = key(namespace: slice.metadata.namespace, name: name) else { continue }
             self.slices[key, default: [:]][slice.metadata.name] = slice
         }
-        for key in self.services.keys.sorted() { rejections += rebuild(key).rejections }
-        return (published.values.sorted { $0.service < $1.service }, rejections)
+        return rebuildAll()
+    }
+
+    private mutating func rebuildAll() -> [Rejection] {
+        var rejections: [Rejection] = []
+        for key in Set(services.keys).union(published.keys).sorted() { rejections += rebuild(key).rejections }
+        return rejections
     }
 
     // MARK: Building

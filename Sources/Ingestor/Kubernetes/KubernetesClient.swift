@@ -1,0 +1,229 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+
+/// Where a Kubernetes API server is and how to talk to it (from a kubeconfig or the in-cluster
+/// service account).
+public struct KubernetesConnection: Sendable {
+    public enum Credentials: Sendable {
+        case none
+        case token(String)
+        /// Re-read on every request, so a rotated service-account token is picked up.
+        case tokenFile(String)
+    }
+
+    public var server: String
+    /// PEM bundle of the CA(s) that signed the API server's certificate; nil = the system's.
+    public var certificateAuthority: [UInt8]?
+    public var insecureSkipTLSVerify: Bool
+    /// PEM client certificate chain and key.
+    public var clientCertificate: [UInt8]?
+    public var clientKey: [UInt8]?
+    public var credentials: Credentials
+
+    public init(
+        server: String, certificateAuthority: [UInt8]? = nil, insecureSkipTLSVerify: Bool = false,
+        clientCertificate: [UInt8]? = nil, clientKey: [UInt8]? = nil, credentials: Credentials = .none
+    ) {
+        self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
+        self.certificateAuthority = certificateAuthority
+        self.insecureSkipTLSVerify = insecureSkipTLSVerify
+        self.clientCertificate = clientCertificate
+        self.clientKey = clientKey
+        self.credentials = credentials
+    }
+}
+
+/// What went wrong talking to the API server.
+public struct KubernetesError: Error, Sendable, CustomStringConvertible {
+    /// The API server's Status answer, when there was one.
+    public var status: StatusObject?
+    public var httpStatus: Int?
+    public var message: String
+
+    public var isExpired: Bool { status?.isExpired == true || httpStatus == 410 }
+    public var description: String {
+        var text = message
+        if let httpStatus { text += " (HTTP \(httpStatus))" }
+        if let status { text += ": \(status)" }
+        return text
+    }
+}
+
+/// A thin, faithful client for the two calls the ingestor makes: a paginated LIST and a chunked WATCH,
+/// on AsyncHTTPClient. Watch streams are read incrementally (`JSONObjectFramer`), so memory stays
+/// bounded; the read timeout is the longest silence tolerated on a watch (bookmarks keep it alive).
+public final class KubernetesClient: Sendable {
+    public let connection: KubernetesConnection
+    private let http: HTTPClient
+    private let maximumEventBytes: Int
+    private let maximumListBytes: Int
+
+    /// - Throws: `KubernetesError` if the TLS material cannot be loaded.
+    public init(
+        _ connection: KubernetesConnection, readTimeout: Duration = .seconds(330), connectTimeout: Duration = .seconds(10),
+        maximumEventBytes: Int = 16 << 20, maximumListBytes: Int = 512 << 20
+    ) throws {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        do {
+            if let ca = connection.certificateAuthority {
+                tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(ca))
+            }
+            if let certificate = connection.clientCertificate, let key = connection.clientKey {
+                tls.certificateChain = try NIOSSLCertificate.fromPEMBytes(certificate).map { .certificate($0) }
+                tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
+            }
+        } catch {
+            throw KubernetesError(message: "cannot load the TLS material for \(connection.server): \(error)")
+        }
+        if connection.insecureSkipTLSVerify { tls.certificateVerification = .none }
+        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
+        configuration.timeout = .init(
+            connect: .milliseconds(connectTimeout.milliseconds), read: .milliseconds(readTimeout.milliseconds))
+        configuration.decompression = .enabled(limit: .ratio(50))
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        self.connection = connection
+        self.maximumEventBytes = maximumEventBytes
+        self.maximumListBytes = maximumListBytes
+    }
+
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    /// Lists everything at `path` in pages of `pageSize`. A `continue` token that expired (410) starts
+    /// the list over, as client-go does.
+    public func list<Item: Decodable & Sendable>(_ type: Item.Type, path: String, pageSize: Int = 500) async throws
+        -> (items: [Item], resourceVersion: String)
+    {
+        var restarts = 0
+        restart: while true {
+            var items: [Item] = []
+            var token: String?
+            repeat {
+                var query = "limit=\(pageSize)"
+                if let token { query += "&continue=\(Self.escape(token))" }
+                let body: [UInt8]
+                do {
+                    body = try await get(path: path, query: query)
+                } catch let error as KubernetesError where error.isExpired && token != nil && restarts < 3 {
+                    restarts += 1
+                    continue restart
+                }
+                let page: ListPage<Item>
+                do {
+                    page = try JSONDecoder().decode(ListPage<Item>.self, from: Data(body))
+                } catch {
+                    throw KubernetesError(message: "cannot decode the list of \(path): \(error)")
+                }
+                items += page.items ?? []
+                token = page.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
+                if token == nil {
+                    guard let version = page.metadata.resourceVersion, !version.isEmpty else {
+                        throw KubernetesError(message: "list of \(path) has no resourceVersion")
+                    }
+                    return (items, version)
+                }
+            } while true
+        }
+    }
+
+    /// Watches `path` from `resourceVersion`. Each element is one event, or a decoding failure of one
+    /// event (skipped by the caller, counted; the stream goes on). The stream finishes when the server
+    /// ends the watch, and throws `KubernetesError` when it fails (410 included).
+    public func watch<Object: Decodable & Sendable>(
+        _ type: Object.Type, path: String, resourceVersion: String, timeoutSeconds: Int = 300
+    ) -> AsyncThrowingStream<Result<WatchEvent<Object>, KubernetesError>, any Error> {
+        let query = "watch=true&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))&timeoutSeconds=\(timeoutSeconds)"
+        let (stream, continuation) = AsyncThrowingStream<Result<WatchEvent<Object>, KubernetesError>, any Error>.makeStream()
+        let task = Task {
+            do {
+                let response = try await execute(path: path, query: query, deadline: .seconds(Int64(timeoutSeconds) + 30))
+                guard response.status == .ok else {
+                    throw await Self.failure(response, path: path, limit: 1 << 20)
+                }
+                var framer = JSONObjectFramer(maximumObjectBytes: maximumEventBytes)
+                let decoder = JSONDecoder()
+                for try await buffer in response.body {
+                    let objects: [[UInt8]]
+                    do {
+                        objects = try framer.feed(buffer.readableBytesView)
+                    } catch {
+                        throw KubernetesError(message: "watch of \(path) broke: \(error)")
+                    }
+                    for object in objects {
+                        do {
+                            continuation.yield(.success(try decoder.decode(WatchEvent<Object>.self, from: Data(object))))
+                        } catch {
+                            continuation.yield(.failure(KubernetesError(message: "malformed watch event skipped: \(error)")))
+                        }
+                    }
+                }
+                continuation.finish()
+            } catch let error as KubernetesError {
+                continuation.finish(throwing: error)
+            } catch {
+                continuation.finish(throwing: KubernetesError(message: "watch of \(path) failed: \(error)"))
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    private func get(path: String, query: String) async throws -> [UInt8] {
+        let response: HTTPClientResponse
+        do {
+            response = try await execute(path: path, query: query, deadline: .seconds(120))
+        } catch let error as KubernetesError {
+            throw error
+        }
+        guard response.status == .ok else { throw await Self.failure(response, path: path, limit: 1 << 20) }
+        do {
+            return Array(try await response.body.collect(upTo: maximumListBytes).readableBytesView)
+        } catch {
+            throw KubernetesError(message: "cannot read the list of \(path): \(error)")
+        }
+    }
+
+    private func execute(path: String, query: String, deadline: Duration) async throws -> HTTPClientResponse {
+        var request = HTTPClientRequest(url: "\(connection.server)\(path)?\(query)")
+        request.headers.add(name: "Accept", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "legation-ingestor")
+        switch connection.credentials {
+        case .none: break
+        case .token(let token): request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        case .tokenFile(let file):
+            guard let token = try? String(contentsOfFile: file, encoding: .utf8) else {
+                throw KubernetesError(message: "cannot read the token file \(file)")
+            }
+            request.headers.add(name: "Authorization", value: "Bearer \(token.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        do {
+            return try await http.execute(request, timeout: .milliseconds(deadline.milliseconds))
+        } catch {
+            throw KubernetesError(message: "cannot reach \(connection.server)\(path): \(error)")
+        }
+    }
+
+    private static func failure(_ response: HTTPClientResponse, path: String, limit: Int) async -> KubernetesError {
+        let body = (try? await response.body.collect(upTo: limit)).map { Data($0.readableBytesView) } ?? Data()
+        let status = try? JSONDecoder().decode(StatusObject.self, from: body)
+        return KubernetesError(status: status, httpStatus: Int(response.status.code), message: "\(path) answered \(response.status.code)")
+    }
+
+    private static func escape(_ value: String) -> String {
+        value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? value
+    }
+}
+
+/// One page of a LIST answer.
+struct ListPage<Item: Decodable>: Decodable {
+    struct Metadata: Decodable {
+        var resourceVersion: String?
+        var `continue`: String?
+    }
+    var metadata: Metadata
+    var items: [Item]?
+}

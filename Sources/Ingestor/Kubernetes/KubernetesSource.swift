@@ -1,0 +1,188 @@
+import Logging
+import Metrics
+import Shared
+
+/// Publishes one Kubernetes cluster: LIST then WATCH of Services and EndpointSlices (cluster-wide or
+/// per namespace), through the aggregator, into the publisher. The initial lists of both resources
+/// complete before the first publish (so the canary means "everything"); after a relist (410 Gone)
+/// the full state is handed over again and only real differences reach Redis.
+///
+/// Malformed events and objects are skipped, logged and counted; the watch goes on.
+public actor KubernetesSource {
+    public struct Options: Sendable {
+        /// Namespaces to watch, each with its own LIST/WATCH; empty = cluster-wide.
+        public var namespaces: [String] = []
+        public var pageSize = 500
+        public var watchTimeoutSeconds = 300
+        public var initialBackoff: Duration = .milliseconds(200)
+        public var maximumBackoff: Duration = .seconds(30)
+        public init() {}
+    }
+
+    private let client: KubernetesClient
+    private let publisher: EndpointPublisher
+    private let options: Options
+    private let logger: Logger
+    private var aggregator: EndpointSliceAggregator
+    private var listed: Set<String> = []
+    private var initialPublished = false
+    private let metricsFactory: any MetricsFactory
+    private let source: SourceCluster
+
+    public init(
+        client: KubernetesClient, publisher: EndpointPublisher, selection: ServiceSelection, options: Options = Options(),
+        logger: Logger = Logger(label: "legation.kubernetes"), metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) {
+        self.client = client
+        self.publisher = publisher
+        self.options = options
+        self.logger = logger
+        self.source = publisher.source
+        self.aggregator = EndpointSliceAggregator(source: publisher.source, selection: selection)
+        self.metricsFactory = metricsFactory
+    }
+
+    /// True once both resources were listed and handed to the publisher.
+    public var isListed: Bool { initialPublished }
+
+    /// Lists and watches until cancelled.
+    public func run() async {
+        let scopes: [String?] = options.namespaces.isEmpty ? [nil] : options.namespaces.map { Optional($0) }
+        await withTaskGroup(of: Void.self) { group in
+            for namespace in scopes {
+                group.addTask { await self.follow(ServiceObject.self, kind: "services", namespace: namespace) }
+                group.addTask { await self.follow(EndpointSliceObject.self, kind: "endpointslices", namespace: namespace) }
+            }
+        }
+    }
+
+    private func path(kind: String, namespace: String?) -> String {
+        switch (kind, namespace) {
+        case ("services", nil): "/api/v1/services"
+        case ("services", let namespace?): "/api/v1/namespaces/\(namespace)/services"
+        case (_, nil): "/apis/discovery.k8s.io/v1/endpointslices"
+        case (_, let namespace?): "/apis/discovery.k8s.io/v1/namespaces/\(namespace)/endpointslices"
+        }
+    }
+
+    private func follow<Object: Decodable & Sendable & ResourceVersioned>(_ type: Object.Type, kind: String, namespace: String?) async {
+        let path = path(kind: kind, namespace: namespace)
+        var machine = WatchStateMachine(initialBackoff: options.initialBackoff, maximumBackoff: options.maximumBackoff)
+        var action = machine.start()
+        while !Task.isCancelled {
+            switch action {
+            case .list(let delay):
+                if delay > .zero { try? await Task.sleep(for: delay) }
+                do {
+                    let (items, version) = try await client.list(Object.self, path: path, pageSize: options.pageSize)
+                    await listed(items, kind: kind, scope: path)
+                    count("legation_ingestor_lists_total", kind)
+                    action = machine.listSucceeded(resourceVersion: version)
+                } catch let error as KubernetesError {
+                    logger.warning("list failed", metadata: ["path": "\(path)", "error": "\(error)"])
+                    count("legation_ingestor_list_errors_total", kind)
+                    action = machine.listFailed(status: error.status)
+                } catch {
+                    action = machine.listFailed(status: nil)
+                }
+            case .watch(let version, let delay):
+                if delay > .zero { try? await Task.sleep(for: delay) }
+                action = await watch(Object.self, kind: kind, path: path, from: version, machine: &machine)
+            case .apply, .none:
+                action = machine.watchEnded()
+            }
+        }
+    }
+
+    private func watch<Object: Decodable & Sendable & ResourceVersioned>(
+        _ type: Object.Type, kind: String, path: String, from version: String, machine: inout WatchStateMachine
+    ) async -> WatchStateMachine.Action {
+        count("legation_ingestor_watches_total", kind)
+        do {
+            for try await result in client.watch(Object.self, path: path, resourceVersion: version, timeoutSeconds: options.watchTimeoutSeconds) {
+                let event: WatchEvent<Object>
+                switch result {
+                case .success(let decoded): event = decoded
+                case .failure(let error):
+                    count("legation_ingestor_malformed_events_total", kind)
+                    logger.warning("skipped a malformed watch event", metadata: ["path": "\(path)", "error": "\(error)"])
+                    continue
+                }
+                let action = machine.received(event)
+                switch event {
+                case .added(let object), .modified(let object): await apply(object, deleted: false, kind: kind, type: "upsert")
+                case .deleted(let object): await apply(object, deleted: true, kind: kind, type: "delete")
+                case .bookmark: count("legation_ingestor_watch_events_total", kind, type: "bookmark")
+                case .error(let status):
+                    count("legation_ingestor_watch_events_total", kind, type: "error")
+                    if status.isExpired { count("legation_ingestor_relists_total", kind) }
+                    logger.info("watch answered an error", metadata: ["path": "\(path)", "status": "\(status)"])
+                    return action
+                }
+            }
+            return machine.watchEnded()
+        } catch let error as KubernetesError {
+            if error.isExpired { count("legation_ingestor_relists_total", kind) }
+            count("legation_ingestor_watch_errors_total", kind)
+            logger.info("watch ended with an error", metadata: ["path": "\(path)", "error": "\(error)"])
+            return machine.watchFailed(status: error.status ?? (error.httpStatus == 410 ? StatusObject(status: "Failure", message: error.message, reason: "Expired", code: 410) : nil))
+        } catch {
+            return machine.watchFailed(status: nil)
+        }
+    }
+
+    private func listed<Object>(_ items: [Object], kind: String, scope: String) async {
+        let rejections: [EndpointSliceAggregator.Rejection]
+        if let services = items as? [ServiceObject] {
+            rejections = aggregator.replace(services: services)
+        } else if let slices = items as? [EndpointSliceObject] {
+            rejections = aggregator.replace(slices: slices)
+        } else {
+            return
+        }
+        report(rejections, kind: kind)
+        listed.insert(scope)
+        let scopes = options.namespaces.isEmpty ? 2 : options.namespaces.count * 2
+        guard listed.count == scopes else { return }
+        initialPublished = true
+        await publisher.replaceAll(Array(aggregator.sets.values))
+    }
+
+    private func apply<Object>(_ object: Object, deleted: Bool, kind: String, type: String) async {
+        count("legation_ingestor_watch_events_total", kind, type: type)
+        var changes: [EndpointSliceAggregator.Change] = []
+        if let service = object as? ServiceObject {
+            if deleted { changes = aggregator.delete(service: service) } else {
+                let result = aggregator.upsert(service: service)
+                changes = result.changes
+                report(result.rejections, kind: kind)
+            }
+        } else if let slice = object as? EndpointSliceObject {
+            if deleted { changes = aggregator.delete(slice: slice) } else {
+                let result = aggregator.upsert(slice: slice)
+                changes = result.changes
+                report(result.rejections, kind: kind)
+            }
+        }
+        guard initialPublished else { return }  // the initial publish hands everything over at once
+        for change in changes {
+            switch change {
+            case .upsert(let set): await publisher.upsert(set)
+            case .remove(let key): await publisher.remove(key)
+            }
+        }
+    }
+
+    private func report(_ rejections: [EndpointSliceAggregator.Rejection], kind: String) {
+        for rejection in rejections {
+            count("legation_ingestor_malformed_objects_total", kind)
+            logger.warning("skipped part of a malformed object", metadata: ["object": "\(rejection.object)", "reason": "\(rejection.reason)"])
+        }
+    }
+
+    private func count(_ label: String, _ kind: String, type: String? = nil) {
+        var dimensions = [("source", source.name), ("resource", kind)]
+        if let type { dimensions.append(("type", type)) }
+        Counter(label: label, dimensions: dimensions, factory: metricsFactory).increment()
+    }
+}

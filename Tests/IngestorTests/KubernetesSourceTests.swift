@@ -1,0 +1,130 @@
+import Foundation
+import Ingestor
+import LegationTestSupport
+import Logging
+import MetricsTestKit
+import Shared
+import Testing
+
+/// A fake API server (TLS, bearer token) → KubernetesClient → aggregator → publisher → real Redis.
+@Suite(.timeLimit(.minutes(1)))
+struct KubernetesSourceTests {
+    let source = try! SourceCluster("kind")
+
+    struct Rig {
+        let api: FakeKubernetesAPI
+        let redis: RedisServer
+        let store: RedisEndpointStore
+        let client: KubernetesClient
+        let kubernetes: KubernetesSource
+        let metrics: TestMetrics
+        let tasks: [Task<Void, Never>]
+
+        func services(_ source: SourceCluster) async throws -> [ServiceKey: EndpointSet] {
+            var feed = SourceFeed(source: source)
+            _ = feed.apply(try await store.snapshot(of: source))
+            return feed.services
+        }
+
+        func stop() async {
+            tasks.forEach { $0.cancel() }
+            for task in tasks { await task.value }
+            await client.shutdown()
+            await store.close()
+            await api.shutdown()
+        }
+    }
+
+    func rig(token: String = "good-token") async throws -> Rig {
+        var options = FakeKubernetesAPI.Options()
+        let pki = try await TestCertificates(in: TemporaryDirectory(prefix: "legation-pki"))
+        options.tls = pki
+        options.tokens = ["good-token"]
+        let api = try await FakeKubernetesAPI(options)
+        try api.apply(.services, json: try KubeFixtures.data("service-graceful-term.json"))
+        try api.apply(.services, json: try KubeFixtures.data("service-dualstack-nodeport.json"))
+        try api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-graceful-1-ready.json"))
+        try api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-dualstack-ipv4.json"))
+        try api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-dualstack-ipv6.json"))
+
+        let redis = try await RedisServer()
+        let store = RedisEndpointStore(try redis.configuration(), logger: .quiet())
+        let connection = KubernetesConnection(
+            server: api.baseURL, certificateAuthority: Array(try Data(contentsOf: URL(fileURLWithPath: pki.caCertificate))),
+            credentials: .token(token))
+        let client = try KubernetesClient(connection, readTimeout: .seconds(30))
+        var publisherOptions = EndpointPublisher.Options()
+        publisherOptions.leaseTTL = .seconds(5)
+        let publisher = EndpointPublisher(store: store, source: source, holder: "i1", options: publisherOptions, logger: .quiet())
+        var sourceOptions = KubernetesSource.Options()
+        sourceOptions.pageSize = 1  // every list is paginated
+        sourceOptions.initialBackoff = .milliseconds(20)
+        sourceOptions.maximumBackoff = .milliseconds(200)
+        let metrics = TestMetrics()
+        let kubernetes = KubernetesSource(
+            client: client, publisher: publisher, selection: ServiceSelection(), options: sourceOptions, logger: .quiet(),
+            metricsFactory: metrics)
+        let tasks = [Task { await publisher.run() }, Task { await kubernetes.run() }]
+        return Rig(api: api, redis: redis, store: store, client: client, kubernetes: kubernetes, metrics: metrics, tasks: tasks)
+    }
+
+    @Test func listsPaginatedOverTLSThenFollowsTheWatch() async throws {
+        let rig = try await rig()
+        #expect(await eventually { (try? await rig.store.snapshot(of: source).canary) != nil })
+        let initial = try await rig.services(source)
+        #expect(initial.keys.map(\.description).sorted() == ["default/echo-dualstack", "test/graceful-term-svc"])
+        #expect(initial[try ServiceKey(namespace: "default", name: "echo-dualstack")]?.endpoints.count == 4)
+        #expect(rig.api.requests.contains { $0.contains("continue=") }, "pages were followed")
+        #expect(rig.api.requests.contains { $0.contains("watch=true") && $0.contains("allowWatchBookmarks=true") })
+
+        // A pod terminates: the watch carries it to Redis.
+        try rig.api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-graceful-2-terminating.json"))
+        let graceful = try ServiceKey(namespace: "test", name: "graceful-term-svc")
+        #expect(await eventually { (try? await rig.services(source))?[graceful]?.endpoints.first?.conditions.terminating == true })
+
+        // Garbage in the stream is skipped and counted; the watch goes on.
+        rig.api.injectIntoWatches(.endpointslices, bytes: Array(#"{"type":"ADDED","object":{"metadata":{"name":7}}}"#.utf8) + [10])
+        try rig.api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-graceful-3-empty.json"))
+        #expect(await eventually { (try? await rig.services(source))?[graceful]?.endpoints.isEmpty == true })
+        #expect((try? rig.metrics.expectCounter("legation_ingestor_malformed_events_total", [("source", "kind"), ("resource", "endpointslices")]))?.totalValue == 1)
+
+        // The service goes away.
+        try rig.api.delete(.services, namespace: "test", name: "graceful-term-svc")
+        #expect(await eventually { (try? await rig.services(source))?[graceful] == nil })
+        await rig.stop()
+    }
+
+    @Test func goneVersionsRelistAndPublishOnlyDifferences() async throws {
+        let rig = try await rig()
+        #expect(await eventually { (try? await rig.store.snapshot(of: source).canary) != nil })
+        let revisionBefore = try await rig.store.snapshot(of: source).revision
+
+        // History compacted and the watch expired: both resources relist, nothing changed, nothing written.
+        rig.api.compact()
+        rig.api.expireWatches(.endpointslices)
+        rig.api.expireWatches(.services)
+        #expect(await eventually {
+            ((try? rig.metrics.expectCounter("legation_ingestor_lists_total", [("source", "kind"), ("resource", "endpointslices")]))?.totalValue ?? 0) >= 2
+        })
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(try await rig.store.snapshot(of: source).revision == revisionBefore, "a relist without changes writes nothing")
+
+        // A change made while the watch is down arrives through the relist.
+        rig.api.compact()
+        rig.api.closeWatches()
+        try rig.api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-graceful-2-terminating.json"))
+        rig.api.compact()  // the watch resumes from a version the server no longer has: HTTP 410
+        let graceful = try ServiceKey(namespace: "test", name: "graceful-term-svc")
+        #expect(await eventually { (try? await rig.services(source))?[graceful]?.endpoints.first?.conditions.terminating == true })
+        await rig.stop()
+    }
+
+    @Test func aRejectedTokenPublishesNothingAndKeepsTrying() async throws {
+        let rig = try await rig(token: "stolen-token")
+        try await Task.sleep(for: .milliseconds(500))
+        #expect(try await rig.store.snapshot(of: source).canary == nil)
+        #expect(await !rig.kubernetes.isListed)
+        #expect(((try? rig.metrics.expectCounter("legation_ingestor_list_errors_total", [("source", "kind"), ("resource", "services")]))?.totalValue ?? 0) >= 2)
+        await rig.stop()
+    }
+}
