@@ -12,6 +12,8 @@ public struct KubernetesConnection: Sendable {
         case token(String)
         /// Re-read on every request, so a rotated service-account token is picked up.
         case tokenFile(String)
+        /// Exec plugins, EKS: asked on every request (they cache), told when the server says 401.
+        case provider(any BearerTokenProvider)
     }
 
     public var server: String
@@ -199,12 +201,21 @@ public final class KubernetesClient: Sendable {
                 throw KubernetesError(message: "cannot read the token file \(file)")
             }
             request.headers.add(name: "Authorization", value: "Bearer \(token.trimmingCharacters(in: .whitespacesAndNewlines))")
+        case .provider(let provider):
+            let token: String
+            do { token = try await provider.token() } catch { throw KubernetesError(message: "cannot get a token: \(error)") }
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
         }
+        let response: HTTPClientResponse
         do {
-            return try await http.execute(request, timeout: .milliseconds(deadline.milliseconds))
+            response = try await http.execute(request, timeout: .milliseconds(deadline.milliseconds))
         } catch {
             throw KubernetesError(message: "cannot reach \(connection.server)\(path): \(error)")
         }
+        if response.status == .unauthorized, case .provider(let provider) = connection.credentials {
+            await provider.invalidate()
+        }
+        return response
     }
 
     private static func failure(_ response: HTTPClientResponse, path: String, limit: Int) async -> KubernetesError {
