@@ -2,77 +2,97 @@ import ArgumentParser
 import Foundation
 import Ingestor
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 import Shared
 
 /// `legation ingestor`: publishes one source cluster's endpoints to Redis. Run two per source (the
-/// second waits as standby on the lease). This release reads a file source; the Kubernetes source
-/// follows (docs/file-source.md).
+/// second waits as standby on the lease). The source is a Kubernetes cluster (kubeconfig or in-cluster)
+/// or a YAML file. Configuration: a YAML file (docs/configuration.md), overridden by these flags.
 struct IngestorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ingestor",
-        abstract: "Publish one source's endpoints to Redis (active/standby on a lease).")
+        abstract: "Publish one source cluster's endpoints to Redis (active/standby on a lease).",
+        discussion: "Configuration comes from --config, then the flags below override it. See docs/configuration.md.")
 
-    @Option(help: ArgumentHelp("YAML file of services and endpoints to publish; re-read when it changes.", valueName: "path"))
-    var sourceFile: String
+    @Option(help: ArgumentHelp("YAML configuration file.", valueName: "path")) var config: String?
+    @Flag(help: "Validate the configuration, print it, and exit (0 when usable).") var checkConfig = false
 
-    @Option(help: ArgumentHelp("Lease holder name (unique per instance). Default: hostname-pid.", valueName: "name"))
-    var holder: String?
-
-    @Option(help: ArgumentHelp("Lease time-to-live in seconds: how soon a standby takes over from a dead writer.", valueName: "seconds"))
-    var leaseTTL: Double = 15
-
-    @Option(help: ArgumentHelp("How often to check the source file for changes, in seconds.", valueName: "seconds"))
-    var pollInterval: Double = 1
-
+    @Option(help: ArgumentHelp("Source cluster name (a DNS label; part of every Redis key).", valueName: "name")) var source: String?
+    @Option(help: ArgumentHelp("Kubeconfig of the cluster to watch.", valueName: "path")) var kubeconfig: String?
+    @Option(help: ArgumentHelp("Kubeconfig context (default: its current-context).", valueName: "name")) var context: String?
+    @Flag(help: "Watch the cluster this pod runs in (service account token and CA).") var inCluster = false
+    @Flag(help: "Let the kubeconfig run exec credential plugins.") var allowExec = false
+    @Flag(help: "Let the kubeconfig read local files (token files, keys, CAs).") var allowFileReferences = false
+    @Option(help: ArgumentHelp("Watch only this namespace (repeatable; default: all).", valueName: "namespace")) var namespace: [String] = []
+    @Option(help: ArgumentHelp("Export only services matching this label selector.", valueName: "selector")) var labelSelector: String?
+    @Flag(help: "Export only services annotated legation.io/export: \"true\".") var requireExportAnnotation = false
+    @Option(help: ArgumentHelp("Publish this YAML file of endpoints instead of a cluster (docs/file-source.md).", valueName: "path")) var sourceFile: String?
+    @Option(help: ArgumentHelp("Lease holder name, unique per instance (default: hostname-pid).", valueName: "name")) var holder: String?
+    @Option(help: ArgumentHelp("Lease time-to-live: how soon a standby takes over from a dead writer.", valueName: "seconds")) var leaseTTL: Double?
+    @Option(help: ArgumentHelp("Admin HTTP address for /healthz, /readyz, /metrics (default 0.0.0.0:9090).", valueName: "host:port")) var adminAddress: String?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
+    @Option(help: "Log format: text or json.") var logFormat: String?
     @OptionGroup var redis: RedisOptions
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
-
-    @Option(help: "Log format: text or json.")
-    var logFormat: LogFormat = .text
-
-    func validate() throws {
-        guard leaseTTL >= 1, leaseTTL <= 600 else { throw ValidationError("--lease-ttl must be 1...600 seconds") }
-        guard pollInterval >= 0.05, pollInterval <= 3600 else { throw ValidationError("--poll-interval must be 0.05...3600 seconds") }
+    func run() async throws {
+        let settings = try effectiveConfiguration()
+        let problems = settings.problems()
+        guard problems.isEmpty else {
+            throw ValidationError("the configuration is not usable:\n  - " + problems.joined(separator: "\n  - "))
+        }
+        if checkConfig {
+            print("configuration OK: source \(settings.source ?? "(from the file)") from \(settings.kubernetes != nil ? "Kubernetes" : "file \(settings.file!.path)"), Redis \((try? RedisConfiguration(url: settings.redis!.url!).redactedURL) ?? "?")")
+            return
+        }
+        LoggingSetup.bootstrap(level: Logger.Level(rawValue: settings.log?.level ?? "info") ?? .info, json: settings.log?.format == "json")
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let logger = Logger(label: "legation.ingestor")
+        try await IngestorRunner(settings: settings, redisOptions: redis, registry: registry, logger: logger).run()
     }
 
-    func run() async throws {
-        LoggingSetup.bootstrap(level: logLevel, json: logFormat == .json)
-        let logger = Logger(label: "legation.ingestor")
-        guard let redisConfiguration = try redis.configuration(clientName: "legation-ingestor") else {
-            throw ValidationError("the ingestor needs --redis-url (or LEGATION_REDIS_URL)")
+    /// The file's configuration with the flags and environment laid over it.
+    func effectiveConfiguration() throws -> IngestorConfiguration {
+        var settings = IngestorConfiguration()
+        if let config {
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read --config \(config)") }
+            do { settings = try IngestorConfiguration.parse(yaml: text) } catch { throw ValidationError("\(config): \(error.message)") }
         }
-        let text: String
-        do {
-            text = try String(contentsOfFile: sourceFile, encoding: .utf8)
-        } catch {
-            throw ValidationError("cannot read --source-file \(sourceFile): \(error.localizedDescription)")
+        if let source { settings.source = source }
+        if kubeconfig != nil || inCluster || !namespace.isEmpty || labelSelector != nil || requireExportAnnotation || context != nil {
+            var kubernetes = settings.kubernetes ?? IngestorConfiguration.Kubernetes()
+            if let kubeconfig { kubernetes.kubeconfig = kubeconfig }
+            if let context { kubernetes.context = context }
+            if inCluster { kubernetes.inCluster = true }
+            if allowExec { kubernetes.allowExec = true }
+            if allowFileReferences { kubernetes.allowFileReferences = true }
+            if !namespace.isEmpty { kubernetes.namespaces = namespace }
+            if let labelSelector { kubernetes.labelSelector = labelSelector }
+            if requireExportAnnotation { kubernetes.requireExportAnnotation = true }
+            settings.kubernetes = kubernetes
+        } else if allowExec || allowFileReferences, settings.kubernetes != nil {
+            if allowExec { settings.kubernetes?.allowExec = true }
+            if allowFileReferences { settings.kubernetes?.allowFileReferences = true }
         }
-        let parsed: FileSourceParser.Parsed
-        do {
-            parsed = try FileSourceParser.parse(text)
-        } catch {
-            throw ValidationError("\(sourceFile): \(error.message)")
+        if let sourceFile { settings.file = IngestorConfiguration.File(path: sourceFile, pollIntervalSeconds: settings.file?.pollIntervalSeconds) }
+        var redisSettings = settings.redis ?? IngestorConfiguration.Redis()
+        if let url = redis.redisURL ?? ProcessInfo.processInfo.environment["LEGATION_REDIS_URL"] { redisSettings.url = url }
+        if let file = redis.redisPasswordFile { redisSettings.passwordFile = file }
+        if let file = redis.redisCAFile { redisSettings.caFile = file }
+        if let file = redis.redisCertFile { redisSettings.certFile = file }
+        if let file = redis.redisKeyFile { redisSettings.keyFile = file }
+        if redis.redisInsecureSkipVerify { redisSettings.insecureSkipVerify = true }
+        settings.redis = redisSettings
+        if holder != nil || leaseTTL != nil {
+            settings.lease = IngestorConfiguration.Lease(holder: holder ?? settings.lease?.holder, ttlSeconds: leaseTTL ?? settings.lease?.ttlSeconds)
         }
-        let holder = self.holder ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
-        var options = EndpointPublisher.Options()
-        options.leaseTTL = .milliseconds(Int64(leaseTTL * 1000))
-        options.heartbeatInterval = options.leaseTTL / 3
-
-        let store = RedisEndpointStore(redisConfiguration, logger: logger)
-        let publisher = EndpointPublisher(store: store, source: parsed.source, holder: holder, options: options, logger: logger)
-        let watcher = FileSourceWatcher(
-            path: sourceFile, publisher: publisher, pollInterval: .milliseconds(Int64(pollInterval * 1000)), logger: logger)
-        logger.info("ingestor starting", metadata: [
-            "source": "\(parsed.source)", "holder": "\(holder)", "redis": "\(redisConfiguration.redactedURL)",
-        ])
-        let group = ServiceGroup(
-            services: [CancellableService { await publisher.run() }, CancellableService { await watcher.run() }],
-            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
-        try await group.run()
-        await store.close()
+        if let adminAddress { settings.admin = IngestorConfiguration.Admin(address: adminAddress) }
+        if logLevel != nil || logFormat != nil {
+            settings.log = IngestorConfiguration.Log(level: logLevel ?? settings.log?.level, format: logFormat ?? settings.log?.format)
+        }
+        return settings
     }
 }
 

@@ -45,6 +45,12 @@ public struct KubernetesError: Error, Sendable, CustomStringConvertible {
     public var httpStatus: Int?
     public var message: String
 
+    public init(status: StatusObject? = nil, httpStatus: Int? = nil, message: String) {
+        self.status = status
+        self.httpStatus = httpStatus
+        self.message = message
+    }
+
     public var isExpired: Bool { status?.isExpired == true || httpStatus == 410 }
     public var description: String {
         var text = message

@@ -1,0 +1,152 @@
+import Foundation
+import Shared
+import Yams
+
+/// The ingestor's configuration: one YAML file (docs/configuration.md), overridable by flags and
+/// environment. Every field has a default except the source and where its endpoints come from.
+public struct IngestorConfiguration: Codable, Sendable, Equatable {
+    public struct Kubernetes: Codable, Sendable, Equatable {
+        /// Path of a kubeconfig; nil with `inCluster` uses the pod's service account.
+        public var kubeconfig: String?
+        public var context: String?
+        public var inCluster: Bool?
+        /// Allow the kubeconfig to run exec credential plugins (they run commands on this host).
+        public var allowExec: Bool?
+        /// Allow the kubeconfig to reference local files (tokens, keys, CAs).
+        public var allowFileReferences: Bool?
+        /// EKS: make tokens natively for this cluster name (credentials from the environment or IRSA).
+        public var eksCluster: String?
+        public var eksRegion: String?
+        /// Only these namespaces (each watched on its own); empty = cluster-wide.
+        public var namespaces: [String]?
+        public var excludeNamespaces: [String]?
+        public var labelSelector: String?
+        /// Export only services annotated `legation.io/export: "true"`.
+        public var requireExportAnnotation: Bool?
+        public var pageSize: Int?
+        public var watchTimeoutSeconds: Int?
+        public init() {}
+    }
+
+    public struct File: Codable, Sendable, Equatable {
+        public var path: String
+        public var pollIntervalSeconds: Double?
+        public init(path: String, pollIntervalSeconds: Double? = nil) {
+            self.path = path
+            self.pollIntervalSeconds = pollIntervalSeconds
+        }
+    }
+
+    public struct Redis: Codable, Sendable, Equatable {
+        public var url: String?
+        public var passwordFile: String?
+        public var caFile: String?
+        public var certFile: String?
+        public var keyFile: String?
+        public var insecureSkipVerify: Bool?
+        public var timeoutSeconds: Double?
+        public var streamMaxLength: Int?
+        public init() {}
+    }
+
+    public struct Lease: Codable, Sendable, Equatable {
+        public var holder: String?
+        public var ttlSeconds: Double?
+        public init(holder: String? = nil, ttlSeconds: Double? = nil) {
+            self.holder = holder
+            self.ttlSeconds = ttlSeconds
+        }
+    }
+
+    public struct Publish: Codable, Sendable, Equatable {
+        public var coalesceMilliseconds: Double?
+        public var batchLimit: Int?
+        public var reconcileSeconds: Double?
+    }
+
+    public struct Admin: Codable, Sendable, Equatable {
+        /// `host:port` of /healthz, /readyz, /metrics.
+        public var address: String?
+        public init(address: String? = nil) { self.address = address }
+    }
+
+    public struct Log: Codable, Sendable, Equatable {
+        public var level: String?
+        public var format: String?
+        public init(level: String? = nil, format: String? = nil) {
+            self.level = level
+            self.format = format
+        }
+    }
+
+    /// The source cluster this ingestor publishes (a DNS label; part of every Redis key).
+    public var source: String?
+    public var kubernetes: Kubernetes?
+    public var file: File?
+    public var redis: Redis?
+    public var lease: Lease?
+    public var publish: Publish?
+    public var admin: Admin?
+    public var log: Log?
+
+    public init() {}
+
+    /// Parses YAML. - Throws: `ModelError.invalidField` naming the place of the problem.
+    public static func parse(yaml: String) throws(ModelError) -> IngestorConfiguration {
+        do {
+            return try YAMLDecoder().decode(IngestorConfiguration.self, from: yaml)
+        } catch {
+            throw ModelError(.invalidField, "configuration: \(error)")
+        }
+    }
+
+    /// Every problem, in words an operator can act on; empty when the configuration is usable.
+    public func problems() -> [String] {
+        var problems: [String] = []
+        if let source {
+            if (try? SourceCluster(source)) == nil { problems.append("source \(source.prefix(80)) is not a DNS label") }
+        } else if file == nil {
+            problems.append("source is not set (the source cluster's name)")
+        }
+        switch (kubernetes, file) {
+        case (nil, nil): problems.append("set kubernetes (a cluster to watch) or file (a YAML file of endpoints)")
+        case (.some, .some): problems.append("set kubernetes or file, not both: one ingestor publishes one source")
+        case (let kubernetes?, nil):
+            if kubernetes.kubeconfig == nil, kubernetes.inCluster != true {
+                problems.append("kubernetes: set kubeconfig, or inCluster: true")
+            }
+            if let selector = kubernetes.labelSelector, (try? LabelSelector(parsing: selector)) == nil {
+                problems.append("kubernetes.labelSelector \(selector.prefix(80)) does not parse")
+            }
+            for namespace in (kubernetes.namespaces ?? []) + (kubernetes.excludeNamespaces ?? []) where (try? ServiceKey(namespace: namespace, name: "x")) == nil {
+                problems.append("kubernetes: namespace \(namespace.prefix(80)) is not a DNS label")
+            }
+            if (kubernetes.eksCluster == nil) != (kubernetes.eksRegion == nil) { problems.append("kubernetes: eksCluster and eksRegion go together") }
+            if let size = kubernetes.pageSize, !(1...10_000).contains(size) { problems.append("kubernetes.pageSize must be 1...10000") }
+            if let timeout = kubernetes.watchTimeoutSeconds, !(10...3600).contains(timeout) { problems.append("kubernetes.watchTimeoutSeconds must be 10...3600") }
+        case (nil, let file?):
+            if let interval = file.pollIntervalSeconds, !(0.05...3600).contains(interval) { problems.append("file.pollIntervalSeconds must be 0.05...3600") }
+        }
+        if redis?.url == nil { problems.append("redis.url is not set (or LEGATION_REDIS_URL, --redis-url)") }
+        if let url = redis?.url, (try? RedisConfiguration(url: url)) == nil { problems.append("redis.url is not a redis:// or rediss:// URL") }
+        if let timeout = redis?.timeoutSeconds, !(0.1...300).contains(timeout) { problems.append("redis.timeoutSeconds must be 0.1...300") }
+        if let ttl = lease?.ttlSeconds, !(1...600).contains(ttl) { problems.append("lease.ttlSeconds must be 1...600") }
+        if let holder = lease?.holder, holder.isEmpty || holder.contains(" ") { problems.append("lease.holder must be a token without spaces") }
+        if let batch = publish?.batchLimit, !(1...10_000).contains(batch) { problems.append("publish.batchLimit must be 1...10000") }
+        if let window = publish?.coalesceMilliseconds, !(0...10_000).contains(window) { problems.append("publish.coalesceMilliseconds must be 0...10000") }
+        if let address = admin?.address, Self.hostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
+        if let level = log?.level, !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
+            problems.append("log.level must be trace, debug, info, notice, warning, error or critical")
+        }
+        if let format = log?.format, !["text", "json"].contains(format) { problems.append("log.format must be text or json") }
+        return problems
+    }
+
+    /// Splits `host:port` (`[::1]:9090` for IPv6).
+    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+}
