@@ -110,6 +110,7 @@ let package = Package(
             name: "legation-bench",
             dependencies: [
                 "Shared",
+                "Ingestor",
                 "LegationTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],

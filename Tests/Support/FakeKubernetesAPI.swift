@@ -51,6 +51,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     public private(set) var port = 0
     private let lock = NSLock()
     private var objects: [Resource: [String: [String: Any]]] = [:]  // "ns/name" → object
+    private var encoded: [Resource: [String: [UInt8]]] = [:]  // "ns/name" → its JSON, for fast lists
     private var history: [Event] = []
     private var oldestRetained = 0  // versions before this are compacted
     private var revision = 100
@@ -118,6 +119,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             let key = "\(namespace)/\(name)"
             let type = objects[resource]?[key] == nil ? "ADDED" : "MODIFIED"
             objects[resource, default: [:]][key] = object
+            encoded[resource, default: [:]][key] = Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]))
             try record(type, object, resource: resource, namespace: namespace)
             return revision
         }
@@ -127,6 +129,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     public func delete(_ resource: Resource, namespace: String, name: String) throws {
         try lock.withLock {
             guard var object = objects[resource]?.removeValue(forKey: "\(namespace)/\(name)") else { return }
+            encoded[resource]?["\(namespace)/\(name)"] = nil
             revision += 1
             var metadata = object["metadata"] as? [String: Any] ?? [:]
             metadata["resourceVersion"] = String(revision)
@@ -257,15 +260,22 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
                 }
                 (offset, listVersion) = (parts[0], parts[1])
             }
-            let all = (objects[resource] ?? [:]).filter { namespace == nil || $0.key.hasPrefix(namespace! + "/") }
+            let all = (encoded[resource] ?? [:]).filter { namespace == nil || $0.key.hasPrefix(namespace! + "/") }
                 .sorted { $0.key < $1.key }.map(\.value)
             let limit = Int(query["limit"] ?? "") ?? 0
             let page = limit > 0 ? Array(all.dropFirst(offset).prefix(limit)) : all
-            var metadata: [String: Any] = ["resourceVersion": String(listVersion)]
-            if limit > 0, offset + limit < all.count { metadata["continue"] = "\(offset + limit):\(listVersion)" }
+            var metadata = #"{"resourceVersion":"\#(listVersion)""#
+            if limit > 0, offset + limit < all.count { metadata += #","continue":"\#(offset + limit):\#(listVersion)""# }
+            metadata += "}"
             let kind = resource == .services ? "ServiceList" : "EndpointSliceList"
-            let body: [String: Any] = ["kind": kind, "apiVersion": resource == .services ? "v1" : "discovery.k8s.io/v1", "metadata": metadata, "items": page]
-            return .json(.ok, Array((try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()))
+            let apiVersion = resource == .services ? "v1" : "discovery.k8s.io/v1"
+            var body = Array(#"{"kind":"\#(kind)","apiVersion":"\#(apiVersion)","metadata":\#(metadata),"items":["#.utf8)
+            for (index, item) in page.enumerated() {
+                if index > 0 { body.append(UInt8(ascii: ",")) }
+                body += item
+            }
+            body += Array("]}".utf8)
+            return .json(.ok, body)
         }
     }
 

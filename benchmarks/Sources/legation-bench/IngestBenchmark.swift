@@ -1,0 +1,151 @@
+import ArgumentParser
+import Foundation
+import Ingestor
+import LegationTestSupport
+import Shared
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `legation-bench ingest`: the ingestor's hot paths against a real redis-server on loopback.
+///  1. events: watch events (100-endpoint EndpointSlices) framed, decoded, aggregated and published;
+///     events/s of wall time and of process CPU time;
+///  2. list: a fake API server holding S slices; time from starting the Kubernetes source to the canary.
+struct IngestBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "ingest", abstract: "Ingestor throughput and initial-list time.")
+
+    @Option(help: "Watch events in the events run (bounded).") var events = 10_000
+    @Option(help: "Endpoints per EndpointSlice.") var endpointsPerSlice = 100
+    @Option(help: "EndpointSlices in the list run.") var slices = 500
+    @Option(help: "Slices per service.") var slicesPerService = 5
+    @Option(help: "Write results as JSON here.") var output: String?
+
+    func validate() throws {
+        guard (1...200_000).contains(events), (1...1000).contains(endpointsPerSlice), (1...20_000).contains(slices), (1...100).contains(slicesPerService)
+        else { throw ValidationError("out of bounds") }
+    }
+
+    func run() async throws {
+        let redis = try await RedisServer()
+        var results: [String: String] = ["machine": ProcessInfo.processInfo.activeProcessorCount.description + " cores", "command": CommandLine.arguments.joined(separator: " ")]
+        let eventFigures = try await eventsRun(redis)
+        results.merge(eventFigures) { $1 }
+        let listFigures = try await listRun(redis)
+        results.merge(listFigures) { $1 }
+        if let output {
+            try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
+            print("wrote \(output)")
+        }
+    }
+
+    /// One slice's JSON as the API server sends it.
+    func sliceJSON(service: Int, slice: Int, version: Int, readyMask: Int) -> String {
+        let endpoints = (0..<endpointsPerSlice).map { e in
+            let ready = (e + readyMask) % 7 != 0
+            return #"{"addresses":["10.\#(service % 250).\#(slice * 50 + e / 250 % 50).\#(e % 250 + 1)"],"conditions":{"ready":\#(ready),"serving":true,"terminating":\#(!ready)},"nodeName":"node-\#(e % 30)","zone":"zone-\#(e % 3)","targetRef":{"kind":"Pod","namespace":"bench","name":"svc-\#(service)-\#(slice)-\#(e)","uid":"00000000-0000-0000-0000-000000000000"}}"#
+        }.joined(separator: ",")
+        return #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"svc-\#(service)-\#(slice)","namespace":"bench","resourceVersion":"\#(version)","labels":{"kubernetes.io/service-name":"svc-\#(service)","endpointslice.kubernetes.io/managed-by":"endpointslice-controller.k8s.io"}},"addressType":"IPv4","endpoints":[\#(endpoints)],"ports":[{"name":"http","protocol":"TCP","port":8080}]}"#
+    }
+
+    func serviceJSON(_ service: Int) -> String {
+        #"{"kind":"Service","apiVersion":"v1","metadata":{"name":"svc-\#(service)","namespace":"bench","resourceVersion":"1"},"spec":{"type":"ClusterIP","ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080}]}}"#
+    }
+
+    private func eventsRun(_ redis: RedisServer) async throws -> [String: String] {
+        let serviceCount = max(1, slices / slicesPerService)
+        let source = try SourceCluster("bench-events")
+        let store = RedisEndpointStore(try RedisConfiguration(url: redis.url()))
+        let publisher = EndpointPublisher(store: store, source: source, holder: "bench", logger: .quiet())
+        var aggregator = EndpointSliceAggregator(source: source, selection: ServiceSelection(excludeNamespaces: []))
+        let decoder = JSONDecoder()
+        for service in 0..<serviceCount {
+            _ = aggregator.upsert(service: try decoder.decode(ServiceObject.self, from: Data(serviceJSON(service).utf8)))
+        }
+        await publisher.replaceAll(Array(aggregator.sets.values))
+        let task = Task { await publisher.run() }
+        while await !publisher.status.isSynced { try await Task.sleep(for: .milliseconds(5)) }
+
+        // The stream, pre-rendered: each event modifies one slice (one endpoint's conditions flip).
+        var stream: [UInt8] = []
+        for index in 0..<events {
+            let service = index % serviceCount
+            let slice = (index / serviceCount) % slicesPerService
+            stream += Array(#"{"type":"MODIFIED","object":"#.utf8) + Array(sliceJSON(service: service, slice: slice, version: 1000 + index, readyMask: index).utf8) + Array("}\n".utf8)
+        }
+        let cpuBefore = cpuSeconds()
+        let started = ContinuousClock.now
+        var framer = JSONObjectFramer()
+        var published = 0
+        for chunkStart in stride(from: 0, to: stream.count, by: 64 << 10) {
+            for object in try framer.feed(stream[chunkStart..<min(chunkStart + (64 << 10), stream.count)]) {
+                let event = try decoder.decode(WatchEvent<EndpointSliceObject>.self, from: Data(object))
+                guard case .modified(let slice) = event else { continue }
+                for change in aggregator.upsert(slice: slice).changes {
+                    if case .upsert(let set) = change { await publisher.upsert(set); published += 1 }
+                }
+            }
+        }
+        let processed = ContinuousClock.now - started
+        while await publisher.status.pendingWrites > 0 { try await Task.sleep(for: .milliseconds(1)) }
+        let drained = ContinuousClock.now - started
+        let cpu = cpuSeconds() - cpuBefore
+        task.cancel()
+        await task.value
+        await store.close()
+        let figures: [String: String] = [
+            "events": "\(events)", "endpointsPerSlice": "\(endpointsPerSlice)", "stream MiB": String(format: "%.1f", Double(stream.count) / 1_048_576),
+            "events/s (wall, until Redis acknowledged all)": String(format: "%.0f", Double(events) / drained.seconds),
+            "events/s per CPU second": String(format: "%.0f", Double(events) / cpu),
+            "decode+aggregate wall seconds": String(format: "%.3f", processed.seconds), "sets handed to the publisher": "\(published)",
+        ]
+        print("events: \(events) MODIFIED events of \(endpointsPerSlice)-endpoint slices (\(figures["stream MiB"]!) MiB)")
+        print(String(format: "  %.0f events/s wall until Redis acknowledged all; %.0f events per CPU second (process CPU %.2f s over %.2f s)",
+                     Double(events) / drained.seconds, Double(events) / cpu, cpu, drained.seconds))
+        return figures
+    }
+
+    private func listRun(_ redis: RedisServer) async throws -> [String: String] {
+        let serviceCount = max(1, slices / slicesPerService)
+        let api = try await FakeKubernetesAPI()
+        for service in 0..<serviceCount {
+            try api.apply(.services, json: Data(serviceJSON(service).utf8))
+            for slice in 0..<slicesPerService {
+                try api.apply(.endpointslices, json: Data(sliceJSON(service: service, slice: slice, version: 1, readyMask: 0).utf8))
+            }
+        }
+        let source = try SourceCluster("bench-list")
+        let store = RedisEndpointStore(try RedisConfiguration(url: redis.url()))
+        let client = try KubernetesClient(KubernetesConnection(server: api.baseURL))
+        let publisher = EndpointPublisher(store: store, source: source, holder: "bench", logger: .quiet())
+        var options = KubernetesSource.Options()
+        options.pageSize = 500
+        let kubernetes = KubernetesSource(client: client, publisher: publisher, selection: ServiceSelection(excludeNamespaces: []), options: options, logger: .quiet())
+        let started = ContinuousClock.now
+        let tasks = [Task { await publisher.run() }, Task { await kubernetes.run() }]
+        var listed: Duration?
+        while await !publisher.status.isSynced {
+            if listed == nil, await kubernetes.isListed { listed = ContinuousClock.now - started }
+            try await Task.sleep(for: .microseconds(500))
+        }
+        let synced = ContinuousClock.now - started
+        tasks.forEach { $0.cancel() }
+        for task in tasks { await task.value }
+        var feed = SourceFeed(source: source)
+        _ = feed.apply(try await store.snapshot(of: source))
+        let endpoints = feed.services.values.reduce(0) { $0 + $1.endpoints.count }
+        await client.shutdown()
+        await store.close()
+        await api.shutdown()
+        print(String(format: "list: %d slices (%d endpoints, %d services) listed over HTTP in %.0f ms, published to Redis with canary at %.0f ms",
+                     slices, endpoints, serviceCount, (listed ?? synced).seconds * 1000, synced.seconds * 1000))
+        return ["list slices": "\(slices)", "list endpoints": "\(endpoints)", "list ms (HTTP list + decode + aggregate)": String(format: "%.0f", (listed ?? synced).seconds * 1000),
+                "list to canary ms": String(format: "%.0f", synced.seconds * 1000)]
+    }
+
+    private func cpuSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+}
