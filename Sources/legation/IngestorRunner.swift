@@ -116,7 +116,7 @@ struct IngestorRunner {
             guard let source = EKSTokenProvider.credentialSource() else {
                 throw KubernetesError(message: "eksCluster is set but the environment has no AWS credentials (AWS_ACCESS_KEY_ID or AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)")
             }
-            connection.credentials = .provider(EKSTokenProvider(cluster: cluster, region: region, source: source))
+            connection.credentials = .provider(EKSTokenProvider(cluster: cluster, region: region, source: source, stsEndpoint: kubernetes.eksSTSEndpoint))
         }
         return connection
     }

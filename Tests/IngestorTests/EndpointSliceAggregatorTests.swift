@@ -125,6 +125,16 @@ import Testing
         #expect(aggregator.upsert(service: exported).changes == [.remove(try ServiceKey(namespace: "shop", name: "cart"))])
     }
 
+    @Test func headlessServicesAreExportedLikeAnyOther() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        var service = try ServiceObject.json(namespace: "default", name: "echo-dualstack", ports: [("http", 80), ("tftp", 69)])
+        service.spec?.clusterIP = "None"
+        _ = aggregator.upsert(service: service)
+        guard case .upsert(let set) = aggregator.upsert(slice: try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-dualstack-ipv4.json")).changes.first
+        else { Issue.record("headless service not exported"); return }
+        #expect(set.endpoints.count == 2)
+    }
+
     @Test func aMalformedEndpointIsSkippedAndReported() throws {
         var aggregator = EndpointSliceAggregator(source: source)
         _ = aggregator.upsert(service: try KubeFixtures.decode(ServiceObject.self, "service-dualstack-nodeport.json"))

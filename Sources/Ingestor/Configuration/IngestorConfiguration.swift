@@ -17,6 +17,8 @@ public struct IngestorConfiguration: Codable, Sendable, Equatable {
         /// EKS: make tokens natively for this cluster name (credentials from the environment or IRSA).
         public var eksCluster: String?
         public var eksRegion: String?
+        /// STS endpoint for IRSA's AssumeRoleWithWebIdentity (default `https://sts.<region>.amazonaws.com`).
+        public var eksSTSEndpoint: String?
         /// Only these namespaces (each watched on its own); empty = cluster-wide.
         public var namespaces: [String]?
         public var excludeNamespaces: [String]?
