@@ -102,7 +102,9 @@ struct KubernetesAuthTests {
             """)
         chmod(script, 0o755)
         let clock = Mutex(Date())
-        let provider = ExecCredentialProvider(.init(command: script, environment: ["FOO": "bar"]), now: { clock.withLock { $0 } })
+        // Run through /bin/sh: executing a file just written races with other tests' forks (ETXTBSY).
+        let provider = ExecCredentialProvider(
+            .init(command: "/bin/sh", arguments: [script], environment: ["FOO": "bar"]), now: { clock.withLock { $0 } })
         #expect(try await provider.token() == "tok-bar")
         #expect(try await provider.token() == "tok-bar")
         func runs() -> Int { ((try? String(contentsOfFile: counter, encoding: .utf8)) ?? "").split(separator: "\n").count }
@@ -117,7 +119,7 @@ struct KubernetesAuthTests {
         let failing = try directory.write("fail.sh", "#!/bin/sh\necho 'no credentials' >&2\nexit 1\n")
         chmod(failing, 0o755)
         do {
-            _ = try await ExecCredentialProvider(.init(command: failing)).token()
+            _ = try await ExecCredentialProvider(.init(command: "/bin/sh", arguments: [failing])).token()
             Issue.record("a failing plugin gave a token")
         } catch let error as KubernetesError {
             #expect(error.message.contains("no credentials"))
