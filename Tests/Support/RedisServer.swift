@@ -112,7 +112,8 @@ public final class RedisServer: @unchecked Sendable {
         let config = try directory.write("redis.conf", lines.joined(separator: "\n") + "\n")
         try? FileManager.default.removeItem(atPath: directory.file("redis.log"))
 
-        let process = try ChildProcess(Self.executable(), [config])
+        // Under `timeout`: if the test process dies without stopping it, the server still ends.
+        let process = try ChildProcess("/usr/bin/timeout", ["-s", "KILL", "900", Self.executable(), config])
         self.process = process
 
         let deadline = ContinuousClock.now + .seconds(10)
