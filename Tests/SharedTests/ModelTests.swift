@@ -141,3 +141,20 @@ import Testing
         #expect(decoded.contentHash != set.contentHash, "the extra field is part of the content")
     }
 }
+
+/// The hand-assembled encodings must equal SwiftProtobuf's, byte for byte (the hash and every reader
+/// depend on it).
+@Suite struct WireFormatTests {
+    @Test(arguments: [0, 1, 3, 200])
+    func recordBytesEqualSwiftProtobufsEncoding(_ count: Int) throws {
+        let set = Fixtures.endpointSet("web", count: count, conditions: .init(ready: false, serving: true, terminating: true))
+        for (epoch, published) in [(UInt64(0), Int64(0)), (1_795_546_802_362, 1_700_000_000_123), (UInt64.max, Int64(-1))] {
+            let expected: [UInt8] = try set.record(epoch: epoch, publishedAtUnixMilliseconds: published).serializedBytes()
+            #expect(set.recordBytes(epoch: epoch, publishedAtUnixMilliseconds: published) == expected)
+        }
+        var content = Legation_Store_V1_EndpointSetRecord()
+        content.ports = set.ports.map(\.record)
+        content.endpoints = set.endpoints.map(\.record)
+        #expect(set.contentHash == EndpointSet.hash(content: content))
+    }
+}

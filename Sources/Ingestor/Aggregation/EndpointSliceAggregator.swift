@@ -32,6 +32,16 @@ public struct EndpointSliceAggregator: Sendable {
     private var services: [ServiceKey: ServiceObject] = [:]
     private var slices: [ServiceKey: [String: EndpointSliceObject]] = [:]
     private var published: [ServiceKey: EndpointSet] = [:]
+    /// Each slice's endpoints as converted for its service's ports, by resource version: an event
+    /// converts only the slice it changed.
+    private var converted: [ServiceKey: [String: ConvertedSlice]] = [:]
+
+    private struct ConvertedSlice: Sendable {
+        var resourceVersion: String
+        var servicePorts: [ServicePort]
+        var endpoints: [(endpoint: Endpoint, rank: Int)]
+        var rejections: [Rejection]
+    }
 
     public init(source: SourceCluster, selection: ServiceSelection = ServiceSelection()) {
         self.source = source
@@ -132,6 +142,7 @@ public struct EndpointSliceAggregator: Sendable {
     /// Recomputes one service's set; reports a change only when the content differs.
     private mutating func rebuild(_ key: ServiceKey) -> (changes: [Change], rejections: [Rejection]) {
         guard let service = services[key], selection.exports(service) else {
+            converted[key] = nil
             return published.removeValue(forKey: key) == nil ? ([], []) : ([.remove(key)], [])
         }
         var rejections: [Rejection] = []
@@ -147,7 +158,7 @@ public struct EndpointSliceAggregator: Sendable {
         return ([.upsert(set)], rejections)
     }
 
-    private func build(_ key: ServiceKey, service: ServiceObject, rejections: inout [Rejection]) throws(ModelError) -> EndpointSet {
+    private mutating func build(_ key: ServiceKey, service: ServiceObject, rejections: inout [Rejection]) throws(ModelError) -> EndpointSet {
         var ports: [ServicePort] = []
         for port in service.spec?.ports ?? [] {
             guard let number = UInt16(exactly: port.port), number > 0 else {
@@ -160,39 +171,59 @@ public struct EndpointSliceAggregator: Sendable {
 
         struct Candidate { var endpoint: Endpoint; var rank: Int }
         var byAddress: [String: Candidate] = [:]
+        var cache: [String: ConvertedSlice] = [:]
         for (sliceName, slice) in (slices[key] ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard slice.addressType == "IPv4" || slice.addressType == "IPv6" else { continue }
-            var targetsByName: [String: UInt16] = [:]
-            for port in slice.ports ?? [] {
-                if let number = port.port.flatMap({ UInt16(exactly: $0) }), number > 0 { targetsByName[port.name ?? ""] = number }
+            let version = slice.metadata.resourceVersion ?? ""
+            let conversion: ConvertedSlice
+            if !version.isEmpty, let cached = converted[key]?[sliceName], cached.resourceVersion == version, cached.servicePorts == ports {
+                conversion = cached
+            } else {
+                conversion = convert(slice, named: sliceName, of: key, ports: ports)
+                rejections += conversion.rejections  // reported when the slice changes, not on every rebuild
             }
-            let targets = ports.map { targetsByName[$0.name] ?? 0 }
-            for (index, item) in (slice.endpoints ?? []).enumerated() {
-                guard let address = item.addresses.first else {
-                    rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: "no address"))
-                    continue
-                }
-                let ready = item.conditions?.ready ?? true
-                let conditions = Endpoint.Conditions(
-                    ready: ready, serving: item.conditions?.serving ?? ready, terminating: item.conditions?.terminating ?? false)
-                let pod = item.targetRef.flatMap { reference -> String? in
-                    guard reference.kind == "Pod", let name = reference.name else { return nil }
-                    return "\(reference.namespace ?? key.namespace)/\(name)"
-                } ?? ""
-                let zone = item.zone ?? item.deprecatedTopology?["topology.kubernetes.io/zone"] ?? ""
-                do {
-                    let endpoint = try Endpoint(
-                        address: address, targetPorts: targets, zone: zone, node: item.nodeName ?? "",
-                        hostname: item.hostname ?? "", targetPod: pod, conditions: conditions)
-                    let rank = conditions.ready ? 2 : (conditions.serving ? 1 : 0)
-                    if let existing = byAddress[endpoint.address], existing.rank >= rank { continue }
-                    byAddress[endpoint.address] = Candidate(endpoint: endpoint, rank: rank)
-                } catch {
-                    rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: error.description))
-                }
+            if !version.isEmpty { cache[sliceName] = conversion }
+            for (endpoint, rank) in conversion.endpoints {
+                if let existing = byAddress[endpoint.address], existing.rank >= rank { continue }
+                byAddress[endpoint.address] = Candidate(endpoint: endpoint, rank: rank)
             }
         }
+        converted[key] = cache.isEmpty ? nil : cache
         return try EndpointSet(source: source, service: key, ports: ports, endpoints: byAddress.values.map(\.endpoint))
+    }
+
+    /// One slice's endpoints, with target ports aligned to the service's ports.
+    private func convert(_ slice: EndpointSliceObject, named sliceName: String, of key: ServiceKey, ports: [ServicePort]) -> ConvertedSlice {
+        var result = ConvertedSlice(resourceVersion: slice.metadata.resourceVersion ?? "", servicePorts: ports, endpoints: [], rejections: [])
+        var targetsByName: [String: UInt16] = [:]
+        for port in slice.ports ?? [] {
+            if let number = port.port.flatMap({ UInt16(exactly: $0) }), number > 0 { targetsByName[port.name ?? ""] = number }
+        }
+        let targets = ports.map { targetsByName[$0.name] ?? 0 }
+        result.endpoints.reserveCapacity(slice.endpoints?.count ?? 0)
+        for (index, item) in (slice.endpoints ?? []).enumerated() {
+            guard let address = item.addresses.first else {
+                result.rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: "no address"))
+                continue
+            }
+            let ready = item.conditions?.ready ?? true
+            let conditions = Endpoint.Conditions(
+                ready: ready, serving: item.conditions?.serving ?? ready, terminating: item.conditions?.terminating ?? false)
+            let pod = item.targetRef.flatMap { reference -> String? in
+                guard reference.kind == "Pod", let name = reference.name else { return nil }
+                return "\(reference.namespace ?? key.namespace)/\(name)"
+            } ?? ""
+            let zone = item.zone ?? item.deprecatedTopology?["topology.kubernetes.io/zone"] ?? ""
+            do {
+                let endpoint = try Endpoint(
+                    address: address, targetPorts: targets, zone: zone, node: item.nodeName ?? "",
+                    hostname: item.hostname ?? "", targetPod: pod, conditions: conditions)
+                result.endpoints.append((endpoint, conditions.ready ? 2 : (conditions.serving ? 1 : 0)))
+            } catch {
+                result.rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: error.description))
+            }
+        }
+        return result
     }
 
     private func sliceAppProtocol(_ key: ServiceKey, portName: String) -> String? {

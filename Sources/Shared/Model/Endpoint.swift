@@ -27,6 +27,9 @@ public struct Endpoint: Hashable, Sendable {
     /// `namespace/name` of the pod behind this endpoint, or empty.
     public let targetPod: String
     public let conditions: Conditions
+    /// This endpoint as an encoded `legation.store.v1.Endpoint`, made once: hashing a set and writing
+    /// its record concatenate these instead of encoding every endpoint again.
+    private(set) var wire: [UInt8] = []
 
     /// - Throws: `ModelError` for an address that is not IPv4/IPv6 or fields that are not printable tokens.
     public init(
@@ -52,6 +55,7 @@ public struct Endpoint: Hashable, Sendable {
         self.hostname = hostname
         self.targetPod = targetPod
         self.conditions = conditions
+        self.wire = (try? record.serializedBytes()) ?? []
     }
 
     /// True for IPv6 addresses.

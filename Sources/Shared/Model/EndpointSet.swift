@@ -73,11 +73,27 @@ public struct EndpointSet: Hashable, Sendable {
         try EndpointSet(source: source, service: service, ports: ports, endpoints: [])
     }
 
+    /// The same bytes as `hash(content:)` would hash for these ports and endpoints, streamed from each
+    /// value's encoding made once (`wire`), with nothing re-encoded.
     private static func hash(ports: [ServicePort], endpoints: [Endpoint]) -> UInt64 {
-        var content = Legation_Store_V1_EndpointSetRecord()
-        content.ports = ports.map(\.record)
-        content.endpoints = endpoints.map(\.record)
-        return hash(content: content)
+        var hasher = SHA256()
+        var header: [UInt8] = []
+        header.reserveCapacity(11)
+        for port in ports {
+            header.removeAll(keepingCapacity: true)
+            WireFormat.appendField(6, length: port.wire.count, to: &header)
+            hasher.update(data: header)
+            hasher.update(data: port.wire)
+        }
+        for endpoint in endpoints {
+            header.removeAll(keepingCapacity: true)
+            WireFormat.appendField(7, length: endpoint.wire.count, to: &header)
+            hasher.update(data: header)
+            hasher.update(data: endpoint.wire)
+        }
+        return hasher.finalize().withUnsafeBytes { digest in
+            digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        }
     }
 
     /// SHA-256 (first 64 bits) of a record holding only ports and endpoints. Deterministic: the record

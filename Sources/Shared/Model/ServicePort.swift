@@ -11,6 +11,8 @@ public struct ServicePort: Hashable, Sendable {
     public let transportProtocol: TransportProtocol
     /// Kubernetes `appProtocol` (`grpc`, `kubernetes.io/h2c`, `http`, ...), or empty.
     public let appProtocol: String
+    /// This port as an encoded `legation.store.v1.ServicePort` (see `Endpoint.wire`).
+    private(set) var wire: [UInt8] = []
 
     /// - Throws: `ModelError` if the name is neither empty nor a DNS label, or the port is 0.
     public init(name: String, port: UInt16, transportProtocol: TransportProtocol = .tcp, appProtocol: String = "")
@@ -27,6 +29,7 @@ public struct ServicePort: Hashable, Sendable {
         self.port = port
         self.transportProtocol = transportProtocol
         self.appProtocol = appProtocol
+        self.wire = (try? record.serializedBytes()) ?? []
     }
 
     /// True when the port speaks HTTP/2 without TLS (gRPC or h2c), so Envoy must use HTTP/2 upstream.

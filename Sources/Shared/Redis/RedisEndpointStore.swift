@@ -91,7 +91,7 @@ public final class RedisEndpointStore: EndpointStore {
                 guard set.source == lease.source else {
                     throw StoreError(.configuration, "\(set) written under the lease of \(lease.source)")
                 }
-                let record: [UInt8] = try set.record(epoch: lease.epoch, publishedAtUnixMilliseconds: now).serializedBytes()
+                let record = set.recordBytes(epoch: lease.epoch, publishedAtUnixMilliseconds: now)
                 arguments += ["put", RedisArgument(set.service.description), RedisArgument(RedisKeys.hashText(set.contentHash)), RedisArgument(record)]
             case .delete(let service):
                 arguments += ["del", RedisArgument(service.description), "", ""]

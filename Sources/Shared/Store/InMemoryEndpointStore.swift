@@ -86,7 +86,7 @@ public actor InMemoryEndpointStore: EndpointStore {
                     outcomes.append(.unchanged)
                     continue
                 }
-                let bytes: [UInt8] = (try? set.record(epoch: lease.epoch, publishedAtUnixMilliseconds: Int64(Self.wallClockMilliseconds())).serializedBytes()) ?? []
+                let bytes = set.recordBytes(epoch: lease.epoch, publishedAtUnixMilliseconds: Int64(Self.wallClockMilliseconds()))
                 state.records[field] = (bytes, set.contentHash)
                 outcomes.append(.written(revision: append(.put(service: field, record: bytes), to: &state)))
             case .delete(let service):
