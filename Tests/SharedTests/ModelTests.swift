@@ -156,5 +156,11 @@ import Testing
         content.ports = set.ports.map(\.record)
         content.endpoints = set.endpoints.map(\.record)
         #expect(set.contentHash == EndpointSet.hash(content: content))
+
+        // A decoded set (whose endpoints carry no cached encoding) encodes and compares the same.
+        let bytes = set.recordBytes(epoch: 5, publishedAtUnixMilliseconds: 9)
+        let decoded = try EndpointSet(recordBytes: bytes, expectedSource: set.source)
+        #expect(decoded == set)
+        #expect(decoded.recordBytes(epoch: 5, publishedAtUnixMilliseconds: 9) == bytes)
     }
 }

@@ -27,9 +27,13 @@ public struct Endpoint: Hashable, Sendable {
     /// `namespace/name` of the pod behind this endpoint, or empty.
     public let targetPod: String
     public let conditions: Conditions
-    /// This endpoint as an encoded `legation.store.v1.Endpoint`, made once: hashing a set and writing
-    /// its record concatenate these instead of encoding every endpoint again.
+    /// This endpoint as an encoded `legation.store.v1.Endpoint`, made once by writers: hashing a set
+    /// and writing its record concatenate these instead of encoding every endpoint again. Empty for
+    /// endpoints decoded from a record (readers never re-encode); `encoded` fills in.
     private(set) var wire: [UInt8] = []
+
+    /// The encoding (`wire`, or made now).
+    var encoded: [UInt8] { wire.isEmpty ? ((try? record.serializedBytes()) ?? []) : wire }
 
     /// - Throws: `ModelError` for an address that is not IPv4/IPv6 or fields that are not printable tokens.
     public init(
@@ -40,6 +44,15 @@ public struct Endpoint: Hashable, Sendable {
         hostname: String = "",
         targetPod: String = "",
         conditions: Conditions = .ready
+    ) throws(ModelError) {
+        try self.init(
+            address: address, targetPorts: targetPorts, zone: zone, node: node, hostname: hostname, targetPod: targetPod,
+            conditions: conditions, encode: true)
+    }
+
+    init(
+        address: String, targetPorts: [UInt16], zone: String, node: String, hostname: String, targetPod: String,
+        conditions: Conditions, encode: Bool
     ) throws(ModelError) {
         guard let canonical = IPAddress.canonical(address) else {
             throw ModelError(.invalidAddress, "endpoint address \(String(reflecting: address.prefix(64))) is not an IP address")
@@ -55,7 +68,18 @@ public struct Endpoint: Hashable, Sendable {
         self.hostname = hostname
         self.targetPod = targetPod
         self.conditions = conditions
-        self.wire = (try? record.serializedBytes()) ?? []
+        if encode { self.wire = (try? record.serializedBytes()) ?? [] }
+    }
+
+    public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {
+        lhs.address == rhs.address && lhs.targetPorts == rhs.targetPorts && lhs.zone == rhs.zone && lhs.node == rhs.node
+            && lhs.hostname == rhs.hostname && lhs.targetPod == rhs.targetPod && lhs.conditions == rhs.conditions
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(address)
+        hasher.combine(targetPorts)
+        hasher.combine(conditions)
     }
 
     /// True for IPv6 addresses.

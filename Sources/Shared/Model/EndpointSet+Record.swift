@@ -140,6 +140,7 @@ extension Endpoint {
         try self.init(
             address: record.address, targetPorts: ports, zone: record.zone, node: record.node,
             hostname: record.hostname, targetPod: record.targetPod,
-            conditions: Conditions(ready: record.ready, serving: record.serving, terminating: record.terminating))
+            conditions: Conditions(ready: record.ready, serving: record.serving, terminating: record.terminating),
+            encode: false)
     }
 }

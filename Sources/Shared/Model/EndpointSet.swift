@@ -87,9 +87,10 @@ public struct EndpointSet: Hashable, Sendable {
         }
         for endpoint in endpoints {
             header.removeAll(keepingCapacity: true)
-            WireFormat.appendField(7, length: endpoint.wire.count, to: &header)
+            let wire = endpoint.encoded
+            WireFormat.appendField(7, length: wire.count, to: &header)
             hasher.update(data: header)
-            hasher.update(data: endpoint.wire)
+            hasher.update(data: wire)
         }
         return hasher.finalize().withUnsafeBytes { digest in
             digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }

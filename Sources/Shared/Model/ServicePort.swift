@@ -32,6 +32,16 @@ public struct ServicePort: Hashable, Sendable {
         self.wire = (try? record.serializedBytes()) ?? []
     }
 
+    public static func == (lhs: ServicePort, rhs: ServicePort) -> Bool {
+        lhs.name == rhs.name && lhs.port == rhs.port && lhs.transportProtocol == rhs.transportProtocol
+            && lhs.appProtocol == rhs.appProtocol
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(name)
+        hasher.combine(port)
+    }
+
     /// True when the port speaks HTTP/2 without TLS (gRPC or h2c), so Envoy must use HTTP/2 upstream.
     public var isHTTP2: Bool {
         switch appProtocol.lowercased() {

@@ -55,8 +55,9 @@ extension EndpointSet {
             bytes += port.wire
         }
         for endpoint in endpoints {
-            WireFormat.appendField(7, length: endpoint.wire.count, to: &bytes)
-            bytes += endpoint.wire
+            let wire = endpoint.encoded
+            WireFormat.appendField(7, length: wire.count, to: &bytes)
+            bytes += wire
         }
         WireFormat.appendVarintField(8, UInt64(bitPattern: publishedAtUnixMilliseconds), to: &bytes)
         WireFormat.appendVarintField(9, epoch, to: &bytes)
