@@ -141,11 +141,12 @@ struct StoreContractTests {
     func aStaleEpochIsRefusedAtomically(_ kind: StoreKind) async throws {
         try await withHarness(kind) { harness in
             let store = harness.store
-            let old = try #require(try await store.acquireLease(source: source, holder: "ingestor-a", ttl: .milliseconds(150)))
+            // A 1 s lease: long enough for the two calls below on a loaded machine, short enough to wait out.
+            let old = try #require(try await store.acquireLease(source: source, holder: "ingestor-a", ttl: .seconds(1)))
             #expect(try await store.acquireLease(source: source, holder: "ingestor-b", ttl: .seconds(10)) == nil)
             _ = try await store.write([.put(Fixtures.endpointSet("web"))], lease: old)
 
-            try await Task.sleep(for: .milliseconds(300))  // the lease expires; the standby takes over
+            try await Task.sleep(for: .milliseconds(1200))  // the lease expires; the standby takes over
             let new = try #require(try await store.acquireLease(source: source, holder: "ingestor-b", ttl: .seconds(10)))
             #expect(new.epoch > old.epoch)
             #expect(try await store.renewLease(old, ttl: .seconds(10)) == false)

@@ -4,7 +4,9 @@ import Shared
 
 /// The stores the contract suite runs against.
 enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
-    case memory, redis, redisTLS
+    /// The in-memory store; redis-server plain; over TLS; and as an ACL user (AUTH user password) with
+    /// the default user switched off.
+    case memory, redis, redisTLS, redisACL
     var description: String { rawValue }
 }
 
@@ -19,15 +21,20 @@ struct StoreHarness: Sendable {
         switch kind {
         case .memory:
             return StoreHarness(store: InMemoryEndpointStore(streamMaxLength: streamMaxLength), kind: kind, redis: nil)
-        case .redis, .redisTLS:
+        case .redis, .redisTLS, .redisACL:
             var options = RedisServer.Options()
             if kind == .redisTLS {
                 options.tls = try await TestCertificates(in: TemporaryDirectory(prefix: "legation-pki"))
             }
+            if kind == .redisACL {
+                options.aclUsers = ["user default off", "user contract on >contract-secret ~* &* +@all"]
+            }
             let server = try await RedisServer(options)
             var storeOptions = RedisEndpointStore.Options()
             storeOptions.streamMaxLength = streamMaxLength
-            let store = RedisEndpointStore(try server.configuration(), options: storeOptions, logger: .quiet())
+            let configuration = kind == .redisACL
+                ? try server.configuration(user: "contract", password: "contract-secret") : try server.configuration()
+            let store = RedisEndpointStore(configuration, options: storeOptions, logger: .quiet())
             return StoreHarness(store: store, kind: kind, redis: server)
         }
     }
