@@ -121,10 +121,11 @@ struct KubernetesSourceTests {
 
     @Test func aRejectedTokenPublishesNothingAndKeepsTrying() async throws {
         let rig = try await rig(token: "stolen-token")
-        try await Task.sleep(for: .milliseconds(500))
+        #expect(await eventually {
+            ((try? rig.metrics.expectCounter("legation_ingestor_list_errors_total", [("source", "kind"), ("resource", "services")]))?.totalValue ?? 0) >= 2
+        }, "it keeps trying, with backoff")
         #expect(try await rig.store.snapshot(of: source).canary == nil)
         #expect(await !rig.kubernetes.isListed)
-        #expect(((try? rig.metrics.expectCounter("legation_ingestor_list_errors_total", [("source", "kind"), ("resource", "services")]))?.totalValue ?? 0) >= 2)
         await rig.stop()
     }
 }

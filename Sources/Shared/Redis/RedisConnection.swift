@@ -105,8 +105,10 @@ public final class RedisConnection: Sendable {
             let failure = StoreError(.unavailable, "Redis connection closed", cause: error)
             promises.forEach { $0.fail(failure) }
         }
+        // Cancelled on the event loop the moment the last reply arrives (replies come in order): a
+        // waiting task resumed late must not let the timer close a healthy connection.
+        futures.last?.whenComplete { _ in timer.cancel() }
         channel.writeAndFlush(RedisRequest(bytes: buffer, promises: promises), promise: written)
-        defer { timer.cancel() }
         var replies: [RESPValue] = []
         replies.reserveCapacity(futures.count)
         for future in futures { replies.append(try await future.get()) }
