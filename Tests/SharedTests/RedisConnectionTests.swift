@@ -104,14 +104,13 @@ struct RedisConnectionTests {
 
     @Test func aCommandWithoutAnswerTimesOutAndClosesTheConnection() async throws {
         let server = try await RedisServer()
-        var configuration = try server.configuration()
-        configuration.commandTimeout = .milliseconds(200)
+        let configuration = try server.configuration()
         let pauser = try await RedisConnection.connect(configuration)
         let victim = try await RedisConnection.connect(configuration)
         _ = try await pauser.send(["CLIENT", "PAUSE", "1500", "ALL"])
         let started = ContinuousClock.now
         do {
-            _ = try await victim.send(["GET", "k"])
+            _ = try await victim.send(["GET", "k"], timeout: .milliseconds(200))
             Issue.record("no timeout")
         } catch let error as StoreError {
             #expect(error.code == .timeout)

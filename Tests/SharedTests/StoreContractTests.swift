@@ -172,11 +172,11 @@ struct StoreContractTests {
     func releasedLeaseIsTakenAtOnceAndRenewalKeepsIt(_ kind: StoreKind) async throws {
         try await withHarness(kind) { harness in
             let store = harness.store
-            // Renewing every 300 ms keeps a 1 s lease past its first expiry (margins for a loaded machine).
-            let a = try #require(try await store.acquireLease(source: source, holder: "a", ttl: .seconds(1)))
+            // Renewing every 600 ms keeps a 2 s lease well past its first expiry (margins for a loaded machine).
+            let a = try #require(try await store.acquireLease(source: source, holder: "a", ttl: .seconds(2)))
             for _ in 0..<4 {
-                try await Task.sleep(for: .milliseconds(300))
-                #expect(try await store.renewLease(a, ttl: .seconds(1)))
+                try await Task.sleep(for: .milliseconds(600))
+                #expect(try await store.renewLease(a, ttl: .seconds(2)))
             }
             #expect(try await store.acquireLease(source: source, holder: "b", ttl: .seconds(1)) == nil)
             #expect(try await store.acquireLease(source: source, holder: "a", ttl: .seconds(1))?.epoch == a.epoch)
