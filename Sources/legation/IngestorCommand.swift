@@ -50,7 +50,7 @@ struct IngestorCommand: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "legation.ingestor")
-        try await IngestorRunner(settings: settings, redisOptions: redis, registry: registry, logger: logger).run()
+        try await IngestorRunner(settings: settings, registry: registry, logger: logger).run()
     }
 
     /// The file's configuration with the flags and environment laid over it.
@@ -84,6 +84,7 @@ struct IngestorCommand: AsyncParsableCommand {
         if let file = redis.redisCertFile { redisSettings.certFile = file }
         if let file = redis.redisKeyFile { redisSettings.keyFile = file }
         if redis.redisInsecureSkipVerify { redisSettings.insecureSkipVerify = true }
+        if let timeout = redis.redisTimeout { redisSettings.timeoutSeconds = timeout }
         settings.redis = redisSettings
         if holder != nil || leaseTTL != nil {
             settings.lease = IngestorConfiguration.Lease(holder: holder ?? settings.lease?.holder, ttlSeconds: leaseTTL ?? settings.lease?.ttlSeconds)

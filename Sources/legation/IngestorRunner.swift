@@ -10,7 +10,6 @@ import Shared
 /// source, flushes the publisher, releases the lease, then closes Redis.
 struct IngestorRunner {
     let settings: IngestorConfiguration
-    let redisOptions: RedisOptions
     let registry: PrometheusCollectorRegistry
     let logger: Logger
 

@@ -23,13 +23,14 @@ struct RedisOptions: ParsableArguments {
     @Flag(help: "Do not verify the Redis server certificate (trials only).")
     var redisInsecureSkipVerify = false
 
-    @Option(help: ArgumentHelp("Redis connect and command timeout, in seconds.", valueName: "seconds"))
-    var redisTimeout: Double = 5
+    @Option(help: ArgumentHelp("Redis connect and command timeout, in seconds (default 5).", valueName: "seconds"))
+    var redisTimeout: Double?
 
     /// The configuration, or nil when no URL was given anywhere.
     func configuration(clientName: String) throws -> RedisConfiguration? {
         let environment = ProcessInfo.processInfo.environment
         guard let url = redisURL ?? environment["LEGATION_REDIS_URL"] else { return nil }
+        let redisTimeout = self.redisTimeout ?? 5
         guard redisTimeout > 0, redisTimeout <= 300 else {
             throw ValidationError("--redis-timeout must be in (0, 300] seconds")
         }
