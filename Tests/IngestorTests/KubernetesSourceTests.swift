@@ -81,11 +81,15 @@ struct KubernetesSourceTests {
         try rig.api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-graceful-2-terminating.json"))
         let graceful = try ServiceKey(namespace: "test", name: "graceful-term-svc")
         #expect(await eventually { (try? await rig.services(source))?[graceful]?.endpoints.first?.conditions.terminating == true })
-
         // Garbage in the stream is skipped and counted; the watch goes on.
         rig.api.injectIntoWatches(.endpointslices, bytes: Array(#"{"type":"ADDED","object":{"metadata":{"name":7}}}"#.utf8) + [10])
         try rig.api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-graceful-3-empty.json"))
         #expect(await eventually { (try? await rig.services(source))?[graceful]?.endpoints.isEmpty == true })
+        // A slice carrying the controller's last-change-trigger-time (2023 in the fixture) gives a lag.
+        try rig.api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-graceful-1-ready.json"))
+        #expect(await eventually {
+            ((try? rig.metrics.expectTimer("legation_ingestor_change_lag_seconds", [("source", "kind")]))?.lastValue ?? 0) > 0
+        })
         #expect((try? rig.metrics.expectCounter("legation_ingestor_malformed_events_total", [("source", "kind"), ("resource", "endpointslices")]))?.totalValue == 1)
 
         // The service goes away.

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import Metrics
 import Shared
@@ -163,6 +164,7 @@ public actor KubernetesSource {
                 changes = result.changes
                 report(result.rejections, kind: kind)
             }
+            recordLag(of: slice)
         }
         guard initialPublished else { return }  // the initial publish hands everything over at once
         for change in changes {
@@ -172,6 +174,19 @@ public actor KubernetesSource {
             }
         }
     }
+
+    /// Lag from the EndpointSlice controller's `last-change-trigger-time` (when the pod or service
+    /// changed) to the change reaching the publisher.
+    private func recordLag(of slice: EndpointSliceObject) {
+        guard let text = slice.metadata.annotations?["endpoints.kubernetes.io/last-change-trigger-time"],
+            let changed = timestampFormatter.date(from: text)
+        else { return }
+        let lag = max(0, Date().timeIntervalSince(changed))
+        Timer(label: "legation_ingestor_change_lag_seconds", dimensions: [("source", source.name)], preferredDisplayUnit: .seconds, factory: metricsFactory)
+            .recordNanoseconds(Int64(lag * 1e9))
+    }
+
+    private let timestampFormatter = ISO8601DateFormatter()
 
     private func report(_ rejections: [EndpointSliceAggregator.Rejection], kind: String) {
         for rejection in rejections {
