@@ -61,7 +61,9 @@ struct IngestorCommand: AsyncParsableCommand {
             do { settings = try IngestorConfiguration.parse(yaml: text) } catch { throw ValidationError("\(config): \(error.message)") }
         }
         if let source { settings.source = source }
-        if kubeconfig != nil || inCluster || !namespace.isEmpty || labelSelector != nil || requireExportAnnotation || context != nil {
+        let kubernetesFlags = kubeconfig != nil || inCluster || !namespace.isEmpty || labelSelector != nil
+            || requireExportAnnotation || context != nil
+        if kubernetesFlags || settings.kubernetes != nil {
             var kubernetes = settings.kubernetes ?? IngestorConfiguration.Kubernetes()
             if let kubeconfig { kubernetes.kubeconfig = kubeconfig }
             if let context { kubernetes.context = context }
@@ -72,19 +74,10 @@ struct IngestorCommand: AsyncParsableCommand {
             if let labelSelector { kubernetes.labelSelector = labelSelector }
             if requireExportAnnotation { kubernetes.requireExportAnnotation = true }
             settings.kubernetes = kubernetes
-        } else if allowExec || allowFileReferences, settings.kubernetes != nil {
-            if allowExec { settings.kubernetes?.allowExec = true }
-            if allowFileReferences { settings.kubernetes?.allowFileReferences = true }
         }
         if let sourceFile { settings.file = IngestorConfiguration.File(path: sourceFile, pollIntervalSeconds: settings.file?.pollIntervalSeconds) }
-        var redisSettings = settings.redis ?? IngestorConfiguration.Redis()
-        if let url = redis.redisURL ?? ProcessInfo.processInfo.environment["LEGATION_REDIS_URL"] { redisSettings.url = url }
-        if let file = redis.redisPasswordFile { redisSettings.passwordFile = file }
-        if let file = redis.redisCAFile { redisSettings.caFile = file }
-        if let file = redis.redisCertFile { redisSettings.certFile = file }
-        if let file = redis.redisKeyFile { redisSettings.keyFile = file }
-        if redis.redisInsecureSkipVerify { redisSettings.insecureSkipVerify = true }
-        if let timeout = redis.redisTimeout { redisSettings.timeoutSeconds = timeout }
+        var redisSettings = redis.settings(over: settings.redis ?? RedisSettings())
+        if redisSettings.url == nil { redisSettings.url = ProcessInfo.processInfo.environment["LEGATION_REDIS_URL"] }
         settings.redis = redisSettings
         if holder != nil || leaseTTL != nil {
             settings.lease = IngestorConfiguration.Lease(holder: holder ?? settings.lease?.holder, ttlSeconds: leaseTTL ?? settings.lease?.ttlSeconds)

@@ -14,24 +14,9 @@ struct IngestorRunner {
     let logger: Logger
 
     func run() async throws {
-        var redisConfiguration = try RedisConfiguration(
-            url: settings.redis!.url!,
-            tls: .init(caFile: settings.redis?.caFile, certificateFile: settings.redis?.certFile, keyFile: settings.redis?.keyFile,
-                       insecureSkipVerify: settings.redis?.insecureSkipVerify ?? false),
-            clientName: "legation-ingestor")
-        if let file = settings.redis?.passwordFile {
-            guard let password = try? String(contentsOfFile: file, encoding: .utf8) else { throw StoreError(.configuration, "cannot read redis.passwordFile \(file)") }
-            redisConfiguration.password = password.trimmingCharacters(in: .whitespacesAndNewlines)
-        } else if let password = ProcessInfo.processInfo.environment["LEGATION_REDIS_PASSWORD"] {
-            redisConfiguration.password = password
-        }
-        if let timeout = settings.redis?.timeoutSeconds {
-            redisConfiguration.connectTimeout = .milliseconds(Int64(timeout * 1000))
-            redisConfiguration.commandTimeout = .milliseconds(Int64(timeout * 1000))
-        }
-        var storeOptions = RedisEndpointStore.Options()
-        if let length = settings.redis?.streamMaxLength { storeOptions.streamMaxLength = length }
-        let store = RedisEndpointStore(redisConfiguration, options: storeOptions, logger: logger)
+        let redisSettings = settings.redis ?? RedisSettings()
+        let redisConfiguration = try redisSettings.configuration(clientName: "legation-ingestor")
+        let store = RedisEndpointStore(redisConfiguration, options: redisSettings.storeOptions, logger: logger)
 
         let source: SourceCluster
         var fileText: String?

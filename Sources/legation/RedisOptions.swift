@@ -26,29 +26,27 @@ struct RedisOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Redis connect and command timeout, in seconds (default 5).", valueName: "seconds"))
     var redisTimeout: Double?
 
+    /// The flags as settings (to lay over a configuration file's).
+    func settings(over base: RedisSettings = RedisSettings()) -> RedisSettings {
+        var settings = base
+        if let redisURL { settings.url = redisURL }
+        if let redisPasswordFile { settings.passwordFile = redisPasswordFile }
+        if let redisCAFile { settings.caFile = redisCAFile }
+        if let redisCertFile { settings.certFile = redisCertFile }
+        if let redisKeyFile { settings.keyFile = redisKeyFile }
+        if redisInsecureSkipVerify { settings.insecureSkipVerify = true }
+        if let redisTimeout { settings.timeoutSeconds = redisTimeout }
+        return settings
+    }
+
     /// The configuration, or nil when no URL was given anywhere.
     func configuration(clientName: String) throws -> RedisConfiguration? {
-        let environment = ProcessInfo.processInfo.environment
-        guard let url = redisURL ?? environment["LEGATION_REDIS_URL"] else { return nil }
-        let redisTimeout = self.redisTimeout ?? 5
-        guard redisTimeout > 0, redisTimeout <= 300 else {
-            throw ValidationError("--redis-timeout must be in (0, 300] seconds")
+        let settings = settings()
+        guard settings.url != nil || ProcessInfo.processInfo.environment["LEGATION_REDIS_URL"] != nil else { return nil }
+        do {
+            return try settings.configuration(clientName: clientName)
+        } catch {
+            throw ValidationError(error.message)
         }
-        let tls = RedisConfiguration.TLS(
-            caFile: redisCAFile, certificateFile: redisCertFile, keyFile: redisKeyFile, insecureSkipVerify: redisInsecureSkipVerify)
-        var configuration = try RedisConfiguration(url: url, tls: tls, clientName: clientName)
-        if let file = redisPasswordFile {
-            do {
-                configuration.password = try String(contentsOfFile: file, encoding: .utf8)
-                    .trimmingCharacters(in: .whitespacesAndNewlines)
-            } catch {
-                throw ValidationError("cannot read --redis-password-file \(file): \(error.localizedDescription)")
-            }
-        } else if let password = environment["LEGATION_REDIS_PASSWORD"] {
-            configuration.password = password
-        }
-        configuration.connectTimeout = .milliseconds(Int64(redisTimeout * 1000))
-        configuration.commandTimeout = .milliseconds(Int64(redisTimeout * 1000))
-        return configuration
     }
 }

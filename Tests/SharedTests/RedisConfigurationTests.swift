@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 import Testing
 
@@ -45,5 +46,31 @@ import Testing
         } catch {
             #expect(!error.description.contains("hunter2"))
         }
+    }
+}
+
+@Suite struct RedisSettingsTests {
+    @Test func secretsComeFromAFileOrTheEnvironmentAndTimeoutsApply() throws {
+        let file = NSTemporaryDirectory() + "legation-password-\(UInt32.random(in: 0...UInt32.max))"
+        try "from-file\n".write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var settings = RedisSettings()
+        settings.url = "redis://user:from-url@127.0.0.1:6390/1"
+        settings.timeoutSeconds = 0.5
+        #expect(try settings.configuration(clientName: "t", environment: [:]).password == "from-url")
+        #expect(try settings.configuration(clientName: "t", environment: ["LEGATION_REDIS_PASSWORD": "from-env"]).password == "from-env")
+        settings.passwordFile = file
+        let configured = try settings.configuration(clientName: "t", environment: ["LEGATION_REDIS_PASSWORD": "from-env"])
+        #expect(configured.password == "from-file")
+        #expect(configured.commandTimeout == .milliseconds(500))
+
+        settings.passwordFile = file + "-missing"
+        #expect(throws: StoreError.self) { try settings.configuration(clientName: "t", environment: [:]) }
+        #expect(throws: StoreError.self) { try RedisSettings().configuration(clientName: "t", environment: [:]) }
+        #expect(try RedisSettings().configuration(clientName: "t", environment: ["LEGATION_REDIS_URL": "redis://h"]).host == "h")
+        var slow = RedisSettings()
+        slow.url = "redis://h"
+        slow.timeoutSeconds = 900
+        #expect(slow.problems().count == 1)
     }
 }

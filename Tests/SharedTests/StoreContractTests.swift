@@ -22,6 +22,14 @@ struct StoreContractTests {
         await harness.shutdown()
     }
 
+    /// Takes the lease, writes `sets`, sets the canary: a source whose initial list is published.
+    private func publishSynced(_ sets: [EndpointSet], to store: any EndpointStore) async throws -> Lease {
+        let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+        let result = try await store.write(sets.map(StoreWrite.put), lease: lease)
+        try await store.markSynced(generation: result.generation, serviceCount: sets.count, lease: lease)
+        return lease
+    }
+
     /// Reads the source in full into a fresh feed.
     private func read(_ store: any EndpointStore) async throws -> SourceFeed {
         var feed = SourceFeed(source: source)
@@ -69,11 +77,9 @@ struct StoreContractTests {
     func deletionReachesASyncedReader(_ kind: StoreKind) async throws {
         try await withHarness(kind) { harness in
             let store = harness.store
-            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
             let web = Fixtures.endpointSet("web")
             let api = Fixtures.endpointSet("api")
-            let result = try await store.write([.put(web), .put(api)], lease: lease)
-            try await store.markSynced(generation: result.generation, serviceCount: 2, lease: lease)
+            let lease = try await publishSynced([web, api], to: store)
             var feed = try await read(store)
 
             _ = try await store.write([.delete(web.service)], lease: lease)
@@ -156,6 +162,7 @@ struct StoreContractTests {
             }
             do {
                 _ = try await store.write([.put(Fixtures.endpointSet("evil"))], lease: old)
+                Issue.record("a stale epoch wrote")
             } catch let error as StoreError {
                 #expect(error.code == .staleEpoch)
             }
@@ -247,10 +254,8 @@ struct StoreContractTests {
     func badRecordsAreRejectedAndTheLastGoodStateIsKept(_ kind: StoreKind) async throws {
         try await withHarness(kind) { harness in
             let store = harness.store
-            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
             let web = Fixtures.endpointSet("web")
-            let result = try await store.write([.put(web)], lease: lease)
-            try await store.markSynced(generation: result.generation, serviceCount: 1, lease: lease)
+            let lease = try await publishSynced([web], to: store)
             var feed = try await read(store)
 
             let good: [UInt8] = try web.record(epoch: lease.epoch, publishedAtUnixMilliseconds: 0).serializedBytes()
@@ -283,9 +288,7 @@ struct StoreContractTests {
     func removingASourceDrainsItAndFencesItsWriter(_ kind: StoreKind) async throws {
         try await withHarness(kind) { harness in
             let store = harness.store
-            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
-            let result = try await store.write([.put(Fixtures.endpointSet("web"))], lease: lease)
-            try await store.markSynced(generation: result.generation, serviceCount: 1, lease: lease)
+            let lease = try await publishSynced([Fixtures.endpointSet("web")], to: store)
             var feed = try await read(store)
 
             try await store.removeSource(source)

@@ -39,17 +39,7 @@ public struct IngestorConfiguration: Codable, Sendable, Equatable {
         }
     }
 
-    public struct Redis: Codable, Sendable, Equatable {
-        public var url: String?
-        public var passwordFile: String?
-        public var caFile: String?
-        public var certFile: String?
-        public var keyFile: String?
-        public var insecureSkipVerify: Bool?
-        public var timeoutSeconds: Double?
-        public var streamMaxLength: Int?
-        public init() {}
-    }
+    public typealias Redis = RedisSettings
 
     public struct Lease: Codable, Sendable, Equatable {
         public var holder: String?
@@ -129,9 +119,7 @@ public struct IngestorConfiguration: Codable, Sendable, Equatable {
         case (nil, let file?):
             if let interval = file.pollIntervalSeconds, !(0.05...3600).contains(interval) { problems.append("file.pollIntervalSeconds must be 0.05...3600") }
         }
-        if redis?.url == nil { problems.append("redis.url is not set (or LEGATION_REDIS_URL, --redis-url)") }
-        if let url = redis?.url, (try? RedisConfiguration(url: url)) == nil { problems.append("redis.url is not a redis:// or rediss:// URL") }
-        if let timeout = redis?.timeoutSeconds, !(0.1...300).contains(timeout) { problems.append("redis.timeoutSeconds must be 0.1...300") }
+        problems += (redis ?? RedisSettings()).problems()
         if let ttl = lease?.ttlSeconds, !(1...600).contains(ttl) { problems.append("lease.ttlSeconds must be 1...600") }
         if let holder = lease?.holder, holder.isEmpty || holder.contains(" ") { problems.append("lease.holder must be a token without spaces") }
         if let batch = publish?.batchLimit, !(1...10_000).contains(batch) { problems.append("publish.batchLimit must be 1...10000") }

@@ -27,15 +27,20 @@ public final class FileSourceWatcher: Sendable {
         loads = Counter(label: "legation_ingestor_file_loads_total", dimensions: dimensions, factory: metricsFactory)
     }
 
-    /// Reads the file once. - Returns: false if it was rejected (the previous content stays).
+    /// Reads the file once. - Returns: false if it was rejected (the previous content stays). An
+    /// unreadable file is counted on every poll but logged once until it is readable again.
     @discardableResult
-    public func load(lastContent: inout String?) async -> Bool {
+    func load(lastContent: inout String?, lastReadError: inout String?) async -> Bool {
         let text: String
         do {
             text = try String(contentsOfFile: path, encoding: .utf8)
+            lastReadError = nil
         } catch {
             rejected.increment()
-            logger.error("cannot read the file source; keeping its last good content", metadata: ["path": "\(path)", "error": "\(error)"])
+            if lastReadError != "\(error)" {
+                lastReadError = "\(error)"
+                logger.error("cannot read the file source; keeping its last good content", metadata: ["path": "\(path)", "error": "\(error)"])
+            }
             return false
         }
         guard text != lastContent else { return true }
@@ -59,8 +64,9 @@ public final class FileSourceWatcher: Sendable {
     /// Loads the file, then again on every change, until cancelled.
     public func run() async {
         var lastContent: String?
+        var lastReadError: String?
         while !Task.isCancelled {
-            await load(lastContent: &lastContent)
+            await load(lastContent: &lastContent, lastReadError: &lastReadError)
             try? await Task.sleep(for: pollInterval)
         }
     }

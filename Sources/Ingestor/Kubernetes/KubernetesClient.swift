@@ -181,12 +181,7 @@ public final class KubernetesClient: Sendable {
     }
 
     private func get(path: String, query: String) async throws -> [UInt8] {
-        let response: HTTPClientResponse
-        do {
-            response = try await execute(path: path, query: query, deadline: .seconds(120))
-        } catch let error as KubernetesError {
-            throw error
-        }
+        let response = try await execute(path: path, query: query, deadline: .seconds(120))
         guard response.status == .ok else { throw await Self.failure(response, path: path, limit: 1 << 20) }
         do {
             return Array(try await response.body.collect(upTo: maximumListBytes).readableBytesView)

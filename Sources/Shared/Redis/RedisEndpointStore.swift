@@ -81,10 +81,10 @@ public final class RedisEndpointStore: EndpointStore {
         let keys = RedisKeys(lease.source)
         var arguments: [RedisArgument] = [
             RedisArgument(lease.epoch), RedisArgument(options.streamMaxLength),
-            RedisArgument(InMemoryEndpointStore.newGeneration()),
+            RedisArgument(WallClock.newGeneration()),
         ]
         arguments.reserveCapacity(3 + 4 * writes.count)
-        let now = Int64(InMemoryEndpointStore.wallClockMilliseconds())
+        let now = Int64(WallClock.milliseconds())
         for write in writes {
             switch write {
             case .put(let set):
@@ -117,7 +117,7 @@ public final class RedisEndpointStore: EndpointStore {
         canary.generation = generation
         canary.epoch = lease.epoch
         canary.holder = lease.holder
-        canary.syncedAtUnixMs = Int64(InMemoryEndpointStore.wallClockMilliseconds())
+        canary.syncedAtUnixMs = Int64(WallClock.milliseconds())
         canary.serviceCount = UInt64(serviceCount)
         let keys = RedisKeys(lease.source)
         _ = try check(await commands.evaluate(
@@ -133,7 +133,7 @@ public final class RedisEndpointStore: EndpointStore {
         record.schemaVersion = currentSchemaVersion
         record.holder = lease.holder
         record.epoch = lease.epoch
-        record.sentAtUnixMs = Int64(InMemoryEndpointStore.wallClockMilliseconds())
+        record.sentAtUnixMs = Int64(WallClock.milliseconds())
         let keys = RedisKeys(lease.source)
         _ = try check(await commands.evaluate(
             RedisScripts.heartbeat, keys: [keys.epoch, keys.heartbeat],

@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// The embedded store: the same semantics as the Redis store (the contract suite runs against both),
 /// inside one process. Used by the local demo, single-process installs and socket-free tests.
 ///
@@ -46,7 +40,7 @@ public actor InMemoryEndpointStore: EndpointStore {
             stored[source] = state
             return Lease(source: source, holder: holder, epoch: lease.epoch)
         }
-        let epoch = max((state.epochCounter ?? 0) + 1, Self.wallClockMilliseconds())
+        let epoch = max((state.epochCounter ?? 0) + 1, WallClock.milliseconds())
         state.epochCounter = epoch
         state.lease = (holder, epoch, now + ttl)
         state.removed = false
@@ -72,7 +66,7 @@ public actor InMemoryEndpointStore: EndpointStore {
     public func write(_ writes: [StoreWrite], lease: Lease) throws -> WriteResult {
         var state = try fenced(lease)
         let created = state.generation == nil
-        let generation = state.generation ?? Self.newGeneration()
+        let generation = state.generation ?? WallClock.newGeneration()
         state.generation = generation
         var outcomes: [WriteOutcome] = []
         for write in writes {
@@ -86,7 +80,7 @@ public actor InMemoryEndpointStore: EndpointStore {
                     outcomes.append(.unchanged)
                     continue
                 }
-                let bytes = set.recordBytes(epoch: lease.epoch, publishedAtUnixMilliseconds: Int64(Self.wallClockMilliseconds()))
+                let bytes = set.recordBytes(epoch: lease.epoch, publishedAtUnixMilliseconds: Int64(WallClock.milliseconds()))
                 state.records[field] = (bytes, set.contentHash)
                 outcomes.append(.written(revision: append(.put(service: field, record: bytes), to: &state)))
             case .delete(let service):
@@ -113,7 +107,7 @@ public actor InMemoryEndpointStore: EndpointStore {
         }
         state.canary = SyncCanary(
             generation: generation, epoch: lease.epoch, holder: lease.holder,
-            syncedAtUnixMilliseconds: Int64(Self.wallClockMilliseconds()), serviceCount: UInt64(serviceCount))
+            syncedAtUnixMilliseconds: Int64(WallClock.milliseconds()), serviceCount: UInt64(serviceCount))
         _ = append(.synced, to: &state)
         stored[lease.source] = state
         wakeWaiters()
@@ -122,7 +116,7 @@ public actor InMemoryEndpointStore: EndpointStore {
     public func heartbeat(lease: Lease, ttl: Duration) throws {
         var state = try fenced(lease)
         let value = Heartbeat(
-            holder: lease.holder, epoch: lease.epoch, sentAtUnixMilliseconds: Int64(Self.wallClockMilliseconds()),
+            holder: lease.holder, epoch: lease.epoch, sentAtUnixMilliseconds: Int64(WallClock.milliseconds()),
             remainingMilliseconds: ttl.milliseconds)
         state.heartbeat = (value, .now + ttl)
         stored[lease.source] = state
@@ -186,7 +180,7 @@ public actor InMemoryEndpointStore: EndpointStore {
     /// hostile writer could. Only tests call this; production writes go through `write(_:lease:)`.
     package func storeUnvalidated(source: SourceCluster, field: String, bytes: [UInt8]) {
         var state = stored[source] ?? Stored()
-        if state.generation == nil { state.generation = Self.newGeneration() }
+        if state.generation == nil { state.generation = WallClock.newGeneration() }
         state.records[field] = (bytes, 0)
         _ = append(.put(service: field, record: bytes), to: &state)
         stored[source] = state
@@ -214,7 +208,7 @@ public actor InMemoryEndpointStore: EndpointStore {
 
     private func append(_ kind: StoreChange.Kind, to state: inout Stored) -> UInt64 {
         state.revision += 1
-        let now = Self.wallClockMilliseconds()
+        let now = WallClock.milliseconds()
         lastCursor = now > lastCursor.milliseconds
             ? StreamCursor(milliseconds: now, sequence: 0)
             : StreamCursor(milliseconds: lastCursor.milliseconds, sequence: lastCursor.sequence + 1)
@@ -262,23 +256,5 @@ public actor InMemoryEndpointStore: EndpointStore {
         let all = waiters
         waiters = [:]
         for continuation in all.values { continuation.resume() }
-    }
-
-    static func wallClockMilliseconds() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec) / 1_000_000
-    }
-
-    static func newGeneration() -> String {
-        String(UInt64.random(in: 1...UInt64.max), radix: 16)
-    }
-}
-
-extension Duration {
-    /// Whole milliseconds, rounded down.
-    public var milliseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1000 + attoseconds / 1_000_000_000_000_000
     }
 }

@@ -129,10 +129,3 @@ struct StoreBenchmark: AsyncParsableCommand {
         return "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)"
     }
 }
-
-extension Duration {
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
-    }
-}

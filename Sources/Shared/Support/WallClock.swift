@@ -1,0 +1,20 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The wall clock and random identities the stores stamp into records (publish times, generations).
+enum WallClock {
+    /// Milliseconds since 1970, UTC.
+    static func milliseconds() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return UInt64(spec.tv_sec) * 1000 + UInt64(spec.tv_nsec) / 1_000_000
+    }
+
+    /// A new random generation identity (16 hex digits at most).
+    static func newGeneration() -> String {
+        String(UInt64.random(in: 1...UInt64.max), radix: 16)
+    }
+}
