@@ -49,6 +49,15 @@ public struct EndpointIndex: Sendable {
         return result
     }
 
+    /// The port of one cluster, or nil when no source exports it (the first source by name decides,
+    /// as in `clusters`).
+    public func port(of cluster: ClusterKey) -> ServicePort? {
+        for (_, set) in (sets[cluster.service] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let port = set.ports.first(where: { ClusterKey(service: set.service, port: $0) == cluster }) { return port }
+        }
+        return nil
+    }
+
     /// The members of one cluster, sorted by source then address.
     public func members(of cluster: ClusterKey) -> [Member] {
         var members: [Member] = []

@@ -19,6 +19,12 @@ public final class AdminServer: Sendable {
             self.contentType = contentType
             self.body = Array(body.utf8)
         }
+
+        public init(status: Int = 200, contentType: String, bytes: [UInt8]) {
+            self.status = status
+            self.contentType = contentType
+            self.body = bytes
+        }
     }
 
     public typealias Route = @Sendable () async -> Response

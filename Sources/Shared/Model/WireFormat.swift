@@ -1,8 +1,8 @@
 /// The few protobuf encoding rules Legation writes by hand, to assemble records from values encoded
 /// once (`Endpoint.wire`). The output is byte-for-byte what SwiftProtobuf writes for the same message;
 /// a test compares them.
-enum WireFormat {
-    static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
+package enum WireFormat {
+    package static func appendVarint(_ value: UInt64, to bytes: inout [UInt8]) {
         var value = value
         while value >= 0x80 {
             bytes.append(UInt8(truncatingIfNeeded: value) | 0x80)
@@ -12,27 +12,27 @@ enum WireFormat {
     }
 
     /// A length-delimited field's tag and length.
-    static func appendField(_ number: UInt64, length: Int, to bytes: inout [UInt8]) {
+    package static func appendField(_ number: UInt64, length: Int, to bytes: inout [UInt8]) {
         appendVarint(number << 3 | 2, to: &bytes)
         appendVarint(UInt64(length), to: &bytes)
     }
 
     /// A string field (omitted when empty, as proto3 does).
-    static func appendString(_ number: UInt64, _ text: String, to bytes: inout [UInt8]) {
+    package static func appendString(_ number: UInt64, _ text: String, to bytes: inout [UInt8]) {
         guard !text.isEmpty else { return }
         appendField(number, length: text.utf8.count, to: &bytes)
         bytes.append(contentsOf: text.utf8)
     }
 
     /// A varint field (omitted when zero).
-    static func appendVarintField(_ number: UInt64, _ value: UInt64, to bytes: inout [UInt8]) {
+    package static func appendVarintField(_ number: UInt64, _ value: UInt64, to bytes: inout [UInt8]) {
         guard value != 0 else { return }
         appendVarint(number << 3, to: &bytes)
         appendVarint(value, to: &bytes)
     }
 
     /// A fixed64 field (omitted when zero).
-    static func appendFixed64Field(_ number: UInt64, _ value: UInt64, to bytes: inout [UInt8]) {
+    package static func appendFixed64Field(_ number: UInt64, _ value: UInt64, to bytes: inout [UInt8]) {
         guard value != 0 else { return }
         appendVarint(number << 3 | 1, to: &bytes)
         for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: value >> UInt64(shift))) }

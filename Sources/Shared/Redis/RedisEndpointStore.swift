@@ -161,6 +161,26 @@ public final class RedisEndpointStore: EndpointStore {
         return Set(values.compactMap { $0.string.flatMap { try? SourceCluster($0) } })
     }
 
+    public func heartbeats(of sources: [SourceCluster]) async throws -> [SourceCluster: Heartbeat] {
+        guard !sources.isEmpty else { return [:] }
+        var commandList: [[RedisArgument]] = []
+        for source in sources {
+            let key = RedisArgument(RedisKeys(source).heartbeat)
+            commandList.append(["GET", key])
+            commandList.append(["PTTL", key])
+        }
+        let replies = try await commands.pipeline(commandList)
+        var result: [SourceCluster: Heartbeat] = [:]
+        for (offset, source) in sources.enumerated() {
+            let value = try check(replies[2 * offset])
+            guard let bytes = value.bytes, let record = try? Legation_Store_V1_HeartbeatRecord(serializedBytes: bytes) else { continue }
+            result[source] = Heartbeat(
+                holder: record.holder, epoch: record.epoch, sentAtUnixMilliseconds: record.sentAtUnixMs,
+                remainingMilliseconds: max(0, replies[2 * offset + 1].integer ?? 0))
+        }
+        return result
+    }
+
     public func snapshot(of source: SourceCluster) async throws -> SourceSnapshot {
         let keys = RedisKeys(source)
         let reply = try check(await commands.evaluate(

@@ -38,6 +38,10 @@ public protocol EndpointStoreReader: Sendable {
     /// One source's whole state, read atomically with the stream position it corresponds to.
     func snapshot(of source: SourceCluster) async throws -> SourceSnapshot
 
+    /// The current heartbeat of each source (absent: expired or never sent). Cheap: one round trip for
+    /// all of them, read often to tell live sources from stale ones.
+    func heartbeats(of sources: [SourceCluster]) async throws -> [SourceCluster: Heartbeat]
+
     /// Changes after each cursor, at most `limit` per source, in stream order. Waits up to `wait` for a
     /// first change when there is none (nil: do not wait).
     func changes(after cursors: [SourceCluster: StreamCursor], limit: Int, wait: Duration?) async throws

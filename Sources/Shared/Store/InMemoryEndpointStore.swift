@@ -134,6 +134,17 @@ public actor InMemoryEndpointStore: EndpointStore {
 
     public func sources() -> Set<SourceCluster> { registered }
 
+    public func heartbeats(of sources: [SourceCluster]) -> [SourceCluster: Heartbeat] {
+        var result: [SourceCluster: Heartbeat] = [:]
+        for source in sources {
+            guard let stored = stored[source]?.heartbeat, stored.expiresAt > .now else { continue }
+            var heartbeat = stored.value
+            heartbeat.remainingMilliseconds = (stored.expiresAt - .now).milliseconds
+            result[source] = heartbeat
+        }
+        return result
+    }
+
     public func snapshot(of source: SourceCluster) -> SourceSnapshot {
         let state = stored[source] ?? Stored()
         var heartbeat: Heartbeat?

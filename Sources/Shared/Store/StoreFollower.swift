@@ -40,14 +40,19 @@ public final class StoreFollower: Sendable {
     private let logger: Logger
     private let metricsFactory: any MetricsFactory
     private let deliver: @Sendable (Delivery) async -> Void
+    private let caughtUp: @Sendable () async -> Void
 
+    /// - Parameter caughtUp: called once, after every source known at start has been read in full and
+    ///   delivered (readiness waits for it).
     public init(
         reader: any EndpointStoreReader,
         options: Options = Options(),
         logger: Logger = Logger(label: "legation.store.follower"),
         metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        caughtUp: @escaping @Sendable () async -> Void = {},
         deliver: @escaping @Sendable (Delivery) async -> Void
     ) {
+        self.caughtUp = caughtUp
         self.reader = reader
         self.options = options
         self.logger = logger
@@ -63,6 +68,7 @@ public final class StoreFollower: Sendable {
         var nextDiscovery = ContinuousClock.now
         var nextFullResync = ContinuousClock.now + options.fullResyncInterval
         var failures = 0
+        var hasCaughtUp = false
 
         while !Task.isCancelled {
             do {
@@ -90,6 +96,10 @@ public final class StoreFollower: Sendable {
                         logger.warning("unreadable canary", metadata: ["source": "\(source)", "error": "\(error)"])
                     }
                     await handle(outcome, of: feed, fromSnapshot: true)
+                }
+                if !hasCaughtUp {
+                    hasCaughtUp = true
+                    await caughtUp()
                 }
                 guard !feeds.isEmpty else {
                     try await Task.sleep(for: options.pollWait)

@@ -1,0 +1,36 @@
+import Shared
+
+/// One state-of-the-world `DiscoveryResponse` the state machine decided to send: the resources are
+/// shared encoded values; `encoded()` concatenates their bytes behind a small header.
+public struct OutboundResponse: Sendable, Hashable {
+    public var type: ResourceType
+    public var versionInfo: String
+    public var nonce: String
+    public var resources: [EncodedResource]
+
+    /// The `DiscoveryResponse` bytes: version_info (1), resources (2), type_url (4), nonce (5),
+    /// control_plane.identifier (6). No resource is encoded again.
+    public func encoded(controlPlane: String = "") -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(resources.reduce(96 + controlPlane.utf8.count) { $0 + $1.responseField.count })
+        WireFormat.appendString(1, versionInfo, to: &bytes)
+        for resource in resources { bytes += resource.responseField }
+        WireFormat.appendString(4, type.typeURL, to: &bytes)
+        WireFormat.appendString(5, nonce, to: &bytes)
+        if !controlPlane.isEmpty {
+            WireFormat.appendField(6, length: controlPlane.utf8.count + 1 + varintSize(controlPlane.utf8.count), to: &bytes)
+            WireFormat.appendString(1, controlPlane, to: &bytes)
+        }
+        return bytes
+    }
+
+    private func varintSize(_ value: Int) -> Int {
+        var value = UInt64(value)
+        var size = 1
+        while value >= 0x80 {
+            value >>= 7
+            size += 1
+        }
+        return size
+    }
+}

@@ -1,0 +1,301 @@
+import EnvoyAPI
+
+/// The protocol logic of one state-of-the-world xDS stream (ADS, or a single-type CDS/EDS stream), as a
+/// value type: requests and new snapshots in, responses to send out. No sockets, no clocks, no tasks:
+/// `XDSService` executes what it returns; tests drive it directly.
+///
+/// The rules (design §3):
+/// - one response in flight per type: the next waits for its ACK or NACK, and changes made meanwhile
+///   are coalesced into it;
+/// - ACK echoes the nonce with no `error_detail`; NACK carries `error_detail`. A NACKed version is never
+///   sent again to this stream; the client keeps its last ACKed one, and full-state responses carry that
+///   one in its place;
+/// - a request with a stale nonce is ignored (the client will answer the newer response);
+/// - CDS carries full state, EDS only the resources that changed; nothing is sent without a change;
+/// - names requested but absent are remembered and sent when they appear;
+/// - legacy wildcard: an empty first CDS request means every cluster, until names are given; `*` too;
+/// - after a Cluster is sent, its ClusterLoadAssignment is sent again (Envoy warms the cluster until it
+///   comes), and CDS goes before EDS;
+/// - a first request whose `version_info` equals the version of what the server would send is taken
+///   as "the client already has it" (it reconnected from a replica with the same content).
+public struct SotWStreamStateMachine: Sendable {
+    /// What the shell must do.
+    public enum Action: Sendable, Equatable {
+        case none
+        case send([OutboundResponse])
+        /// End the stream with this error.
+        case fail(XDSError)
+    }
+
+    /// One resource type's state on this stream.
+    public struct TypeState: Sendable {
+        /// Explicitly requested names.
+        public internal(set) var subscribed: Set<String> = []
+        public internal(set) var wildcard = false
+        /// What the client has, or will have once it ACKs the response in flight.
+        public internal(set) var sent: [String: EncodedResource] = [:]
+        /// What the client has ACKed.
+        public internal(set) var acked: [String: EncodedResource] = [:]
+        /// Versions the client refused, by name: never sent again.
+        public internal(set) var nacked: [String: String] = [:]
+        /// The nonce of the response in flight.
+        public internal(set) var pendingNonce: String?
+        /// The nonce of the latest response; requests that echo an older one are stale.
+        public internal(set) var lastNonce: String?
+        public internal(set) var sentVersionInfo = ""
+        public internal(set) var ackedVersionInfo = ""
+        public internal(set) var lastNack: String?
+        public internal(set) var ackCount = 0
+        public internal(set) var nackCount = 0
+        public internal(set) var responseCount = 0
+        /// The first request was answered (or found already satisfied on reconnect).
+        var answered = false
+        /// Names whose version the last full-state response changed (they warm on the client).
+        var lastChanged: [String] = []
+        /// The snapshot revision whose changes have been considered.
+        var checkedRevision: UInt64 = 0
+        /// Names to consider at the next check whatever the history says.
+        var dirty: Set<String> = []
+        var checkEverything = true
+
+        func isSubscribed(_ name: String) -> Bool { wildcard || subscribed.contains(name) }
+    }
+
+    public let allowedTypes: Set<ResourceType>
+    public let limits: StreamLimits
+    public private(set) var node: ClientNode?
+    public private(set) var types: [ResourceType: TypeState] = [:]
+    public private(set) var staleNonces = 0
+    private var nonceCounter: UInt64 = 0
+
+    /// - Parameter allowedTypes: every type on ADS; one type on a CDS or EDS stream.
+    public init(allowedTypes: Set<ResourceType>, limits: StreamLimits = StreamLimits()) {
+        self.allowedTypes = allowedTypes
+        self.limits = limits
+    }
+
+    // MARK: - Inputs
+
+    /// A request from the client.
+    public mutating func onRequest(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest, snapshot: ResourceSnapshot) -> Action {
+        let type: ResourceType
+        switch validate(request) {
+        case .success(let validType): type = validType
+        case .failure(let error): return .fail(error)
+        }
+        if node == nil {
+            guard request.hasNode else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
+            node = ClientNode(request.node)
+        }
+
+        var state = types[type] ?? TypeState()
+        let isFirst = types[type] == nil || request.responseNonce.isEmpty
+        if !request.responseNonce.isEmpty {
+            guard request.responseNonce == state.lastNonce else {
+                staleNonces += 1
+                return .none
+            }
+        }
+        if !request.responseNonce.isEmpty, request.responseNonce == state.pendingNonce {
+            state.pendingNonce = nil
+            if request.hasErrorDetail {
+                // NACK: the client keeps what it ACKed before; remember the refused versions.
+                for (name, resource) in state.sent where state.acked[name]?.version != resource.version {
+                    state.nacked[name] = resource.version
+                }
+                state.sent = state.acked
+                state.sentVersionInfo = state.ackedVersionInfo
+                state.nackCount += 1
+                state.lastNack = String(request.errorDetail.message.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
+            } else {
+                state.acked = state.sent
+                state.ackedVersionInfo = state.sentVersionInfo
+                state.ackCount += 1
+            }
+        }
+
+        updateSubscription(&state, type: type, names: request.resourceNames, isFirst: isFirst && state.responseCount == 0 && !state.wildcard && state.subscribed.isEmpty)
+
+        if isFirst, request.responseNonce.isEmpty, !request.versionInfo.isEmpty {
+            // A reconnect: if the client already holds exactly what this server would send, adopt it.
+            let desired = desiredResources(state, type: type, snapshot: snapshot, names: nil)
+            let version = EncodedResource.version(ofSet: desired.map { (key: $0.key, value: $0.value.version) })
+            if version == request.versionInfo {
+                state.sent = desired
+                state.acked = desired
+                state.sentVersionInfo = version
+                state.ackedVersionInfo = version
+                state.checkedRevision = snapshot.revision
+                state.dirty = []
+                state.checkEverything = false
+                state.answered = true
+            }
+        }
+
+        var responses: [OutboundResponse] = []
+        if state.pendingNonce == nil, let response = nextResponse(&state, type: type, snapshot: snapshot) {
+            responses.append(response)
+        }
+        types[type] = state
+        if type == .cluster, let clusters = responses.first, let endpoints = warm(after: clusters, snapshot: snapshot) {
+            responses.append(endpoints)
+        }
+        return responses.isEmpty ? .none : .send(responses)
+    }
+
+    /// A new snapshot: send what changed to every type not waiting for an ACK, CDS first.
+    public mutating func onSnapshot(_ snapshot: ResourceSnapshot) -> Action {
+        var responses: [OutboundResponse] = []
+        var warmed = false
+        for type in types.keys.sorted() {
+            guard var state = types[type] else { continue }
+            if type == .endpoint, warmed { continue }
+            guard state.pendingNonce == nil else { continue }
+            if let response = nextResponse(&state, type: type, snapshot: snapshot) {
+                types[type] = state
+                responses.append(response)
+                if type == .cluster {
+                    warmed = true
+                    if let endpoints = warm(after: response, snapshot: snapshot) { responses.append(endpoints) }
+                }
+            } else {
+                types[type] = state
+            }
+        }
+        return responses.isEmpty ? .none : .send(responses)
+    }
+
+    // MARK: - Rules
+
+    private func validate(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) -> Result<ResourceType, XDSError> {
+        let typeURL = request.typeURL
+        let type: ResourceType
+        if typeURL.isEmpty {
+            guard allowedTypes.count == 1, let only = allowedTypes.first else {
+                return .failure(XDSError(.invalidArgument, "type_url is required on an aggregated stream"))
+            }
+            type = only
+        } else {
+            guard let known = ResourceType(rawValue: typeURL), allowedTypes.contains(known) else {
+                let served = allowedTypes.sorted().map(\.typeURL).joined(separator: ", ")
+                return .failure(XDSError(.invalidArgument, "type URL \(String(reflecting: String(typeURL.prefix(200)))) is not served on this stream (served: \(served))"))
+            }
+            type = known
+        }
+        if request.resourceNames.count > limits.maximumResourceNames {
+            return .failure(XDSError(.resourceExhausted, "\(request.resourceNames.count) resource names in one request; the limit is \(limits.maximumResourceNames)"))
+        }
+        for name in request.resourceNames where name.utf8.count > limits.maximumResourceNameBytes || name.isEmpty {
+            return .failure(XDSError(.invalidArgument, "resource name of \(name.utf8.count) bytes; names must have 1 to \(limits.maximumResourceNameBytes) bytes"))
+        }
+        if request.hasNode, request.node.id.utf8.count > limits.maximumNodeFieldBytes || request.node.cluster.utf8.count > limits.maximumNodeFieldBytes {
+            return .failure(XDSError(.invalidArgument, "node id or cluster longer than \(limits.maximumNodeFieldBytes) bytes"))
+        }
+        return .success(type)
+    }
+
+    private func updateSubscription(_ state: inout TypeState, type: ResourceType, names: [String], isFirst: Bool) {
+        let requested = Set(names)
+        let wildcard: Bool
+        if requested.contains("*") {
+            wildcard = true
+        } else if requested.isEmpty, type.allowsWildcard, isFirst || state.wildcard {
+            wildcard = true  // legacy wildcard: stays until names are given
+        } else {
+            wildcard = false
+        }
+        let explicit = requested.subtracting(["*"])
+        if wildcard != state.wildcard {
+            state.checkEverything = true
+        }
+        for name in explicit.subtracting(state.subscribed) { state.dirty.insert(name) }
+        if !wildcard {
+            for name in state.subscribed.subtracting(explicit) {
+                // Unsubscribed: the client forgot it; a later subscription is sent again.
+                state.sent[name] = nil
+                state.acked[name] = nil
+                state.nacked[name] = nil
+            }
+            if state.wildcard {
+                for name in state.sent.keys where !explicit.contains(name) {
+                    state.sent[name] = nil
+                    state.acked[name] = nil
+                }
+            }
+        }
+        state.subscribed = explicit
+        state.wildcard = wildcard
+    }
+
+    /// What this stream should hold of `type` now: current resources it subscribes to, except that a
+    /// NACKed version is replaced by the ACKed one (or left out). `names` limits the work to candidates.
+    private func desiredResources(_ state: TypeState, type: ResourceType, snapshot: ResourceSnapshot, names: Set<String>?) -> [String: EncodedResource] {
+        var desired: [String: EncodedResource] = [:]
+        let candidates: [String] = names.map(Array.init) ?? (state.wildcard ? Array(snapshot.all(type).keys) + Array(state.subscribed) : Array(state.subscribed))
+        for name in candidates where state.isSubscribed(name) {
+            guard let current = snapshot.resource(type, named: name) else { continue }
+            if state.nacked[name] == current.version {
+                if let kept = state.acked[name] { desired[name] = kept }
+            } else {
+                desired[name] = current
+            }
+        }
+        return desired
+    }
+
+    private mutating func nextResponse(_ state: inout TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> OutboundResponse? {
+        guard state.wildcard || !state.subscribed.isEmpty || !state.sent.isEmpty || !state.answered else { return nil }
+        var candidates: Set<String>?
+        if !state.checkEverything, let changed = snapshot.changedNames(type, after: state.checkedRevision) {
+            candidates = changed.union(state.dirty)
+        }
+        state.checkedRevision = snapshot.revision
+        state.dirty = []
+        state.checkEverything = false
+
+        var toSend: [EncodedResource] = []
+        if type.isFullState {
+            if let candidates, candidates.isEmpty, state.answered { return nil }
+            let desired = desiredResources(state, type: type, snapshot: snapshot, names: nil)
+            let changed = desired.filter { state.sent[$0.key]?.version != $0.value.version }.keys.sorted()
+            if changed.isEmpty, desired.count == state.sent.count, state.answered { return nil }
+            toSend = desired.values.sorted { $0.name < $1.name }
+            state.sent = desired
+            state.lastChanged = changed
+        } else {
+            let names = candidates ?? Set(state.subscribed).union(state.sent.keys)
+            for name in names.sorted() where state.isSubscribed(name) {
+                guard let current = snapshot.resource(type, named: name) else {
+                    state.sent[name] = nil  // gone: sent again if it comes back
+                    continue
+                }
+                guard state.sent[name]?.version != current.version, state.nacked[name] != current.version else { continue }
+                toSend.append(current)
+                state.sent[name] = current
+            }
+            // A first request for names that do not exist yet still gets an (empty) answer, so clients
+            // waiting on their initial fetch are not held up.
+            guard !toSend.isEmpty || !state.answered else { return nil }
+        }
+        nonceCounter += 1
+        let versionInfo = EncodedResource.version(ofSet: state.sent.map { (key: $0.key, value: $0.value.version) })
+        state.pendingNonce = String(nonceCounter)
+        state.lastNonce = state.pendingNonce
+        state.sentVersionInfo = versionInfo
+        state.responseCount += 1
+        state.answered = true
+        return OutboundResponse(type: type, versionInfo: versionInfo, nonce: String(nonceCounter), resources: toSend)
+    }
+
+    /// Warming: every cluster just sent gets its load assignment sent again, right after it.
+    private mutating func warm(after clusters: OutboundResponse, snapshot: ResourceSnapshot) -> OutboundResponse? {
+        guard var endpoints = types[.endpoint], let changed = types[.cluster]?.lastChanged else { return nil }
+        for name in changed where endpoints.isSubscribed(name) && endpoints.sent[name] != nil {
+            endpoints.sent[name] = nil
+            endpoints.dirty.insert(name)
+        }
+        defer { types[.endpoint] = endpoints }
+        guard endpoints.pendingNonce == nil else { return nil }
+        return nextResponse(&endpoints, type: .endpoint, snapshot: snapshot)
+    }
+}

@@ -1,0 +1,126 @@
+import EnvoyAPI
+import Shared
+import SwiftProtobuf
+
+/// Builds the Envoy resources of one cluster (namespace, service, port) from the merged index.
+///
+/// Pure and deterministic: the same index and options give the same bytes, hence the same versions,
+/// on every replica.
+public struct ResourceBuilder: Sendable {
+    /// The metadata namespace carrying where an endpoint comes from: `{source, pod, node}`.
+    public static let metadataNamespace = "legation"
+    static let httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"
+
+    public let options: ResourceOptions
+
+    public init(options: ResourceOptions = ResourceOptions()) {
+        self.options = options
+    }
+
+    /// The `Cluster`: EDS over ADS, HTTP/2 upstream when the port's `appProtocol` says gRPC or h2c.
+    public func cluster(_ key: ClusterKey, port: ServicePort) -> Envoy_Config_Cluster_V3_Cluster {
+        var cluster = Envoy_Config_Cluster_V3_Cluster()
+        cluster.name = key.name
+        cluster.type = .eds
+        var eds = Envoy_Config_Cluster_V3_Cluster.EdsClusterConfig()
+        var source = Envoy_Config_Core_V3_ConfigSource()
+        source.ads = Envoy_Config_Core_V3_AggregatedConfigSource()
+        source.resourceApiVersion = .v3
+        eds.edsConfig = source
+        cluster.edsClusterConfig = eds
+        let timeout = options.connectTimeoutMilliseconds
+        cluster.connectTimeout = .with {
+            $0.seconds = Int64(timeout / 1000)
+            $0.nanos = Int32(timeout % 1000) * 1_000_000
+        }
+        cluster.lbPolicy = switch options.loadBalancing {
+        case .roundRobin: .roundRobin
+        case .leastRequest: .leastRequest
+        case .random: .random
+        case .ringHash: .ringHash
+        case .maglev: .maglev
+        }
+        if port.isHTTP2 {
+            var protocolOptions = Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions()
+            var explicit = Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions.ExplicitHttpConfig()
+            explicit.http2ProtocolOptions = Envoy_Config_Core_V3_Http2ProtocolOptions()
+            protocolOptions.explicitHTTPConfig = explicit
+            if let any = try? Google_Protobuf_Any(message: protocolOptions) {
+                cluster.typedExtensionProtocolOptions[Self.httpProtocolOptionsKey] = any
+            }
+        }
+        return cluster
+    }
+
+    /// The `ClusterLoadAssignment`: one locality per (zone, source cluster), the source cluster as
+    /// sub-zone; ready → HEALTHY, serving and terminating → DRAINING, not serving → left out (or
+    /// UNHEALTHY); each endpoint's metadata names its source cluster and pod.
+    public func loadAssignment(_ key: ClusterKey, members: [EndpointIndex.Member]) -> Envoy_Config_Endpoint_V3_ClusterLoadAssignment {
+        var assignment = Envoy_Config_Endpoint_V3_ClusterLoadAssignment()
+        assignment.clusterName = key.name
+        struct LocalityKey: Hashable, Comparable {
+            var zone: String
+            var source: SourceCluster
+            static func < (lhs: Self, rhs: Self) -> Bool { (lhs.zone, lhs.source) < (rhs.zone, rhs.source) }
+        }
+        var byLocality: [LocalityKey: [Envoy_Config_Endpoint_V3_LbEndpoint]] = [:]
+        for member in members {
+            guard let health = EndpointHealth.of(member.endpoint.conditions, keepUnready: options.keepUnservingEndpoints) else {
+                continue
+            }
+            byLocality[LocalityKey(zone: member.endpoint.zone, source: member.source), default: []]
+                .append(lbEndpoint(member, health: health))
+        }
+        for (locality, endpoints) in byLocality.sorted(by: { $0.key < $1.key }) {
+            var group = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()
+            group.locality = .with {
+                $0.region = Self.region(ofZone: locality.zone)
+                $0.zone = locality.zone
+                $0.subZone = locality.source.name
+            }
+            group.lbEndpoints = endpoints
+            assignment.endpoints.append(group)
+        }
+        return assignment
+    }
+
+    /// The region a zone belongs to, by the cloud naming conventions: `us-east-1a` → `us-east-1` (AWS),
+    /// `us-central1-b` → `us-central1` (GCP), `eastus-2` → `eastus` (Azure); otherwise empty.
+    public static func region(ofZone zone: String) -> String {
+        let bytes = Array(zone.utf8)
+        guard bytes.count >= 3, let last = bytes.last else { return "" }
+        let isLetter = (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(last)
+        let isDigit = (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(last)
+        let beforeLast = bytes[bytes.count - 2]
+        if beforeLast == UInt8(ascii: "-"), isLetter || isDigit {
+            return String(decoding: bytes.dropLast(2), as: UTF8.self)
+        }
+        if isLetter, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(beforeLast) {
+            return String(decoding: bytes.dropLast(), as: UTF8.self)
+        }
+        return ""
+    }
+
+    private func lbEndpoint(_ member: EndpointIndex.Member, health: EndpointHealth) -> Envoy_Config_Endpoint_V3_LbEndpoint {
+        var lbEndpoint = Envoy_Config_Endpoint_V3_LbEndpoint()
+        lbEndpoint.endpoint = .with {
+            $0.address = .with {
+                $0.socketAddress = .with {
+                    $0.address = member.endpoint.address
+                    $0.portValue = UInt32(member.targetPort)
+                }
+            }
+            if !member.endpoint.hostname.isEmpty { $0.hostname = member.endpoint.hostname }
+        }
+        lbEndpoint.healthStatus = switch health {
+        case .healthy: .healthy
+        case .draining: .draining
+        case .unhealthy: .unhealthy
+        }
+        var fields: [String: Google_Protobuf_Value] = ["source": Google_Protobuf_Value(stringValue: member.source.name)]
+        if !member.endpoint.targetPod.isEmpty { fields["pod"] = Google_Protobuf_Value(stringValue: member.endpoint.targetPod) }
+        if !member.endpoint.node.isEmpty { fields["node"] = Google_Protobuf_Value(stringValue: member.endpoint.node) }
+        lbEndpoint.metadata.filterMetadata[Self.metadataNamespace] = Google_Protobuf_Struct(fields: fields)
+        return lbEndpoint
+    }
+}

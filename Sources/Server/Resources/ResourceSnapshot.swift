@@ -1,0 +1,39 @@
+/// Every resource the server serves at one revision: immutable, shared by every stream.
+///
+/// Streams do not diff whole snapshots: each remembers the revision it last looked at and asks which
+/// names changed since (`changedNames`), so a push costs what changed, not what exists.
+public struct ResourceSnapshot: Sendable {
+    /// Increases by one with every snapshot that changed something; local to this process.
+    public let revision: UInt64
+    public let resources: [ResourceType: [String: EncodedResource]]
+    /// The changed names of each of the last revisions, oldest first.
+    let history: [(revision: UInt64, changes: [ResourceType: Set<String>])]
+
+    public static let empty = ResourceSnapshot(revision: 0, resources: [:], history: [])
+
+    init(revision: UInt64, resources: [ResourceType: [String: EncodedResource]], history: [(revision: UInt64, changes: [ResourceType: Set<String>])]) {
+        self.revision = revision
+        self.resources = resources
+        self.history = history
+    }
+
+    public func resource(_ type: ResourceType, named name: String) -> EncodedResource? {
+        resources[type]?[name]
+    }
+
+    public func all(_ type: ResourceType) -> [String: EncodedResource] {
+        resources[type] ?? [:]
+    }
+
+    /// Names of `type` that were added, changed or removed after `revision`, or nil when the history
+    /// no longer reaches that far back (the caller then compares everything).
+    public func changedNames(_ type: ResourceType, after revision: UInt64) -> Set<String>? {
+        if revision >= self.revision { return [] }
+        guard let oldest = history.first, oldest.revision <= revision + 1 else { return nil }
+        var names = Set<String>()
+        for entry in history where entry.revision > revision {
+            if let changed = entry.changes[type] { names.formUnion(changed) }
+        }
+        return names
+    }
+}

@@ -1,0 +1,67 @@
+import Shared
+
+/// The server's single writer of resources: applies store deliveries to the merged index, rebuilds the
+/// resources of the clusters that changed, and produces the next shared `ResourceSnapshot`.
+///
+/// Deliveries can be applied many times before one `snapshot()` (debouncing): only the clusters marked
+/// dirty in between are rebuilt, and a rebuild that gives identical bytes changes nothing.
+public struct ResourceTable: Sendable {
+    /// How many revisions of change history a snapshot carries for streams that fell behind.
+    public static let historyDepth = 256
+
+    public private(set) var index = EndpointIndex()
+    private let builder: ResourceBuilder
+    private var resources: [ResourceType: [String: EncodedResource]] = [:]
+    private var history: [(revision: UInt64, changes: [ResourceType: Set<String>])] = []
+    private var dirty = Set<ClusterKey>()
+    public private(set) var revision: UInt64 = 0
+
+    public init(options: ResourceOptions = ResourceOptions()) {
+        self.builder = ResourceBuilder(options: options)
+    }
+
+    /// Applies one source's updates. - Returns: whether any cluster became dirty.
+    @discardableResult
+    public mutating func apply(_ updates: [SourceFeed.Update], from source: SourceCluster) -> Bool {
+        let changed = index.apply(updates, from: source)
+        dirty.formUnion(changed)
+        return !changed.isEmpty
+    }
+
+    /// Whether `snapshot()` has clusters to rebuild.
+    public var hasPendingChanges: Bool { !dirty.isEmpty }
+
+    /// Rebuilds the dirty clusters. - Returns: the next snapshot, or nil when no resource's bytes changed.
+    public mutating func snapshot() -> ResourceSnapshot? {
+        var changes: [ResourceType: Set<String>] = [:]
+        for key in dirty.sorted() {
+            let name = key.name
+            if let port = index.port(of: key) {
+                let members = index.members(of: key)
+                update(.cluster, name, (try? EncodedResource(type: .cluster, name: name, message: builder.cluster(key, port: port))), &changes)
+                update(.endpoint, name, (try? EncodedResource(type: .endpoint, name: name, message: builder.loadAssignment(key, members: members))), &changes)
+            } else {
+                update(.cluster, name, nil, &changes)
+                update(.endpoint, name, nil, &changes)
+            }
+        }
+        dirty.removeAll(keepingCapacity: true)
+        guard !changes.isEmpty else { return nil }
+        revision += 1
+        history.append((revision, changes))
+        if history.count > Self.historyDepth { history.removeFirst(history.count - Self.historyDepth) }
+        return ResourceSnapshot(revision: revision, resources: resources, history: history)
+    }
+
+    /// The current snapshot, whether or not anything changed.
+    public var current: ResourceSnapshot {
+        ResourceSnapshot(revision: revision, resources: resources, history: history)
+    }
+
+    private mutating func update(_ type: ResourceType, _ name: String, _ resource: EncodedResource?, _ changes: inout [ResourceType: Set<String>]) {
+        let previous = resources[type]?[name]
+        guard previous?.version != resource?.version else { return }
+        resources[type, default: [:]][name] = resource
+        changes[type, default: []].insert(name)
+    }
+}

@@ -1,0 +1,144 @@
+import Shared
+import Yams
+
+/// The xds-server's configuration: one YAML file (docs/configuration.md), overridable by flags and
+/// environment. Every field has a default; only Redis must be given (or the embedded demo store used).
+public struct XDSServerConfiguration: Codable, Sendable, Equatable {
+    public struct GRPC: Codable, Sendable, Equatable {
+        /// `host:port` of the xDS listener (default `0.0.0.0:18000`).
+        public var address: String?
+        public var maxStreams: Int?
+        public var maxRequestBytes: Int?
+        public var maxStreamsPerConnection: Int?
+        public var keepaliveSeconds: Double?
+        public var keepaliveTimeoutSeconds: Double?
+        /// Connections are closed (GOAWAY) after this age ± jitter; 0 disables.
+        public var maxConnectionAgeSeconds: Double?
+        public var connectionAgeJitter: Double?
+        public var gracePeriodSeconds: Double?
+        public init() {}
+    }
+
+    public struct Debounce: Codable, Sendable, Equatable {
+        public var quietMilliseconds: Double?
+        public var maximumMilliseconds: Double?
+        public init() {}
+    }
+
+    public struct Resources: Codable, Sendable, Equatable {
+        public var connectTimeoutMilliseconds: Int?
+        /// ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV.
+        public var loadBalancing: String?
+        public var keepUnservingEndpoints: Bool?
+        public init() {}
+    }
+
+    public struct Admin: Codable, Sendable, Equatable {
+        public var address: String?
+        public init(address: String? = nil) { self.address = address }
+    }
+
+    public struct Log: Codable, Sendable, Equatable {
+        public var level: String?
+        public var format: String?
+        public init(level: String? = nil, format: String? = nil) {
+            self.level = level
+            self.format = format
+        }
+    }
+
+    /// Sources whose sync canary readiness waits for (others are served as they appear).
+    public var sources: [String]?
+    public var readinessTimeoutSeconds: Double?
+    /// Identifies this replica in responses (`control_plane.identifier`) and logs.
+    public var identifier: String?
+    public var grpc: GRPC?
+    public var debounce: Debounce?
+    public var resources: Resources?
+    public var redis: RedisSettings?
+    public var admin: Admin?
+    public var log: Log?
+
+    public init() {}
+
+    /// Parses YAML. - Throws: `ModelError.invalidField` naming the place of the problem.
+    public static func parse(yaml: String) throws(ModelError) -> XDSServerConfiguration {
+        do {
+            return try YAMLDecoder().decode(XDSServerConfiguration.self, from: yaml)
+        } catch {
+            throw ModelError(.invalidField, "configuration: \(error)")
+        }
+    }
+
+    /// Every problem, in words an operator can act on; empty when the configuration is usable.
+    public func problems() -> [String] {
+        var problems: [String] = []
+        for source in sources ?? [] where (try? SourceCluster(source)) == nil {
+            problems.append("sources: \(source.prefix(80)) is not a DNS label")
+        }
+        if let timeout = readinessTimeoutSeconds, !(0...3600).contains(timeout) { problems.append("readinessTimeoutSeconds must be 0...3600") }
+        if let address = grpc?.address, Self.hostAndPort(address) == nil { problems.append("grpc.address \(address.prefix(80)) is not host:port") }
+        if let address = admin?.address, Self.hostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
+        if let value = grpc?.maxStreams, !(1...1_000_000).contains(value) { problems.append("grpc.maxStreams must be 1...1000000") }
+        if let value = grpc?.maxRequestBytes, !(1024...(64 << 20)).contains(value) { problems.append("grpc.maxRequestBytes must be 1 KiB...64 MiB") }
+        if let value = grpc?.maxStreamsPerConnection, !(1...10_000).contains(value) { problems.append("grpc.maxStreamsPerConnection must be 1...10000") }
+        if let value = grpc?.keepaliveSeconds, !(1...86_400).contains(value) { problems.append("grpc.keepaliveSeconds must be 1...86400") }
+        if let value = grpc?.keepaliveTimeoutSeconds, !(1...600).contains(value) { problems.append("grpc.keepaliveTimeoutSeconds must be 1...600") }
+        if let value = grpc?.maxConnectionAgeSeconds, !(value == 0 || (10...604_800).contains(value)) {
+            problems.append("grpc.maxConnectionAgeSeconds must be 0 (never) or 10...604800")
+        }
+        if let value = grpc?.connectionAgeJitter, !(0...0.5).contains(value) { problems.append("grpc.connectionAgeJitter must be 0...0.5") }
+        if let value = grpc?.gracePeriodSeconds, !(0...600).contains(value) { problems.append("grpc.gracePeriodSeconds must be 0...600") }
+        let quiet = debounce?.quietMilliseconds ?? 10
+        let maximum = debounce?.maximumMilliseconds ?? 100
+        if !(0...60_000).contains(quiet) { problems.append("debounce.quietMilliseconds must be 0...60000") }
+        if !(0...60_000).contains(maximum) { problems.append("debounce.maximumMilliseconds must be 0...60000") }
+        if maximum < quiet { problems.append("debounce.maximumMilliseconds (\(maximum)) must not be below quietMilliseconds (\(quiet))") }
+        if let policy = resources?.loadBalancing, ResourceOptions.LoadBalancing(rawValue: policy) == nil {
+            problems.append("resources.loadBalancing must be one of \(ResourceOptions.LoadBalancing.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        if let timeout = resources?.connectTimeoutMilliseconds, !(1...600_000).contains(timeout) {
+            problems.append("resources.connectTimeoutMilliseconds must be 1...600000")
+        }
+        problems += (redis ?? RedisSettings()).problems()
+        if let level = log?.level, !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
+            problems.append("log.level must be trace, debug, info, notice, warning, error or critical")
+        }
+        if let format = log?.format, !["text", "json"].contains(format) { problems.append("log.format must be text or json") }
+        return problems
+    }
+
+    /// The runtime options this configuration describes (call only when `problems()` is empty).
+    public func runtimeOptions() -> XDSServerRuntime.Options {
+        var options = XDSServerRuntime.Options()
+        options.pipeline.requiredSources = Set((sources ?? []).compactMap { try? SourceCluster($0) })
+        if let timeout = readinessTimeoutSeconds { options.pipeline.readinessTimeout = .milliseconds(Int64(timeout * 1000)) }
+        options.pipeline.debounce = DebounceOptions(
+            quiet: .milliseconds(Int64(debounce?.quietMilliseconds ?? 10)), maximum: .milliseconds(Int64(debounce?.maximumMilliseconds ?? 100)))
+        if let timeout = resources?.connectTimeoutMilliseconds { options.pipeline.resources.connectTimeoutMilliseconds = timeout }
+        if let policy = resources?.loadBalancing.flatMap(ResourceOptions.LoadBalancing.init(rawValue:)) { options.pipeline.resources.loadBalancing = policy }
+        if let keep = resources?.keepUnservingEndpoints { options.pipeline.resources.keepUnservingEndpoints = keep }
+        if let address = grpc?.address, let (host, port) = Self.hostAndPort(address) {
+            options.serving.host = host
+            options.serving.port = port
+        }
+        if let value = grpc?.maxStreams { options.service.maximumStreams = value }
+        if let value = grpc?.maxRequestBytes { options.serving.maximumRequestBytes = value }
+        if let value = grpc?.maxStreamsPerConnection { options.serving.maximumStreamsPerConnection = value }
+        if let value = grpc?.keepaliveSeconds { options.serving.keepaliveTime = .milliseconds(Int64(value * 1000)) }
+        if let value = grpc?.keepaliveTimeoutSeconds { options.serving.keepaliveTimeout = .milliseconds(Int64(value * 1000)) }
+        if let value = grpc?.maxConnectionAgeSeconds { options.serving.maximumConnectionAge = value == 0 ? nil : .milliseconds(Int64(value * 1000)) }
+        if let value = grpc?.connectionAgeJitter { options.serving.connectionAgeJitter = value }
+        if let value = grpc?.gracePeriodSeconds { options.serving.closeGracePeriod = .milliseconds(Int64(value * 1000)) }
+        if let identifier { options.service.controlPlaneIdentifier = identifier }
+        return options
+    }
+
+    /// Splits `host:port` (`[::1]:18000` for IPv6).
+    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else { return nil }
+        var host = String(text[..<colon])
+        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return host.isEmpty ? nil : (host, port)
+    }
+}

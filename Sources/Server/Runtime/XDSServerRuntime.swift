@@ -1,0 +1,118 @@
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import Logging
+import Metrics
+import NIOCore
+import ServiceLifecycle
+import Shared
+
+/// The xds-server process body: follows the store, builds and publishes snapshots, serves xDS over
+/// gRPC. One `Service`: `run()` returns after graceful shutdown (stop accepting, end every stream with
+/// UNAVAILABLE so clients reconnect elsewhere, give connections `closeGracePeriod` to close).
+public final class XDSServerRuntime: Service, Sendable {
+    public struct Options: Sendable {
+        public var pipeline = ResourcePipeline.Options()
+        public var follower = StoreFollower.Options()
+        public var serving = ServingOptions()
+        public var service = XDSService.Options()
+        /// How often source heartbeats are read (staleness).
+        public var heartbeatCheckInterval: Duration = .seconds(2)
+        public init() {}
+    }
+
+    public let hub = XDSHub()
+    public let pipeline: ResourcePipeline
+    private let reader: any EndpointStoreReader
+    private let options: Options
+    private let logger: Logger
+    private let metricsFactory: any MetricsFactory
+    private let boundPort = AsyncStream<Int>.makeStream(bufferingPolicy: .bufferingNewest(1))
+
+    public init(reader: any EndpointStoreReader, options: Options, logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory) {
+        self.reader = reader
+        self.options = options
+        self.logger = logger
+        self.metricsFactory = metricsFactory
+        self.pipeline = ResourcePipeline(hub: hub, options: options.pipeline, logger: logger, metricsFactory: metricsFactory)
+    }
+
+    /// The port the gRPC listener is bound to, once it is.
+    public func port() async -> Int? {
+        for await port in boundPort.stream { return port }
+        return nil
+    }
+
+    public func run() async throws {
+        let pipeline = self.pipeline
+        var follow = options.follower
+        follow.sources.formUnion(options.pipeline.requiredSources)
+        let follower = StoreFollower(
+            reader: reader, options: follow, logger: logger, metricsFactory: metricsFactory,
+            caughtUp: { await pipeline.markCaughtUp() },
+            deliver: { await pipeline.deliver($0) })
+
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = options.serving.maximumRequestBytes
+        config.http2.maxConcurrentStreams = options.serving.maximumStreamsPerConnection
+        config.connection.keepalive.time = options.serving.keepaliveTime
+        config.connection.keepalive.timeout = options.serving.keepaliveTimeout
+        config.connection.keepalive.clientBehavior.allowWithoutCalls = true
+        config.connection.keepalive.clientBehavior.minPingIntervalWithoutCalls = .seconds(5)
+        var random = SystemRandomNumberGenerator()
+        config.connection.maxAge = options.serving.connectionAge(using: &random)
+        config.connection.maxGraceTime = options.serving.closeGracePeriod
+        let transport = HTTP2ServerTransport.Posix(
+            address: .ipv4(host: options.serving.host, port: options.serving.port), transportSecurity: .plaintext, config: config)
+        let server = GRPCServer(
+            transport: transport,
+            services: [XDSService(hub: hub, options: options.service, logger: logger, metricsFactory: metricsFactory)])
+        let hub = self.hub
+        let reader = self.reader
+        let interval = options.heartbeatCheckInterval
+        let grace = options.serving.closeGracePeriod
+        let logger = self.logger
+        let boundPort = self.boundPort.continuation
+
+        do {
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.serve() }
+                group.addTask {
+                    if let address = try? await transport.listeningAddress, let port = address.ipv4?.port ?? address.ipv6?.port {
+                        logger.info("serving xDS", metadata: ["port": "\(port)"])
+                        boundPort.yield(port)
+                    }
+                }
+                group.addTask { await pipeline.run() }
+                group.addTask { await follower.run() }
+                group.addTask {
+                    while !Task.isCancelled {
+                        let known = await pipeline.knownSources
+                        if let heartbeats = try? await reader.heartbeats(of: known) {
+                            await pipeline.updateHeartbeats(heartbeats)
+                        }
+                        await pipeline.evaluateReadiness()
+                        try? await Task.sleep(for: interval)
+                    }
+                }
+                group.addTask {
+                    // Ends with the process: wait for shutdown, then close in order.
+                    try? await gracefulShutdown()
+                    logger.info("shutting down: refusing new streams, ending open ones")
+                    server.beginGracefulShutdown()
+                    hub.shutdown()
+                    try? await Task.sleep(for: grace)
+                    throw ShutdownComplete()  // ends the group, cancelling the loops
+                }
+            }
+        } onGracefulShutdown: {
+            server.beginGracefulShutdown()
+            hub.shutdown()
+        }
+        } catch is ShutdownComplete {
+            return
+        }
+    }
+
+    private struct ShutdownComplete: Error {}
+}

@@ -1,0 +1,97 @@
+import Foundation
+import Shared
+
+/// The JSON behind `/debug/clients`, `/debug/resources` and `/debug/sources`, and what
+/// `legation status` reads back. Field names are a stable interface for operators' scripts.
+public enum DebugViews {
+    public struct TypeView: Codable, Sendable, Equatable {
+        public var type: String
+        public var wildcard: Bool
+        /// Subscribed names (at most 100 listed; `subscribedCount` has them all).
+        public var subscribed: [String]
+        public var subscribedCount: Int
+        public var sentVersion: String
+        public var ackedVersion: String
+        public var pendingNonce: String?
+        public var responses: Int
+        public var acks: Int
+        public var nacks: Int
+        public var lastNack: String?
+        /// Resources the client holds whose version is not the current one (0: in sync).
+        public var outOfSync: Int
+    }
+
+    public struct ClientView: Codable, Sendable, Equatable {
+        public var stream: UInt64
+        public var kind: String
+        public var peer: String
+        public var node: ClientNode?
+        public var connectedAtUnixMilliseconds: Int64
+        public var pushes: Int
+        public var bytesSent: Int
+        public var staleNonces: Int
+        public var types: [TypeView]
+    }
+
+    public struct ResourceView: Codable, Sendable, Equatable {
+        public var type: String
+        public var name: String
+        public var version: String
+        public var bytes: Int
+    }
+
+    public struct SourceView: Codable, Sendable, Equatable {
+        public var source: String
+        public var services: Int
+        public var synced: Bool
+        public var stale: Bool
+        public var removed: Bool
+        public var heartbeatAgeMilliseconds: Int64?
+        public var heartbeatHolder: String?
+        public var lastChangeUnixMilliseconds: Int64?
+    }
+
+    public static func clients(_ hub: XDSHub) -> [ClientView] {
+        let snapshot = hub.snapshot
+        return hub.streams.map { record in
+            let machine = record.machine
+            let types = (machine?.types ?? [:]).sorted { $0.key < $1.key }.map { type, state in
+                let outOfSync = state.acked.filter { snapshot.resource(type, named: $0.key)?.version != $0.value.version }.count
+                return TypeView(
+                    type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
+                    subscribedCount: state.subscribed.count, sentVersion: state.sentVersionInfo, ackedVersion: state.ackedVersionInfo,
+                    pendingNonce: state.pendingNonce, responses: state.responseCount, acks: state.ackCount, nacks: state.nackCount,
+                    lastNack: state.lastNack, outOfSync: outOfSync)
+            }
+            return ClientView(
+                stream: record.id, kind: record.kind.rawValue, peer: record.peer, node: machine?.node,
+                connectedAtUnixMilliseconds: record.connectedAtUnixMilliseconds, pushes: record.pushes, bytesSent: record.bytesSent,
+                staleNonces: machine?.staleNonces ?? 0, types: types)
+        }
+    }
+
+    public static func resources(_ snapshot: ResourceSnapshot) -> [ResourceView] {
+        ResourceType.allCases.flatMap { type in
+            snapshot.all(type).values.sorted { $0.name < $1.name }.map {
+                ResourceView(type: type.shortName, name: $0.name, version: $0.version, bytes: $0.resource.count)
+            }
+        }
+    }
+
+    public static func sources(_ statuses: [SourceStatus]) -> [SourceView] {
+        let now = WallClock.nowUnixMilliseconds
+        return statuses.map {
+            SourceView(
+                source: $0.source.name, services: $0.services, synced: $0.synced, stale: $0.stale, removed: $0.removed,
+                heartbeatAgeMilliseconds: $0.heartbeat.map { max(0, now - $0.sentAtUnixMilliseconds) },
+                heartbeatHolder: $0.heartbeat?.holder, lastChangeUnixMilliseconds: $0.lastChangeUnixMilliseconds)
+        }
+    }
+
+    /// Pretty, sorted JSON with a trailing newline.
+    public static func json(_ value: some Encodable) -> [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return Array((try? encoder.encode(value)) ?? Data("null".utf8)) + [UInt8(ascii: "\n")]
+    }
+}

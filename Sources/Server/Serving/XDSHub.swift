@@ -1,0 +1,115 @@
+import Shared
+import Synchronization
+
+/// What the serving side shares: the current snapshot, readiness, and every open stream (for fan-out
+/// and for `/debug/clients`). Streams read the snapshot; the pipeline publishes it; nothing here blocks.
+public final class XDSHub: Sendable {
+    /// A signal to a stream's loop. Signals coalesce: a stream that is busy sees only the latest.
+    public enum Signal: Sendable {
+        case snapshot
+        case shutdown
+    }
+
+    /// The kind of stream: aggregated or one type.
+    public enum StreamKind: String, Sendable, CaseIterable, Codable {
+        case ads
+        case cds
+        case eds
+    }
+
+    /// One open stream, as `/debug/clients` shows it.
+    public struct StreamRecord: Sendable {
+        public var id: UInt64
+        public var kind: StreamKind
+        public var peer: String
+        public var connectedAtUnixMilliseconds: Int64
+        public var machine: SotWStreamStateMachine?
+        public var pushes = 0
+        public var bytesSent = 0
+        var notify: @Sendable (Signal) -> Void
+    }
+
+    private struct State: Sendable {
+        var snapshot = ResourceSnapshot.empty
+        /// When the oldest change in `snapshot` reached the server (push latency is measured from it).
+        var changeArrivedAt: ContinuousClock.Instant?
+        var notReadyReason: String? = "the store has not been read yet"
+        var streams: [UInt64: StreamRecord] = [:]
+        var nextID: UInt64 = 0
+        var shuttingDown = false
+    }
+
+    private let state = Mutex(State())
+
+    public init() {}
+
+    /// The snapshot streams serve from now.
+    public var snapshot: ResourceSnapshot { state.withLock { $0.snapshot } }
+
+    /// When the changes in the current snapshot arrived.
+    public var changeArrivedAt: ContinuousClock.Instant? { state.withLock { $0.changeArrivedAt } }
+
+    /// nil when streams are accepted; else why not (answered with UNAVAILABLE).
+    public var notReadyReason: String? { state.withLock { $0.shuttingDown ? "the server is shutting down" : $0.notReadyReason } }
+
+    public func setReady(_ reason: String?) {
+        state.withLock { $0.notReadyReason = reason }
+    }
+
+    /// Makes `snapshot` current and wakes every stream.
+    public func publish(_ snapshot: ResourceSnapshot, changeArrivedAt: ContinuousClock.Instant?) {
+        let notifiers = state.withLock { state -> [@Sendable (Signal) -> Void] in
+            state.snapshot = snapshot
+            state.changeArrivedAt = changeArrivedAt
+            return state.streams.values.map(\.notify)
+        }
+        for notify in notifiers { notify(.snapshot) }
+    }
+
+    /// Ends every stream (UNAVAILABLE, so clients reconnect to another replica) and refuses new ones.
+    public func shutdown() {
+        let notifiers = state.withLock { state -> [@Sendable (Signal) -> Void] in
+            state.shuttingDown = true
+            return state.streams.values.map(\.notify)
+        }
+        for notify in notifiers { notify(.shutdown) }
+    }
+
+    /// Registers a stream. - Returns: its id, or nil when `limit` streams are open already.
+    func register(kind: StreamKind, peer: String, limit: Int, nowUnixMilliseconds: Int64, notify: @escaping @Sendable (Signal) -> Void) -> UInt64? {
+        state.withLock { state in
+            guard state.streams.count < limit else { return nil }
+            state.nextID += 1
+            let id = state.nextID
+            state.streams[id] = StreamRecord(id: id, kind: kind, peer: peer, connectedAtUnixMilliseconds: nowUnixMilliseconds, notify: notify)
+            return id
+        }
+    }
+
+    func unregister(_ id: UInt64) {
+        _ = state.withLock { $0.streams.removeValue(forKey: id) }
+    }
+
+    /// Records a stream's state after it handled an event (cheap: the machine's storage is shared).
+    func record(_ id: UInt64, machine: SotWStreamStateMachine, pushes: Int = 0, bytes: Int = 0) {
+        state.withLock { state in
+            state.streams[id]?.machine = machine
+            state.streams[id]?.pushes += pushes
+            state.streams[id]?.bytesSent += bytes
+        }
+    }
+
+    /// Every open stream, by id.
+    public var streams: [StreamRecord] {
+        state.withLock { Array($0.streams.values) }.sorted { $0.id < $1.id }
+    }
+
+    /// Open streams by kind (the HPA's signal).
+    public var streamCounts: [StreamKind: Int] {
+        state.withLock { state in
+            var counts = Dictionary(uniqueKeysWithValues: StreamKind.allCases.map { ($0, 0) })
+            for stream in state.streams.values { counts[stream.kind, default: 0] += 1 }
+            return counts
+        }
+    }
+}

@@ -1,0 +1,175 @@
+import EnvoyAPI
+import GRPCCore
+import Logging
+import LegationTestSupport
+import Server
+import Shared
+import Testing
+
+/// The server over real gRPC on loopback, fed by a store: store events in, exact responses out.
+@Suite struct XDSServiceTests {
+    typealias F = XDSFixture
+
+    static func options(required: [SourceCluster] = [F.east], maximumStreams: Int = 100) -> XDSServerRuntime.Options {
+        var options = XDSServerRuntime.Options()
+        options.serving.host = "127.0.0.1"
+        options.serving.port = 0
+        options.serving.closeGracePeriod = .milliseconds(200)
+        options.pipeline.requiredSources = Set(required)
+        options.pipeline.readinessTimeout = .seconds(60)
+        options.pipeline.debounce = DebounceOptions(quiet: .milliseconds(5), maximum: .milliseconds(20))
+        options.follower.pollWait = .milliseconds(100)
+        options.follower.discoveryInterval = .milliseconds(200)
+        options.heartbeatCheckInterval = .milliseconds(100)
+        options.service.maximumStreams = maximumStreams
+        options.service.controlPlaneIdentifier = "legation-test"
+        return options
+    }
+
+    /// Runs a server on an in-memory store for the duration of `body`.
+    static func withServer<T: Sendable>(
+        _ store: InMemoryEndpointStore, options: XDSServerRuntime.Options = options(),
+        _ body: @escaping @Sendable (XDSServerRuntime, Int) async throws -> T
+    ) async throws -> T {
+        let runtime = XDSServerRuntime(reader: store, options: options, logger: .quiet())
+        return try await withThrowingTaskGroup(of: T?.self) { group in
+            group.addTask {
+                try await runtime.run()
+                return nil
+            }
+            guard let port = await runtime.port() else { throw XDSError(.unavailable, "server did not bind") }
+            let result = try await body(runtime, port)
+            group.cancelAll()
+            return result
+        }
+    }
+
+    @Test func envoyLikeClientGetsClustersThenEndpointsThenUpdates() async throws {
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        try await Self.withServer(store) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            try await withADSStream(port: port) { stream in
+                stream.send(request(.cluster))
+                let cds = try #require(try await stream.next())
+                #expect(cds.typeURL == ResourceType.cluster.typeURL)
+                #expect(cds.resources.count == 1)
+                #expect(cds.controlPlane.identifier == "legation-test")
+                stream.ack(cds)
+                stream.send(request(.endpoint, names: ["default/web:http"]))
+                let eds = try #require(try await stream.next())
+                let assignment = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(unpackingAny: eds.resources[0])
+                #expect(assignment.endpoints.flatMap(\.lbEndpoints).map(\.endpoint.address.socketAddress.address) == ["10.0.0.1"])
+                #expect(assignment.endpoints[0].locality.subZone == "east")
+                stream.ack(eds, names: ["default/web:http"])
+                #expect(await stream.isQuiet(), "nothing without a change")
+
+                // A pod starts terminating in the source: it becomes DRAINING.
+                try await writer.publish([
+                    F.set("web", ["10.0.0.1"], conditions: .init(ready: false, serving: true, terminating: true))
+                ])
+                let push = try #require(try await stream.next())
+                #expect(push.typeURL == ResourceType.endpoint.typeURL)
+                let drained = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(unpackingAny: push.resources[0])
+                #expect(drained.endpoints[0].lbEndpoints[0].healthStatus == .draining)
+                stream.ack(push, names: ["default/web:http"])
+            }
+            let clients = runtime.hub.streams
+            #expect(clients.isEmpty || clients.allSatisfy { $0.kind == .ads })
+        }
+    }
+
+    @Test func notReadyRefusesStreamsWithUnavailable() async throws {
+        let store = InMemoryEndpointStore()
+        try await Self.withServer(store, options: Self.options(required: [F.west])) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason?.contains("west") == true })
+            let error = await #expect(throws: RPCError.self) {
+                try await withADSStream(port: port) { stream in
+                    stream.send(request(.cluster))
+                    _ = try await stream.next()
+                }
+            }
+            #expect(error?.code == .unavailable)
+            #expect(error?.message.contains("canary of west") == true)
+        }
+    }
+
+    @Test func streamsBeyondTheLimitAreRefusedAndOthersKeepWorking() async throws {
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        try await Self.withServer(store, options: Self.options(maximumStreams: 1)) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            try await withADSStream(port: port) { first in
+                first.send(request(.cluster))
+                _ = try #require(try await first.next())
+                let error = await #expect(throws: RPCError.self) {
+                    try await withADSStream(port: port) { second in
+                        second.send(request(.cluster))
+                        _ = try await second.next()
+                    }
+                }
+                #expect(error?.code == .resourceExhausted)
+                // The first stream is unaffected; it never ACKed, and still gets nothing new until it does.
+                try await writer.publish([F.set("api", ["10.0.0.2"])])
+                #expect(await first.isQuiet())
+            }
+        }
+    }
+
+    @Test func protocolErrorsEndOnlyTheirStream() async throws {
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        try await Self.withServer(store) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            let bogus = {
+                var bogus = request(.cluster)
+                bogus.typeURL = "type.googleapis.com/not.a.Type"
+                return bogus
+            }()
+            let unknown = await #expect(throws: RPCError.self) {
+                try await withADSStream(port: port) { stream in
+                    stream.send(bogus)
+                    _ = try await stream.next()
+                }
+            }
+            #expect(unknown?.code == .invalidArgument)
+            #expect(unknown?.message.contains("not.a.Type") == true)
+
+            let absurd = await #expect(throws: RPCError.self) {
+                try await withADSStream(port: port) { stream in
+                    stream.send(request(.endpoint, names: [String(repeating: "n", count: 100_000)]))
+                    _ = try await stream.next()
+                }
+            }
+            #expect(absurd?.code == .invalidArgument)
+
+            // The server still serves.
+            try await withADSStream(port: port) { stream in
+                stream.send(request(.cluster))
+                let response = try await stream.next()
+                #expect(response?.resources.count == 1)
+            }
+        }
+    }
+
+    @Test func shutdownEndsStreamsWithUnavailable() async throws {
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        try await Self.withServer(store) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            let error = await #expect(throws: RPCError.self) {
+                try await withADSStream(port: port) { stream in
+                    stream.send(request(.cluster))
+                    _ = try await stream.next()
+                    runtime.hub.shutdown()
+                    _ = try await stream.next()
+                }
+            }
+            #expect(error?.code == .unavailable)
+        }
+    }
+}

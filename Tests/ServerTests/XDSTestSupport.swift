@@ -1,0 +1,70 @@
+import EnvoyAPI
+import Server
+import Shared
+import SwiftProtobuf
+
+/// Builds tables and requests for the protocol tests: endpoint sets in, snapshots out.
+struct XDSFixture {
+    static let east = try! SourceCluster("east")
+    static let west = try! SourceCluster("west")
+    static let http = try! ServicePort(name: "http", port: 80)
+
+    var table = ResourceTable()
+    private(set) var snapshot = ResourceSnapshot.empty
+
+    static func service(_ name: String) -> ServiceKey { try! ServiceKey(namespace: "default", name: name) }
+
+    static func set(_ service: String, _ addresses: [String], source: SourceCluster = east, conditions: Endpoint.Conditions = .ready,
+                    port: ServicePort = http, zone: String = "zone-a") -> EndpointSet {
+        let endpoints = addresses.map { try! Endpoint(address: $0, targetPorts: [8080], zone: zone, targetPod: "default/\($0)", conditions: conditions) }
+        return try! EndpointSet(source: source, service: Self.service(service), ports: [port], endpoints: endpoints)
+    }
+
+    /// Applies sets and removals, then takes the next snapshot.
+    @discardableResult
+    mutating func publish(_ sets: [EndpointSet] = [], removing: [String] = [], source: SourceCluster = east) -> ResourceSnapshot {
+        var updates = sets.map(SourceFeed.Update.upsert)
+        updates += removing.map { .remove(Self.service($0)) }
+        table.apply(updates, from: source)
+        if let next = table.snapshot() { snapshot = next }
+        return snapshot
+    }
+}
+
+func request(
+    _ type: ResourceType?, names: [String] = [], version: String = "", nonce: String = "", nack: String? = nil,
+    node: String? = "sidecar-1"
+) -> Envoy_Service_Discovery_V3_DiscoveryRequest {
+    var request = Envoy_Service_Discovery_V3_DiscoveryRequest()
+    if let type { request.typeURL = type.typeURL }
+    request.resourceNames = names
+    request.versionInfo = version
+    request.responseNonce = nonce
+    if let node {
+        request.node.id = node
+        request.node.cluster = "test"
+    }
+    if let nack { request.errorDetail = .with { $0.code = 3; $0.message = nack } }
+    return request
+}
+
+extension SotWStreamStateMachine.Action {
+    var responses: [OutboundResponse] {
+        if case .send(let responses) = self { return responses }
+        return []
+    }
+
+    var error: XDSError? {
+        if case .fail(let error) = self { return error }
+        return nil
+    }
+}
+
+extension OutboundResponse {
+    var names: [String] { resources.map(\.name) }
+
+    /// The bytes decoded as Envoy would read them.
+    func decoded() throws -> Envoy_Service_Discovery_V3_DiscoveryResponse {
+        try Envoy_Service_Discovery_V3_DiscoveryResponse(serializedBytes: encoded(controlPlane: "legation-test"))
+    }
+}
