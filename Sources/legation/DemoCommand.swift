@@ -2,14 +2,17 @@ import ArgumentParser
 import Foundation
 import Ingestor
 import Logging
+import Metrics
+import Prometheus
 import Server
 import Shared
 import Synchronization
 
 /// `legation demo`: the whole pipeline on one machine with no Kubernetes and no Redis needed. Two file
 /// sources ("east", "west") are published by two ingestors into the embedded store (or a Redis you name),
-/// a reader merges them into the multi-cluster index the xds-server serves from, and the demo changes
-/// the sources (a pod terminating, a scale-up) to show each change arrive, with its latency.
+/// a reader merges them into the multi-cluster index, an xds-server serves it to a real Envoy (when one is
+/// installed: scripts/install-deps.sh --e2e) that routes requests to echo "pods" of both clusters, and the
+/// demo changes the sources (pods terminating, a scale-up) to show each change arrive, with its latency.
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
@@ -23,14 +26,25 @@ struct DemoCommand: AsyncParsableCommand {
     @Option(help: "Log level for the components (their logs go to standard error).")
     var logLevel: Logger.Level = .warning
 
+    @Option(help: ArgumentHelp("Envoy binary (default: LEGATION_ENVOY, .venv-e2e/bin/envoy, or envoy on PATH).", valueName: "path"))
+    var envoy: String?
+
+    @Flag(help: "Skip the xds-server and Envoy part.")
+    var noEnvoy = false
+
     func run() async throws {
         LoggingSetup.bootstrap(level: logLevel, json: false)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let envoyBinary = noEnvoy ? nil : DemoMesh.findEnvoy(envoy)
+        let upstreams = envoyBinary == nil ? [] : try await DemoMesh.startUpstreams(port: 0)
+        let echoPort = String(upstreams.first?.port ?? 8080)
         let directory = NSTemporaryDirectory() + "legation-demo-\(ProcessInfo.processInfo.processIdentifier)"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if !keepRunning { try? FileManager.default.removeItem(atPath: directory) } }
         let files = ["east": directory + "/east.yaml", "west": directory + "/west.yaml"]
-        try DemoData.east.write(toFile: files["east"]!, atomically: true, encoding: .utf8)
-        try DemoData.west.write(toFile: files["west"]!, atomically: true, encoding: .utf8)
+        try DemoData.east.replacingOccurrences(of: "ECHO_PORT", with: echoPort).write(toFile: files["east"]!, atomically: true, encoding: .utf8)
+        try DemoData.west.replacingOccurrences(of: "ECHO_PORT", with: echoPort).write(toFile: files["west"]!, atomically: true, encoding: .utf8)
 
         let store: any EndpointStore
         let storeName: String
@@ -74,10 +88,32 @@ struct DemoCommand: AsyncParsableCommand {
         print("Merged view of both clusters (an Envoy cluster is namespace/service:port):\n")
         print(view.render())
 
-        try await change(files["west"]!, to: DemoData.westDraining, view: view,
-            what: "west: pod checkout-7 is terminating (ready=false, serving=true, terminating=true)",
-            expect: { $0.health(of: "10.20.1.21") == .draining })
-        try await change(files["east"]!, to: DemoData.eastScaled, view: view,
+        var mesh: DemoMesh?
+        if let envoyBinary {
+            let started = try await DemoMesh(store: store, upstreams: upstreams, envoyBinary: envoyBinary, directory: directory, registry: registry, logger: Logger(label: "legation.demo.xds"))
+            mesh = started
+            print("xds-server on 127.0.0.1:\(started.xdsPort) (admin 127.0.0.1:\(started.adminPort)); Envoy \(envoyBinary) connected over ADS,")
+            print("listening on 127.0.0.1:\(started.envoyListenerPort) and routing to \(DemoMesh.echoCluster).")
+            guard try await started.waitUntil({ await started.requestsThroughEnvoy(3).count == 3 }) else {
+                await started.stop()
+                throw ValidationError("Envoy did not route to all three echo pods within 30 s; its log: \(started.envoyLog)")
+            }
+            print("  12 requests through Envoy: \(DemoMesh.render(await started.requestsThroughEnvoy()))  (pods of both clusters)\n")
+        } else if !noEnvoy {
+            print("(No Envoy found: run scripts/install-deps.sh --e2e, or pass --envoy; showing the merged view only.)\n")
+        }
+
+        try await change(files["west"]!, to: DemoData.westDraining.replacingOccurrences(of: "ECHO_PORT", with: echoPort), view: view,
+            what: "west: pods checkout-7 and echo-west-a are terminating (ready=false, serving=true, terminating=true)",
+            expect: { $0.health(of: "10.20.1.21") == .draining && $0.health(of: "127.0.0.4") == .draining })
+        if let mesh {
+            let started = ContinuousClock.now
+            _ = try await mesh.waitUntil(timeout: .seconds(10)) { await mesh.envoyHosts()["127.0.0.4"] == "DRAINING" }
+            print("Envoy's own view (its admin /clusters), \((ContinuousClock.now - started).formatted(.units(allowed: [.milliseconds]))) later:")
+            print(mesh.renderHosts(await mesh.envoyHosts()))
+            print("  12 requests through Envoy: \(DemoMesh.render(await mesh.requestsThroughEnvoy()))  (no new requests to the draining pod)\n")
+        }
+        try await change(files["east"]!, to: DemoData.eastScaled.replacingOccurrences(of: "ECHO_PORT", with: echoPort), view: view,
             what: "east: web scaled from 2 to 3 replicas",
             expect: { $0.index.members(of: $0.webHTTP).count == 4 })
 
@@ -87,6 +123,13 @@ struct DemoCommand: AsyncParsableCommand {
               - locality = zone/source cluster, so Envoy can prefer its own zone and fail over across clusters;
               - a terminating pod is DRAINING, not removed: Envoy stops sending it new requests while it finishes.
             """)
+        if let mesh {
+            print("""
+                  - Envoy: curl 127.0.0.1:\(mesh.envoyListenerPort)/ (a pod answers), curl 127.0.0.1:\(mesh.envoyAdminPort)/clusters
+                  - the xds-server: legation status --admin 127.0.0.1:\(mesh.adminPort) (what each sidecar holds, ACKs, NACKs);
+                    curl 127.0.0.1:\(mesh.adminPort)/debug/resources, /debug/sources, /metrics
+                """)
+        }
         if keepRunning {
             print("Running until Ctrl-C: edit \(directory)/*.yaml and watch the view change.\n")
             var rendered = view.render()
@@ -99,6 +142,7 @@ struct DemoCommand: AsyncParsableCommand {
                 }
             }
         }
+        await mesh?.stop()
     }
 
     private func change(_ file: String, to text: String, view: DemoView, what: String, expect: @escaping @Sendable (DemoView.State) -> Bool) async throws {

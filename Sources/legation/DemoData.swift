@@ -1,5 +1,6 @@
-/// The demo's two source clusters, as file-source YAML: the same `web` and `checkout` services run in
-/// both, so Legation merges them; `ledger` runs in west only.
+/// The demo's two source clusters, as file-source YAML: the same `web`, `checkout` and `echo` services
+/// run in both, so Legation merges them; `ledger` runs in west only. `echo`'s pods are real: small HTTP
+/// servers on 127.0.0.2-4 at `ECHO_PORT` (replaced when the files are written), which Envoy calls.
 enum DemoData {
     static let east = """
         cluster: east
@@ -13,6 +14,11 @@ enum DemoData {
             ports: [{name: grpc, port: 9090, appProtocol: grpc}]
             endpoints:
               - {address: 10.10.1.21, zone: us-east-1a, node: east-node-1, pod: default/checkout-1}
+          - name: echo
+            ports: [{name: http, port: 80}]
+            endpoints:
+              - {address: 127.0.0.2, ports: {http: ECHO_PORT}, zone: us-east-1a, node: east-node-1, pod: default/echo-east-a}
+              - {address: 127.0.0.3, ports: {http: ECHO_PORT}, zone: us-east-1b, node: east-node-2, pod: default/echo-east-b}
         """
 
     static let west = """
@@ -32,12 +38,23 @@ enum DemoData {
             ports: [{name: http, port: 80}]
             endpoints:
               - {address: 10.20.2.31, ports: {http: 8443}, zone: us-west-2a, node: west-node-1}
+          - name: echo
+            ports: [{name: http, port: 80}]
+            endpoints:
+              - {address: 127.0.0.4, ports: {http: ECHO_PORT}, zone: us-west-2a, node: west-node-1, pod: default/echo-west-a}
         """
 
-    /// West after `checkout-7` got its termination signal: serving its last requests, terminating.
+    /// The echo pods: name, address.
+    static let echoPods = [("echo-east-a", "127.0.0.2"), ("echo-east-b", "127.0.0.3"), ("echo-west-a", "127.0.0.4")]
+
+    /// West after `checkout-7` and `echo-west-a` got their termination signal: serving their last
+    /// requests, terminating.
     static let westDraining = west.replacingOccurrences(
         of: "{address: 10.20.1.21, zone: us-west-2a, node: west-node-1, pod: default/checkout-7}",
-        with: "{address: 10.20.1.21, zone: us-west-2a, node: west-node-1, pod: default/checkout-7, ready: false, serving: true, terminating: true}")
+        with: "{address: 10.20.1.21, zone: us-west-2a, node: west-node-1, pod: default/checkout-7, ready: false, serving: true, terminating: true}"
+    ).replacingOccurrences(
+        of: "pod: default/echo-west-a}",
+        with: "pod: default/echo-west-a, ready: false, serving: true, terminating: true}")
 
     /// East after `web` was scaled from two replicas to three.
     static let eastScaled = east.replacingOccurrences(

@@ -104,6 +104,6 @@ struct CancellableService: Service {
     init(_ body: @escaping @Sendable () async -> Void) { self.body = body }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown { await body() }
+        await cancelWhenGracefulShutdown { await body() }
     }
 }

@@ -139,7 +139,10 @@ struct EnvoyEndToEndTests {
         let spare = try freeLoopbackPort()  // the second replica's port, in the bootstrap from the start
         let envoy = try EnvoyProcess(
             binary: binary,
-            bootstrap: EnvoyProcess.bootstrap(nodeID: "sidecar-e2e", xdsPorts: [first.port, spare], adminPort: adminPort, listenerPort: listenerPort, routeCluster: Self.cluster),
+            bootstrap: EnvoyBootstrap(
+                nodeID: "sidecar-e2e", zone: "east-zone-a", xdsServers: [("127.0.0.1", first.port), ("127.0.0.1", spare)],
+                adminPort: adminPort, listener: (listenerPort, Self.cluster)
+            ).yaml,
             adminPort: adminPort, listenerPort: listenerPort, directory: directory)
         defer { Task { [envoy] in await envoy.stop() } }
 

@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 
 /// A throwaway PKI made with the `openssl` command: a CA, a server certificate for `localhost` and
 /// 127.0.0.1, and a client certificate, all signed by the CA; plus a second, unrelated CA.

@@ -1,0 +1,102 @@
+/// An Envoy bootstrap for a sidecar of this control plane: clusters and endpoints over ADS from the
+/// xds-servers, optionally a listener that routes everything to one cluster (demos and tests; the
+/// listener-and-route issue brings LDS/RDS). `legation envoy-bootstrap` prints one.
+public struct EnvoyBootstrap: Sendable, Hashable {
+    public var nodeID: String
+    public var nodeCluster: String
+    /// The node's zone, for locality-aware routing.
+    public var zone: String
+    /// xds-server addresses (`host`, `port`); a Kubernetes Service name in production.
+    public var xdsServers: [(host: String, port: Int)]
+    public var adminAddress: String
+    public var adminPort: Int
+    /// An HTTP listener on 127.0.0.1 routing every request to `cluster`, when set.
+    public var listener: (port: Int, cluster: String)?
+
+    public init(nodeID: String, nodeCluster: String = "legation", zone: String = "", xdsServers: [(host: String, port: Int)],
+                adminAddress: String = "127.0.0.1", adminPort: Int = 9901, listener: (port: Int, cluster: String)? = nil) {
+        self.nodeID = nodeID
+        self.nodeCluster = nodeCluster
+        self.zone = zone
+        self.xdsServers = xdsServers
+        self.adminAddress = adminAddress
+        self.adminPort = adminPort
+        self.listener = listener
+    }
+
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.yaml == rhs.yaml }
+    public func hash(into hasher: inout Hasher) { hasher.combine(yaml) }
+
+    /// The bootstrap as YAML (JSON-style flow values, so names need no further escaping).
+    public var yaml: String {
+        let endpoints = xdsServers.map { server in
+            "{endpoint: {address: {socket_address: {address: \(quoted(server.host)), port_value: \(server.port)}}}}"
+        }.joined(separator: ", ")
+        let isIP = xdsServers.allSatisfy { server in server.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" } }
+        var text = """
+            node: {id: \(quoted(nodeID)), cluster: \(quoted(nodeCluster)), locality: {zone: \(quoted(zone))}}
+            admin: {address: {socket_address: {address: \(quoted(adminAddress)), port_value: \(adminPort)}}}
+            dynamic_resources:
+              ads_config:
+                api_type: GRPC
+                transport_api_version: V3
+                set_node_on_first_message_only: true
+                grpc_services: [{envoy_grpc: {cluster_name: legation-xds}}]
+              cds_config: {ads: {}, resource_api_version: V3}
+            static_resources:
+              clusters:
+              - name: legation-xds
+                type: \(isIP ? "STATIC" : "STRICT_DNS")
+                connect_timeout: 1s
+                typed_extension_protocol_options:
+                  envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
+                    "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
+                    explicit_http_config:
+                      http2_protocol_options:
+                        connection_keepalive: {interval: 30s, timeout: 5s}
+                load_assignment:
+                  cluster_name: legation-xds
+                  endpoints: [{lb_endpoints: [\(endpoints)]}]
+
+            """
+        if let listener {
+            text += """
+                  listeners:
+                  - name: ingress
+                    address: {socket_address: {address: 127.0.0.1, port_value: \(listener.port)}}
+                    filter_chains:
+                    - filters:
+                      - name: envoy.filters.network.http_connection_manager
+                        typed_config:
+                          "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+                          stat_prefix: ingress
+                          route_config:
+                            validate_clusters: false
+                            virtual_hosts:
+                            - name: all
+                              domains: ["*"]
+                              routes: [{match: {prefix: /}, route: {cluster: \(quoted(listener.cluster))}}]
+                          http_filters:
+                          - name: envoy.filters.http.router
+                            typed_config: {"@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router}
+
+                """
+        }
+        return text
+    }
+
+    private func quoted(_ text: String) -> String {
+        var result = "\""
+        for character in text.unicodeScalars {
+            switch character {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case _ where character.value < 0x20:
+                let hex = String(character.value, radix: 16)
+                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: result.unicodeScalars.append(character)
+            }
+        }
+        return result + "\""
+    }
+}

@@ -1,0 +1,36 @@
+import ArgumentParser
+import Server
+
+/// `legation envoy-bootstrap`: prints an Envoy bootstrap that takes clusters and endpoints from
+/// xds-servers over ADS (for a sidecar's ConfigMap, or to try Envoy by hand against `legation demo`).
+struct EnvoyBootstrapCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "envoy-bootstrap",
+        abstract: "Print an Envoy bootstrap (YAML) that gets clusters and endpoints from xds-servers over ADS.")
+
+    @Option(help: ArgumentHelp("xds-server address (repeatable).", valueName: "host:port")) var xds: [String] = ["legation-xds-server:18000"]
+    @Option(help: ArgumentHelp("Envoy node id (unique per sidecar).", valueName: "id")) var nodeID: String
+    @Option(help: ArgumentHelp("Envoy node cluster (the service this sidecar belongs to).", valueName: "name")) var nodeCluster = "legation"
+    @Option(help: ArgumentHelp("This sidecar's zone (locality-aware routing).", valueName: "zone")) var zone = ""
+    @Option(help: ArgumentHelp("Envoy admin port on 127.0.0.1.", valueName: "port")) var adminPort = 9901
+    @Option(help: ArgumentHelp("Also an HTTP listener on 127.0.0.1 routing everything to one cluster: PORT=CLUSTER.", valueName: "port=cluster"))
+    var route: String?
+
+    func run() throws {
+        var servers: [(host: String, port: Int)] = []
+        for address in xds {
+            guard let (host, port) = XDSServerConfiguration.hostAndPort(address) else { throw ValidationError("--xds \(address) is not host:port") }
+            servers.append((host, port))
+        }
+        var listener: (port: Int, cluster: String)?
+        if let route {
+            let parts = route.split(separator: "=", maxSplits: 1)
+            guard parts.count == 2, let port = Int(parts[0]), (1...65_535).contains(port), !parts[1].isEmpty else {
+                throw ValidationError("--route must be PORT=CLUSTER, e.g. 10000=default/web:http")
+            }
+            listener = (port, String(parts[1]))
+        }
+        guard (1...65_535).contains(adminPort) else { throw ValidationError("--admin-port must be 1...65535") }
+        print(EnvoyBootstrap(nodeID: nodeID, nodeCluster: nodeCluster, zone: zone, xdsServers: servers, adminPort: adminPort, listener: listener).yaml, terminator: "")
+    }
+}
