@@ -172,4 +172,27 @@ import Testing
             #expect(error?.code == .unavailable)
         }
     }
+
+    @Test func connectionsAreClosedAtTheirMaximumAge() async throws {
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        var options = Self.options()
+        options.serving.maximumConnectionAge = .milliseconds(500)
+        options.serving.connectionAgeJitter = 0.2
+        options.serving.closeGracePeriod = .milliseconds(200)
+        try await Self.withServer(store, options: options) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            let started = ContinuousClock.now
+            await #expect(throws: RPCError.self) {
+                try await withADSStream(port: port) { stream in
+                    stream.send(request(.cluster))
+                    _ = try #require(try await stream.next())
+                    while try await stream.next(timeout: .seconds(5)) != nil {}
+                }
+            }
+            let lifetime = ContinuousClock.now - started
+            #expect(lifetime >= .milliseconds(400) && lifetime < .seconds(4), "closed after \(lifetime)")
+        }
+    }
 }

@@ -8,6 +8,13 @@ public struct OutboundResponse: Sendable, Hashable {
     public var nonce: String
     public var resources: [EncodedResource]
 
+    public init(type: ResourceType, versionInfo: String, nonce: String, resources: [EncodedResource]) {
+        self.type = type
+        self.versionInfo = versionInfo
+        self.nonce = nonce
+        self.resources = resources
+    }
+
     /// The `DiscoveryResponse` bytes: version_info (1), resources (2), type_url (4), nonce (5),
     /// control_plane.identifier (6). No resource is encoded again.
     public func encoded(controlPlane: String = "") -> [UInt8] {

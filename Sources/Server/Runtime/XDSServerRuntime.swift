@@ -58,9 +58,21 @@ public final class XDSServerRuntime: Service, Sendable {
         config.connection.keepalive.timeout = options.serving.keepaliveTimeout
         config.connection.keepalive.clientBehavior.allowWithoutCalls = true
         config.connection.keepalive.clientBehavior.minPingIntervalWithoutCalls = .seconds(5)
-        var random = SystemRandomNumberGenerator()
-        config.connection.maxAge = options.serving.connectionAge(using: &random)
+        // Max connection age, jittered per connection (gRPC's MAX_CONNECTION_AGE): at its age the
+        // connection gets the same graceful GOAWAY as at shutdown, and clients reconnect through the
+        // Service, spreading over replicas added since.
+        config.connection.maxAge = nil
         config.connection.maxGraceTime = options.serving.closeGracePeriod
+        let serving = options.serving
+        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+            var random = SystemRandomNumberGenerator()
+            if let age = serving.connectionAge(using: &random) {
+                channel.eventLoop.scheduleTask(in: .nanoseconds(age.nanoseconds)) {
+                    channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                }
+            }
+            return channel.eventLoop.makeSucceededVoidFuture()
+        }
         let transport = HTTP2ServerTransport.Posix(
             address: .ipv4(host: options.serving.host, port: options.serving.port), transportSecurity: .plaintext, config: config)
         let server = GRPCServer(

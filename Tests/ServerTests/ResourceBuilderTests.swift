@@ -1,0 +1,94 @@
+import EnvoyAPI
+import Foundation
+import Server
+import Shared
+import SwiftProtobuf
+import Testing
+
+@Suite struct ResourceBuilderTests {
+    typealias F = XDSFixture
+
+    func members(_ conditions: [Endpoint.Conditions], source: SourceCluster = F.east, zone: String = "us-east-1a") -> [EndpointIndex.Member] {
+        var index = EndpointIndex()
+        let endpoints = conditions.enumerated().map { offset, condition in
+            try! Endpoint(address: "10.0.0.\(offset + 1)", targetPorts: [8080], zone: zone, node: "node-\(offset)", targetPod: "default/pod-\(offset)", conditions: condition)
+        }
+        _ = index.apply([.upsert(try! EndpointSet(source: source, service: F.service("web"), ports: [F.http], endpoints: endpoints))], from: source)
+        return index.members(of: ClusterKey(service: F.service("web"), port: F.http))
+    }
+
+    @Test func conditionsMapToEnvoyHealthAndNotServingIsLeftOut() {
+        let key = ClusterKey(service: F.service("web"), port: F.http)
+        let all = members([.ready, .init(ready: false, serving: true, terminating: true), .init(ready: false, serving: false, terminating: true)])
+        let assignment = ResourceBuilder().loadAssignment(key, members: all)
+        #expect(assignment.clusterName == "default/web:http")
+        let endpoints = assignment.endpoints.flatMap(\.lbEndpoints)
+        #expect(endpoints.map(\.healthStatus) == [.healthy, .draining])
+        #expect(endpoints.map(\.endpoint.address.socketAddress.portValue) == [8080, 8080])
+
+        var keep = ResourceOptions()
+        keep.keepUnservingEndpoints = true
+        let kept = ResourceBuilder(options: keep).loadAssignment(key, members: all).endpoints.flatMap(\.lbEndpoints)
+        #expect(kept.map(\.healthStatus) == [.healthy, .draining, .unhealthy])
+    }
+
+    @Test func localitiesAreZoneAndSourceClusterWithMetadata() throws {
+        let key = ClusterKey(service: F.service("web"), port: F.http)
+        let assignment = ResourceBuilder().loadAssignment(key, members: members([.ready], zone: "us-east-1b") + members([.ready], source: F.west, zone: "us-west2-a"))
+        #expect(assignment.endpoints.map(\.locality.zone) == ["us-east-1b", "us-west2-a"])
+        #expect(assignment.endpoints.map(\.locality.region) == ["us-east-1", "us-west2"])
+        #expect(assignment.endpoints.map(\.locality.subZone) == ["east", "west"])
+        let metadata = try #require(assignment.endpoints[1].lbEndpoints[0].metadata.filterMetadata["legation"])
+        #expect(metadata.fields["source"]?.stringValue == "west")
+        #expect(metadata.fields["pod"]?.stringValue == "default/pod-0")
+        #expect(metadata.fields["node"]?.stringValue == "node-0")
+    }
+
+    @Test func regionsFollowCloudZoneNames() {
+        #expect(ResourceBuilder.region(ofZone: "us-east-1a") == "us-east-1")
+        #expect(ResourceBuilder.region(ofZone: "europe-west4-b") == "europe-west4")
+        #expect(ResourceBuilder.region(ofZone: "eastus-2") == "eastus")
+        #expect(ResourceBuilder.region(ofZone: "rack7") == "")
+        #expect(ResourceBuilder.region(ofZone: "") == "")
+    }
+
+    @Test func clustersUseADSAndTheConfiguredDefaults() throws {
+        var options = ResourceOptions()
+        options.connectTimeoutMilliseconds = 2500
+        options.loadBalancing = .leastRequest
+        let key = ClusterKey(service: F.service("web"), port: F.http)
+        let cluster = ResourceBuilder(options: options).cluster(key, port: F.http)
+        #expect(cluster.connectTimeout.seconds == 2 && cluster.connectTimeout.nanos == 500_000_000)
+        #expect(cluster.lbPolicy == .leastRequest)
+        #expect(cluster.edsClusterConfig.edsConfig.resourceApiVersion == .v3)
+        #expect(cluster.typedExtensionProtocolOptions.isEmpty, "HTTP/1 port")
+        let h2c = try ServicePort(name: "grpc", port: 9090, appProtocol: "kubernetes.io/h2c")
+        let grpc = ResourceBuilder().cluster(ClusterKey(service: F.service("web"), port: h2c), port: h2c)
+        let any = try #require(grpc.typedExtensionProtocolOptions["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"])
+        let protocolOptions = try Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions(unpackingAny: any)
+        if case .http2ProtocolOptions? = protocolOptions.explicitHTTPConfig.protocolConfig {} else { Issue.record("not HTTP/2") }
+        #expect(ResourceOptions().problems().isEmpty)
+        options.connectTimeoutMilliseconds = 0
+        #expect(options.problems().count == 1)
+    }
+
+    @Test func encodedResponsesAreWhatSwiftProtobufWouldWrite() throws {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1", "10.0.0.2"]), F.set("api", ["10.0.0.3"])])
+        let resources = fixture.snapshot.all(.endpoint).values.sorted { $0.name < $1.name }
+        let response = OutboundResponse(type: .endpoint, versionInfo: "abc", nonce: "7", resources: resources)
+        var expected = Envoy_Service_Discovery_V3_DiscoveryResponse()
+        expected.versionInfo = "abc"
+        expected.typeURL = ResourceType.endpoint.typeURL
+        expected.nonce = "7"
+        expected.controlPlane.identifier = "replica-a"
+        expected.resources = try resources.map { resource in
+            var any = Google_Protobuf_Any()
+            any.typeURL = resource.type.typeURL
+            any.value = Data(resource.resource)
+            return any
+        }
+        #expect(response.encoded(controlPlane: "replica-a") == Array(try expected.serializedData()))
+        #expect(try response.decoded() .resources.count == 2)
+    }
+}
