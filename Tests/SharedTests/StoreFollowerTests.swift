@@ -73,17 +73,26 @@ struct StoreFollowerTests {
         }
         #expect(collected.services(a)[webA.service] == webA)
 
+        // A change read from the stream records the reader's lag behind the writer.
+        let webA1 = Fixtures.endpointSet("web", source: a, count: 3, octet: 1)
+        _ = try await harness.store.write([.put(webA1)], lease: leaseA)
+        try await eventually("lag recorded") {
+            (try? metrics.expectTimer("legation_store_read_lag_seconds", [("source", "cluster-a")]))?.lastValue != nil
+        }
+        let lag = try metrics.expectTimer("legation_store_read_lag_seconds", [("source", "cluster-a")]).lastValue ?? .max
+        #expect(lag < 10_000_000_000, "lag \(lag) ns")
+
         // The store goes away: nothing is delivered, nothing deleted; it comes back and changes flow.
         if let redis = harness.redis {
             redis.kill()
             try await eventually("read errors counted") {
                 ((try? metrics.expectCounter("legation_store_read_errors_total"))?.totalValue ?? 0) >= 1
             }
-            #expect(collected.services(a)[webA.service] == webA)
+            #expect(collected.services(a)[webA.service] == webA1)
             #expect(collected.services(b)[webB.service] == webB)
             try await redis.restart()  // empty: as after a crash without persistence
             try await Task.sleep(for: .milliseconds(300))
-            #expect(collected.services(a)[webA.service] == webA, "lost data deletes nothing")
+            #expect(collected.services(a)[webA.service] == webA1, "lost data deletes nothing")
             let again = try #require(try await harness.store.acquireLease(source: a, holder: "ia", ttl: .seconds(30)))
             let webA2 = Fixtures.endpointSet("web", source: a, count: 4, octet: 1)
             _ = try await harness.store.write([.put(webA2)], lease: again)

@@ -33,6 +33,14 @@ extension EndpointSet {
     public init(recordBytes bytes: [UInt8], expectedSource: SourceCluster, expectedService: ServiceKey? = nil)
         throws(ModelError)
     {
+        self = try Self.decode(recordBytes: bytes, expectedSource: expectedSource, expectedService: expectedService).set
+    }
+
+    /// Decodes and validates a stored record, as `init(recordBytes:...)`, also returning when the writer
+    /// published it (for the reader's lag metric).
+    public static func decode(recordBytes bytes: [UInt8], expectedSource: SourceCluster, expectedService: ServiceKey? = nil)
+        throws(ModelError) -> (set: EndpointSet, publishedAtUnixMilliseconds: Int64)
+    {
         guard bytes.count <= Self.maximumRecordBytes else {
             throw ModelError(.tooLarge, "record of \(bytes.count) bytes exceeds \(Self.maximumRecordBytes)")
         }
@@ -42,7 +50,8 @@ extension EndpointSet {
         } catch {
             throw ModelError(.badRecord, "not an EndpointSetRecord (\(bytes.count) bytes): \(error)")
         }
-        try self.init(record: record, expectedSource: expectedSource, expectedService: expectedService)
+        let set = try EndpointSet(record: record, expectedSource: expectedSource, expectedService: expectedService)
+        return (set, record.publishedAtUnixMs)
     }
 
     /// Validates a decoded record; see `init(recordBytes:expectedSource:expectedService:)`.

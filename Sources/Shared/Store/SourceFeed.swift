@@ -28,6 +28,9 @@ public struct SourceFeed: Sendable {
         public var rejections: [Rejection] = []
         /// Set when the source must be read again in full; the reason, for logs and metrics.
         public var resyncReason: String?
+        /// When the writer published the newest record applied from the change stream (not from a
+        /// snapshot, whose records may be old): the reader's lag is now minus this.
+        public var newestPublishedAtUnixMilliseconds: Int64?
     }
 
     public let source: SourceCluster
@@ -65,7 +68,7 @@ public struct SourceFeed: Sendable {
 
         var present = Set<ServiceKey>()
         for (field, bytes) in snapshot.records.sorted(by: { $0.key < $1.key }) {
-            if let key = apply(put: field, bytes: bytes, into: &outcome) { present.insert(key) }
+            if let key = apply(put: field, bytes: bytes, into: &outcome, fromStream: false) { present.insert(key) }
         }
         outcome.resyncReason = nil  // this is the resync: a record it cannot read stays rejected
         if isSynced {
@@ -96,7 +99,7 @@ public struct SourceFeed: Sendable {
             cursor = change.cursor
             switch change.kind {
             case .put(let field, let bytes):
-                apply(put: field, bytes: bytes, into: &outcome)
+                apply(put: field, bytes: bytes, into: &outcome, fromStream: true)
                 if outcome.resyncReason != nil { return outcome }
             case .delete(let field):
                 // Before the canary, deletions wait for it: the resync it triggers settles them.
@@ -122,7 +125,7 @@ public struct SourceFeed: Sendable {
     /// Decodes one record into `services` (last good kept on error). - Returns: its key, if the field
     /// names a service.
     @discardableResult
-    private mutating func apply(put field: String, bytes: [UInt8], into outcome: inout Outcome) -> ServiceKey? {
+    private mutating func apply(put field: String, bytes: [UInt8], into outcome: inout Outcome, fromStream: Bool) -> ServiceKey? {
         let key: ServiceKey
         do {
             key = try ServiceKey(parsing: field)
@@ -131,7 +134,8 @@ public struct SourceFeed: Sendable {
             return nil
         }
         do {
-            let set = try EndpointSet(recordBytes: bytes, expectedSource: source, expectedService: key)
+            let (set, publishedAt) = try EndpointSet.decode(recordBytes: bytes, expectedSource: source, expectedService: key)
+            if fromStream { outcome.newestPublishedAtUnixMilliseconds = max(outcome.newestPublishedAtUnixMilliseconds ?? 0, publishedAt) }
             if services[key] != set {
                 services[key] = set
                 outcome.updates.append(.upsert(set))

@@ -137,6 +137,11 @@ public final class StoreFollower: Sendable {
     }
 
     private func handle(_ outcome: SourceFeed.Outcome, of feed: SourceFeed, fromSnapshot: Bool) async {
+        if let published = outcome.newestPublishedAtUnixMilliseconds, published > 0 {
+            let lag = max(0, WallClock.nowUnixMilliseconds - published)
+            Timer(label: "legation_store_read_lag_seconds", dimensions: [("source", feed.source.name)], factory: metricsFactory)
+                .recordNanoseconds(lag * 1_000_000)
+        }
         for rejection in outcome.rejections {
             count("legation_store_records_rejected_total", feed.source, reason: rejection.error.code.description)
             logger.warning(
