@@ -174,6 +174,14 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "DeployTests",
+            dependencies: [
+                "Server", "Ingestor", "Shared", "LegationTestSupport",
+                .product(name: "Yams", package: "Yams"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "ServerTests",
             dependencies: [
                 "Server", "Shared", "Ingestor", "EnvoyAPI", "LegationTestSupport",

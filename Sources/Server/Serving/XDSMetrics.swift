@@ -1,7 +1,11 @@
 import Metrics
 
-/// The xds-server's serving metrics (docs/metrics.md).
-struct XDSMetrics: Sendable {
+/// The xds-server's serving metrics (docs/configuration.md, "Metrics").
+public struct XDSMetrics: Sendable {
+    /// Open xDS streams per pod, by kind: what the HorizontalPodAutoscaler scales on. STABLE: the
+    /// deploy/ manifests and users' adapters refer to it.
+    public static let streamsGauge = "legation_xds_streams"
+
     let factory: any MetricsFactory
 
     init(factory: any MetricsFactory) {
@@ -11,7 +15,7 @@ struct XDSMetrics: Sendable {
     /// `legation_xds_streams{kind}`: open streams, the HPA's signal.
     func streamsChanged(_ counts: [XDSHub.StreamKind: Int]) {
         for (kind, count) in counts {
-            Gauge(label: "legation_xds_streams", dimensions: [("kind", kind.rawValue)], factory: factory).record(count)
+            Gauge(label: Self.streamsGauge, dimensions: [("kind", kind.rawValue)], factory: factory).record(count)
         }
     }
 
