@@ -8,7 +8,7 @@ cd "$root"
 "$root/scripts/install-deps.sh" --e2e
 "$root/scripts/check-protos.sh"
 started=$(date +%s)
-swift build --build-tests
+"$root/scripts/build.sh" debug
 echo "build: $(( $(date +%s) - started )) s"
 export LEGATION_E2E_VENV="$root/.venv-e2e"
 log=$(mktemp)
