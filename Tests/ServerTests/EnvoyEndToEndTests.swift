@@ -112,7 +112,8 @@ struct EnvoyEndToEndTests {
         return stats
     }
 
-    @Test func trafficFollowsBothClustersThroughARealEnvoy() async throws {
+    @Test(arguments: [false, true])
+    func trafficFollowsBothClustersThroughARealEnvoy(delta: Bool) async throws {
         guard let binary = EnvoyProcess.binary else {
             Issue.record("envoy is not installed: run scripts/install-deps.sh --e2e")
             return
@@ -141,7 +142,7 @@ struct EnvoyEndToEndTests {
             binary: binary,
             bootstrap: EnvoyBootstrap(
                 nodeID: "sidecar-e2e", zone: "east-zone-a", xdsServers: [("127.0.0.1", first.port), ("127.0.0.1", spare)],
-                adminPort: adminPort, listener: (listenerPort, Self.cluster)
+                adminPort: adminPort, listener: (listenerPort, Self.cluster), delta: delta
             ).yaml,
             adminPort: adminPort, listenerPort: listenerPort, directory: directory)
         defer { Task { [envoy] in await envoy.stop() } }
@@ -180,7 +181,9 @@ struct EnvoyEndToEndTests {
         // 5. Envoy NACKed nothing.
         let rejected = await Self.envoyStat(envoy, "update_rejected")
         #expect(!rejected.isEmpty && rejected.values.allSatisfy { $0 == 0 }, "\(rejected)")
-        #expect(first.runtime.hub.streams.flatMap { $0.machine?.types.values.map(\.nackCount) ?? [] }.allSatisfy { $0 == 0 })
+        let streams = first.runtime.hub.streams
+        #expect(streams.map(\.kind) == [delta ? .adsDelta : .ads])
+        #expect(streams.flatMap { $0.state?.nackCounts.values.map { $0 } ?? [] }.allSatisfy { $0 == 0 })
 
         // 6. A second replica on the spare port; the first shuts down; Envoy reconnects and is sent nothing again.
         let successBefore = await Self.envoyStat(envoy, "update_success")
@@ -190,13 +193,12 @@ struct EnvoyEndToEndTests {
         first.runtime.hub.shutdown()
         first.task.cancel()
         #expect(await eventually(within: .seconds(30)) {
-            replica.runtime.hub.streams.contains { $0.machine?.types[.endpoint] != nil }
+            replica.runtime.hub.streams.contains { $0.state?.responseCounts[.endpoint] != nil }
         }, "Envoy reconnected to the second replica")
-        let reconnected = try #require(replica.runtime.hub.streams.first { $0.machine?.node?.id == "sidecar-e2e" })
-        let types = try #require(reconnected.machine?.types)
-        #expect(types[.cluster]?.responseCount == 0, "same CDS version: nothing re-sent")
-        #expect(types[.endpoint]?.responseCount == 0, "same EDS version: nothing re-sent")
-        #expect(types[.cluster]?.ackedVersionInfo.isEmpty == false)
+        let reconnected = try #require(replica.runtime.hub.streams.first { $0.state?.node?.id == "sidecar-e2e" })
+        let responses = try #require(reconnected.state?.responseCounts)
+        #expect(responses[.cluster] == 0, "same cluster versions: nothing re-sent")
+        #expect(responses[.endpoint] == 0, "same endpoint versions: nothing re-sent")
         #expect(await Self.envoyStat(envoy, "update_success") == successBefore)
         #expect(Set(await Self.answers(envoy).keys) == ["east-0", "west-0"])
 

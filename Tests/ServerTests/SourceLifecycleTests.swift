@@ -15,14 +15,22 @@ import Testing
     @Test func aStoppedSourceIsFlaggedStaleButKeepsItsEndpoints() async throws {
         let store = InMemoryEndpointStore()
         let lease = try #require(try await store.acquireLease(source: F.east, holder: "dying", ttl: .seconds(60)))
-        try await store.heartbeat(lease: lease, ttl: .milliseconds(400))
         let result = try await store.write([.put(F.set("web", ["10.0.0.1"]))], lease: lease)
         try await store.markSynced(generation: result.generation, serviceCount: 1, lease: lease)
+        // A live writer: heartbeats every 100 ms, each valid for 600 ms.
+        let heartbeats = Task {
+            while !Task.isCancelled {
+                try? await store.heartbeat(lease: lease, ttl: .milliseconds(600))
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
         try await XDSServiceTests.withServer(store) { runtime, _ in
-            #expect(await eventually { runtime.hub.notReadyReason == nil })
-            #expect(await eventually { await runtime.pipeline.sourceStatuses.first?.heartbeat != nil })
+            #expect(await eventually(within: .seconds(20)) { runtime.hub.notReadyReason == nil })
+            #expect(await eventually(within: .seconds(20)) { await runtime.pipeline.sourceStatuses.first?.heartbeat != nil })
+            #expect(await runtime.pipeline.sourceStatuses.first?.stale == false)
             // The writer stops: no more heartbeats.
-            #expect(await eventually(within: .seconds(5)) { await runtime.pipeline.sourceStatuses.first?.stale == true })
+            heartbeats.cancel()
+            #expect(await eventually(within: .seconds(20)) { await runtime.pipeline.sourceStatuses.first?.stale == true })
             #expect(runtime.hub.snapshot.resource(.endpoint, named: "default/web:http") != nil, "endpoints kept")
             let view = DebugViews.sources(await runtime.pipeline.sourceStatuses)
             #expect(view.map(\.stale) == [true])

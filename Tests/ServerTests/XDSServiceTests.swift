@@ -188,11 +188,13 @@ import Testing
                 try await withADSStream(port: port) { stream in
                     stream.send(request(.cluster))
                     _ = try #require(try await stream.next())
-                    while try await stream.next(timeout: .seconds(5)) != nil {}
+                    while try await stream.next(timeout: .seconds(30)) != nil {}
                 }
             }
             let lifetime = ContinuousClock.now - started
-            #expect(lifetime >= .milliseconds(400) && lifetime < .seconds(4), "closed after \(lifetime)")
+            // At least the (jittered) age; the upper bound is loose for loaded machines: without a maximum
+            // age the stream would never end.
+            #expect(lifetime >= .milliseconds(400) && lifetime < .seconds(25), "closed after \(lifetime)")
         }
     }
 }

@@ -46,7 +46,7 @@ public final class PartitionedStore: EndpointStoreWriter {
 }
 
 /// Polls `condition` until it holds or `within` passes; records an issue-free boolean result.
-public func eventually(within: Duration = .seconds(5), _ condition: () async throws -> Bool) async rethrows -> Bool {
+public func eventually(within: Duration = .seconds(15), _ condition: () async throws -> Bool) async rethrows -> Bool {
     let deadline = ContinuousClock.now + within
     while ContinuousClock.now < deadline {
         if try await condition() { return true }

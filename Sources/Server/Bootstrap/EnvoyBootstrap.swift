@@ -12,9 +12,13 @@ public struct EnvoyBootstrap: Sendable, Hashable {
     public var adminPort: Int
     /// An HTTP listener on 127.0.0.1 routing every request to `cluster`, when set.
     public var listener: (port: Int, cluster: String)?
+    /// Incremental xDS (`DELTA_GRPC`) instead of state of the world.
+    public var delta: Bool
 
     public init(nodeID: String, nodeCluster: String = "legation", zone: String = "", xdsServers: [(host: String, port: Int)],
-                adminAddress: String = "127.0.0.1", adminPort: Int = 9901, listener: (port: Int, cluster: String)? = nil) {
+                adminAddress: String = "127.0.0.1", adminPort: Int = 9901, listener: (port: Int, cluster: String)? = nil,
+                delta: Bool = false) {
+        self.delta = delta
         self.nodeID = nodeID
         self.nodeCluster = nodeCluster
         self.zone = zone
@@ -38,7 +42,7 @@ public struct EnvoyBootstrap: Sendable, Hashable {
             admin: {address: {socket_address: {address: \(quoted(adminAddress)), port_value: \(adminPort)}}}
             dynamic_resources:
               ads_config:
-                api_type: GRPC
+                api_type: \(delta ? "DELTA_GRPC" : "GRPC")
                 transport_api_version: V3
                 set_node_on_first_message_only: true
                 grpc_services: [{envoy_grpc: {cluster_name: legation-xds}}]

@@ -16,6 +16,9 @@ public struct EncodedResource: Sendable, Hashable {
     /// The resource wrapped in a `google.protobuf.Any`, as field 2 (`resources`) of a
     /// `DiscoveryResponse`: tag, length and Any. A response is the concatenation of these.
     public let responseField: [UInt8]
+    /// The resource as a `Resource {version, resource: Any, name}`, as field 2 (`resources`) of a
+    /// `DeltaDiscoveryResponse`.
+    public let deltaResponseField: [UInt8]
 
     public init(type: ResourceType, name: String, resource: [UInt8]) {
         self.type = type
@@ -32,6 +35,17 @@ public struct EncodedResource: Sendable, Hashable {
         WireFormat.appendField(2, length: any.count, to: &field)
         field += any
         self.responseField = field
+        var wrapped: [UInt8] = []
+        wrapped.reserveCapacity(any.count + name.utf8.count + 32)
+        WireFormat.appendString(1, version, to: &wrapped)
+        WireFormat.appendField(2, length: any.count, to: &wrapped)
+        wrapped += any
+        WireFormat.appendString(3, name, to: &wrapped)
+        var delta: [UInt8] = []
+        delta.reserveCapacity(wrapped.count + 6)
+        WireFormat.appendField(2, length: wrapped.count, to: &delta)
+        delta += wrapped
+        self.deltaResponseField = delta
     }
 
     /// Encodes a message once (deterministically) and wraps it.

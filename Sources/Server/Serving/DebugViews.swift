@@ -54,19 +54,38 @@ public enum DebugViews {
     public static func clients(_ hub: XDSHub) -> [ClientView] {
         let snapshot = hub.snapshot
         return hub.streams.map { record in
-            let machine = record.machine
-            let types = (machine?.types ?? [:]).sorted { $0.key < $1.key }.map { type, state in
-                let outOfSync = state.acked.filter { snapshot.resource(type, named: $0.key)?.version != $0.value.version }.count
-                return TypeView(
-                    type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
-                    subscribedCount: state.subscribed.count, sentVersion: state.sentVersionInfo, ackedVersion: state.ackedVersionInfo,
-                    pendingNonce: state.pendingNonce, responses: state.responseCount, acks: state.ackCount, nacks: state.nackCount,
-                    lastNack: state.lastNack, outOfSync: outOfSync)
+            var types: [TypeView] = []
+            var staleNonces = 0
+            switch record.state {
+            case .stateOfTheWorld(let machine)?:
+                staleNonces = machine.staleNonces
+                types = machine.types.sorted { $0.key < $1.key }.map { type, state in
+                    let outOfSync = state.acked.filter { snapshot.resource(type, named: $0.key)?.version != $0.value.version }.count
+                    return TypeView(
+                        type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
+                        subscribedCount: state.subscribed.count, sentVersion: state.sentVersionInfo, ackedVersion: state.ackedVersionInfo,
+                        pendingNonce: state.pendingNonce, responses: state.responseCount, acks: state.ackCount, nacks: state.nackCount,
+                        lastNack: state.lastNack, outOfSync: outOfSync)
+                }
+            case .delta(let machine)?:
+                staleNonces = machine.staleNonces
+                types = machine.types.sorted { $0.key < $1.key }.map { type, state in
+                    let outOfSync = state.known.filter { snapshot.resource(type, named: $0.key)?.version != $0.value }.count
+                    let version = EncodedResource.version(ofSet: state.known.map { (key: $0.key, value: $0.value) })
+                    return TypeView(
+                        type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
+                        subscribedCount: state.subscribed.count, sentVersion: version,
+                        ackedVersion: state.pendingNonce == nil ? version : "", pendingNonce: state.pendingNonce,
+                        responses: state.responseCount, acks: state.ackCount, nacks: state.nackCount, lastNack: state.lastNack,
+                        outOfSync: outOfSync)
+                }
+            case nil:
+                break
             }
             return ClientView(
-                stream: record.id, kind: record.kind.rawValue, peer: record.peer, node: machine?.node,
+                stream: record.id, kind: record.kind.rawValue, peer: record.peer, node: record.state?.node,
                 connectedAtUnixMilliseconds: record.connectedAtUnixMilliseconds, pushes: record.pushes, bytesSent: record.bytesSent,
-                staleNonces: machine?.staleNonces ?? 0, types: types)
+                staleNonces: staleNonces, types: types)
         }
     }
 

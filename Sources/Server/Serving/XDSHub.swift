@@ -15,6 +15,48 @@ public final class XDSHub: Sendable {
         case ads
         case cds
         case eds
+        case adsDelta = "ads_delta"
+        case cdsDelta = "cds_delta"
+        case edsDelta = "eds_delta"
+    }
+
+    /// A stream's protocol state, as last recorded.
+    public enum MachineRecord: Sendable {
+        case stateOfTheWorld(SotWStreamStateMachine)
+        case delta(DeltaStreamStateMachine)
+
+        public var node: ClientNode? {
+            switch self {
+            case .stateOfTheWorld(let machine): machine.node
+            case .delta(let machine): machine.node
+            }
+        }
+
+        public var sotw: SotWStreamStateMachine? {
+            if case .stateOfTheWorld(let machine) = self { return machine }
+            return nil
+        }
+
+        public var delta: DeltaStreamStateMachine? {
+            if case .delta(let machine) = self { return machine }
+            return nil
+        }
+
+        /// Responses sent, by type.
+        public var responseCounts: [ResourceType: Int] {
+            switch self {
+            case .stateOfTheWorld(let machine): machine.types.mapValues(\.responseCount)
+            case .delta(let machine): machine.types.mapValues(\.responseCount)
+            }
+        }
+
+        /// NACKs received, by type.
+        public var nackCounts: [ResourceType: Int] {
+            switch self {
+            case .stateOfTheWorld(let machine): machine.types.mapValues(\.nackCount)
+            case .delta(let machine): machine.types.mapValues(\.nackCount)
+            }
+        }
     }
 
     /// One open stream, as `/debug/clients` shows it.
@@ -23,7 +65,9 @@ public final class XDSHub: Sendable {
         public var kind: StreamKind
         public var peer: String
         public var connectedAtUnixMilliseconds: Int64
-        public var machine: SotWStreamStateMachine?
+        public var state: MachineRecord?
+        /// The state-of-the-world machine, for SotW streams.
+        public var machine: SotWStreamStateMachine? { state?.sotw }
         public var pushes = 0
         public var bytesSent = 0
         var notify: @Sendable (Signal) -> Void
@@ -91,9 +135,9 @@ public final class XDSHub: Sendable {
     }
 
     /// Records a stream's state after it handled an event (cheap: the machine's storage is shared).
-    func record(_ id: UInt64, machine: SotWStreamStateMachine, pushes: Int = 0, bytes: Int = 0) {
+    func record(_ id: UInt64, machine: MachineRecord, pushes: Int = 0, bytes: Int = 0) {
         state.withLock { state in
-            state.streams[id]?.machine = machine
+            state.streams[id]?.state = machine
             state.streams[id]?.pushes += pushes
             state.streams[id]?.bytesSent += bytes
         }

@@ -35,31 +35,39 @@ public struct XDSService: RegistrableRPCService {
     }
 
     public func registerMethods<Transport: ServerTransport>(with router: inout RPCRouter<Transport>) {
-        let streams: [(MethodDescriptor, XDSHub.StreamKind, Set<ResourceType>)] = [
-            (Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Method.StreamAggregatedResources.descriptor, .ads, Set(ResourceType.allCases)),
-            (Envoy_Service_Cluster_V3_ClusterDiscoveryService.Method.StreamClusters.descriptor, .cds, [.cluster]),
-            (Envoy_Service_Endpoint_V3_EndpointDiscoveryService.Method.StreamEndpoints.descriptor, .eds, [.endpoint]),
-        ]
-        for (descriptor, kind, types) in streams {
-            router.registerHandler(
-                forMethod: descriptor,
-                deserializer: ProtobufDeserializer<Envoy_Service_Discovery_V3_DiscoveryRequest>(),
-                serializer: EncodedMessageSerializer(),
-                handler: { request, context in
-                    try self.stream(request, context: context, kind: kind, types: types)
-                })
-        }
+        typealias ADS = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Method
+        typealias CDS = Envoy_Service_Cluster_V3_ClusterDiscoveryService.Method
+        typealias EDS = Envoy_Service_Endpoint_V3_EndpointDiscoveryService.Method
+        let all = Set(ResourceType.allCases)
+        register(SotWStreamStateMachine.self, ADS.StreamAggregatedResources.descriptor, .ads, all, &router)
+        register(SotWStreamStateMachine.self, CDS.StreamClusters.descriptor, .cds, [.cluster], &router)
+        register(SotWStreamStateMachine.self, EDS.StreamEndpoints.descriptor, .eds, [.endpoint], &router)
+        register(DeltaStreamStateMachine.self, ADS.DeltaAggregatedResources.descriptor, .adsDelta, all, &router)
+        register(DeltaStreamStateMachine.self, CDS.DeltaClusters.descriptor, .cdsDelta, [.cluster], &router)
+        register(DeltaStreamStateMachine.self, EDS.DeltaEndpoints.descriptor, .edsDelta, [.endpoint], &router)
     }
 
-    private enum Event: Sendable {
-        case request(Envoy_Service_Discovery_V3_DiscoveryRequest)
+    private func register<Machine: XDSStreamMachine, Transport: ServerTransport>(
+        _ machine: Machine.Type, _ descriptor: MethodDescriptor, _ kind: XDSHub.StreamKind, _ types: Set<ResourceType>,
+        _ router: inout RPCRouter<Transport>
+    ) {
+        router.registerHandler(
+            forMethod: descriptor,
+            deserializer: ProtobufDeserializer<Machine.Request>(),
+            serializer: EncodedMessageSerializer(),
+            handler: { request, context in
+                try self.stream(request, context: context, kind: kind, machine: Machine(allowedTypes: types, limits: self.options.limits))
+            })
+    }
+
+    private enum Event<Request: Sendable>: Sendable {
+        case request(Request)
         case requestsEnded
         case signal(XDSHub.Signal)
     }
 
-    private func stream(
-        _ request: StreamingServerRequest<Envoy_Service_Discovery_V3_DiscoveryRequest>, context: ServerContext,
-        kind: XDSHub.StreamKind, types: Set<ResourceType>
+    private func stream<Machine: XDSStreamMachine>(
+        _ request: StreamingServerRequest<Machine.Request>, context: ServerContext, kind: XDSHub.StreamKind, machine initial: Machine
     ) throws -> StreamingServerResponse<EncodedMessage> {
         if let reason = hub.notReadyReason {
             metrics.refused(reason: "not_ready")
@@ -84,50 +92,49 @@ public struct XDSService: RegistrableRPCService {
                 hub.unregister(id)
                 metrics.streamsChanged(hub.streamCounts)
             }
-            var machine = SotWStreamStateMachine(allowedTypes: types, limits: options.limits)
+            var machine = initial
             let events = merge(
-                chain(request.messages.map { Event.request($0) }, [Event.requestsEnded].async),
-                signals.map { Event.signal($0) })
+                chain(request.messages.map { Event.request($0) }, [Event<Machine.Request>.requestsEnded].async),
+                signals.map { Event<Machine.Request>.signal($0) })
             for try await event in events {
                 let snapshot = hub.snapshot
-                let action: SotWStreamStateMachine.Action
+                let responses: [Machine.Response]
                 switch event {
                 case .request(let message):
-                    metrics.request(message.typeURL, nack: message.hasErrorDetail)
-                    action = machine.onRequest(message, snapshot: snapshot)
-                    if message.hasErrorDetail, let node = machine.node {
+                    let (typeURL, nack) = Machine.describe(message)
+                    metrics.request(typeURL, nack: nack != nil)
+                    switch machine.receive(message, snapshot: snapshot) {
+                    case .success(let decided):
+                        responses = decided
+                    case .failure(let error):
+                        hub.record(id, machine: machine.record)
+                        metrics.protocolError(error.code)
+                        logger.info("ending an xDS stream", metadata: ["peer": "\(context.remotePeer)", "error": "\(error)"])
+                        throw RPCError(code: error.code.rpcCode, message: error.message)
+                    }
+                    if let nack, let node = machine.node {
                         logger.warning(
                             "client rejected a response (NACK)",
-                            metadata: ["node": "\(node.id)", "type": "\(message.typeURL)", "error": "\(message.errorDetail.message.prefix(512))"])
+                            metadata: ["node": "\(node.id)", "type": "\(typeURL)", "error": "\(nack.prefix(512))"])
                     }
                 case .requestsEnded:
                     return [:]
                 case .signal(.shutdown):
                     throw RPCError(code: .unavailable, message: "the server is shutting down; reconnect to another replica")
                 case .signal(.snapshot):
-                    action = machine.onSnapshot(snapshot)
+                    responses = machine.refresh(snapshot)
                 }
-                switch action {
-                case .none:
-                    hub.record(id, machine: machine)
-                case .send(let responses):
-                    var bytes = 0
-                    for response in responses {
-                        let encoded = response.encoded(controlPlane: options.controlPlaneIdentifier)
-                        try await writer.write(EncodedMessage(bytes: encoded))
-                        bytes += encoded.count
-                        metrics.pushed(response.type, bytes: encoded.count, resources: response.resources.count)
-                    }
-                    if case .signal = event, let arrived = hub.changeArrivedAt {
-                        metrics.pushLatency(ContinuousClock.now - arrived)
-                    }
-                    hub.record(id, machine: machine, pushes: responses.count, bytes: bytes)
-                case .fail(let error):
-                    hub.record(id, machine: machine)
-                    metrics.protocolError(error.code)
-                    logger.info("ending an xDS stream", metadata: ["peer": "\(context.remotePeer)", "error": "\(error)"])
-                    throw RPCError(code: error.code.rpcCode, message: error.message)
+                var bytes = 0
+                for response in responses {
+                    let encoded = response.encoded(controlPlane: options.controlPlaneIdentifier)
+                    try await writer.write(EncodedMessage(bytes: encoded))
+                    bytes += encoded.count
+                    metrics.pushed(response.type, bytes: encoded.count, resources: response.resourceCount)
                 }
+                if !responses.isEmpty, case .signal = event, let arrived = hub.changeArrivedAt {
+                    metrics.pushLatency(ContinuousClock.now - arrived)
+                }
+                hub.record(id, machine: machine.record, pushes: responses.count, bytes: bytes)
             }
             return [:]
         }

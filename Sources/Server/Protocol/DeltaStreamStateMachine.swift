@@ -1,0 +1,269 @@
+import EnvoyAPI
+import Shared
+
+/// The protocol logic of one incremental (delta) xDS stream, as a value type: requests and snapshots in,
+/// responses out. Beside `SotWStreamStateMachine`, over the same snapshots and encoded resources.
+///
+/// The rules (Envoy's xDS protocol, "Incremental xDS"; design §3):
+/// - subscriptions change by `resource_names_subscribe` / `_unsubscribe`, honoured even when the request
+///   echoes a stale nonce; `*` subscribes to everything (and an empty first CDS request, the legacy
+///   wildcard), explicit names may be subscribed beside it;
+/// - `initial_resource_versions` (a reconnect) says what the client holds: only what differs is sent, and
+///   names it holds that no longer exist are removed;
+/// - only changed resources go out; deletions and subscribed names that do not exist go in
+///   `removed_resources`;
+/// - ACK/NACK per nonce; a NACKed version is not sent again and the client keeps what it had;
+/// - one response in flight per type; changes meanwhile are merged into the next;
+/// - after a Cluster changes, its ClusterLoadAssignment is sent again right after it (warming).
+public struct DeltaStreamStateMachine: Sendable {
+    public enum Action: Sendable, Equatable {
+        case none
+        case send([OutboundDeltaResponse])
+        case fail(XDSError)
+    }
+
+    public struct TypeState: Sendable {
+        public internal(set) var subscribed: Set<String> = []
+        public internal(set) var wildcard = false
+        /// Name → version the client holds (or will, once it ACKs the response in flight).
+        public internal(set) var known: [String: String] = [:]
+        public internal(set) var nacked: [String: String] = [:]
+        public internal(set) var pendingNonce: String?
+        public internal(set) var lastNack: String?
+        public internal(set) var responseCount = 0
+        public internal(set) var ackCount = 0
+        public internal(set) var nackCount = 0
+        /// What the response in flight changed: name → the version before it (nil: absent), to undo on NACK.
+        var pendingUndo: [String: String?] = [:]
+        /// Subscribed names already reported absent.
+        var reportedAbsent: Set<String> = []
+        var checkedRevision: UInt64 = 0
+        var dirty: Set<String> = []
+        var checkEverything = true
+        var lastChanged: [String] = []
+
+        func isSubscribed(_ name: String) -> Bool { wildcard || subscribed.contains(name) }
+    }
+
+    public let allowedTypes: Set<ResourceType>
+    public let limits: StreamLimits
+    public private(set) var node: ClientNode?
+    public private(set) var types: [ResourceType: TypeState] = [:]
+    public private(set) var staleNonces = 0
+    private var nonceCounter: UInt64 = 0
+
+    public init(allowedTypes: Set<ResourceType>, limits: StreamLimits = StreamLimits()) {
+        self.allowedTypes = allowedTypes
+        self.limits = limits
+    }
+
+    public mutating func onRequest(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, snapshot: ResourceSnapshot) -> Action {
+        let type: ResourceType
+        switch validate(request) {
+        case .success(let valid): type = valid
+        case .failure(let error): return .fail(error)
+        }
+        if node == nil {
+            guard request.hasNode else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
+            node = ClientNode(request.node)
+        }
+        let isFirst = types[type] == nil
+        var state = types[type] ?? TypeState()
+
+        if !request.responseNonce.isEmpty {
+            if request.responseNonce == state.pendingNonce {
+                state.pendingNonce = nil
+                if request.hasErrorDetail {
+                    for (name, previous) in state.pendingUndo {
+                        if let version = state.known[name] { state.nacked[name] = version }
+                        state.known[name] = previous
+                    }
+                    state.nackCount += 1
+                    state.lastNack = String(request.errorDetail.message.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
+                } else {
+                    state.ackCount += 1
+                }
+                state.pendingUndo = [:]
+            } else {
+                staleNonces += 1  // ACK/NACK of an older response: only its subscription changes count
+            }
+        }
+
+        // Subscriptions.
+        let subscribe = Set(request.resourceNamesSubscribe)
+        let unsubscribe = Set(request.resourceNamesUnsubscribe)
+        if subscribe.contains("*") || (isFirst && subscribe.isEmpty && type.allowsWildcard) {
+            if !state.wildcard { state.checkEverything = true }
+            state.wildcard = true
+        }
+        if unsubscribe.contains("*") {
+            state.wildcard = false
+            state.checkEverything = true
+        }
+        for name in subscribe.subtracting(["*"]) where !state.subscribed.contains(name) {
+            state.subscribed.insert(name)
+            state.dirty.insert(name)
+        }
+        for name in unsubscribe.subtracting(["*"]) {
+            state.subscribed.remove(name)
+            state.reportedAbsent.remove(name)
+            if !state.wildcard { state.known[name] = nil }
+        }
+        if isFirst {
+            for (name, version) in request.initialResourceVersions {
+                state.known[name] = version
+                state.dirty.insert(name)
+            }
+        }
+
+        var responses: [OutboundDeltaResponse] = []
+        if state.pendingNonce == nil, let response = nextResponse(&state, type: type, snapshot: snapshot) { responses.append(response) }
+        types[type] = state
+        if type == .cluster, let clusters = responses.first, let endpoints = warm(after: clusters, snapshot: snapshot) {
+            responses.append(endpoints)
+        }
+        return responses.isEmpty ? .none : .send(responses)
+    }
+
+    public mutating func onSnapshot(_ snapshot: ResourceSnapshot) -> Action {
+        var responses: [OutboundDeltaResponse] = []
+        var warmed = false
+        for type in types.keys.sorted() {
+            guard var state = types[type], !(type == .endpoint && warmed), state.pendingNonce == nil else { continue }
+            let response = nextResponse(&state, type: type, snapshot: snapshot)
+            types[type] = state
+            if let response {
+                responses.append(response)
+                if type == .cluster {
+                    warmed = true
+                    if let endpoints = warm(after: response, snapshot: snapshot) { responses.append(endpoints) }
+                }
+            }
+        }
+        return responses.isEmpty ? .none : .send(responses)
+    }
+
+    private func validate(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) -> Result<ResourceType, XDSError> {
+        let type: ResourceType
+        if request.typeURL.isEmpty {
+            guard allowedTypes.count == 1, let only = allowedTypes.first else {
+                return .failure(XDSError(.invalidArgument, "type_url is required on an aggregated stream"))
+            }
+            type = only
+        } else {
+            guard let known = ResourceType(rawValue: request.typeURL), allowedTypes.contains(known) else {
+                let served = allowedTypes.sorted().map(\.typeURL).joined(separator: ", ")
+                return .failure(XDSError(.invalidArgument, "type URL \(String(reflecting: String(request.typeURL.prefix(200)))) is not served on this stream (served: \(served))"))
+            }
+            type = known
+        }
+        let names = request.resourceNamesSubscribe.count + request.resourceNamesUnsubscribe.count + request.initialResourceVersions.count
+        if names > limits.maximumResourceNames {
+            return .failure(XDSError(.resourceExhausted, "\(names) resource names in one request; the limit is \(limits.maximumResourceNames)"))
+        }
+        for name in request.resourceNamesSubscribe + request.resourceNamesUnsubscribe + Array(request.initialResourceVersions.keys)
+        where name.isEmpty || name.utf8.count > limits.maximumResourceNameBytes {
+            return .failure(XDSError(.invalidArgument, "resource name of \(name.utf8.count) bytes; names must have 1 to \(limits.maximumResourceNameBytes) bytes"))
+        }
+        if request.hasNode, request.node.id.utf8.count > limits.maximumNodeFieldBytes || request.node.cluster.utf8.count > limits.maximumNodeFieldBytes {
+            return .failure(XDSError(.invalidArgument, "node id or cluster longer than \(limits.maximumNodeFieldBytes) bytes"))
+        }
+        return .success(type)
+    }
+
+    private mutating func nextResponse(_ state: inout TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
+        var candidates: Set<String>
+        if !state.checkEverything, let changed = snapshot.changedNames(type, after: state.checkedRevision) {
+            candidates = changed.union(state.dirty)
+        } else {
+            candidates = state.subscribed.union(state.known.keys)
+            if state.wildcard { candidates.formUnion(snapshot.all(type).keys) }
+        }
+        state.checkedRevision = snapshot.revision
+        state.dirty = []
+        state.checkEverything = false
+
+        var resources: [EncodedResource] = []
+        var removed: [String] = []
+        var undo: [String: String?] = [:]
+        for name in candidates.sorted() {
+            let current = snapshot.resource(type, named: name)
+            if state.isSubscribed(name), let current {
+                state.reportedAbsent.remove(name)
+                guard state.known[name] != current.version, state.nacked[name] != current.version else { continue }
+                undo[name] = .some(state.known[name])
+                state.known[name] = current.version
+                resources.append(current)
+            } else if state.isSubscribed(name) {
+                // Subscribed but absent: removed if the client holds it, or (explicit names) reported once.
+                if state.known[name] != nil || (state.subscribed.contains(name) && !state.reportedAbsent.contains(name)) {
+                    undo[name] = .some(state.known[name])
+                    state.known[name] = nil
+                    state.reportedAbsent.insert(name)
+                    removed.append(name)
+                }
+            } else if state.known[name] != nil {
+                // Not subscribed any more (wildcard dropped): the client forgets it.
+                state.known[name] = nil
+            }
+        }
+        state.lastChanged = resources.map(\.name)
+        guard !resources.isEmpty || !removed.isEmpty else { return nil }
+        nonceCounter += 1
+        state.pendingNonce = String(nonceCounter)
+        state.pendingUndo = undo
+        state.responseCount += 1
+        let version = EncodedResource.version(ofSet: state.known.map { (key: $0.key, value: $0.value) })
+        return OutboundDeltaResponse(type: type, systemVersionInfo: version, nonce: String(nonceCounter), resources: resources, removed: removed)
+    }
+
+    private mutating func warm(after clusters: OutboundDeltaResponse, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
+        guard var endpoints = types[.endpoint], let changed = types[.cluster]?.lastChanged else { return nil }
+        for name in changed where endpoints.isSubscribed(name) && endpoints.known[name] != nil {
+            endpoints.known[name] = nil
+            endpoints.dirty.insert(name)
+        }
+        defer { types[.endpoint] = endpoints }
+        guard endpoints.pendingNonce == nil else { return nil }
+        return nextResponse(&endpoints, type: .endpoint, snapshot: snapshot)
+    }
+}
+
+/// One `DeltaDiscoveryResponse` to send; `encoded()` concatenates the shared resource bytes.
+public struct OutboundDeltaResponse: Sendable, Hashable {
+    public var type: ResourceType
+    public var systemVersionInfo: String
+    public var nonce: String
+    public var resources: [EncodedResource]
+    public var removed: [String]
+
+    public init(type: ResourceType, systemVersionInfo: String, nonce: String, resources: [EncodedResource], removed: [String]) {
+        self.type = type
+        self.systemVersionInfo = systemVersionInfo
+        self.nonce = nonce
+        self.resources = resources
+        self.removed = removed
+    }
+
+    /// system_version_info (1), resources (2), type_url (4), nonce (5), removed_resources (6),
+    /// control_plane.identifier (7).
+    public func encoded(controlPlane: String = "") -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(resources.reduce(96 + controlPlane.utf8.count + removed.reduce(0) { $0 + $1.utf8.count + 3 }) { $0 + $1.deltaResponseField.count })
+        WireFormat.appendString(1, systemVersionInfo, to: &bytes)
+        for resource in resources { bytes += resource.deltaResponseField }
+        WireFormat.appendString(4, type.typeURL, to: &bytes)
+        WireFormat.appendString(5, nonce, to: &bytes)
+        for name in removed {
+            WireFormat.appendField(6, length: name.utf8.count, to: &bytes)
+            bytes += Array(name.utf8)
+        }
+        if !controlPlane.isEmpty {
+            var inner: [UInt8] = []
+            WireFormat.appendString(1, controlPlane, to: &inner)
+            WireFormat.appendField(7, length: inner.count, to: &bytes)
+            bytes += inner
+        }
+        return bytes
+    }
+}

@@ -1,0 +1,189 @@
+import EnvoyAPI
+import Server
+import Shared
+import Testing
+
+func deltaRequest(
+    _ type: ResourceType?, subscribe: [String] = [], unsubscribe: [String] = [], initial: [String: String] = [:], nonce: String = "",
+    nack: String? = nil, node: String? = "sidecar-1"
+) -> Envoy_Service_Discovery_V3_DeltaDiscoveryRequest {
+    var request = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+    if let type { request.typeURL = type.typeURL }
+    request.resourceNamesSubscribe = subscribe
+    request.resourceNamesUnsubscribe = unsubscribe
+    request.initialResourceVersions = initial
+    request.responseNonce = nonce
+    if let node { request.node.id = node }
+    if let nack { request.errorDetail = .with { $0.code = 3; $0.message = nack } }
+    return request
+}
+
+extension DeltaStreamStateMachine.Action {
+    var responses: [OutboundDeltaResponse] {
+        if case .send(let responses) = self { return responses }
+        return []
+    }
+}
+
+/// Incremental xDS, rule by rule, with no sockets.
+@Suite struct DeltaStreamStateMachineTests {
+    typealias F = XDSFixture
+    let ads = Set(ResourceType.allCases)
+
+    /// A stream with CDS (wildcard) and EDS for every cluster ACKed.
+    func connected(_ fixture: XDSFixture) -> DeltaStreamStateMachine {
+        var machine = DeltaStreamStateMachine(allowedTypes: ads)
+        let cds = machine.onRequest(deltaRequest(.cluster), snapshot: fixture.snapshot).responses[0]
+        _ = machine.onRequest(deltaRequest(.cluster, nonce: cds.nonce), snapshot: fixture.snapshot)
+        let eds = machine.onRequest(deltaRequest(.endpoint, subscribe: cds.resources.map(\.name)), snapshot: fixture.snapshot).responses[0]
+        _ = machine.onRequest(deltaRequest(.endpoint, nonce: eds.nonce), snapshot: fixture.snapshot)
+        return machine
+    }
+
+    @Test func wildcardClustersThenSubscribedAssignmentsWithExactBytes() throws {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        var machine = DeltaStreamStateMachine(allowedTypes: ads)
+        let cds = machine.onRequest(deltaRequest(.cluster), snapshot: fixture.snapshot).responses
+        #expect(cds.map { $0.resources.map(\.name) } == [["default/api:http", "default/web:http"]])
+        let decoded = try Envoy_Service_Discovery_V3_DeltaDiscoveryResponse(serializedBytes: cds[0].encoded(controlPlane: "cp"))
+        #expect(decoded.typeURL == ResourceType.cluster.typeURL)
+        #expect(decoded.resources.map(\.name) == ["default/api:http", "default/web:http"])
+        #expect(decoded.resources[0].version == cds[0].resources[0].version)
+        #expect(decoded.controlPlane.identifier == "cp")
+        let cluster = try Envoy_Config_Cluster_V3_Cluster(unpackingAny: decoded.resources[1].resource)
+        #expect(cluster.name == "default/web:http")
+        let eds = machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/web:http"]), snapshot: fixture.snapshot).responses
+        #expect(eds.map { $0.resources.map(\.name) } == [["default/web:http"]])
+    }
+
+    @Test func onlyTheChangedResourceGoesOutAndOnlyToItsSubscribers() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        var both = connected(fixture)
+        var apiOnly = DeltaStreamStateMachine(allowedTypes: [.endpoint])
+        let first = apiOnly.onRequest(deltaRequest(.endpoint, subscribe: ["default/api:http"]), snapshot: fixture.snapshot).responses[0]
+        _ = apiOnly.onRequest(deltaRequest(.endpoint, nonce: first.nonce), snapshot: fixture.snapshot)
+
+        fixture.publish([F.set("web", ["10.0.0.1", "10.0.0.5"])])
+        let push = both.onSnapshot(fixture.snapshot).responses
+        #expect(push.map(\.type) == [.endpoint])
+        #expect(push[0].resources.map(\.name) == ["default/web:http"])
+        #expect(push[0].removed.isEmpty)
+        #expect(apiOnly.onSnapshot(fixture.snapshot) == .none, "not subscribed to web: nothing")
+    }
+
+    @Test func deletionsAndAbsentSubscriptionsAreRemovedResources() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        var machine = connected(fixture)
+        fixture.publish(removing: ["api"])
+        let push = machine.onSnapshot(fixture.snapshot).responses
+        #expect(push.map(\.type) == [.cluster, .endpoint])
+        #expect(push[0].removed == ["default/api:http"] && push[0].resources.isEmpty)
+        #expect(push[1].removed == ["default/api:http"])
+
+        var eds = DeltaStreamStateMachine(allowedTypes: [.endpoint])
+        let absent = eds.onRequest(deltaRequest(.endpoint, subscribe: ["default/nope:http"]), snapshot: fixture.snapshot).responses
+        #expect(absent.map(\.removed) == [["default/nope:http"]], "a subscribed name that does not exist is reported")
+        _ = eds.onRequest(deltaRequest(.endpoint, nonce: absent[0].nonce), snapshot: fixture.snapshot)
+        fixture.publish([F.set("nope", ["10.0.0.9"])])
+        #expect(eds.onSnapshot(fixture.snapshot).responses.map { $0.resources.map(\.name) } == [["default/nope:http"]], "sent when it appears")
+    }
+
+    @Test func subscriptionChangesCountEvenWithAStaleNonce() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        var machine = DeltaStreamStateMachine(allowedTypes: [.endpoint])
+        let first = machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/web:http"]), snapshot: fixture.snapshot).responses[0]
+        _ = machine.onRequest(deltaRequest(.endpoint, nonce: first.nonce), snapshot: fixture.snapshot)
+        fixture.publish([F.set("web", ["10.0.0.3"])])
+        let pending = machine.onSnapshot(fixture.snapshot).responses[0]
+        // The client subscribes to api echoing the old nonce: the subscription stands, its answer waits for the ACK.
+        #expect(machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/api:http"], nonce: first.nonce), snapshot: fixture.snapshot) == .none)
+        #expect(machine.types[.endpoint]?.subscribed == ["default/web:http", "default/api:http"])
+        let next = machine.onRequest(deltaRequest(.endpoint, nonce: pending.nonce), snapshot: fixture.snapshot).responses
+        #expect(next.map { $0.resources.map(\.name) } == [["default/api:http"]])
+        // Unsubscribing forgets it; a later subscription sends it again.
+        _ = machine.onRequest(deltaRequest(.endpoint, unsubscribe: ["default/api:http"], nonce: next[0].nonce), snapshot: fixture.snapshot)
+        let again = machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/api:http"], nonce: next[0].nonce), snapshot: fixture.snapshot)
+        #expect(again.responses.map { $0.resources.map(\.name) } == [["default/api:http"]])
+    }
+
+    @Test func aReconnectWithInitialVersionsGetsOnlyWhatDiffers() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"]), F.set("old", ["10.0.0.3"])])
+        let had = connected(fixture)
+        let clusters = had.types[.cluster]!.known
+        let endpoints = had.types[.endpoint]!.known
+        // Meanwhile: web's endpoints changed, old was deleted.
+        fixture.publish([F.set("web", ["10.0.0.7"])])
+        fixture.publish(removing: ["old"])
+        var machine = DeltaStreamStateMachine(allowedTypes: ads)
+        let cds = machine.onRequest(deltaRequest(.cluster, subscribe: ["*"], initial: clusters), snapshot: fixture.snapshot).responses
+        #expect(cds.count == 1 && cds[0].resources.isEmpty && cds[0].removed == ["default/old:http"])
+        _ = machine.onRequest(deltaRequest(.cluster, nonce: cds[0].nonce), snapshot: fixture.snapshot)
+        let eds = machine.onRequest(
+            deltaRequest(.endpoint, subscribe: ["default/api:http", "default/old:http", "default/web:http"], initial: endpoints), snapshot: fixture.snapshot
+        ).responses
+        #expect(eds.map { $0.resources.map(\.name) } == [["default/web:http"]], "api is unchanged: not sent")
+        #expect(eds[0].removed == ["default/old:http"], "the client held old: it is removed")
+
+        var same = DeltaStreamStateMachine(allowedTypes: ads)
+        let current = fixture.snapshot.all(.cluster).mapValues(\.version)
+        #expect(same.onRequest(deltaRequest(.cluster, subscribe: ["*"], initial: current), snapshot: fixture.snapshot) == .none)
+    }
+
+    @Test func aNackedVersionIsNotSentAgain() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"])])
+        var machine = connected(fixture)
+        let held = machine.types[.endpoint]!.known["default/web:http"]
+        fixture.publish([F.set("web", ["10.0.0.2"])])
+        let bad = machine.onSnapshot(fixture.snapshot).responses[0]
+        #expect(machine.onRequest(deltaRequest(.endpoint, nonce: bad.nonce, nack: "no"), snapshot: fixture.snapshot) == .none)
+        #expect(machine.types[.endpoint]?.known["default/web:http"] == held, "the client keeps what it had")
+        #expect(machine.types[.endpoint]?.lastNack == "no")
+        #expect(machine.onSnapshot(fixture.snapshot) == .none)
+        fixture.publish([F.set("web", ["10.0.0.3"])])
+        #expect(machine.onSnapshot(fixture.snapshot).responses.map { $0.resources.map(\.name) } == [["default/web:http"]])
+    }
+
+    @Test func aChangedClusterIsFollowedByItsAssignment() throws {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"])])
+        var machine = connected(fixture)
+        fixture.publish([F.set("web", ["10.0.0.1"], port: try ServicePort(name: "http", port: 80, appProtocol: "h2c"))])
+        let push = machine.onSnapshot(fixture.snapshot).responses
+        #expect(push.map(\.type) == [.cluster, .endpoint])
+        #expect(push[1].resources.map(\.name) == ["default/web:http"])
+    }
+
+    @Test func unsubscribingFromTheWildcardAndBadRequests() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        var machine = DeltaStreamStateMachine(allowedTypes: ads)
+        let all = machine.onRequest(deltaRequest(.cluster, subscribe: ["*", "default/web:http"]), snapshot: fixture.snapshot).responses[0]
+        #expect(all.resources.count == 2)
+        _ = machine.onRequest(deltaRequest(.cluster, unsubscribe: ["*"], nonce: all.nonce), snapshot: fixture.snapshot)
+        #expect(machine.types[.cluster]?.wildcard == false)
+        #expect(machine.types[.cluster]?.known.keys.sorted() == ["default/web:http"], "explicit names stay")
+
+        var bad = DeltaStreamStateMachine(allowedTypes: ads)
+        #expect(bad.onRequest(deltaRequest(nil), snapshot: fixture.snapshot) == .fail(XDSError(.invalidArgument, "type_url is required on an aggregated stream")))
+        var noNode = DeltaStreamStateMachine(allowedTypes: ads)
+        if case .fail(let error) = noNode.onRequest(deltaRequest(.cluster, node: nil), snapshot: fixture.snapshot) {
+            #expect(error.code == .invalidArgument)
+        } else {
+            Issue.record("a first request without a node must fail")
+        }
+        var limits = StreamLimits()
+        limits.maximumResourceNames = 2
+        var many = DeltaStreamStateMachine(allowedTypes: ads, limits: limits)
+        if case .fail(let error) = many.onRequest(deltaRequest(.endpoint, subscribe: ["a", "b", "c"]), snapshot: fixture.snapshot) {
+            #expect(error.code == .resourceExhausted)
+        } else {
+            Issue.record("too many names must fail")
+        }
+    }
+}
