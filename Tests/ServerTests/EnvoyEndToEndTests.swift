@@ -37,13 +37,14 @@ struct EnvoyEndToEndTests {
         }
 
         /// The echo Service and one EndpointSlice with these pods: (address, ready, serving, terminating).
-        func publish(port: Int, pods: [(String, Bool, Bool, Bool)]) throws {
-            let service = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"echo","namespace":"default","uid":"svc-\#(name)"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.10","ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":\#(port)}]}}"#
+        func publish(port: Int, pods: [(String, Bool, Bool, Bool)], portName: String = "http", servicePort: Int = 80, appProtocol: String? = nil) throws {
+            let app = appProtocol.map { #","appProtocol":"\#($0)""# } ?? ""
+            let service = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"echo","namespace":"default","uid":"svc-\#(name)"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.10","ports":[{"name":"\#(portName)","port":\#(servicePort),"protocol":"TCP","targetPort":\#(port)\#(app)}]}}"#
             try api.apply(.services, json: Data(service.utf8))
             let endpoints = pods.enumerated().map { offset, pod in
                 #"{"addresses":["\#(pod.0)"],"conditions":{"ready":\#(pod.1),"serving":\#(pod.2),"terminating":\#(pod.3)},"zone":"\#(name)-zone-a","nodeName":"\#(name)-node","targetRef":{"kind":"Pod","namespace":"default","name":"echo-\#(name)-\#(offset)"}}"#
             }.joined(separator: ",")
-            let slice = #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"echo-\#(name)","namespace":"default","labels":{"kubernetes.io/service-name":"echo"}},"addressType":"IPv4","ports":[{"name":"http","port":\#(port),"protocol":"TCP"}],"endpoints":[\#(endpoints)]}"#
+            let slice = #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"echo-\#(name)","namespace":"default","labels":{"kubernetes.io/service-name":"echo"}},"addressType":"IPv4","ports":[{"name":"\#(portName)","port":\#(port),"protocol":"TCP"\#(app)}],"endpoints":[\#(endpoints)]}"#
             try api.apply(.endpointslices, json: Data(slice.utf8))
         }
 

@@ -92,3 +92,45 @@ import Testing
         #expect(try response.decoded() .resources.count == 2)
     }
 }
+
+@Suite struct ProxylessResourceTests {
+    typealias F = XDSFixture
+
+    @Test func grpcPortsGetAnAPIListenerAndARouteToTheirCluster() throws {
+        var fixture = XDSFixture()
+        let grpc = try ServicePort(name: "grpc", port: 9090, appProtocol: "grpc")
+        fixture.publish([F.set("checkout", ["10.0.0.1"], port: grpc), F.set("web", ["10.0.0.2"])])
+        #expect(fixture.snapshot.all(.listener).keys.sorted() == ["checkout.default:9090"], "HTTP/1 ports get none")
+        let listener = try Envoy_Config_Listener_V3_Listener(serializedBytes: try #require(fixture.snapshot.resource(.listener, named: "checkout.default:9090")).resource)
+        let manager = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: listener.apiListener.apiListener)
+        #expect(manager.rds.routeConfigName == "checkout.default:9090")
+        #expect(manager.rds.configSource.ads == Envoy_Config_Core_V3_AggregatedConfigSource())
+        #expect(manager.httpFilters.map(\.name) == ["envoy.filters.http.router"])
+        let route = try Envoy_Config_Route_V3_RouteConfiguration(serializedBytes: try #require(fixture.snapshot.resource(.route, named: "checkout.default:9090")).resource)
+        #expect(route.virtualHosts.first?.routes.first?.route.cluster == "default/checkout:grpc")
+        let assignment = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(
+            serializedBytes: try #require(fixture.snapshot.resource(.endpoint, named: "default/checkout:grpc")).resource)
+        #expect(assignment.endpoints.map(\.loadBalancingWeight.value) == [1], "gRPC clients drop localities without a weight")
+
+        // The port stops being gRPC: listener and route go away.
+        fixture.publish([F.set("checkout", ["10.0.0.1"], port: try ServicePort(name: "grpc", port: 9090))])
+        #expect(fixture.snapshot.all(.listener).isEmpty && fixture.snapshot.all(.route).isEmpty)
+    }
+
+    @Test func aProxylessClientGetsListenerRouteClusterAndEndpointsInOrder() throws {
+        var fixture = XDSFixture()
+        let grpc = try ServicePort(name: "grpc", port: 9090, appProtocol: "grpc")
+        fixture.publish([F.set("checkout", ["10.0.0.1"], port: grpc)])
+        var machine = SotWStreamStateMachine(allowedTypes: Set(ResourceType.allCases))
+        // gRPC names its resources explicitly and sends the node only once.
+        let lds = machine.onRequest(request(.listener, names: ["checkout.default:9090"]), snapshot: fixture.snapshot).responses
+        #expect(lds.map(\.names) == [["checkout.default:9090"]])
+        let rds = machine.onRequest(request(.route, names: ["checkout.default:9090"], node: nil), snapshot: fixture.snapshot).responses
+        #expect(rds.map(\.names) == [["checkout.default:9090"]])
+        let cds = machine.onRequest(request(.cluster, names: ["default/checkout:grpc"], node: nil), snapshot: fixture.snapshot).responses
+        #expect(cds.map(\.names) == [["default/checkout:grpc"]])
+        let eds = machine.onRequest(request(.endpoint, names: ["default/checkout:grpc"], node: nil), snapshot: fixture.snapshot).responses
+        #expect(eds.map(\.names) == [["default/checkout:grpc"]])
+        #expect(machine.node?.id == "sidecar-1")
+    }
+}

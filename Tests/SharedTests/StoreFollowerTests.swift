@@ -29,7 +29,7 @@ struct StoreFollowerTests {
         func services(_ source: SourceCluster) -> [ServiceKey: EndpointSet] { state.withLock { $0[source] ?? [:] } }
     }
 
-    private func eventually(_ what: String, within: Duration = .seconds(5), _ condition: () -> Bool) async throws {
+    private func eventually(_ what: String, within: Duration = .seconds(15), _ condition: () -> Bool) async throws {
         let deadline = ContinuousClock.now + within
         while !condition() {
             guard ContinuousClock.now < deadline else {

@@ -79,9 +79,57 @@ public struct ResourceBuilder: Sendable {
                 $0.subZone = locality.source.name
             }
             group.lbEndpoints = endpoints
+            // Weighted by size: Envoy ignores weights unless locality-weighted balancing is on; gRPC
+            // clients drop localities without one (gRFC A27).
+            group.loadBalancingWeight = Google_Protobuf_UInt32Value(UInt32(endpoints.count))
             assignment.endpoints.append(group)
         }
         return assignment
+    }
+
+    /// The listener name a proxyless gRPC client asks for: `<service>.<namespace>:<port>` (its target is
+    /// `xds:///<service>.<namespace>:<port>`). WARNING - STABLE API: clients' targets name it.
+    public static func listenerName(_ key: ClusterKey, port: ServicePort) -> String {
+        "\(key.service.name).\(key.service.namespace):\(port.port)"
+    }
+
+    /// For gRPC ports: an API listener (HttpConnectionManager with RDS over ADS) for proxyless gRPC
+    /// clients, named by `listenerName`.
+    public func listener(_ key: ClusterKey, port: ServicePort) -> Envoy_Config_Listener_V3_Listener {
+        let name = Self.listenerName(key, port: port)
+        var manager = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager()
+        manager.statPrefix = name
+        manager.rds = .with {
+            $0.routeConfigName = name
+            $0.configSource = .with {
+                $0.ads = Envoy_Config_Core_V3_AggregatedConfigSource()
+                $0.resourceApiVersion = .v3
+            }
+        }
+        var router = Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpFilter()
+        router.name = "envoy.filters.http.router"
+        if let any = try? Google_Protobuf_Any(message: Envoy_Extensions_Filters_Http_Router_V3_Router()) { router.typedConfig = any }
+        manager.httpFilters = [router]
+        var listener = Envoy_Config_Listener_V3_Listener()
+        listener.name = name
+        if let any = try? Google_Protobuf_Any(message: manager) { listener.apiListener = .with { $0.apiListener = any } }
+        return listener
+    }
+
+    /// The route of a gRPC port's listener: every request to the cluster.
+    public func route(_ key: ClusterKey, port: ServicePort) -> Envoy_Config_Route_V3_RouteConfiguration {
+        let name = Self.listenerName(key, port: port)
+        var route = Envoy_Config_Route_V3_Route()
+        route.match = .with { $0.prefix = "" }
+        route.route = .with { $0.cluster = key.name }
+        var host = Envoy_Config_Route_V3_VirtualHost()
+        host.name = name
+        host.domains = ["*"]
+        host.routes = [route]
+        var configuration = Envoy_Config_Route_V3_RouteConfiguration()
+        configuration.name = name
+        configuration.virtualHosts = [host]
+        return configuration
     }
 
     /// The region a zone belongs to, by the cloud naming conventions: `us-east-1a` → `us-east-1` (AWS),

@@ -14,6 +14,8 @@ public struct ResourceTable: Sendable {
     private var resources: [ResourceType: [String: EncodedResource]] = [:]
     private var history: [(revision: UInt64, changes: [ResourceType: Set<String>])] = []
     private var dirty = Set<ClusterKey>()
+    /// The listener (and route) name each gRPC cluster has now.
+    private var listenerNames: [ClusterKey: String] = [:]
     public private(set) var revision: UInt64 = 0
 
     public init(options: ResourceOptions = ResourceOptions()) {
@@ -36,13 +38,25 @@ public struct ResourceTable: Sendable {
         var changes: [ResourceType: Set<String>] = [:]
         for key in dirty.sorted() {
             let name = key.name
-            if let port = index.port(of: key) {
+            let port = index.port(of: key)
+            if let port {
                 let members = index.members(of: key)
                 update(.cluster, name, (try? EncodedResource(type: .cluster, name: name, message: builder.cluster(key, port: port))), &changes)
                 update(.endpoint, name, (try? EncodedResource(type: .endpoint, name: name, message: builder.loadAssignment(key, members: members))), &changes)
             } else {
                 update(.cluster, name, nil, &changes)
                 update(.endpoint, name, nil, &changes)
+            }
+            // Proxyless gRPC: a listener and a route for gRPC ports.
+            let listenerName = port.flatMap { $0.isHTTP2 ? ResourceBuilder.listenerName(key, port: $0) : nil }
+            if let previous = listenerNames[key], previous != listenerName {
+                update(.listener, previous, nil, &changes)
+                update(.route, previous, nil, &changes)
+            }
+            listenerNames[key] = listenerName
+            if let port, let listenerName {
+                update(.listener, listenerName, (try? EncodedResource(type: .listener, name: listenerName, message: builder.listener(key, port: port))), &changes)
+                update(.route, listenerName, (try? EncodedResource(type: .route, name: listenerName, message: builder.route(key, port: port))), &changes)
             }
         }
         dirty.removeAll(keepingCapacity: true)

@@ -2,6 +2,9 @@
 public enum ResourceType: String, CaseIterable, Comparable, Sendable, CustomStringConvertible {
     case cluster = "type.googleapis.com/envoy.config.cluster.v3.Cluster"
     case endpoint = "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment"
+    /// API listeners for proxyless gRPC clients (`xds:///<service>.<namespace>:<port>`).
+    case listener = "type.googleapis.com/envoy.config.listener.v3.Listener"
+    case route = "type.googleapis.com/envoy.config.route.v3.RouteConfiguration"
 
     /// The type URL as it appears in requests and responses.
     public var typeURL: String { rawValue }
@@ -11,6 +14,8 @@ public enum ResourceType: String, CaseIterable, Comparable, Sendable, CustomStri
         switch self {
         case .cluster: "cds"
         case .endpoint: "eds"
+        case .listener: "lds"
+        case .route: "rds"
         }
     }
 
@@ -18,19 +23,22 @@ public enum ResourceType: String, CaseIterable, Comparable, Sendable, CustomStri
     /// what changed (EDS, RDS), and an absent resource is not a removal.
     public var isFullState: Bool {
         switch self {
-        case .cluster: true
-        case .endpoint: false
+        case .cluster, .listener: true
+        case .endpoint, .route: false
         }
     }
 
     /// Whether an empty subscription on the first request means "everything" (legacy wildcard).
     public var allowsWildcard: Bool { isFullState }
 
-    /// The order pushes go out in one update: clusters before their load assignments (Envoy warming).
+    /// The order pushes go out in one update: clusters before their load assignments (Envoy warming),
+    /// then listeners and routes, so a route never names a cluster the client does not have yet.
     public var pushOrder: Int {
         switch self {
         case .cluster: 0
         case .endpoint: 1
+        case .listener: 2
+        case .route: 3
         }
     }
 
