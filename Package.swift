@@ -124,8 +124,14 @@ let package = Package(
             dependencies: [
                 "Shared",
                 "Ingestor",
+                "Server",
+                "EnvoyAPI",
                 "LegationTestSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ],
             path: "benchmarks/Sources/legation-bench",
             swiftSettings: strictSettings

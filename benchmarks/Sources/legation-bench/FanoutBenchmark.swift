@@ -1,0 +1,220 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import LegationTestSupport
+import Server
+import Shared
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `legation-bench fanout` (scenario P1): N simulated sidecars, each on its own HTTP/2 connection, hold
+/// ADS streams to an xds-server; one ClusterLoadAssignment changes per update. Measures the initial sync
+/// of all N, the propagation latency of each update to each stream, the server's CPU and RSS, and bytes
+/// on the wire. By default it starts redis-server and `legation xds-server` (a separate process, so its
+/// CPU and memory are its own) and publishes updates into Redis as an ingestor would; with `--xds` it
+/// loads any ADS server and triggers updates through `--hook`.
+struct FanoutBenchmark: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "fanout", abstract: "xDS fan-out: N streams, one assignment changing per update.")
+
+    @Option(help: "Simulated sidecars (streams), each on its own connection.") var streams = 1000
+    @Option(help: "Clusters (services), each with one port.") var clusters = 100
+    @Option(help: "Endpoints per cluster.") var endpoints = 20
+    @Option(help: "Updates (one assignment changes in each).") var updates = 20
+    @Option(help: "Pause between updates, ms.") var intervalMs = 100
+    @Flag(help: "Incremental xDS (DeltaAggregatedResources) instead of state of the world.") var delta = false
+    @Option(help: "The xds-server's debounce quiet period, ms.") var debounceQuietMs = 10
+    @Option(help: "The xds-server's debounce maximum, ms.") var debounceMaxMs = 100
+    @Option(help: "The legation binary (default: next to this one).") var legation: String?
+    @Option(help: "Load this ADS server (host:port) instead of starting one.") var xds: String?
+    @Option(help: "With --xds: URL called to make update k (placeholders {k} and {v}).") var hook: String?
+    @Option(help: "Give up after this many seconds.") var timeout = 180
+    @Option(help: "Write results as JSON here.") var output: String?
+
+    func validate() throws {
+        guard (1...20_000).contains(streams), (1...10_000).contains(clusters), (1...1000).contains(endpoints), (1...10_000).contains(updates),
+            (0...60_000).contains(intervalMs), (1...3600).contains(timeout)
+        else { throw ValidationError("a value is out of bounds (streams ≤ 20000, clusters ≤ 10000, endpoints ≤ 1000, updates ≤ 10000)") }
+        if xds != nil, hook == nil { throw ValidationError("--xds needs --hook to trigger updates") }
+    }
+
+    func run() async throws {
+        let deadline = ContinuousClock.now + .seconds(timeout)
+        var server: ChildProcess?
+        var redis: RedisServer?
+        var writer: (store: RedisEndpointStore, lease: Lease)?
+        let source = try SourceCluster("bench")
+        let host: String
+        let port: Int
+        if let xds {
+            guard let (h, p) = XDSServerConfiguration.hostAndPort(xds) else { throw ValidationError("--xds is not host:port") }
+            (host, port) = (h, p)
+        } else {
+            let started = try await RedisServer()
+            redis = started
+            let store = RedisEndpointStore(try started.configuration(), logger: .quiet())
+            let lease = try await store.acquireLease(source: source, holder: "bench", ttl: .seconds(600))!
+            try await store.heartbeat(lease: lease, ttl: .seconds(600))
+            let result = try await store.write((0..<clusters).map { .put(try endpointSet(source, service: $0, generation: 0)) }, lease: lease)
+            try await store.markSynced(generation: result.generation, serviceCount: clusters, lease: lease)
+            writer = (store, lease)
+            host = "127.0.0.1"
+            port = try freeLoopbackPort()
+            let admin = try freeLoopbackPort()
+            let binary = legation ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("legation").path
+            server = try ChildProcess(binary, [
+                "xds-server", "--redis-url", started.url(), "--source", "bench", "--listen", "127.0.0.1:\(port)",
+                "--admin-address", "127.0.0.1:\(admin)", "--debounce-quiet", String(debounceQuietMs), "--debounce-max", String(debounceMaxMs),
+                "--max-streams", String(streams + 100), "--log-level", "error",
+            ])
+            guard try await waitReady(admin: admin, until: deadline) else { throw ValidationError("the xds-server did not become ready") }
+        }
+        defer {
+            server?.kill()
+            redis?.kill()
+        }
+        let rssBefore = server.map { Self.rssKilobytes($0.pid) } ?? 0
+
+        // Initial sync of all N.
+        let sidecars = (0..<streams).map { SimulatedSidecar(id: $0, delta: delta) }
+        let started = ContinuousClock.now
+        let tasks = sidecars.map { sidecar in
+            Task { await sidecar.run(host: host, port: port, zone: "zone-\(sidecar.id % 3)") }
+        }
+        defer { tasks.forEach { $0.cancel() } }
+        while sidecars.contains(where: { $0.syncedClusters < clusters }) {
+            guard ContinuousClock.now < deadline else {
+                let errors = sidecars.compactMap { $0.state.withLock { $0.error } }.prefix(3)
+                throw ValidationError("initial sync incomplete: \(sidecars.filter { $0.syncedClusters >= clusters }.count)/\(streams) synced; errors: \(Array(errors))")
+            }
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let syncTimes = sidecars.map { sidecar in sidecar.state.withLock { $0.assignments.values.max()! } - started }
+        let initialSync = syncTimes.max()!
+        try await Task.sleep(for: .milliseconds(200))
+        let rssAfter = server.map { Self.rssKilobytes($0.pid) } ?? 0
+        let bytesBefore = sidecars.reduce(0) { total, sidecar in total + sidecar.state.withLock { $0.bytes } }
+        let cpuBefore = server.map { Self.cpuSeconds($0.pid) } ?? 0
+
+        // Updates.
+        var latencies: [Duration] = []
+        for k in 0..<updates {
+            let service = k % clusters
+            let name = "bench/svc-\(service):http"
+            let changedAt = ContinuousClock.now
+            if let writer {
+                _ = try await writer.store.write([.put(try endpointSet(source, service: service, generation: k + 1))], lease: writer.lease)
+            } else if let hook {
+                let url = hook.replacingOccurrences(of: "{k}", with: String(service)).replacingOccurrences(of: "{v}", with: String(k + 1))
+                _ = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
+            }
+            var pending = Set(0..<streams)
+            while !pending.isEmpty {
+                for index in pending.sorted() {
+                    let arrival = sidecars[index].state.withLock { state in
+                        state.arrivals.last { ($0.name == name || writer == nil) && $0.at >= changedAt }?.at
+                    }
+                    if let arrival {
+                        latencies.append(arrival - changedAt)
+                        pending.remove(index)
+                    }
+                }
+                guard ContinuousClock.now < deadline else { throw ValidationError("update \(k) reached \(streams - pending.count)/\(streams) streams before the timeout") }
+                if !pending.isEmpty { try await Task.sleep(for: .milliseconds(1)) }
+            }
+            try await Task.sleep(for: .milliseconds(intervalMs))
+        }
+        let cpuAfter = server.map { Self.cpuSeconds($0.pid) } ?? 0
+        let bytesAfter = sidecars.reduce(0) { total, sidecar in total + sidecar.state.withLock { $0.bytes } }
+
+        let sorted = latencies.sorted()
+        func percentile(_ p: Double) -> Double { sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))].milliseconds }
+        let cpuPerUpdate = (cpuAfter - cpuBefore) / Double(updates)
+        var results: [String: Any] = [
+            "scenario": "P1 fan-out", "mode": delta ? "delta" : "sotw", "streams": streams, "clusters": clusters, "endpoints": endpoints,
+            "updates": updates, "initial_sync_ms": initialSync.milliseconds,
+            "update_p50_ms": percentile(0.5), "update_p90_ms": percentile(0.9), "update_p99_ms": percentile(0.99),
+            "update_max_ms": sorted.last!.milliseconds, "debounce_quiet_ms": debounceQuietMs, "debounce_max_ms": debounceMaxMs,
+            "bytes_per_update": (bytesAfter - bytesBefore) / updates,
+            "command": CommandLine.arguments.joined(separator: " "), "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores",
+            "commit": Self.commit(),
+        ]
+        if server != nil {
+            results["server_cpu_ms_per_update"] = cpuPerUpdate * 1000
+            results["server_cpu_us_per_stream_update"] = cpuPerUpdate * 1_000_000 / Double(streams)
+            results["server_rss_mb"] = Double(rssAfter) / 1024
+            results["server_rss_kb_per_stream"] = Double(rssAfter - rssBefore) / Double(streams)
+        }
+        let line = String(
+            format: "%@ N=%d: initial sync %.0f ms; update p50 %.1f / p90 %.1f / p99 %.1f / max %.1f ms (debounce %d/%d ms); %d bytes/update%@",
+            delta ? "delta" : "sotw", streams, initialSync.milliseconds, percentile(0.5), percentile(0.9), percentile(0.99), sorted.last!.milliseconds,
+            debounceQuietMs, debounceMaxMs, (bytesAfter - bytesBefore) / updates,
+            server == nil ? "" : String(format: "; server CPU %.2f ms/update (%.2f µs per stream-update), RSS %.0f MB (%.1f KB/stream)",
+                cpuPerUpdate * 1000, cpuPerUpdate * 1_000_000 / Double(streams), Double(rssAfter) / 1024, Double(rssAfter - rssBefore) / Double(streams)))
+        print(line)
+        if let output {
+            try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
+            print("wrote \(output)")
+        }
+        server?.kill(SIGTERM)
+        _ = try? await server?.wait(timeout: .seconds(5))
+        await writer?.store.close()
+    }
+
+    /// Service `service`'s endpoint set; `generation` moves one endpoint, so each update changes one assignment.
+    func endpointSet(_ source: SourceCluster, service: Int, generation: Int) throws -> EndpointSet {
+        let list = try (0..<endpoints).map { e in
+            // Each service owns 1,100 addresses; endpoint 0 moves among the last 100 with the generation.
+            let index = service * 1100 + (e == 0 ? 1000 + generation % 100 : e)
+            return try Endpoint(
+                address: "10.\(index >> 16 & 255).\(index >> 8 & 255).\(index & 255)", targetPorts: [8080], zone: "zone-\(e % 3)",
+                node: "node-\(e % 10)", targetPod: "bench/svc-\(service)-\(e)")
+        }
+        return try EndpointSet(source: source, service: ServiceKey(namespace: "bench", name: "svc-\(service)"), ports: [ServicePort(name: "http", port: 80)], endpoints: list)
+    }
+
+    func waitReady(admin: Int, until deadline: ContinuousClock.Instant) async throws -> Bool {
+        while ContinuousClock.now < deadline {
+            if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(admin)/readyz"), timeout: .seconds(1)),
+                response.status == .ok
+            {
+                return true
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return false
+    }
+
+    static func rssKilobytes(_ pid: pid_t) -> Int {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        else { return 0 }
+        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+
+    static func cpuSeconds(_ pid: pid_t) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        // After the command: state is field 3, utime 14, stime 15 (1-based over the whole line).
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    static func commit() -> String {
+        let head = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent(".git/HEAD")
+        guard let text = try? String(contentsOf: head, encoding: .utf8) else { return "unknown" }
+        if text.hasPrefix("ref: ") {
+            let ref = head.deletingLastPathComponent().appendingPathComponent(text.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines))
+            return (try? String(contentsOf: ref, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+extension Duration {
+    var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
+}
