@@ -16,7 +16,7 @@ let kubectlPath = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].first { FileMan
 struct DeployManifestTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let kubectl = kubectlPath
-    static let overlays = ["overlays/single-cluster", "overlays/multi-cluster", "overlays/single-cluster-keda", "examples/sidecar"]
+    static let overlays = ["overlays/single-cluster", "overlays/multi-cluster", "overlays/multi-cluster-remote", "overlays/single-cluster-keda", "examples/sidecar"]
 
     typealias Object = [String: Any]
 
@@ -92,7 +92,8 @@ struct DeployManifestTests {
         #expect(metrics.contains { Self.dig($0, "resource", "name") as? String == "cpu" }, "CPU as a backstop")
         // Scale-down waits longer than the maximum connection age.
         let window = try #require(Self.dig(hpa, "spec", "behavior", "scaleDown", "stabilizationWindowSeconds") as? Int)
-        let config = try Self.configuration(objects, "legation-xds-server")
+        let deployment = try #require(Self.objects(objects, kind: "Deployment").first { Self.name($0) == "legation-xds-server" })
+        let config = try Self.configuration(objects, of: deployment)
         let age = try #require(XDSServerConfiguration.parse(yaml: config).grpc?.maxConnectionAgeSeconds)
         #expect(Double(window) >= age)
         // The adapter rule and the KEDA trigger name the same series.
@@ -104,8 +105,11 @@ struct DeployManifestTests {
         #expect(query?.contains(XDSMetrics.streamsGauge) == true)
     }
 
-    static func configuration(_ objects: [Object], _ name: String) throws -> String {
-        let map = try #require(objects.first { $0["kind"] as? String == "ConfigMap" && Self.name($0).hasPrefix(name) })
+    /// The configuration file a Deployment mounts (its `config` volume's ConfigMap).
+    static func configuration(_ objects: [Object], of deployment: Object) throws -> String {
+        let volumes = try #require(Self.dig(deployment, "spec", "template", "spec", "volumes") as? [Object])
+        let name = try #require(volumes.first { $0["name"] as? String == "config" }.flatMap { Self.dig($0, "configMap", "name") as? String })
+        let map = try #require(objects.first { $0["kind"] as? String == "ConfigMap" && Self.name($0) == name })
         let data = try #require(map["data"] as? [String: String])
         return try #require(data.values.first)
     }
@@ -118,8 +122,8 @@ struct DeployManifestTests {
         let directory = try TemporaryDirectory(prefix: "legation-deploy")
         defer { directory.remove() }
         for deployment in Self.objects(objects, kind: "Deployment") where Self.name(deployment).hasPrefix("legation-") {
-            let role = Self.name(deployment) == "legation-ingestor" ? "legation-ingestor" : "legation-xds-server"
-            let config = try Self.configuration(objects, role)
+            let role = Self.name(deployment).hasPrefix("legation-ingestor") ? "legation-ingestor" : "legation-xds-server"
+            let config = try Self.configuration(objects, of: deployment)
             let container = try #require((Self.dig(deployment, "spec", "template", "spec", "containers") as? [Object])?.first)
             let ports = Dictionary(uniqueKeysWithValues: (container["ports"] as? [Object] ?? []).map { ($0["name"] as! String, $0["containerPort"] as! Int) })
             // The admin port of the configuration is the probed port, and the probes hit real paths.
@@ -147,7 +151,7 @@ struct DeployManifestTests {
                 #expect(path == (probe == "readinessProbe" ? "/readyz" : "/healthz"), "\(role) \(probe)")
             }
             // The arguments are flags the binary accepts, with this configuration.
-            let configFile = try directory.write("\(role).yaml", config)
+            let configFile = try directory.write("\(Self.name(deployment)).yaml", config)
             var arguments = (container["args"] as? [String] ?? []).map { $0 == "$(POD_NAME)" ? "pod-0" : $0 }
             if let index = arguments.firstIndex(of: "--config") { arguments[index + 1] = configFile }
             let (status, output) = try await Self.run(binary, arguments + ["--check-config"])
