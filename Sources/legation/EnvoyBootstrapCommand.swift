@@ -1,5 +1,6 @@
 import ArgumentParser
 import Server
+import Shared
 
 /// `legation envoy-bootstrap`: prints an Envoy bootstrap that takes clusters and endpoints from
 /// xds-servers over ADS (for a sidecar's ConfigMap, or to try Envoy by hand against `legation demo`).
@@ -19,7 +20,7 @@ struct EnvoyBootstrapCommand: ParsableCommand {
     func run() throws {
         var servers: [(host: String, port: Int)] = []
         for address in xds {
-            guard let (host, port) = XDSServerConfiguration.hostAndPort(address) else { throw ValidationError("--xds \(address) is not host:port") }
+            guard let (host, port) = splitHostAndPort(address) else { throw ValidationError("--xds \(address) is not host:port") }
             servers.append((host, port))
         }
         var listener: (port: Int, cluster: String)?

@@ -62,7 +62,7 @@ struct IngestorRunner {
             services.append(CancellableService { await watch.run() })
         }
 
-        let (host, port) = IngestorConfiguration.hostAndPort(settings.admin?.address ?? "0.0.0.0:9090")!
+        let (host, port) = splitHostAndPort(settings.admin?.address ?? "0.0.0.0:9090")!
         let admin = try await AdminServer.start(
             host: host, port: port, registry: registry,
             ready: {

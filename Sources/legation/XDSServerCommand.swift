@@ -46,7 +46,7 @@ struct XDSServerCommand: AsyncParsableCommand {
         let logger = Logger(label: "legation.xds-server")
         let redisSettings = settings.redis ?? RedisSettings()
         let store = RedisEndpointStore(try redisSettings.configuration(clientName: "legation-xds-server"), options: redisSettings.storeOptions, logger: logger)
-        let (adminHost, adminPort) = XDSServerConfiguration.hostAndPort(settings.admin?.address ?? "0.0.0.0:9091")!
+        let (adminHost, adminPort) = splitHostAndPort(settings.admin?.address ?? "0.0.0.0:9091")!
         try await XDSServerRunner(reader: store, options: settings.runtimeOptions(), registry: registry, logger: logger)
             .run(adminHost: adminHost, adminPort: adminPort, onClose: { await store.close() })
     }

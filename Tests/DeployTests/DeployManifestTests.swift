@@ -136,13 +136,13 @@ struct DeployManifestTests {
                 let settings = try XDSServerConfiguration.parse(yaml: config)
                 #expect(settings.problems().isEmpty, "\(settings.problems())")
                 adminAddress = settings.admin?.address
-                let grpc = try #require(settings.grpc?.address.flatMap(XDSServerConfiguration.hostAndPort))
+                let grpc = try #require(settings.grpc?.address.flatMap(splitHostAndPort))
                 #expect(ports["grpc-xds"] == grpc.port)
                 let service = try #require(Self.objects(objects, kind: "Service").first { Self.name($0) == "legation-xds-server" })
                 let targets = (Self.dig(service, "spec", "ports") as? [Object] ?? []).compactMap { $0["targetPort"] as? String }
                 #expect(Set(targets).isSubset(of: Set(ports.keys)))
             }
-            let admin = try #require(adminAddress.flatMap(XDSServerConfiguration.hostAndPort))
+            let admin = try #require(adminAddress.flatMap(splitHostAndPort))
             #expect(ports["admin"] == admin.port)
             for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
                 let path = Self.dig(container, probe, "httpGet", "path") as? String

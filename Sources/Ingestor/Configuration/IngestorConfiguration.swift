@@ -62,14 +62,7 @@ public struct IngestorConfiguration: Codable, Sendable, Equatable {
         public init(address: String? = nil) { self.address = address }
     }
 
-    public struct Log: Codable, Sendable, Equatable {
-        public var level: String?
-        public var format: String?
-        public init(level: String? = nil, format: String? = nil) {
-            self.level = level
-            self.format = format
-        }
-    }
+    public typealias Log = LogSettings
 
     /// The source cluster this ingestor publishes (a DNS label; part of every Redis key).
     public var source: String?
@@ -124,19 +117,9 @@ public struct IngestorConfiguration: Codable, Sendable, Equatable {
         if let holder = lease?.holder, holder.isEmpty || holder.contains(" ") { problems.append("lease.holder must be a token without spaces") }
         if let batch = publish?.batchLimit, !(1...10_000).contains(batch) { problems.append("publish.batchLimit must be 1...10000") }
         if let window = publish?.coalesceMilliseconds, !(0...10_000).contains(window) { problems.append("publish.coalesceMilliseconds must be 0...10000") }
-        if let address = admin?.address, Self.hostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
-        if let level = log?.level, !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
-            problems.append("log.level must be trace, debug, info, notice, warning, error or critical")
-        }
-        if let format = log?.format, !["text", "json"].contains(format) { problems.append("log.format must be text or json") }
+        if let address = admin?.address, splitHostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
+        problems += (log ?? LogSettings()).problems()
         return problems
     }
 
-    /// Splits `host:port` (`[::1]:9090` for IPv6).
-    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
-    }
 }

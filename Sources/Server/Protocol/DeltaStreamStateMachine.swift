@@ -144,31 +144,14 @@ public struct DeltaStreamStateMachine: Sendable {
     }
 
     private func validate(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) -> Result<ResourceType, XDSError> {
-        let type: ResourceType
-        if request.typeURL.isEmpty {
-            guard allowedTypes.count == 1, let only = allowedTypes.first else {
-                return .failure(XDSError(.invalidArgument, "type_url is required on an aggregated stream"))
-            }
-            type = only
-        } else {
-            guard let known = ResourceType(rawValue: request.typeURL), allowedTypes.contains(known) else {
-                let served = allowedTypes.sorted().map(\.typeURL).joined(separator: ", ")
-                return .failure(XDSError(.invalidArgument, "type URL \(String(reflecting: String(request.typeURL.prefix(200)))) is not served on this stream (served: \(served))"))
-            }
-            type = known
+        let names = [request.resourceNamesSubscribe, request.resourceNamesUnsubscribe, Array(request.initialResourceVersions.keys)].joined()
+        let count = request.resourceNamesSubscribe.count + request.resourceNamesUnsubscribe.count + request.initialResourceVersions.count
+        if let error = RequestValidation.check(names: names, count: count, limits: limits)
+            ?? RequestValidation.check(node: request.hasNode ? request.node : nil, limits: limits)
+        {
+            return .failure(error)
         }
-        let names = request.resourceNamesSubscribe.count + request.resourceNamesUnsubscribe.count + request.initialResourceVersions.count
-        if names > limits.maximumResourceNames {
-            return .failure(XDSError(.resourceExhausted, "\(names) resource names in one request; the limit is \(limits.maximumResourceNames)"))
-        }
-        for name in request.resourceNamesSubscribe + request.resourceNamesUnsubscribe + Array(request.initialResourceVersions.keys)
-        where name.isEmpty || name.utf8.count > limits.maximumResourceNameBytes {
-            return .failure(XDSError(.invalidArgument, "resource name of \(name.utf8.count) bytes; names must have 1 to \(limits.maximumResourceNameBytes) bytes"))
-        }
-        if request.hasNode, request.node.id.utf8.count > limits.maximumNodeFieldBytes || request.node.cluster.utf8.count > limits.maximumNodeFieldBytes {
-            return .failure(XDSError(.invalidArgument, "node id or cluster longer than \(limits.maximumNodeFieldBytes) bytes"))
-        }
-        return .success(type)
+        return RequestValidation.type(of: request.typeURL, allowed: allowedTypes)
     }
 
     private mutating func nextResponse(_ state: inout TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {

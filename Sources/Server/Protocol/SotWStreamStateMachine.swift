@@ -168,30 +168,12 @@ public struct SotWStreamStateMachine: Sendable {
     // MARK: - Rules
 
     private func validate(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) -> Result<ResourceType, XDSError> {
-        let typeURL = request.typeURL
-        let type: ResourceType
-        if typeURL.isEmpty {
-            guard allowedTypes.count == 1, let only = allowedTypes.first else {
-                return .failure(XDSError(.invalidArgument, "type_url is required on an aggregated stream"))
-            }
-            type = only
-        } else {
-            guard let known = ResourceType(rawValue: typeURL), allowedTypes.contains(known) else {
-                let served = allowedTypes.sorted().map(\.typeURL).joined(separator: ", ")
-                return .failure(XDSError(.invalidArgument, "type URL \(String(reflecting: String(typeURL.prefix(200)))) is not served on this stream (served: \(served))"))
-            }
-            type = known
+        if let error = RequestValidation.check(names: request.resourceNames, count: request.resourceNames.count, limits: limits)
+            ?? RequestValidation.check(node: request.hasNode ? request.node : nil, limits: limits)
+        {
+            return .failure(error)
         }
-        if request.resourceNames.count > limits.maximumResourceNames {
-            return .failure(XDSError(.resourceExhausted, "\(request.resourceNames.count) resource names in one request; the limit is \(limits.maximumResourceNames)"))
-        }
-        for name in request.resourceNames where name.utf8.count > limits.maximumResourceNameBytes || name.isEmpty {
-            return .failure(XDSError(.invalidArgument, "resource name of \(name.utf8.count) bytes; names must have 1 to \(limits.maximumResourceNameBytes) bytes"))
-        }
-        if request.hasNode, request.node.id.utf8.count > limits.maximumNodeFieldBytes || request.node.cluster.utf8.count > limits.maximumNodeFieldBytes {
-            return .failure(XDSError(.invalidArgument, "node id or cluster longer than \(limits.maximumNodeFieldBytes) bytes"))
-        }
-        return .success(type)
+        return RequestValidation.type(of: request.typeURL, allowed: allowedTypes)
     }
 
     private func updateSubscription(_ state: inout TypeState, type: ResourceType, names: [String], isFirst: Bool) {

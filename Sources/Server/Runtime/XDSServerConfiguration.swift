@@ -38,14 +38,7 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         public init(address: String? = nil) { self.address = address }
     }
 
-    public struct Log: Codable, Sendable, Equatable {
-        public var level: String?
-        public var format: String?
-        public init(level: String? = nil, format: String? = nil) {
-            self.level = level
-            self.format = format
-        }
-    }
+    public typealias Log = LogSettings
 
     /// Sources whose sync canary readiness waits for (others are served as they appear).
     public var sources: [String]?
@@ -77,8 +70,8 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
             problems.append("sources: \(source.prefix(80)) is not a DNS label")
         }
         if let timeout = readinessTimeoutSeconds, !(0...3600).contains(timeout) { problems.append("readinessTimeoutSeconds must be 0...3600") }
-        if let address = grpc?.address, Self.hostAndPort(address) == nil { problems.append("grpc.address \(address.prefix(80)) is not host:port") }
-        if let address = admin?.address, Self.hostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
+        if let address = grpc?.address, splitHostAndPort(address) == nil { problems.append("grpc.address \(address.prefix(80)) is not host:port") }
+        if let address = admin?.address, splitHostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
         if let value = grpc?.maxStreams, !(1...1_000_000).contains(value) { problems.append("grpc.maxStreams must be 1...1000000") }
         if let value = grpc?.maxRequestBytes, !(1024...(64 << 20)).contains(value) { problems.append("grpc.maxRequestBytes must be 1 KiB...64 MiB") }
         if let value = grpc?.maxStreamsPerConnection, !(1...10_000).contains(value) { problems.append("grpc.maxStreamsPerConnection must be 1...10000") }
@@ -101,10 +94,7 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
             problems.append("resources.connectTimeoutMilliseconds must be 1...600000")
         }
         problems += (redis ?? RedisSettings()).problems()
-        if let level = log?.level, !["trace", "debug", "info", "notice", "warning", "error", "critical"].contains(level) {
-            problems.append("log.level must be trace, debug, info, notice, warning, error or critical")
-        }
-        if let format = log?.format, !["text", "json"].contains(format) { problems.append("log.format must be text or json") }
+        problems += (log ?? LogSettings()).problems()
         return problems
     }
 
@@ -118,7 +108,7 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         if let timeout = resources?.connectTimeoutMilliseconds { options.pipeline.resources.connectTimeoutMilliseconds = timeout }
         if let policy = resources?.loadBalancing.flatMap(ResourceOptions.LoadBalancing.init(rawValue:)) { options.pipeline.resources.loadBalancing = policy }
         if let keep = resources?.keepUnservingEndpoints { options.pipeline.resources.keepUnservingEndpoints = keep }
-        if let address = grpc?.address, let (host, port) = Self.hostAndPort(address) {
+        if let address = grpc?.address, let (host, port) = splitHostAndPort(address) {
             options.serving.host = host
             options.serving.port = port
         }
@@ -134,11 +124,4 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         return options
     }
 
-    /// Splits `host:port` (`[::1]:18000` for IPv6).
-    public static func hostAndPort(_ text: String) -> (host: String, port: Int)? {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65_535).contains(port) else { return nil }
-        var host = String(text[..<colon])
-        if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        return host.isEmpty ? nil : (host, port)
-    }
 }

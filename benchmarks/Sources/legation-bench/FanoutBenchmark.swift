@@ -48,7 +48,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let host: String
         let port: Int
         if let xds {
-            guard let (h, p) = XDSServerConfiguration.hostAndPort(xds) else { throw ValidationError("--xds is not host:port") }
+            guard let (h, p) = splitHostAndPort(xds) else { throw ValidationError("--xds is not host:port") }
             (host, port) = (h, p)
         } else {
             let started = try await RedisServer()
