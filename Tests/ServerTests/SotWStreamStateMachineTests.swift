@@ -266,7 +266,7 @@ import Testing
     @Test func unsubscribedNamesAreSentAgainWhenResubscribed() {
         var fixture = XDSFixture()
         fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
-        var machine = connected(&fixture)
+        _ = connected(&fixture)
         // Without a response in flight the nonce of the last response is the current one.
         var m2 = SotWStreamStateMachine(allowedTypes: [.endpoint])
         let r1 = m2.onRequest(request(.endpoint, names: ["default/web:http", "default/api:http"]), snapshot: fixture.snapshot).responses[0]

@@ -103,7 +103,7 @@ public final class KubernetesClient: Sendable {
 
     /// Lists everything at `path` in pages of `pageSize`. A `continue` token that expired (410) starts
     /// the list over, as client-go does.
-    public func list<Item: Decodable & Sendable>(_ type: Item.Type, path: String, pageSize: Int = 500) async throws
+    public func list<Item: KubernetesReadable>(_ type: Item.Type, path: String, pageSize: Int = 500) async throws
         -> (items: [Item], resourceVersion: String)
     {
         var restarts = 0
@@ -122,14 +122,14 @@ public final class KubernetesClient: Sendable {
                 }
                 let page: ListPage<Item>
                 do {
-                    page = try JSONDecoder().decode(ListPage<Item>.self, from: Data(body))
+                    page = try ListPage(json: body)
                 } catch {
                     throw KubernetesError(message: "cannot decode the list of \(path): \(error)")
                 }
-                items += page.items ?? []
-                token = page.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
+                items += page.items
+                token = page.continue.flatMap { $0.isEmpty ? nil : $0 }
                 if token == nil {
-                    guard let version = page.metadata.resourceVersion, !version.isEmpty else {
+                    guard let version = page.resourceVersion, !version.isEmpty else {
                         throw KubernetesError(message: "list of \(path) has no resourceVersion")
                     }
                     return (items, version)
@@ -141,7 +141,7 @@ public final class KubernetesClient: Sendable {
     /// Watches `path` from `resourceVersion`. Each element is one event, or a decoding failure of one
     /// event (skipped by the caller, counted; the stream goes on). The stream finishes when the server
     /// ends the watch, and throws `KubernetesError` when it fails (410 included).
-    public func watch<Object: Decodable & Sendable>(
+    public func watch<Object: KubernetesReadable>(
         _ type: Object.Type, path: String, resourceVersion: String, timeoutSeconds: Int = 300
     ) -> AsyncThrowingStream<Result<WatchEvent<Object>, KubernetesError>, any Error> {
         let query = "watch=true&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))&timeoutSeconds=\(timeoutSeconds)"
@@ -153,7 +153,6 @@ public final class KubernetesClient: Sendable {
                     throw await Self.failure(response, path: path, limit: 1 << 20)
                 }
                 var framer = JSONObjectFramer(maximumObjectBytes: maximumEventBytes)
-                let decoder = JSONDecoder()
                 for try await buffer in response.body {
                     let objects: [[UInt8]]
                     do {
@@ -163,7 +162,7 @@ public final class KubernetesClient: Sendable {
                     }
                     for object in objects {
                         do {
-                            continuation.yield(.success(try decoder.decode(WatchEvent<Object>.self, from: Data(object))))
+                            continuation.yield(.success(try WatchEvent<Object>(json: object)))
                         } catch {
                             continuation.yield(.failure(KubernetesError(message: "malformed watch event skipped: \(error)")))
                         }
@@ -220,22 +219,12 @@ public final class KubernetesClient: Sendable {
     }
 
     private static func failure(_ response: HTTPClientResponse, path: String, limit: Int) async -> KubernetesError {
-        let body = (try? await response.body.collect(upTo: limit)).map { Data($0.readableBytesView) } ?? Data()
-        let status = try? JSONDecoder().decode(StatusObject.self, from: body)
+        let body = (try? await response.body.collect(upTo: limit)).map { Array($0.readableBytesView) } ?? []
+        let status = try? StatusObject(json: body)
         return KubernetesError(status: status, httpStatus: Int(response.status.code), message: "\(path) answered \(response.status.code)")
     }
 
     private static func escape(_ value: String) -> String {
         value.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? value
     }
-}
-
-/// One page of a LIST answer.
-struct ListPage<Item: Decodable>: Decodable {
-    struct Metadata: Decodable {
-        var resourceVersion: String?
-        var `continue`: String?
-    }
-    var metadata: Metadata
-    var items: [Item]?
 }

@@ -66,7 +66,7 @@ public actor KubernetesSource {
         }
     }
 
-    private func follow<Object: Decodable & Sendable & ResourceVersioned>(_ type: Object.Type, kind: String, namespace: String?) async {
+    private func follow<Object: KubernetesReadable & ResourceVersioned>(_ type: Object.Type, kind: String, namespace: String?) async {
         let path = path(kind: kind, namespace: namespace)
         var machine = WatchStateMachine(initialBackoff: options.initialBackoff, maximumBackoff: options.maximumBackoff)
         var action = machine.start()
@@ -95,7 +95,7 @@ public actor KubernetesSource {
         }
     }
 
-    private func watch<Object: Decodable & Sendable & ResourceVersioned>(
+    private func watch<Object: KubernetesReadable & ResourceVersioned>(
         _ type: Object.Type, kind: String, path: String, from version: String, machine: inout WatchStateMachine
     ) async -> WatchStateMachine.Action {
         count("legation_ingestor_watches_total", kind)

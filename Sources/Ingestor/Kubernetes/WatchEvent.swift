@@ -17,7 +17,7 @@ public struct StatusObject: Decodable, Sendable, Equatable, CustomStringConverti
 }
 
 /// One event of a watch stream.
-public enum WatchEvent<Object: Decodable & Sendable>: Sendable {
+public enum WatchEvent<Object: Sendable>: Sendable {
     case added(Object)
     case modified(Object)
     case deleted(Object)
@@ -27,7 +27,7 @@ public enum WatchEvent<Object: Decodable & Sendable>: Sendable {
     case error(StatusObject)
 }
 
-extension WatchEvent: Decodable {
+extension WatchEvent: Decodable where Object: Decodable {
     private enum Keys: String, CodingKey { case type, object }
     private struct BookmarkObject: Decodable {
         struct Metadata: Decodable {
@@ -71,3 +71,5 @@ extension EndpointSliceObject: ResourceVersioned {
 extension ServiceObject: ResourceVersioned {
     public var resourceVersion: String? { metadata.resourceVersion }
 }
+
+extension WatchEvent: Equatable where Object: Equatable {}

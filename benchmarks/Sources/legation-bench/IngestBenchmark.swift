@@ -58,9 +58,8 @@ struct IngestBenchmark: AsyncParsableCommand {
         let store = RedisEndpointStore(try RedisConfiguration(url: redis.url()))
         let publisher = EndpointPublisher(store: store, source: source, holder: "bench", logger: .quiet())
         var aggregator = EndpointSliceAggregator(source: source, selection: ServiceSelection(excludeNamespaces: []))
-        let decoder = JSONDecoder()
         for service in 0..<serviceCount {
-            _ = aggregator.upsert(service: try decoder.decode(ServiceObject.self, from: Data(serviceJSON(service).utf8)))
+            _ = aggregator.upsert(service: try ServiceObject(json: Array(serviceJSON(service).utf8)))
         }
         await publisher.replaceAll(Array(aggregator.sets.values))
         let task = Task { await publisher.run() }
@@ -79,7 +78,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         var published = 0
         for chunkStart in stride(from: 0, to: stream.count, by: 64 << 10) {
             for object in try framer.feed(stream[chunkStart..<min(chunkStart + (64 << 10), stream.count)]) {
-                let event = try decoder.decode(WatchEvent<EndpointSliceObject>.self, from: Data(object))
+                let event = try WatchEvent<EndpointSliceObject>(json: object)
                 guard case .modified(let slice) = event else { continue }
                 for change in aggregator.upsert(slice: slice).changes {
                     if case .upsert(let set) = change { await publisher.upsert(set); published += 1 }

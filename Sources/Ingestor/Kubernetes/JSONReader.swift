@@ -1,0 +1,480 @@
+/// A pull parser over JSON bytes, for the objects the ingestor reads on its hot path (watch events and
+/// list pages of EndpointSlices and Services).
+///
+/// Foundation's `JSONDecoder` builds a tree of every value (the `uid`s, `managedFields` and timestamps
+/// the ingestor never reads) and then walks it through `Codable`'s containers; that was most of an
+/// ingestor's CPU. This reader goes over the bytes once: the caller asks for the value it expects next,
+/// and whatever it does not want is skipped without being built. It is strict where `JSONDecoder` is:
+/// RFC 8259 grammar, valid UTF-8 and no raw control characters in any string (also those it skips), a
+/// type mismatch is an error, nothing after the value. Nesting
+/// is limited (`maximumDepth`) and skipping is iterative, so hostile input cannot exhaust the stack.
+///
+/// Used only inside `JSONReader.parse`, which lends it the bytes.
+public struct JSONReader {
+    public struct Failure: Error, Equatable, CustomStringConvertible {
+        public var message: String
+        public var offset: Int
+        public var description: String { "\(message) at byte \(offset)" }
+    }
+
+    /// The most nested arrays and objects accepted (Kubernetes objects need about 10).
+    public static let maximumDepth = 128
+
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private var position = 0
+    private var depth = 0
+
+    private init(_ bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+    }
+
+    /// Parses one JSON document: `body` reads its value; only white space may follow.
+    public static func parse<Bytes: Collection, Result>(
+        _ input: Bytes, _ body: (inout JSONReader) throws(Failure) -> Result
+    ) throws(Failure) -> Result where Bytes.Element == UInt8 {
+        let attempt = input.withContiguousStorageIfAvailable { buffer in
+            Swift.Result { () throws(Failure) -> Result in try parse(buffer, body) }
+        }
+        if let attempt { return try attempt.get() }
+        let copy = Array(input)
+        return try copy.withUnsafeBufferPointer { buffer in
+            Swift.Result { () throws(Failure) -> Result in try parse(buffer, body) }
+        }.get()
+    }
+
+    private static func parse<Result>(
+        _ buffer: UnsafeBufferPointer<UInt8>, _ body: (inout JSONReader) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        var reader = JSONReader(buffer)
+        let value = try body(&reader)
+        reader.skipWhitespace()
+        guard reader.position == buffer.count else { throw reader.failure("unexpected \(reader.describeNext()) after the value") }
+        return value
+    }
+
+    // MARK: Structure
+
+    /// Reads an object, calling `member` with each key; `member` must read or skip the key's value.
+    public mutating func readObject(_ member: (inout JSONReader, Key) throws(Failure) -> Void) throws(Failure) {
+        try expect(UInt8(ascii: "{"), "an object")
+        try enter()
+        skipWhitespace()
+        if peekByte() == UInt8(ascii: "}") {
+            position += 1
+            depth -= 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard peekByte() == UInt8(ascii: "\"") else { throw failure("expected a member name, found \(describeNext())") }
+            let key = try readKey()
+            skipWhitespace()
+            try expect(UInt8(ascii: ":"), "':'")
+            try member(&self, key)
+            skipWhitespace()
+            guard let next = peekByte() else { throw failure("object not closed") }
+            position += 1
+            if next == UInt8(ascii: "}") { break }
+            guard next == UInt8(ascii: ",") else { throw failure("expected ',' or '}', found \(Self.describe(next))", at: position - 1) }
+        }
+        depth -= 1
+    }
+
+    /// Reads an object, or `null` (returning false).
+    public mutating func readObjectOrNull(_ member: (inout JSONReader, Key) throws(Failure) -> Void) throws(Failure) -> Bool {
+        if readNull() { return false }
+        try readObject(member)
+        return true
+    }
+
+    /// Reads an array, calling `element` once per element; `element` must read or skip it.
+    public mutating func readArray(_ element: (inout JSONReader) throws(Failure) -> Void) throws(Failure) {
+        try expect(UInt8(ascii: "["), "an array")
+        try enter()
+        skipWhitespace()
+        if peekByte() == UInt8(ascii: "]") {
+            position += 1
+            depth -= 1
+            return
+        }
+        while true {
+            try element(&self)
+            skipWhitespace()
+            guard let next = peekByte() else { throw failure("array not closed") }
+            position += 1
+            if next == UInt8(ascii: "]") { break }
+            guard next == UInt8(ascii: ",") else { throw failure("expected ',' or ']', found \(Self.describe(next))", at: position - 1) }
+        }
+        depth -= 1
+    }
+
+    /// Reads an array of elements read by `element`, or `null` (nil).
+    public mutating func readArrayOrNull<Element>(_ element: (inout JSONReader) throws(Failure) -> Element) throws(Failure) -> [Element]? {
+        if readNull() { return nil }
+        var result: [Element] = []
+        try readArray { (reader: inout JSONReader) throws(Failure) in result.append(try element(&reader)) }
+        return result
+    }
+
+    /// Reads an object of string values (labels, annotations), or `null` (nil).
+    public mutating func readStringMapOrNull() throws(Failure) -> [String: String]? {
+        if readNull() { return nil }
+        var result: [String: String] = [:]
+        try readObject { (reader: inout JSONReader, key: Key) throws(Failure) in
+            let name = key.string
+            guard result[name] == nil else { throw reader.duplicate(key) }
+            result[name] = try reader.readString()
+        }
+        return result
+    }
+
+    // MARK: Scalars
+
+    /// Consumes `null` if it comes next.
+    public mutating func readNull() -> Bool {
+        skipWhitespace()
+        guard matchLiteral("null") else { return false }
+        return true
+    }
+
+    public mutating func readString() throws(Failure) -> String {
+        skipWhitespace()
+        guard peekByte() == UInt8(ascii: "\"") else { throw failure("expected a string, found \(describeNext())") }
+        return try readStringBody()
+    }
+
+    public mutating func readStringOrNull() throws(Failure) -> String? {
+        readNull() ? nil : try readString()
+    }
+
+    public mutating func readBool() throws(Failure) -> Bool {
+        skipWhitespace()
+        if matchLiteral("true") { return true }
+        if matchLiteral("false") { return false }
+        throw failure("expected true or false, found \(describeNext())")
+    }
+
+    public mutating func readBoolOrNull() throws(Failure) -> Bool? {
+        readNull() ? nil : try readBool()
+    }
+
+    /// Reads an integer that fits in 53 bits, as JSON numbers safely do. `80.0` or `8e1` is 80 (as for
+    /// `JSONDecoder`); `80.5` is an error.
+    public mutating func readInt() throws(Failure) -> Int {
+        skipWhitespace()
+        let start = position
+        let (integer, fractionOrExponent) = try scanNumber()
+        var value = integer
+        if fractionOrExponent {
+            value = Double(String(decoding: bytes[start..<position], as: UTF8.self)).flatMap { Int(exactly: $0) }
+        }
+        guard let value, abs(value) <= (1 << 53) else {
+            throw failure("expected an integer, found \(String(decoding: bytes[start..<position].prefix(40), as: UTF8.self))", at: start)
+        }
+        return value
+    }
+
+    public mutating func readIntOrNull() throws(Failure) -> Int? {
+        readNull() ? nil : try readInt()
+    }
+
+    /// Skips one value of any kind, validating it. Iterative: depth costs no stack.
+    public mutating func skipValue() throws(Failure) {
+        var open: [UInt8] = []
+        repeat {
+            skipWhitespace()
+            guard let byte = peekByte() else { throw failure("value expected, found the end") }
+            switch byte {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                position += 1
+                guard open.count + depth < Self.maximumDepth else { throw failure("nested deeper than \(Self.maximumDepth)") }
+                open.append(byte)
+                skipWhitespace()
+                let close = byte == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                if peekByte() == close {
+                    position += 1
+                    open.removeLast()
+                } else if byte == UInt8(ascii: "{") {
+                    try skipMemberName()
+                    continue
+                } else {
+                    continue
+                }
+            case UInt8(ascii: "\""): try skipStringBody()
+            case UInt8(ascii: "t"): guard matchLiteral("true") else { throw failure("invalid literal") }
+            case UInt8(ascii: "f"): guard matchLiteral("false") else { throw failure("invalid literal") }
+            case UInt8(ascii: "n"): guard matchLiteral("null") else { throw failure("invalid literal") }
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try scanNumber()
+            default: throw failure("unexpected \(Self.describe(byte))")
+            }
+            // After a complete value: close containers or move to the next element.
+            while let container = open.last {
+                skipWhitespace()
+                guard let next = peekByte() else { throw failure("\(container == UInt8(ascii: "{") ? "object" : "array") not closed") }
+                position += 1
+                if next == UInt8(ascii: ",") {
+                    if container == UInt8(ascii: "{") { try skipMemberName() }
+                    break
+                }
+                guard next == (container == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")) else {
+                    throw failure("unexpected \(Self.describe(next))", at: position - 1)
+                }
+                open.removeLast()
+            }
+        } while !open.isEmpty
+    }
+
+    // MARK: Keys
+
+    /// A member name, borrowed from the input (or decoded, when it has escapes).
+    public struct Key {
+        fileprivate var raw: UnsafeBufferPointer<UInt8>
+        fileprivate var decoded: String?
+
+        public var string: String { decoded ?? String(decoding: raw, as: UTF8.self) }
+
+        public static func == (key: Key, name: StaticString) -> Bool {
+            if let decoded = key.decoded { return decoded == name.description }
+            guard key.raw.count == name.utf8CodeUnitCount else { return false }
+            return key.raw.elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+        }
+    }
+
+    private mutating func readKey() throws(Failure) -> Key {
+        position += 1  // the opening quote
+        let start = position
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                let raw = UnsafeBufferPointer(rebasing: bytes[start..<position])
+                position += 1
+                guard String(validating: raw, as: UTF8.self) != nil else { throw failure("member name is not UTF-8", at: start) }
+                return Key(raw: raw, decoded: nil)
+            }
+            if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            position += 1
+        }
+        position = start - 1
+        let decoded = try readStringBody()
+        return Key(raw: UnsafeBufferPointer(start: nil, count: 0), decoded: decoded)
+    }
+
+    private mutating func skipMemberName() throws(Failure) {
+        skipWhitespace()
+        guard peekByte() == UInt8(ascii: "\"") else { throw failure("expected a member name, found \(describeNext())") }
+        try skipStringBody()
+        skipWhitespace()
+        try expect(UInt8(ascii: ":"), "':'")
+    }
+
+    // MARK: Lexing
+
+    private mutating func enter() throws(Failure) {
+        depth += 1
+        guard depth <= Self.maximumDepth else { throw failure("nested deeper than \(Self.maximumDepth)") }
+    }
+
+    private mutating func expect(_ byte: UInt8, _ what: String) throws(Failure) {
+        skipWhitespace()
+        guard peekByte() == byte else { throw failure("expected \(what), found \(describeNext())") }
+        position += 1
+    }
+
+    private mutating func skipWhitespace() {
+        while position < bytes.count {
+            switch bytes[position] {
+            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): position += 1
+            default: return
+            }
+        }
+    }
+
+    private func peekByte() -> UInt8? {
+        position < bytes.count ? bytes[position] : nil
+    }
+
+    private mutating func matchLiteral(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard bytes.count - position >= count else { return false }
+        for index in 0..<count where bytes[position + index] != literal.utf8Start[index] { return false }
+        position += count
+        return true
+    }
+
+    /// At an opening quote: the string's value.
+    private mutating func readStringBody() throws(Failure) -> String {
+        let quote = position
+        position += 1
+        let start = position
+        // Fast path: no escapes.
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                guard let value = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self) else {
+                    throw failure("string is not UTF-8", at: start)
+                }
+                position += 1
+                return value
+            }
+            if byte == UInt8(ascii: "\\") { break }
+            guard byte >= 0x20 else { throw failure("control character in a string") }
+            position += 1
+        }
+        guard position < bytes.count else { throw failure("string not closed", at: quote) }
+        // Slow path: decode escapes into a buffer.
+        var decoded = Array(bytes[start..<position])
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                guard let value = String(validating: decoded, as: UTF8.self) else { throw failure("string is not UTF-8", at: start) }
+                position += 1
+                return value
+            }
+            guard byte >= 0x20 else { throw failure("control character in a string") }
+            guard byte == UInt8(ascii: "\\") else {
+                decoded.append(byte)
+                position += 1
+                continue
+            }
+            position += 1
+            guard position < bytes.count else { break }
+            let escape = bytes[position]
+            position += 1
+            switch escape {
+            case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): decoded.append(escape)
+            case UInt8(ascii: "b"): decoded.append(0x08)
+            case UInt8(ascii: "f"): decoded.append(0x0C)
+            case UInt8(ascii: "n"): decoded.append(0x0A)
+            case UInt8(ascii: "r"): decoded.append(0x0D)
+            case UInt8(ascii: "t"): decoded.append(0x09)
+            case UInt8(ascii: "u"):
+                var scalar = try readHex4()
+                if (0xD800..<0xDC00).contains(scalar) {
+                    guard matchLiteral("\\u") else { throw failure("unpaired surrogate in a string") }
+                    let low = try readHex4()
+                    guard (0xDC00..<0xE000).contains(low) else { throw failure("unpaired surrogate in a string") }
+                    scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
+                } else if (0xDC00..<0xE000).contains(scalar) {
+                    throw failure("unpaired surrogate in a string")
+                }
+                guard let unicode = Unicode.Scalar(scalar) else { throw failure("invalid \\u escape") }
+                decoded.append(contentsOf: String(unicode).utf8)
+            default:
+                throw failure("invalid escape \\\(Self.describe(escape))", at: position - 1)
+            }
+        }
+        throw failure("string not closed", at: quote)
+    }
+
+    private mutating func readHex4() throws(Failure) -> UInt32 {
+        guard bytes.count - position >= 4 else { throw failure("short \\u escape") }
+        var value: UInt32 = 0
+        for _ in 0..<4 {
+            let byte = bytes[position]
+            let digit: UInt8
+            switch byte {
+            case UInt8(ascii: "0")...UInt8(ascii: "9"): digit = byte - UInt8(ascii: "0")
+            case UInt8(ascii: "a")...UInt8(ascii: "f"): digit = byte - UInt8(ascii: "a") + 10
+            case UInt8(ascii: "A")...UInt8(ascii: "F"): digit = byte - UInt8(ascii: "A") + 10
+            default: throw failure("invalid \\u escape")
+            }
+            value = value << 4 | UInt32(digit)
+            position += 1
+        }
+        return value
+    }
+
+    /// At an opening quote: past the string, checked as a kept one is (UTF-8, escapes) but not built.
+    private mutating func skipStringBody() throws(Failure) {
+        let quote = position
+        position += 1
+        let start = position
+        while position < bytes.count {
+            let byte = bytes[position]
+            if byte == UInt8(ascii: "\"") {
+                guard String(validating: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self) != nil else {
+                    throw failure("string is not UTF-8", at: start)
+                }
+                position += 1
+                return
+            }
+            if byte == UInt8(ascii: "\\") {
+                position = quote
+                _ = try readStringBody()
+                return
+            }
+            guard byte >= 0x20 else { throw failure("control character in a string") }
+            position += 1
+        }
+        throw failure("string not closed", at: quote)
+    }
+
+    /// Scans a number per RFC 8259. - Returns: its value when it is an integer that fits an `Int`.
+    private mutating func scanNumber() throws(Failure) -> (integer: Int?, fractionOrExponent: Bool) {
+        let start = position
+        var negative = false
+        if peekByte() == UInt8(ascii: "-") {
+            negative = true
+            position += 1
+        }
+        guard let first = peekByte(), (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else {
+            throw failure("invalid number", at: start)
+        }
+        var value: Int? = 0
+        if first == UInt8(ascii: "0") {
+            position += 1
+        } else {
+            while let byte = peekByte(), (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) {
+                if let current = value {
+                    let (times, o1) = current.multipliedReportingOverflow(by: 10)
+                    let (sum, o2) = times.addingReportingOverflow(Int(byte - UInt8(ascii: "0")))
+                    value = o1 || o2 ? nil : sum
+                }
+                position += 1
+            }
+        }
+        var fractionOrExponent = false
+        if peekByte() == UInt8(ascii: ".") {
+            fractionOrExponent = true
+            position += 1
+            guard try skipDigits() else { throw failure("invalid number", at: start) }
+        }
+        if let byte = peekByte(), byte == UInt8(ascii: "e") || byte == UInt8(ascii: "E") {
+            fractionOrExponent = true
+            position += 1
+            if let sign = peekByte(), sign == UInt8(ascii: "+") || sign == UInt8(ascii: "-") { position += 1 }
+            guard try skipDigits() else { throw failure("invalid number", at: start) }
+        }
+        return (value.map { negative ? -$0 : $0 }, fractionOrExponent)
+    }
+
+    private mutating func skipDigits() throws(Failure) -> Bool {
+        let start = position
+        while let byte = peekByte(), (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) { position += 1 }
+        return position > start
+    }
+
+    // MARK: Errors
+
+    /// A member the caller reads appeared twice in one object (the API server never sends that; which
+    /// one would win differs between parsers, so neither does).
+    public func duplicate(_ key: Key) -> Failure {
+        Failure(message: "member \(key.string.prefix(80)) appears twice", offset: position)
+    }
+
+    public func failure(_ message: String) -> Failure {
+        Failure(message: message, offset: position)
+    }
+
+    private func failure(_ message: String, at offset: Int) -> Failure {
+        Failure(message: message, offset: offset)
+    }
+
+    private func describeNext() -> String {
+        peekByte().map(Self.describe) ?? "the end"
+    }
+
+    private static func describe(_ byte: UInt8) -> String {
+        (0x21...0x7E).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
+    }
+}

@@ -1,0 +1,250 @@
+/// The ingestor's Kubernetes objects read straight from JSON bytes by `JSONReader` (the hot path). They
+/// stay `Decodable` too, and a differential test holds both readings equal on every fixture and on
+/// mutated input: same value, or both rejected (this reader is stricter: a member it reads twice in one
+/// object, and a string anywhere with invalid UTF-8, a raw control character or a bad escape, are errors).
+
+/// An object the Kubernetes client can read from a list page or a watch event.
+public protocol KubernetesReadable: Sendable {
+    init(reading reader: inout JSONReader) throws(JSONReader.Failure)
+}
+
+extension KubernetesReadable {
+    /// Reads one JSON document as this object.
+    public init<Bytes: Collection>(json bytes: Bytes) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
+        self = try JSONReader.parse(bytes) { (reader: inout JSONReader) throws(JSONReader.Failure) in try Self(reading: &reader) }
+    }
+}
+
+extension ObjectMeta: KubernetesReadable {
+    public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
+        var name: String?
+        var namespace: String?, resourceVersion: String?, deletionTimestamp: String?
+        var labels: [String: String]?, annotations: [String: String]?
+        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+            if key == "name" { guard name == nil else { throw reader.duplicate(key) }; name = try reader.readString() }
+            else if key == "namespace" { guard namespace == nil else { throw reader.duplicate(key) }; namespace = try reader.readStringOrNull() }
+            else if key == "resourceVersion" { guard resourceVersion == nil else { throw reader.duplicate(key) }; resourceVersion = try reader.readStringOrNull() }
+            else if key == "labels" { guard labels == nil else { throw reader.duplicate(key) }; labels = try reader.readStringMapOrNull() }
+            else if key == "annotations" { guard annotations == nil else { throw reader.duplicate(key) }; annotations = try reader.readStringMapOrNull() }
+            else if key == "deletionTimestamp" { guard deletionTimestamp == nil else { throw reader.duplicate(key) }; deletionTimestamp = try reader.readStringOrNull() }
+            else { try reader.skipValue() }
+        }
+        guard let name else { throw reader.failure("metadata has no name") }
+        self.init(name: name, namespace: namespace, resourceVersion: resourceVersion, labels: labels, annotations: annotations, deletionTimestamp: deletionTimestamp)
+    }
+}
+
+extension EndpointSliceObject: KubernetesReadable {
+    public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
+        var metadata: ObjectMeta?
+        var addressType: String?
+        var endpoints: [Endpoint]?
+        var ports: [Port]?
+        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+            if key == "metadata" { guard metadata == nil else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
+            else if key == "addressType" { guard addressType == nil else { throw reader.duplicate(key) }; addressType = try reader.readString() }
+            else if key == "endpoints" { guard endpoints == nil else { throw reader.duplicate(key) }; endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Endpoint(reading: &reader) } }
+            else if key == "ports" { guard ports == nil else { throw reader.duplicate(key) }; ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
+            else { try reader.skipValue() }
+        }
+        guard let metadata else { throw reader.failure("EndpointSlice has no metadata") }
+        guard let addressType else { throw reader.failure("EndpointSlice has no addressType") }
+        self.init(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports)
+    }
+}
+
+extension EndpointSliceObject.Endpoint {
+    init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
+        var addresses: [String]?
+        var conditions: EndpointSliceObject.Conditions?
+        var hostname: String?, nodeName: String?, zone: String?
+        var targetRef: EndpointSliceObject.ObjectReference?
+        var deprecatedTopology: [String: String]?
+        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+            if key == "addresses" {
+                guard addresses == nil else { throw reader.duplicate(key) }
+                var list: [String] = []
+                try reader.readArray { (reader: inout JSONReader) throws(JSONReader.Failure) in list.append(try reader.readString()) }
+                addresses = list
+            } else if key == "conditions" {
+                guard conditions == nil else { throw reader.duplicate(key) }
+                var value = EndpointSliceObject.Conditions()
+                if try reader.readObjectOrNull({ (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+                    if key == "ready" { guard value.ready == nil else { throw reader.duplicate(key) }; value.ready = try reader.readBoolOrNull() }
+                    else if key == "serving" { guard value.serving == nil else { throw reader.duplicate(key) }; value.serving = try reader.readBoolOrNull() }
+                    else if key == "terminating" { guard value.terminating == nil else { throw reader.duplicate(key) }; value.terminating = try reader.readBoolOrNull() }
+                    else { try reader.skipValue() }
+                }) { conditions = value }
+            } else if key == "hostname" { guard hostname == nil else { throw reader.duplicate(key) }; hostname = try reader.readStringOrNull() }
+            else if key == "nodeName" { guard nodeName == nil else { throw reader.duplicate(key) }; nodeName = try reader.readStringOrNull() }
+            else if key == "zone" { guard zone == nil else { throw reader.duplicate(key) }; zone = try reader.readStringOrNull() }
+            else if key == "targetRef" {
+                guard targetRef == nil else { throw reader.duplicate(key) }
+                var value = EndpointSliceObject.ObjectReference()
+                if try reader.readObjectOrNull({ (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+                    if key == "kind" { guard value.kind == nil else { throw reader.duplicate(key) }; value.kind = try reader.readStringOrNull() }
+                    else if key == "namespace" { guard value.namespace == nil else { throw reader.duplicate(key) }; value.namespace = try reader.readStringOrNull() }
+                    else if key == "name" { guard value.name == nil else { throw reader.duplicate(key) }; value.name = try reader.readStringOrNull() }
+                    else { try reader.skipValue() }
+                }) { targetRef = value }
+            } else if key == "deprecatedTopology" { guard deprecatedTopology == nil else { throw reader.duplicate(key) }; deprecatedTopology = try reader.readStringMapOrNull() }
+            else { try reader.skipValue() }
+        }
+        guard let addresses else { throw reader.failure("endpoint has no addresses") }
+        self.init(addresses: addresses, conditions: conditions, hostname: hostname, targetRef: targetRef, nodeName: nodeName, zone: zone, deprecatedTopology: deprecatedTopology)
+    }
+}
+
+extension EndpointSliceObject.Port {
+    init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
+        var value = Self()
+        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+            if key == "name" { guard value.name == nil else { throw reader.duplicate(key) }; value.name = try reader.readStringOrNull() }
+            else if key == "protocol" { guard value.protocol == nil else { throw reader.duplicate(key) }; value.protocol = try reader.readStringOrNull() }
+            else if key == "port" { guard value.port == nil else { throw reader.duplicate(key) }; value.port = try reader.readIntOrNull() }
+            else if key == "appProtocol" { guard value.appProtocol == nil else { throw reader.duplicate(key) }; value.appProtocol = try reader.readStringOrNull() }
+            else { try reader.skipValue() }
+        }
+        self = value
+    }
+}
+
+extension ServiceObject: KubernetesReadable {
+    public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
+        var metadata: ObjectMeta?
+        var spec: Spec?
+        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+            if key == "metadata" { guard metadata == nil else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
+            else if key == "spec" {
+                guard spec == nil else { throw reader.duplicate(key) }
+                var value = Spec()
+                if try reader.readObjectOrNull({ (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+                    if key == "ports" { guard value.ports == nil else { throw reader.duplicate(key) }; value.ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
+                    else if key == "type" { guard value.type == nil else { throw reader.duplicate(key) }; value.type = try reader.readStringOrNull() }
+                    else if key == "clusterIP" { guard value.clusterIP == nil else { throw reader.duplicate(key) }; value.clusterIP = try reader.readStringOrNull() }
+                    else { try reader.skipValue() }
+                }) { spec = value }
+            } else { try reader.skipValue() }
+        }
+        guard let metadata else { throw reader.failure("Service has no metadata") }
+        self.init(metadata: metadata, spec: spec)
+    }
+}
+
+extension ServiceObject.Port {
+    init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
+        var name: String?, transport: String?, appProtocol: String?
+        var port: Int?
+        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+            if key == "name" { guard name == nil else { throw reader.duplicate(key) }; name = try reader.readStringOrNull() }
+            else if key == "protocol" { guard transport == nil else { throw reader.duplicate(key) }; transport = try reader.readStringOrNull() }
+            else if key == "port" { guard port == nil else { throw reader.duplicate(key) }; port = try reader.readInt() }
+            else if key == "appProtocol" { guard appProtocol == nil else { throw reader.duplicate(key) }; appProtocol = try reader.readStringOrNull() }
+            else { try reader.skipValue() }
+        }
+        guard let port else { throw reader.failure("service port has no port number") }
+        self.init(name: name, protocol: transport, port: port, appProtocol: appProtocol)
+    }
+}
+
+extension StatusObject: KubernetesReadable {
+    public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
+        var value = Self()
+        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+            if key == "status" { guard value.status == nil else { throw reader.duplicate(key) }; value.status = try reader.readStringOrNull() }
+            else if key == "message" { guard value.message == nil else { throw reader.duplicate(key) }; value.message = try reader.readStringOrNull() }
+            else if key == "reason" { guard value.reason == nil else { throw reader.duplicate(key) }; value.reason = try reader.readStringOrNull() }
+            else if key == "code" { guard value.code == nil else { throw reader.duplicate(key) }; value.code = try reader.readIntOrNull() }
+            else { try reader.skipValue() }
+        }
+        self = value
+    }
+}
+
+extension WatchEvent where Object: KubernetesReadable {
+    /// Reads one watch event. `type` normally comes first; when `object` comes first it is read once the
+    /// type is known.
+    public init<Bytes: Collection>(json bytes: Bytes) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
+        self = try JSONReader.parse(bytes) { (reader: inout JSONReader) throws(JSONReader.Failure) in
+            var type: String?
+            var event: WatchEvent?
+            var objectBeforeType: JSONReader?
+            try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+                if key == "type" {
+                    guard type == nil else { throw reader.duplicate(key) }
+                    type = try reader.readString()
+                } else if key == "object" {
+                    guard event == nil, objectBeforeType == nil else { throw reader.duplicate(key) }
+                    if let type {
+                        event = try Self.readObject(of: type, &reader)
+                    } else {
+                        objectBeforeType = reader
+                        try reader.skipValue()
+                    }
+                } else {
+                    try reader.skipValue()
+                }
+            }
+            guard let type else { throw reader.failure("watch event has no type") }
+            if event == nil, var deferred = objectBeforeType { event = try Self.readObject(of: type, &deferred) }
+            guard let event else { throw reader.failure("watch event has no object") }
+            return event
+        }
+    }
+
+    private static func readObject(of type: String, _ reader: inout JSONReader) throws(JSONReader.Failure) -> WatchEvent {
+        switch type {
+        case "ADDED": return .added(try Object(reading: &reader))
+        case "MODIFIED": return .modified(try Object(reading: &reader))
+        case "DELETED": return .deleted(try Object(reading: &reader))
+        case "BOOKMARK":
+            var version: String?
+            var annotations: [String: String]?
+            try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+                guard key == "metadata" else { return try reader.skipValue() }
+                try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+                    if key == "resourceVersion" { guard version == nil else { throw reader.duplicate(key) }; version = try reader.readStringOrNull() }
+                    else if key == "annotations" { guard annotations == nil else { throw reader.duplicate(key) }; annotations = try reader.readStringMapOrNull() }
+                    else { try reader.skipValue() }
+                }
+            }
+            guard let version, !version.isEmpty else { throw reader.failure("bookmark without resourceVersion") }
+            return .bookmark(resourceVersion: version, initialEventsEnd: annotations?["k8s.io/initial-events-end"] == "true")
+        case "ERROR": return .error(try StatusObject(reading: &reader))
+        default: throw reader.failure("unknown watch event type \(type.prefix(40))")
+        }
+    }
+}
+
+/// One page of a LIST answer.
+struct ListPage<Item: KubernetesReadable> {
+    var resourceVersion: String?
+    var `continue`: String?
+    var items: [Item]
+}
+
+extension ListPage {
+    init<Bytes: Collection>(json bytes: Bytes) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
+        self = try JSONReader.parse(bytes) { (reader: inout JSONReader) throws(JSONReader.Failure) in
+            var page = ListPage(resourceVersion: nil, continue: nil, items: [])
+            var sawMetadata = false
+            try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+                if key == "metadata" {
+                    guard !sawMetadata else { throw reader.duplicate(key) }
+                    sawMetadata = true
+                    try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
+                        if key == "resourceVersion" { guard page.resourceVersion == nil else { throw reader.duplicate(key) }; page.resourceVersion = try reader.readStringOrNull() }
+                        else if key == "continue" { guard page.continue == nil else { throw reader.duplicate(key) }; page.continue = try reader.readStringOrNull() }
+                        else { try reader.skipValue() }
+                    }
+                } else if key == "items" {
+                    page.items = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Item(reading: &reader) } ?? []
+                } else {
+                    try reader.skipValue()
+                }
+            }
+            guard sawMetadata else { throw reader.failure("list has no metadata") }
+            return page
+        }
+    }
+}

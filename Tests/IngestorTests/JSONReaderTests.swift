@@ -1,0 +1,215 @@
+import Foundation
+@testable import Ingestor
+import LegationTestSupport
+import Testing
+
+/// The byte-level reader against Foundation's `JSONDecoder`: on every Kubernetes fixture and on
+/// thousands of mutations of them, both read the same value or both reject the input. Plus the hostile
+/// shapes a reader must survive: deep nesting, huge strings, bad UTF-8, every escape.
+@Suite struct JSONReaderTests {
+    /// What reading one input came to with both readers.
+    struct Comparison {
+        /// The reader's error, when it rejected the input.
+        var readerError: String?
+        /// How the readings differ, when they do.
+        var mismatch: String?
+    }
+
+    struct Target: Sendable {
+        var name: String
+        var compare: @Sendable ([UInt8]) -> Comparison
+    }
+
+    static func compare<T: Equatable>(_ fast: () throws -> T, _ foundation: () throws -> T) -> Comparison {
+        let ours: Result<T, any Error> = Result { try fast() }
+        let theirs: Result<T, any Error> = Result { try foundation() }
+        switch (ours, theirs) {
+        case (.success(let a), .success(let b)):
+            return Comparison(readerError: nil, mismatch: a == b ? nil : "reader \(String(reflecting: a).prefix(300)) vs Foundation \(String(reflecting: b).prefix(300))")
+        case (.failure(let error), .failure): return Comparison(readerError: "\(error)", mismatch: nil)
+        case (.failure(let error), .success):
+            // Stricter on purpose, on grammar only: a member it reads appearing twice; a string anywhere
+            // that is not UTF-8, holds a raw control character or a bad escape; trailing commas, numbers
+            // like `2.` or `64-3`, stray brackets. Foundation lets these pass in values it does not decode
+            // (and trailing commas anywhere); RFC 8259 and Go's encoding/json, the API server's, do not.
+            let grammar = ["appears twice", "not UTF-8", "control character", "escape", "surrogate", "found '}'", "found ']'",
+                           "invalid number", "unexpected", "expected ',' or"]
+            let stricter = grammar.contains { "\(error)".contains($0) }
+            return Comparison(readerError: "\(error)", mismatch: stricter ? nil : "reader rejected (\(error)), Foundation accepted")
+        case (.success, .failure(let error)): return Comparison(readerError: nil, mismatch: "reader accepted, Foundation rejected (\(error))")
+        }
+    }
+
+    static func target<T: KubernetesReadable & Decodable & Equatable>(_ type: T.Type) -> Target {
+        Target(name: "\(T.self)") { bytes in compare({ try T(json: bytes) }, { try JSONDecoder().decode(T.self, from: Data(bytes)) }) }
+    }
+
+    static let watchEvent = Target(name: "WatchEvent<EndpointSliceObject>") { bytes in
+        compare({ try WatchEvent<EndpointSliceObject>(json: bytes) }, { try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(bytes)) })
+    }
+
+    struct FoundationListPage<Item: Decodable>: Decodable {
+        struct Metadata: Decodable { var resourceVersion: String?; var `continue`: String? }
+        var metadata: Metadata
+        var items: [Item]?
+    }
+
+    struct PageValue<Item: Equatable>: Equatable {
+        var resourceVersion: String?
+        var `continue`: String?
+        var items: [Item]
+    }
+
+    static func listTarget<T: KubernetesReadable & Decodable & Equatable>(_ type: T.Type) -> Target {
+        Target(name: "list of \(T.self)") { bytes in
+            compare(
+                { let page = try ListPage<T>(json: bytes); return PageValue(resourceVersion: page.resourceVersion, continue: page.continue, items: page.items) },
+                {
+                    let page = try JSONDecoder().decode(FoundationListPage<T>.self, from: Data(bytes))
+                    return PageValue(resourceVersion: page.metadata.resourceVersion, continue: page.metadata.continue, items: page.items ?? [])
+                })
+        }
+    }
+
+    /// Every fixture each reader applies to, as (target, bytes) seeds.
+    static func seeds() throws -> [(Target, [UInt8])] {
+        try seedsAndWhetherValid().map { ($0.0, $0.1) }
+    }
+
+    /// Seeds, with whether the reader must accept each (a ServiceAccount in a watch fixture is not an
+    /// EndpointSlice).
+    static func seedsAndWhetherValid() throws -> [(Target, [UInt8], Bool)] {
+        let files = try FileManager.default.contentsOfDirectory(atPath: KubeFixtures.directory.path).sorted()
+        var seeds: [(Target, [UInt8], Bool)] = []
+        for file in files where file.hasSuffix(".json") || file.hasSuffix(".jsonl") {
+            let bytes = Array(try KubeFixtures.data(file))
+            if file.hasPrefix("endpointslice-") { seeds.append((target(EndpointSliceObject.self), bytes, true)) }
+            if file.hasPrefix("service-") { seeds.append((target(ServiceObject.self), bytes, true)) }
+            if file.hasPrefix("status-") { seeds.append((target(StatusObject.self), bytes, true)) }
+            if file.hasPrefix("endpointslicelist-") { seeds.append((listTarget(EndpointSliceObject.self), bytes, true)) }
+            if file.hasPrefix("servicelist-") { seeds.append((listTarget(ServiceObject.self), bytes, true)) }
+            if file.hasPrefix("watch-") && file.hasSuffix(".jsonl") {
+                for line in bytes.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+                    seeds.append((watchEvent, Array(line), !String(decoding: line, as: UTF8.self).contains(#""kind":"ServiceAccount""#)))
+                }
+            }
+        }
+        return seeds
+    }
+
+    @Test func everyFixtureReadsAsFoundationReadsIt() throws {
+        let seeds = try Self.seedsAndWhetherValid()
+        #expect(seeds.count >= 25)
+        for (target, bytes, valid) in seeds {
+            let comparison = target.compare(bytes)
+            #expect(!valid || comparison.readerError == nil, "\(target.name) rejected a fixture: \(comparison.readerError ?? "")")
+            #expect(comparison.mismatch == nil, "\(target.name): \(comparison.mismatch ?? "")")
+        }
+    }
+
+    /// 10,000 mutated fixtures (byte flips to JSON's structural bytes, deletions, duplications,
+    /// truncations, invalid UTF-8), seeded so a failure repeats. `LEGATION_FUZZ_ITERATIONS` runs more.
+    @Test func mutatedInputsReadAsFoundationReadsThem() throws {
+        let seeds = try Self.seeds()
+        let iterations = ProcessInfo.processInfo.environment["LEGATION_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 10_000
+        var random = SplitMix64(seed: 0x1E6A_7104)
+        var rejected = 0
+        var mismatches: [String] = []
+        for iteration in 0..<iterations {
+            let (target, seed) = seeds[iteration % seeds.count]
+            let input = JSONMutator.mutate(seed, using: &random)
+            let comparison = target.compare(input)
+            if comparison.readerError != nil { rejected += 1 }
+            if let mismatch = comparison.mismatch, mismatches.count < 8 {
+                mismatches.append("\(target.name) #\(iteration): \(mismatch); input around the first change: \(JSONMutator.firstChange(from: seed, to: input))")
+            }
+        }
+        #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
+        #expect(rejected > iterations / 4 && rejected < iterations, "mutations should both break and spare inputs: \(rejected) of \(iterations) rejected")
+    }
+
+    @Test func hostileShapesAreErrorsNotCrashes() throws {
+        // 1,000,000 nested arrays: an error at the depth limit, no stack overflow (both where read and where skipped).
+        let deep = Array(repeating: UInt8(ascii: "["), count: 1_000_000)
+        #expect(throws: JSONReader.Failure.self) { try EndpointSliceObject(json: deep) }
+        let deepSkipped = Array(#"{"metadata":{"name":"a"},"addressType":"IPv4","x":"#.utf8) + deep
+        let error = #expect(throws: JSONReader.Failure.self) { try EndpointSliceObject(json: deepSkipped) }
+        #expect(error?.message.contains("nested deeper") == true)
+
+        // A 10 MB string in a skipped field is read through; in a kept one it becomes the value.
+        let huge = String(repeating: "x", count: 10 << 20)
+        let slice = try EndpointSliceObject(json: Array(#"{"metadata":{"name":"a","uid":"\#(huge)"},"addressType":"IPv4","endpoints":null}"#.utf8))
+        #expect(slice.metadata.name == "a" && slice.endpoints == nil)
+
+        // Invalid UTF-8, a member read twice, bad escapes, lone surrogates, trailing garbage, numbers.
+        for bad in [
+            [UInt8](#"{"metadata":{"name":""#.utf8) + [0xFF, 0xFE] + Array(#""},"addressType":"IPv4"}"#.utf8),
+            Array(#"{"metadata":{"name":"a","name":"b"},"addressType":"IPv4"}"#.utf8),
+            Array(#"{"metadata":{"name":"a\qb"},"addressType":"IPv4"}"#.utf8),
+            Array(#"{"metadata":{"name":"\ud800"},"addressType":"IPv4"}"#.utf8),
+            Array(#"{"metadata":{"name":"a"},"addressType":"IPv4"} x"#.utf8),
+            Array(#"{"metadata":{"name":"a"},"addressType":"IPv4","ports":[{"port":08}]}"#.utf8),
+            Array(#"{"metadata":{"name":"a"},"addressType":"IPv4","ports":[{"port":1e400000}]}"#.utf8),
+            Array(#"{"metadata":{"name":"a"},"addressType":"IPv4",}"#.utf8),
+            Array(#"{"metadata":{"name":"a"},"addressType":"IPv4""#.utf8),
+        ] {
+            #expect(throws: JSONReader.Failure.self, "\(String(decoding: bad, as: UTF8.self))") { try EndpointSliceObject(json: bad) }
+        }
+
+        // Every escape, and a surrogate pair, decode as JSON says.
+        let escaped = try EndpointSliceObject(json: Array(#"{"metadata":{"name":"\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"},"addressType":"IPv4"}"#.utf8))
+        #expect(escaped.metadata.name == "\"\\/\u{8}\u{c}\n\r\té😀")
+    }
+
+    @Test func aWatchEventWithItsObjectBeforeItsTypeReads() throws {
+        let event = try WatchEvent<EndpointSliceObject>(json: Array(#"{"object":{"metadata":{"name":"s","resourceVersion":"9"},"addressType":"IPv4"},"type":"DELETED"}"#.utf8))
+        guard case .deleted(let slice) = event else { Issue.record("read \(event)"); return }
+        #expect(slice.metadata.resourceVersion == "9")
+        let bookmark = try WatchEvent<EndpointSliceObject>(json: Array(#"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","metadata":{"resourceVersion":"12","annotations":{"k8s.io/initial-events-end":"true"}}}}"#.utf8))
+        guard case .bookmark("12", true) = bookmark else { Issue.record("read \(bookmark)"); return }
+    }
+}
+
+/// A seeded generator, so a fuzz failure repeats.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Mutations that hit JSON's grammar where parsers differ: structure bytes, quotes and escapes,
+/// literals, numbers, invalid UTF-8, cut and repeated spans.
+enum JSONMutator {
+    static let interesting: [UInt8] = Array(#"{}[]",:\0-.eE+ntfu"#.utf8) + [0x00, 0x1F, 0x7F, 0x80, 0xC3, 0xFF, UInt8(ascii: "\n")]
+
+    /// The mutated bytes around the first difference from the seed, non-printable bytes escaped.
+    static func firstChange(from seed: [UInt8], to input: [UInt8]) -> String {
+        let first = (0..<min(seed.count, input.count)).first { seed[$0] != input[$0] } ?? min(seed.count, input.count)
+        let window = input[max(0, first - 20)..<min(input.count, first + 20)]
+        return window.map { (0x20...0x7E).contains($0) ? String(UnicodeScalar($0)) : "\\x\(String($0, radix: 16))" }.joined()
+    }
+
+    static func mutate(_ seed: [UInt8], using random: inout SplitMix64) -> [UInt8] {
+        var bytes = seed
+        for _ in 0..<Int.random(in: 1...3, using: &random) where !bytes.isEmpty {
+            let at = Int.random(in: 0..<bytes.count, using: &random)
+            switch Int.random(in: 0..<6, using: &random) {
+            case 0: bytes[at] = interesting.randomElement(using: &random)!
+            case 1: bytes[at] = UInt8.random(in: 0...255, using: &random)
+            case 2: bytes.removeSubrange(at..<min(bytes.count, at + Int.random(in: 1...16, using: &random)))
+            case 3:
+                let span = bytes[at..<min(bytes.count, at + Int.random(in: 1...32, using: &random))]
+                bytes.insert(contentsOf: span, at: at)
+            case 4: bytes.insert(interesting.randomElement(using: &random)!, at: at)
+            default: bytes.removeSubrange(at...)
+            }
+        }
+        return bytes
+    }
+}
