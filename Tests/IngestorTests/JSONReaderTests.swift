@@ -48,6 +48,16 @@ import Testing
         compare({ try WatchEvent<EndpointSliceObject>(json: bytes) }, { try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(bytes)) })
     }
 
+    /// A watch event read with a memo that holds what an earlier event (the seed, unmutated) was read
+    /// as: reused endpoints must read exactly as fresh ones.
+    static func watchEventAfter(_ seed: [UInt8]) -> Target {
+        Target(name: "WatchEvent<EndpointSliceObject> with a memo") { bytes in
+            let memo = ReadMemo()
+            _ = try? WatchEvent<EndpointSliceObject>(json: seed, memo: memo)
+            return compare({ try WatchEvent<EndpointSliceObject>(json: bytes, memo: memo) }, { try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(bytes)) })
+        }
+    }
+
     struct FoundationListPage<Item: Decodable>: Decodable {
         struct Metadata: Decodable { var resourceVersion: String?; var `continue`: String? }
         var metadata: Metadata
@@ -90,7 +100,9 @@ import Testing
             if file.hasPrefix("servicelist-") { seeds.append((listTarget(ServiceObject.self), bytes, true)) }
             if file.hasPrefix("watch-") && file.hasSuffix(".jsonl") {
                 for line in bytes.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
-                    seeds.append((watchEvent, Array(line), !String(decoding: line, as: UTF8.self).contains(#""kind":"ServiceAccount""#)))
+                    let valid = !String(decoding: line, as: UTF8.self).contains(#""kind":"ServiceAccount""#)
+                    seeds.append((watchEvent, Array(line), valid))
+                    seeds.append((watchEventAfter(Array(line)), Array(line), valid))
                 }
             }
         }
@@ -159,6 +171,24 @@ import Testing
         // Every escape, and a surrogate pair, decode as JSON says.
         let escaped = try EndpointSliceObject(json: Array(#"{"metadata":{"name":"\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"},"addressType":"IPv4"}"#.utf8))
         #expect(escaped.metadata.name == "\"\\/\u{8}\u{c}\n\r\té😀")
+    }
+
+    @Test func aMemoReusesUnchangedEndpointsAndReadsChangedOnes() throws {
+        let memo = ReadMemo()
+        let stream = try KubeFixtures.data("watch-endpointslice-sequence-assembled.jsonl").split(separator: UInt8(ascii: "\n")).map(Array.init)
+        for line in stream where !line.isEmpty {
+            let fresh = try WatchEvent<EndpointSliceObject>(json: line)
+            let remembered = try WatchEvent<EndpointSliceObject>(json: line, memo: memo)
+            #expect(fresh == remembered)
+        }
+        #expect(memo.sliceCount >= 1)
+        // The same slice with one endpoint's conditions changed: that endpoint is read anew.
+        let before = #"{"type":"MODIFIED","object":{"metadata":{"name":"s","namespace":"n"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":true}},{"addresses":["10.0.0.2"],"conditions":{"ready":true}}]}}"#
+        let after = before.replacingOccurrences(of: #"["10.0.0.2"],"conditions":{"ready":true}"#, with: #"["10.0.0.2"],"conditions":{"ready":false}"#)
+        let sliceMemo = ReadMemo()
+        _ = try WatchEvent<EndpointSliceObject>(json: Array(before.utf8), memo: sliceMemo)
+        guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: Array(after.utf8), memo: sliceMemo) else { Issue.record("not modified"); return }
+        #expect(slice.endpoints?.map { $0.conditions?.ready } == [true, false])
     }
 
     @Test func aWatchEventWithItsObjectBeforeItsTypeReads() throws {

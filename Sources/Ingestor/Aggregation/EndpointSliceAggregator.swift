@@ -39,8 +39,16 @@ public struct EndpointSliceAggregator: Sendable {
     private struct ConvertedSlice: Sendable {
         var resourceVersion: String
         var servicePorts: [ServicePort]
+        /// Sorted by address, each address once (the best rank, then the first).
         var endpoints: [(endpoint: Endpoint, rank: Int)]
         var rejections: [Rejection]
+        /// Target ports the endpoints were made with, and what each slice item became: the next version
+        /// of the slice reuses the endpoints whose items did not change (usually all but one).
+        var targets: [UInt16] = []
+        var made: [EndpointSliceObject.Endpoint: Endpoint] = [:]
+        /// The same by the digest of each item's JSON bytes, when the slice was read with digests
+        /// (cheaper to look up than hashing the item's fields).
+        var madeByDigest: [UInt64: Endpoint] = [:]
     }
 
     public init(source: SourceCluster, selection: ServiceSelection = ServiceSelection()) {
@@ -169,9 +177,10 @@ public struct EndpointSliceAggregator: Sendable {
             ports.append(try ServicePort(name: port.name ?? "", port: number, transportProtocol: transport, appProtocol: appProtocol))
         }
 
-        struct Candidate { var endpoint: Endpoint; var rank: Int }
-        var byAddress: [String: Candidate] = [:]
+        // Each slice's endpoints are kept sorted by address (sorted once, when the slice changes); the
+        // service's set is their merge, so an event costs a linear pass, not a sort of every endpoint.
         var cache: [String: ConvertedSlice] = [:]
+        var lists: [[(endpoint: Endpoint, rank: Int)]] = []
         for (sliceName, slice) in (slices[key] ?? [:]).sorted(by: { $0.key < $1.key }) {
             guard slice.addressType == "IPv4" || slice.addressType == "IPv6" else { continue }
             let version = slice.metadata.resourceVersion ?? ""
@@ -179,29 +188,74 @@ public struct EndpointSliceAggregator: Sendable {
             if !version.isEmpty, let cached = converted[key]?[sliceName], cached.resourceVersion == version, cached.servicePorts == ports {
                 conversion = cached
             } else {
-                conversion = convert(slice, named: sliceName, of: key, ports: ports)
+                conversion = convert(slice, named: sliceName, of: key, ports: ports, previous: converted[key]?[sliceName])
                 rejections += conversion.rejections  // reported when the slice changes, not on every rebuild
             }
             if !version.isEmpty { cache[sliceName] = conversion }
-            for (endpoint, rank) in conversion.endpoints {
-                if let existing = byAddress[endpoint.address], existing.rank >= rank { continue }
-                byAddress[endpoint.address] = Candidate(endpoint: endpoint, rank: rank)
-            }
+            lists.append(conversion.endpoints)
         }
         converted[key] = cache.isEmpty ? nil : cache
-        return try EndpointSet(source: source, service: key, ports: ports, endpoints: byAddress.values.map(\.endpoint))
+        let merged = Self.merge(lists[...])
+        return try EndpointSet(source: source, service: key, ports: ports, sortedEndpoints: merged.map(\.endpoint))
+    }
+
+    /// Merges lists sorted by address into one, an address in several lists kept once: the best rank,
+    /// then the earliest list. Halves recursively: O(n log k) for n endpoints in k slices.
+    private static func merge(_ lists: ArraySlice<[(endpoint: Endpoint, rank: Int)]>) -> [(endpoint: Endpoint, rank: Int)] {
+        switch lists.count {
+        case 0: return []
+        case 1: return lists.first!
+        default:
+            let middle = lists.startIndex + lists.count / 2
+            let left = merge(lists[..<middle]), right = merge(lists[middle...])
+            var result: [(endpoint: Endpoint, rank: Int)] = []
+            result.reserveCapacity(left.count + right.count)
+            var i = 0, j = 0
+            while i < left.count, j < right.count {
+                let a = left[i], b = right[j]
+                if a.endpoint.address < b.endpoint.address {
+                    result.append(a)
+                    i += 1
+                } else if b.endpoint.address < a.endpoint.address {
+                    result.append(b)
+                    j += 1
+                } else {
+                    result.append(a.rank >= b.rank ? a : b)
+                    i += 1
+                    j += 1
+                }
+            }
+            result += left[i...]
+            result += right[j...]
+            return result
+        }
     }
 
     /// One slice's endpoints, with target ports aligned to the service's ports.
-    private func convert(_ slice: EndpointSliceObject, named sliceName: String, of key: ServiceKey, ports: [ServicePort]) -> ConvertedSlice {
+    private func convert(
+        _ slice: EndpointSliceObject, named sliceName: String, of key: ServiceKey, ports: [ServicePort], previous: ConvertedSlice?
+    ) -> ConvertedSlice {
         var result = ConvertedSlice(resourceVersion: slice.metadata.resourceVersion ?? "", servicePorts: ports, endpoints: [], rejections: [])
         var targetsByName: [String: UInt16] = [:]
         for port in slice.ports ?? [] {
             if let number = port.port.flatMap({ UInt16(exactly: $0) }), number > 0 { targetsByName[port.name ?? ""] = number }
         }
         let targets = ports.map { targetsByName[$0.name] ?? 0 }
-        result.endpoints.reserveCapacity(slice.endpoints?.count ?? 0)
-        for (index, item) in (slice.endpoints ?? []).enumerated() {
+        let items = slice.endpoints ?? []
+        let digests = slice.endpointDigests.values.count == items.count ? slice.endpointDigests.values : nil
+        let reusable = previous?.targets == targets ? previous : nil
+        result.targets = targets
+        result.endpoints.reserveCapacity(items.count)
+        func remember(_ endpoint: Endpoint, _ index: Int, _ item: EndpointSliceObject.Endpoint) {
+            if let digests { result.madeByDigest[digests[index]] = endpoint } else { result.made[item] = endpoint }
+        }
+        for (index, item) in items.enumerated() {
+            if let reusable, let endpoint = digests.map({ reusable.madeByDigest[$0[index]] }) ?? reusable.made[item] {
+                remember(endpoint, index, item)
+                let conditions = endpoint.conditions
+                result.endpoints.append((endpoint, conditions.ready ? 2 : (conditions.serving ? 1 : 0)))
+                continue
+            }
             guard let address = item.addresses.first else {
                 result.rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: "no address"))
                 continue
@@ -218,10 +272,23 @@ public struct EndpointSliceAggregator: Sendable {
                 let endpoint = try Endpoint(
                     address: address, targetPorts: targets, zone: zone, node: item.nodeName ?? "",
                     hostname: item.hostname ?? "", targetPod: pod, conditions: conditions)
+                remember(endpoint, index, item)
                 result.endpoints.append((endpoint, conditions.ready ? 2 : (conditions.serving ? 1 : 0)))
             } catch {
                 result.rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: error.description))
             }
+        }
+        // Sorted by address (stable: on equal addresses the first comes first), then one per address.
+        let sorted = result.endpoints.enumerated().sorted {
+            $0.element.endpoint.address != $1.element.endpoint.address ? $0.element.endpoint.address < $1.element.endpoint.address : $0.offset < $1.offset
+        }.map(\.element)
+        result.endpoints.removeAll(keepingCapacity: true)
+        for candidate in sorted {
+            if let last = result.endpoints.last, last.endpoint.address == candidate.endpoint.address {
+                if candidate.rank > last.rank { result.endpoints[result.endpoints.count - 1] = candidate }
+                continue
+            }
+            result.endpoints.append(candidate)
         }
         return result
     }

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// A pull parser over JSON bytes, for the objects the ingestor reads on its hot path (watch events and
 /// list pages of EndpointSlices and Services).
 ///
@@ -23,29 +29,32 @@ public struct JSONReader {
     private let bytes: UnsafeBufferPointer<UInt8>
     private var position = 0
     private var depth = 0
+    /// What earlier documents of the same stream were read as, for readers that can reuse it.
+    public let memo: ReadMemo?
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>) {
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, memo: ReadMemo?) {
         self.bytes = bytes
+        self.memo = memo
     }
 
     /// Parses one JSON document: `body` reads its value; only white space may follow.
     public static func parse<Bytes: Collection, Result>(
-        _ input: Bytes, _ body: (inout JSONReader) throws(Failure) -> Result
+        _ input: Bytes, memo: ReadMemo? = nil, _ body: (inout JSONReader) throws(Failure) -> Result
     ) throws(Failure) -> Result where Bytes.Element == UInt8 {
         let attempt = input.withContiguousStorageIfAvailable { buffer in
-            Swift.Result { () throws(Failure) -> Result in try parse(buffer, body) }
+            Swift.Result { () throws(Failure) -> Result in try parse(buffer, memo, body) }
         }
         if let attempt { return try attempt.get() }
         let copy = Array(input)
         return try copy.withUnsafeBufferPointer { buffer in
-            Swift.Result { () throws(Failure) -> Result in try parse(buffer, body) }
+            Swift.Result { () throws(Failure) -> Result in try parse(buffer, memo, body) }
         }.get()
     }
 
     private static func parse<Result>(
-        _ buffer: UnsafeBufferPointer<UInt8>, _ body: (inout JSONReader) throws(Failure) -> Result
+        _ buffer: UnsafeBufferPointer<UInt8>, _ memo: ReadMemo?, _ body: (inout JSONReader) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        var reader = JSONReader(buffer)
+        var reader = JSONReader(buffer, memo: memo)
         let value = try body(&reader)
         reader.skipWhitespace()
         guard reader.position == buffer.count else { throw reader.failure("unexpected \(reader.describeNext()) after the value") }
@@ -236,7 +245,21 @@ public struct JSONReader {
         public static func == (key: Key, name: StaticString) -> Bool {
             if let decoded = key.decoded { return decoded == name.description }
             guard key.raw.count == name.utf8CodeUnitCount else { return false }
-            return key.raw.elementsEqual(UnsafeBufferPointer(start: name.utf8Start, count: name.utf8CodeUnitCount))
+            guard let base = key.raw.baseAddress else { return name.utf8CodeUnitCount == 0 }
+            return memcmp(base, name.utf8Start, key.raw.count) == 0
+        }
+    }
+
+    /// Which of an object's members (numbered by the caller) were read: a member read twice is an error,
+    /// `null` the first time included.
+    public struct SeenKeys {
+        private var bits: UInt64 = 0
+        public init() {}
+        /// True the first time `index` is seen.
+        public mutating func first(_ index: Int) -> Bool {
+            let bit: UInt64 = 1 << UInt64(index)
+            defer { bits |= bit }
+            return bits & bit == 0
         }
     }
 
@@ -248,7 +271,7 @@ public struct JSONReader {
             if byte == UInt8(ascii: "\"") {
                 let raw = UnsafeBufferPointer(rebasing: bytes[start..<position])
                 position += 1
-                guard String(validating: raw, as: UTF8.self) != nil else { throw failure("member name is not UTF-8", at: start) }
+                guard Self.isUTF8(raw) else { throw failure("member name is not UTF-8", at: start) }
                 return Key(raw: raw, decoded: nil)
             }
             if byte == UInt8(ascii: "\\") || byte < 0x20 { break }
@@ -310,7 +333,7 @@ public struct JSONReader {
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
-                guard let value = String(validating: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self) else {
+                guard let value = Self.string(UnsafeBufferPointer(rebasing: bytes[start..<position])) else {
                     throw failure("string is not UTF-8", at: start)
                 }
                 position += 1
@@ -326,7 +349,7 @@ public struct JSONReader {
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
-                guard let value = String(validating: decoded, as: UTF8.self) else { throw failure("string is not UTF-8", at: start) }
+                guard let value = decoded.withUnsafeBufferPointer(Self.string) else { throw failure("string is not UTF-8", at: start) }
                 position += 1
                 return value
             }
@@ -392,7 +415,7 @@ public struct JSONReader {
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
-                guard String(validating: UnsafeBufferPointer(rebasing: bytes[start..<position]), as: UTF8.self) != nil else {
+                guard Self.isUTF8(UnsafeBufferPointer(rebasing: bytes[start..<position])) else {
                     throw failure("string is not UTF-8", at: start)
                 }
                 position += 1
@@ -454,6 +477,59 @@ public struct JSONReader {
         return position > start
     }
 
+    // MARK: Spans
+
+    /// How far the reader has read, in bytes.
+    public var offset: Int { position }
+
+    /// Goes back to an earlier `offset` (to read a value that was skipped).
+    public mutating func rewind(to offset: Int) {
+        precondition(offset <= position, "rewind only goes back")
+        position = offset
+    }
+
+    /// A digest of the bytes read since `start` (an `offset`): equal bytes, equal digest, within this
+    /// process (the hash is seeded per process, so input cannot be made to collide on purpose).
+    public func digest(since start: Int) -> UInt64 {
+        var hasher = Hasher()
+        hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<position])))
+        return UInt64(bitPattern: Int64(hasher.finalize()))
+    }
+
+    // MARK: UTF-8
+
+    /// The string these bytes spell, or nil if they are not UTF-8. `String(decoding:)` repairs invalid
+    /// input with U+FFFD, so its result equals the input byte for byte exactly when the input is valid;
+    /// ASCII (nearly everything in Kubernetes objects) needs no second look. (`String(validating:)` is
+    /// generic and unspecialized here: it cost more than all the parsing.)
+    static func string(_ raw: UnsafeBufferPointer<UInt8>) -> String? {
+        let value = String(decoding: raw, as: UTF8.self)
+        if isASCII(raw) { return value }
+        let utf8 = value.utf8
+        return utf8.withContiguousStorageIfAvailable { $0.elementsEqual(raw) } ?? utf8.elementsEqual(raw) ? value : nil
+    }
+
+    static func isUTF8(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
+        isASCII(raw) || string(raw) != nil
+    }
+
+    static func isASCII(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
+        var index = 0
+        let count = raw.count
+        guard let base = raw.baseAddress else { return true }
+        // Eight bytes at a time.
+        let raw8 = UnsafeRawPointer(base)
+        while index + 8 <= count {
+            if raw8.loadUnaligned(fromByteOffset: index, as: UInt64.self) & 0x8080_8080_8080_8080 != 0 { return false }
+            index += 8
+        }
+        while index < count {
+            if base[index] & 0x80 != 0 { return false }
+            index += 1
+        }
+        return true
+    }
+
     // MARK: Errors
 
     /// A member the caller reads appeared twice in one object (the API server never sends that; which
@@ -477,4 +553,21 @@ public struct JSONReader {
     private static func describe(_ byte: UInt8) -> String {
         (0x21...0x7E).contains(byte) ? "'\(Character(Unicode.Scalar(byte)))'" : "byte 0x\(String(byte, radix: 16))"
     }
+}
+
+/// What one stream's earlier documents were read as: a watch stream sends each EndpointSlice whole on
+/// every change, and most of its endpoints are byte for byte what they were. For each slice, the
+/// endpoints last read, by the digest of their JSON bytes; an endpoint whose bytes match is skipped
+/// (validated, not built) and the earlier value reused.
+///
+/// Owned by one stream and used by one reader at a time (the watch task that made it), hence
+/// `@unchecked Sendable`. Entries are replaced on each read of their slice; a deleted slice's entry
+/// lives until the stream ends (watches end every few minutes).
+public final class ReadMemo: @unchecked Sendable {
+    var endpointsBySlice: [String: [UInt64: EndpointSliceObject.Endpoint]] = [:]
+
+    public init() {}
+
+    /// How many slices it holds endpoints of.
+    public var sliceCount: Int { endpointsBySlice.count }
 }

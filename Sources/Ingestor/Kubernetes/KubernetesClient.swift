@@ -153,6 +153,7 @@ public final class KubernetesClient: Sendable {
                     throw await Self.failure(response, path: path, limit: 1 << 20)
                 }
                 var framer = JSONObjectFramer(maximumObjectBytes: maximumEventBytes)
+                let memo = ReadMemo()
                 for try await buffer in response.body {
                     let objects: [[UInt8]]
                     do {
@@ -162,7 +163,7 @@ public final class KubernetesClient: Sendable {
                     }
                     for object in objects {
                         do {
-                            continuation.yield(.success(try WatchEvent<Object>(json: object)))
+                            continuation.yield(.success(try WatchEvent<Object>(json: object, memo: memo)))
                         } catch {
                             continuation.yield(.failure(KubernetesError(message: "malformed watch event skipped: \(error)")))
                         }

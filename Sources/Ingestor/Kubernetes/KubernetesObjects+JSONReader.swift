@@ -20,13 +20,14 @@ extension ObjectMeta: KubernetesReadable {
         var name: String?
         var namespace: String?, resourceVersion: String?, deletionTimestamp: String?
         var labels: [String: String]?, annotations: [String: String]?
+        var seen = JSONReader.SeenKeys()
         try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "name" { guard name == nil else { throw reader.duplicate(key) }; name = try reader.readString() }
-            else if key == "namespace" { guard namespace == nil else { throw reader.duplicate(key) }; namespace = try reader.readStringOrNull() }
-            else if key == "resourceVersion" { guard resourceVersion == nil else { throw reader.duplicate(key) }; resourceVersion = try reader.readStringOrNull() }
-            else if key == "labels" { guard labels == nil else { throw reader.duplicate(key) }; labels = try reader.readStringMapOrNull() }
-            else if key == "annotations" { guard annotations == nil else { throw reader.duplicate(key) }; annotations = try reader.readStringMapOrNull() }
-            else if key == "deletionTimestamp" { guard deletionTimestamp == nil else { throw reader.duplicate(key) }; deletionTimestamp = try reader.readStringOrNull() }
+            if key == "name" { guard seen.first(0) else { throw reader.duplicate(key) }; name = try reader.readString() }
+            else if key == "namespace" { guard seen.first(1) else { throw reader.duplicate(key) }; namespace = try reader.readStringOrNull() }
+            else if key == "resourceVersion" { guard seen.first(2) else { throw reader.duplicate(key) }; resourceVersion = try reader.readStringOrNull() }
+            else if key == "labels" { guard seen.first(3) else { throw reader.duplicate(key) }; labels = try reader.readStringMapOrNull() }
+            else if key == "annotations" { guard seen.first(4) else { throw reader.duplicate(key) }; annotations = try reader.readStringMapOrNull() }
+            else if key == "deletionTimestamp" { guard seen.first(5) else { throw reader.duplicate(key) }; deletionTimestamp = try reader.readStringOrNull() }
             else { try reader.skipValue() }
         }
         guard let name else { throw reader.failure("metadata has no name") }
@@ -40,16 +41,44 @@ extension EndpointSliceObject: KubernetesReadable {
         var addressType: String?
         var endpoints: [Endpoint]?
         var ports: [Port]?
+        var digests: [UInt64] = []
+        var seen = JSONReader.SeenKeys()
         try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "metadata" { guard metadata == nil else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
-            else if key == "addressType" { guard addressType == nil else { throw reader.duplicate(key) }; addressType = try reader.readString() }
-            else if key == "endpoints" { guard endpoints == nil else { throw reader.duplicate(key) }; endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Endpoint(reading: &reader) } }
-            else if key == "ports" { guard ports == nil else { throw reader.duplicate(key) }; ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
+            if key == "metadata" { guard seen.first(0) else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
+            else if key == "addressType" { guard seen.first(1) else { throw reader.duplicate(key) }; addressType = try reader.readString() }
+            else if key == "endpoints" { guard seen.first(2) else { throw reader.duplicate(key) }
+                // With a memo and the slice's name already read, an endpoint whose bytes match last
+                // time's is skipped and reused; otherwise it is read.
+                let memoKey = reader.memo != nil ? metadata.map { "\($0.namespace ?? "")/\($0.name)" } : nil
+                let previous = memoKey.flatMap { reader.memo?.endpointsBySlice[$0] } ?? [:]
+                var current: [UInt64: Endpoint] = [:]
+                digests.removeAll()
+                endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in
+                    let start = reader.offset
+                    if !previous.isEmpty {
+                        try reader.skipValue()
+                        let digest = reader.digest(since: start)
+                        if let endpoint = previous[digest] {
+                            digests.append(digest)
+                            current[digest] = endpoint
+                            return endpoint
+                        }
+                        reader.rewind(to: start)
+                    }
+                    let endpoint = try Endpoint(reading: &reader)
+                    let digest = reader.digest(since: start)
+                    digests.append(digest)
+                    if memoKey != nil { current[digest] = endpoint }
+                    return endpoint
+                }
+                if let memoKey { reader.memo?.endpointsBySlice[memoKey] = current }
+            }
+            else if key == "ports" { guard seen.first(3) else { throw reader.duplicate(key) }; ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
             else { try reader.skipValue() }
         }
         guard let metadata else { throw reader.failure("EndpointSlice has no metadata") }
         guard let addressType else { throw reader.failure("EndpointSlice has no addressType") }
-        self.init(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports)
+        self.init(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports, endpointDigests: ReadingDigests(digests))
     }
 }
 
@@ -60,34 +89,34 @@ extension EndpointSliceObject.Endpoint {
         var hostname: String?, nodeName: String?, zone: String?
         var targetRef: EndpointSliceObject.ObjectReference?
         var deprecatedTopology: [String: String]?
+        var seen = JSONReader.SeenKeys()
         try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "addresses" {
-                guard addresses == nil else { throw reader.duplicate(key) }
+            if key == "addresses" { guard seen.first(0) else { throw reader.duplicate(key) }
                 var list: [String] = []
                 try reader.readArray { (reader: inout JSONReader) throws(JSONReader.Failure) in list.append(try reader.readString()) }
                 addresses = list
-            } else if key == "conditions" {
-                guard conditions == nil else { throw reader.duplicate(key) }
+            } else if key == "conditions" { guard seen.first(1) else { throw reader.duplicate(key) }
                 var value = EndpointSliceObject.Conditions()
+                var seen = JSONReader.SeenKeys()
                 if try reader.readObjectOrNull({ (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                    if key == "ready" { guard value.ready == nil else { throw reader.duplicate(key) }; value.ready = try reader.readBoolOrNull() }
-                    else if key == "serving" { guard value.serving == nil else { throw reader.duplicate(key) }; value.serving = try reader.readBoolOrNull() }
-                    else if key == "terminating" { guard value.terminating == nil else { throw reader.duplicate(key) }; value.terminating = try reader.readBoolOrNull() }
+                    if key == "ready" { guard seen.first(0) else { throw reader.duplicate(key) }; value.ready = try reader.readBoolOrNull() }
+                    else if key == "serving" { guard seen.first(1) else { throw reader.duplicate(key) }; value.serving = try reader.readBoolOrNull() }
+                    else if key == "terminating" { guard seen.first(2) else { throw reader.duplicate(key) }; value.terminating = try reader.readBoolOrNull() }
                     else { try reader.skipValue() }
                 }) { conditions = value }
-            } else if key == "hostname" { guard hostname == nil else { throw reader.duplicate(key) }; hostname = try reader.readStringOrNull() }
-            else if key == "nodeName" { guard nodeName == nil else { throw reader.duplicate(key) }; nodeName = try reader.readStringOrNull() }
-            else if key == "zone" { guard zone == nil else { throw reader.duplicate(key) }; zone = try reader.readStringOrNull() }
-            else if key == "targetRef" {
-                guard targetRef == nil else { throw reader.duplicate(key) }
+            } else if key == "hostname" { guard seen.first(2) else { throw reader.duplicate(key) }; hostname = try reader.readStringOrNull() }
+            else if key == "nodeName" { guard seen.first(3) else { throw reader.duplicate(key) }; nodeName = try reader.readStringOrNull() }
+            else if key == "zone" { guard seen.first(4) else { throw reader.duplicate(key) }; zone = try reader.readStringOrNull() }
+            else if key == "targetRef" { guard seen.first(5) else { throw reader.duplicate(key) }
                 var value = EndpointSliceObject.ObjectReference()
+                var seen = JSONReader.SeenKeys()
                 if try reader.readObjectOrNull({ (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                    if key == "kind" { guard value.kind == nil else { throw reader.duplicate(key) }; value.kind = try reader.readStringOrNull() }
-                    else if key == "namespace" { guard value.namespace == nil else { throw reader.duplicate(key) }; value.namespace = try reader.readStringOrNull() }
-                    else if key == "name" { guard value.name == nil else { throw reader.duplicate(key) }; value.name = try reader.readStringOrNull() }
+                    if key == "kind" { guard seen.first(0) else { throw reader.duplicate(key) }; value.kind = try reader.readStringOrNull() }
+                    else if key == "namespace" { guard seen.first(1) else { throw reader.duplicate(key) }; value.namespace = try reader.readStringOrNull() }
+                    else if key == "name" { guard seen.first(2) else { throw reader.duplicate(key) }; value.name = try reader.readStringOrNull() }
                     else { try reader.skipValue() }
                 }) { targetRef = value }
-            } else if key == "deprecatedTopology" { guard deprecatedTopology == nil else { throw reader.duplicate(key) }; deprecatedTopology = try reader.readStringMapOrNull() }
+            } else if key == "deprecatedTopology" { guard seen.first(6) else { throw reader.duplicate(key) }; deprecatedTopology = try reader.readStringMapOrNull() }
             else { try reader.skipValue() }
         }
         guard let addresses else { throw reader.failure("endpoint has no addresses") }
@@ -98,11 +127,12 @@ extension EndpointSliceObject.Endpoint {
 extension EndpointSliceObject.Port {
     init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var value = Self()
+        var seen = JSONReader.SeenKeys()
         try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "name" { guard value.name == nil else { throw reader.duplicate(key) }; value.name = try reader.readStringOrNull() }
-            else if key == "protocol" { guard value.protocol == nil else { throw reader.duplicate(key) }; value.protocol = try reader.readStringOrNull() }
-            else if key == "port" { guard value.port == nil else { throw reader.duplicate(key) }; value.port = try reader.readIntOrNull() }
-            else if key == "appProtocol" { guard value.appProtocol == nil else { throw reader.duplicate(key) }; value.appProtocol = try reader.readStringOrNull() }
+            if key == "name" { guard seen.first(0) else { throw reader.duplicate(key) }; value.name = try reader.readStringOrNull() }
+            else if key == "protocol" { guard seen.first(1) else { throw reader.duplicate(key) }; value.protocol = try reader.readStringOrNull() }
+            else if key == "port" { guard seen.first(2) else { throw reader.duplicate(key) }; value.port = try reader.readIntOrNull() }
+            else if key == "appProtocol" { guard seen.first(3) else { throw reader.duplicate(key) }; value.appProtocol = try reader.readStringOrNull() }
             else { try reader.skipValue() }
         }
         self = value
@@ -113,15 +143,16 @@ extension ServiceObject: KubernetesReadable {
     public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var metadata: ObjectMeta?
         var spec: Spec?
+        var seen = JSONReader.SeenKeys()
         try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "metadata" { guard metadata == nil else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
-            else if key == "spec" {
-                guard spec == nil else { throw reader.duplicate(key) }
+            if key == "metadata" { guard seen.first(0) else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
+            else if key == "spec" { guard seen.first(1) else { throw reader.duplicate(key) }
                 var value = Spec()
+                var seen = JSONReader.SeenKeys()
                 if try reader.readObjectOrNull({ (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                    if key == "ports" { guard value.ports == nil else { throw reader.duplicate(key) }; value.ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
-                    else if key == "type" { guard value.type == nil else { throw reader.duplicate(key) }; value.type = try reader.readStringOrNull() }
-                    else if key == "clusterIP" { guard value.clusterIP == nil else { throw reader.duplicate(key) }; value.clusterIP = try reader.readStringOrNull() }
+                    if key == "ports" { guard seen.first(0) else { throw reader.duplicate(key) }; value.ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
+                    else if key == "type" { guard seen.first(1) else { throw reader.duplicate(key) }; value.type = try reader.readStringOrNull() }
+                    else if key == "clusterIP" { guard seen.first(2) else { throw reader.duplicate(key) }; value.clusterIP = try reader.readStringOrNull() }
                     else { try reader.skipValue() }
                 }) { spec = value }
             } else { try reader.skipValue() }
@@ -135,11 +166,12 @@ extension ServiceObject.Port {
     init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var name: String?, transport: String?, appProtocol: String?
         var port: Int?
+        var seen = JSONReader.SeenKeys()
         try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "name" { guard name == nil else { throw reader.duplicate(key) }; name = try reader.readStringOrNull() }
-            else if key == "protocol" { guard transport == nil else { throw reader.duplicate(key) }; transport = try reader.readStringOrNull() }
-            else if key == "port" { guard port == nil else { throw reader.duplicate(key) }; port = try reader.readInt() }
-            else if key == "appProtocol" { guard appProtocol == nil else { throw reader.duplicate(key) }; appProtocol = try reader.readStringOrNull() }
+            if key == "name" { guard seen.first(0) else { throw reader.duplicate(key) }; name = try reader.readStringOrNull() }
+            else if key == "protocol" { guard seen.first(1) else { throw reader.duplicate(key) }; transport = try reader.readStringOrNull() }
+            else if key == "port" { guard seen.first(2) else { throw reader.duplicate(key) }; port = try reader.readInt() }
+            else if key == "appProtocol" { guard seen.first(3) else { throw reader.duplicate(key) }; appProtocol = try reader.readStringOrNull() }
             else { try reader.skipValue() }
         }
         guard let port else { throw reader.failure("service port has no port number") }
@@ -150,11 +182,12 @@ extension ServiceObject.Port {
 extension StatusObject: KubernetesReadable {
     public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var value = Self()
+        var seen = JSONReader.SeenKeys()
         try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "status" { guard value.status == nil else { throw reader.duplicate(key) }; value.status = try reader.readStringOrNull() }
-            else if key == "message" { guard value.message == nil else { throw reader.duplicate(key) }; value.message = try reader.readStringOrNull() }
-            else if key == "reason" { guard value.reason == nil else { throw reader.duplicate(key) }; value.reason = try reader.readStringOrNull() }
-            else if key == "code" { guard value.code == nil else { throw reader.duplicate(key) }; value.code = try reader.readIntOrNull() }
+            if key == "status" { guard seen.first(0) else { throw reader.duplicate(key) }; value.status = try reader.readStringOrNull() }
+            else if key == "message" { guard seen.first(1) else { throw reader.duplicate(key) }; value.message = try reader.readStringOrNull() }
+            else if key == "reason" { guard seen.first(2) else { throw reader.duplicate(key) }; value.reason = try reader.readStringOrNull() }
+            else if key == "code" { guard seen.first(3) else { throw reader.duplicate(key) }; value.code = try reader.readIntOrNull() }
             else { try reader.skipValue() }
         }
         self = value
@@ -163,18 +196,17 @@ extension StatusObject: KubernetesReadable {
 
 extension WatchEvent where Object: KubernetesReadable {
     /// Reads one watch event. `type` normally comes first; when `object` comes first it is read once the
-    /// type is known.
-    public init<Bytes: Collection>(json bytes: Bytes) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
-        self = try JSONReader.parse(bytes) { (reader: inout JSONReader) throws(JSONReader.Failure) in
+    /// type is known. `memo`: the stream's, to reuse what earlier events were read as.
+    public init<Bytes: Collection>(json bytes: Bytes, memo: ReadMemo? = nil) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
+        self = try JSONReader.parse(bytes, memo: memo) { (reader: inout JSONReader) throws(JSONReader.Failure) in
             var type: String?
             var event: WatchEvent?
             var objectBeforeType: JSONReader?
+            var seen = JSONReader.SeenKeys()
             try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                if key == "type" {
-                    guard type == nil else { throw reader.duplicate(key) }
+                if key == "type" { guard seen.first(0) else { throw reader.duplicate(key) }
                     type = try reader.readString()
-                } else if key == "object" {
-                    guard event == nil, objectBeforeType == nil else { throw reader.duplicate(key) }
+                } else if key == "object" { guard seen.first(1) else { throw reader.duplicate(key) }
                     if let type {
                         event = try Self.readObject(of: type, &reader)
                     } else {
@@ -200,11 +232,15 @@ extension WatchEvent where Object: KubernetesReadable {
         case "BOOKMARK":
             var version: String?
             var annotations: [String: String]?
+            var seenMetadata = false
             try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
                 guard key == "metadata" else { return try reader.skipValue() }
+                guard !seenMetadata else { throw reader.duplicate(key) }
+                seenMetadata = true
+                var seen = JSONReader.SeenKeys()
                 try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                    if key == "resourceVersion" { guard version == nil else { throw reader.duplicate(key) }; version = try reader.readStringOrNull() }
-                    else if key == "annotations" { guard annotations == nil else { throw reader.duplicate(key) }; annotations = try reader.readStringMapOrNull() }
+                    if key == "resourceVersion" { guard seen.first(0) else { throw reader.duplicate(key) }; version = try reader.readStringOrNull() }
+                    else if key == "annotations" { guard seen.first(1) else { throw reader.duplicate(key) }; annotations = try reader.readStringMapOrNull() }
                     else { try reader.skipValue() }
                 }
             }
@@ -228,16 +264,17 @@ extension ListPage {
         self = try JSONReader.parse(bytes) { (reader: inout JSONReader) throws(JSONReader.Failure) in
             var page = ListPage(resourceVersion: nil, continue: nil, items: [])
             var sawMetadata = false
+            var seen = JSONReader.SeenKeys()
             try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                if key == "metadata" {
-                    guard !sawMetadata else { throw reader.duplicate(key) }
+                if key == "metadata" { guard seen.first(0) else { throw reader.duplicate(key) }
                     sawMetadata = true
+                    var seen = JSONReader.SeenKeys()
                     try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                        if key == "resourceVersion" { guard page.resourceVersion == nil else { throw reader.duplicate(key) }; page.resourceVersion = try reader.readStringOrNull() }
-                        else if key == "continue" { guard page.continue == nil else { throw reader.duplicate(key) }; page.continue = try reader.readStringOrNull() }
+                        if key == "resourceVersion" { guard seen.first(0) else { throw reader.duplicate(key) }; page.resourceVersion = try reader.readStringOrNull() }
+                        else if key == "continue" { guard seen.first(1) else { throw reader.duplicate(key) }; page.continue = try reader.readStringOrNull() }
                         else { try reader.skipValue() }
                     }
-                } else if key == "items" {
+                } else if key == "items" { guard seen.first(1) else { throw reader.duplicate(key) }
                     page.items = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Item(reading: &reader) } ?? []
                 } else {
                     try reader.skipValue()

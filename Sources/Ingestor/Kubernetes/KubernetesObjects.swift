@@ -13,19 +13,19 @@ public struct ObjectMeta: Decodable, Sendable, Equatable {
 
 /// `discovery.k8s.io/v1` EndpointSlice.
 public struct EndpointSliceObject: Decodable, Sendable, Equatable {
-    public struct Conditions: Decodable, Sendable, Equatable {
+    public struct Conditions: Decodable, Sendable, Hashable {
         public var ready: Bool?
         public var serving: Bool?
         public var terminating: Bool?
     }
 
-    public struct ObjectReference: Decodable, Sendable, Equatable {
+    public struct ObjectReference: Decodable, Sendable, Hashable {
         public var kind: String?
         public var namespace: String?
         public var name: String?
     }
 
-    public struct Endpoint: Decodable, Sendable, Equatable {
+    public struct Endpoint: Decodable, Sendable, Hashable {
         public var addresses: [String]
         public var conditions: Conditions?
         public var hostname: String?
@@ -46,6 +46,12 @@ public struct EndpointSliceObject: Decodable, Sendable, Equatable {
     public var addressType: String
     public var endpoints: [Endpoint]?
     public var ports: [Port]?
+    /// A digest of each endpoint's JSON bytes, index-aligned with `endpoints`, when read by
+    /// `JSONReader` (empty when decoded otherwise): the aggregator reuses what it made of an endpoint
+    /// whose bytes did not change. Not content: ignored by `==`.
+    public var endpointDigests = ReadingDigests()
+
+    private enum CodingKeys: String, CodingKey { case metadata, addressType, endpoints, ports }
 
     /// The service this slice belongs to (label `kubernetes.io/service-name`).
     public var serviceName: String? { metadata.labels?["kubernetes.io/service-name"] }
@@ -68,4 +74,13 @@ public struct ServiceObject: Decodable, Sendable, Equatable {
 
     public var metadata: ObjectMeta
     public var spec: Spec?
+}
+
+/// Digests of raw input kept beside decoded content to skip repeated work. Every value compares equal
+/// and hashes the same: they say how an object was read, not what it holds.
+public struct ReadingDigests: Sendable, Hashable {
+    public var values: [UInt64] = []
+    public init(_ values: [UInt64] = []) { self.values = values }
+    public static func == (lhs: ReadingDigests, rhs: ReadingDigests) -> Bool { true }
+    public func hash(into hasher: inout Hasher) {}
 }

@@ -16,21 +16,47 @@ public struct Endpoint: Hashable, Sendable {
         public static let ready = Conditions(ready: true, serving: true, terminating: false)
     }
 
+    /// The fields, in one immutable box: an endpoint is copied (merged, sorted, put in sets and
+    /// snapshots) far more often than made, and a copy is then one reference count, not seven.
+    private final class Storage: Sendable {
+        let address: String
+        let targetPorts: [UInt16]
+        let zone: String
+        let node: String
+        let hostname: String
+        let targetPod: String
+        let conditions: Conditions
+        let wire: [UInt8]
+
+        init(address: String, targetPorts: [UInt16], zone: String, node: String, hostname: String, targetPod: String, conditions: Conditions, wire: [UInt8]) {
+            self.address = address
+            self.targetPorts = targetPorts
+            self.zone = zone
+            self.node = node
+            self.hostname = hostname
+            self.targetPod = targetPod
+            self.conditions = conditions
+            self.wire = wire
+        }
+    }
+
+    private let storage: Storage
+
     /// Canonical IPv4 or IPv6 text.
-    public let address: String
+    public var address: String { storage.address }
     /// Target port per service port, index-aligned with `EndpointSet.ports`; 0 where this endpoint
     /// does not serve that port.
-    public let targetPorts: [UInt16]
-    public let zone: String
-    public let node: String
-    public let hostname: String
+    public var targetPorts: [UInt16] { storage.targetPorts }
+    public var zone: String { storage.zone }
+    public var node: String { storage.node }
+    public var hostname: String { storage.hostname }
     /// `namespace/name` of the pod behind this endpoint, or empty.
-    public let targetPod: String
-    public let conditions: Conditions
+    public var targetPod: String { storage.targetPod }
+    public var conditions: Conditions { storage.conditions }
     /// This endpoint as an encoded `legation.store.v1.Endpoint`, made once by writers: hashing a set
     /// and writing its record concatenate these instead of encoding every endpoint again. Empty for
     /// endpoints decoded from a record (readers never re-encode); `encoded` fills in.
-    private(set) var wire: [UInt8] = []
+    var wire: [UInt8] { storage.wire }
 
     /// The encoding (`wire`, or made now).
     var encoded: [UInt8] { wire.isEmpty ? ((try? record.serializedBytes()) ?? []) : wire }
@@ -61,18 +87,21 @@ public struct Endpoint: Hashable, Sendable {
         where !DNSName.isToken(value) {
             throw ModelError(.invalidField, "endpoint \(canonical) has a \(field) that is not a printable token of at most 253 bytes")
         }
-        self.address = canonical.text
-        self.targetPorts = targetPorts
-        self.zone = zone
-        self.node = node
-        self.hostname = hostname
-        self.targetPod = targetPod
-        self.conditions = conditions
-        if encode { self.wire = (try? record.serializedBytes()) ?? [] }
+        var wire: [UInt8] = []
+        if encode {
+            let record = Self.record(
+                address: canonical.text, targetPorts: targetPorts, zone: zone, node: node, hostname: hostname, targetPod: targetPod,
+                conditions: conditions)
+            wire = (try? record.serializedBytes()) ?? []
+        }
+        storage = Storage(
+            address: canonical.text, targetPorts: targetPorts, zone: zone, node: node, hostname: hostname, targetPod: targetPod,
+            conditions: conditions, wire: wire)
     }
 
     public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {
-        lhs.address == rhs.address && lhs.targetPorts == rhs.targetPorts && lhs.zone == rhs.zone && lhs.node == rhs.node
+        if lhs.storage === rhs.storage { return true }
+        return lhs.address == rhs.address && lhs.targetPorts == rhs.targetPorts && lhs.zone == rhs.zone && lhs.node == rhs.node
             && lhs.hostname == rhs.hostname && lhs.targetPod == rhs.targetPod && lhs.conditions == rhs.conditions
     }
 

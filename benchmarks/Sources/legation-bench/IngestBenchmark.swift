@@ -20,6 +20,7 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "EndpointSlices in the list run.") var slices = 500
     @Option(help: "Slices per service.") var slicesPerService = 5
     @Option(help: "Write results as JSON here.") var output: String?
+    @Flag(help: "Run only the events run (for profiling it).") var eventsOnly = false
 
     func validate() throws {
         guard (1...200_000).contains(events), (1...1000).contains(endpointsPerSlice), (1...20_000).contains(slices), (1...100).contains(slicesPerService)
@@ -31,18 +32,21 @@ struct IngestBenchmark: AsyncParsableCommand {
         var results: [String: String] = ["machine": ProcessInfo.processInfo.activeProcessorCount.description + " cores", "command": CommandLine.arguments.joined(separator: " ")]
         let eventFigures = try await eventsRun(redis)
         results.merge(eventFigures) { $1 }
-        let listFigures = try await listRun(redis)
-        results.merge(listFigures) { $1 }
+        if !eventsOnly {
+            let listFigures = try await listRun(redis)
+            results.merge(listFigures) { $1 }
+        }
         if let output {
             try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
             print("wrote \(output)")
         }
     }
 
-    /// One slice's JSON as the API server sends it.
-    func sliceJSON(service: Int, slice: Int, version: Int, readyMask: Int) -> String {
+    /// One slice's JSON as the API server sends it. `notReady`: the one endpoint that is terminating
+    /// (a rolling restart moving through the slice: each event changes two endpoints).
+    func sliceJSON(service: Int, slice: Int, version: Int, notReady: Int) -> String {
         let endpoints = (0..<endpointsPerSlice).map { e in
-            let ready = (e + readyMask) % 7 != 0
+            let ready = e != notReady % endpointsPerSlice
             return #"{"addresses":["10.\#(service % 250).\#(slice * 50 + e / 250 % 50).\#(e % 250 + 1)"],"conditions":{"ready":\#(ready),"serving":true,"terminating":\#(!ready)},"nodeName":"node-\#(e % 30)","zone":"zone-\#(e % 3)","targetRef":{"kind":"Pod","namespace":"bench","name":"svc-\#(service)-\#(slice)-\#(e)","uid":"00000000-0000-0000-0000-000000000000"}}"#
         }.joined(separator: ",")
         return #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"svc-\#(service)-\#(slice)","namespace":"bench","resourceVersion":"\#(version)","labels":{"kubernetes.io/service-name":"svc-\#(service)","endpointslice.kubernetes.io/managed-by":"endpointslice-controller.k8s.io"}},"addressType":"IPv4","endpoints":[\#(endpoints)],"ports":[{"name":"http","protocol":"TCP","port":8080}]}"#
@@ -65,20 +69,21 @@ struct IngestBenchmark: AsyncParsableCommand {
         let task = Task { await publisher.run() }
         while await !publisher.status.isSynced { try await Task.sleep(for: .milliseconds(5)) }
 
-        // The stream, pre-rendered: each event modifies one slice (one endpoint's conditions flip).
+        // The stream, pre-rendered: each event modifies one slice (its terminating endpoint moves on by one).
         var stream: [UInt8] = []
         for index in 0..<events {
             let service = index % serviceCount
             let slice = (index / serviceCount) % slicesPerService
-            stream += Array(#"{"type":"MODIFIED","object":"#.utf8) + Array(sliceJSON(service: service, slice: slice, version: 1000 + index, readyMask: index).utf8) + Array("}\n".utf8)
+            stream += Array(#"{"type":"MODIFIED","object":"#.utf8) + Array(sliceJSON(service: service, slice: slice, version: 1000 + index, notReady: index / (serviceCount * slicesPerService)).utf8) + Array("}\n".utf8)
         }
         let cpuBefore = cpuSeconds()
         let started = ContinuousClock.now
         var framer = JSONObjectFramer()
+        let memo = ReadMemo()
         var published = 0
         for chunkStart in stride(from: 0, to: stream.count, by: 64 << 10) {
             for object in try framer.feed(stream[chunkStart..<min(chunkStart + (64 << 10), stream.count)]) {
-                let event = try WatchEvent<EndpointSliceObject>(json: object)
+                let event = try WatchEvent<EndpointSliceObject>(json: object, memo: memo)
                 guard case .modified(let slice) = event else { continue }
                 for change in aggregator.upsert(slice: slice).changes {
                     if case .upsert(let set) = change { await publisher.upsert(set); published += 1 }
@@ -110,7 +115,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         for service in 0..<serviceCount {
             try api.apply(.services, json: Data(serviceJSON(service).utf8))
             for slice in 0..<slicesPerService {
-                try api.apply(.endpointslices, json: Data(sliceJSON(service: service, slice: slice, version: 1, readyMask: 0).utf8))
+                try api.apply(.endpointslices, json: Data(sliceJSON(service: service, slice: slice, version: 1, notReady: -1).utf8))
             }
         }
         let source = try SourceCluster("bench-list")
