@@ -35,6 +35,7 @@ public actor EndpointPublisher {
         public var isLeader: Bool
         /// The initial list was published and the canary set.
         public var isSynced: Bool
+        /// Services changed and not yet acknowledged by the store (waiting or being written).
         public var pendingWrites: Int
         public var lastError: String?
     }
@@ -48,6 +49,9 @@ public actor EndpointPublisher {
 
     private var desired: [ServiceKey: EndpointSet] = [:]
     private var dirty: Set<ServiceKey> = []
+    /// Services in the write now awaiting the store's answer.
+    private var inFlight = 0
+    private var flushObserver: FlushObserver?
     private var listed = false
     private var lease: Lease?
     private var generation: String?
@@ -112,8 +116,17 @@ public actor EndpointPublisher {
         wake.signal()
     }
 
+    /// Called after each write of changed services is acknowledged by the store: the services, when the
+    /// write began (everything upserted before then is in it) and when it was acknowledged. For
+    /// benchmarks and tests measuring event → acknowledgement latency.
+    public typealias FlushObserver = @Sendable (_ services: [ServiceKey], _ began: ContinuousClock.Instant, _ acknowledged: ContinuousClock.Instant) -> Void
+
+    public func observeFlushes(_ observer: @escaping FlushObserver) {
+        flushObserver = observer
+    }
+
     public var status: Status {
-        Status(isLeader: lease != nil, isSynced: synced, pendingWrites: dirty.count, lastError: lastError)
+        Status(isLeader: lease != nil, isSynced: synced, pendingWrites: dirty.count + inFlight, lastError: lastError)
     }
 
     // MARK: The loop
@@ -227,11 +240,15 @@ public actor EndpointPublisher {
 
     private func flushDirty() async throws {
         guard let lease else { return }
+        let began = ContinuousClock.now
         let keys = dirty.sorted()
         dirty = []
+        inFlight = keys.count
+        defer { inFlight = 0 }
         let writes = keys.map { key in desired[key].map(StoreWrite.put) ?? .delete(key) }
         do {
             let result = try await write(writes, lease: lease)
+            flushObserver?(keys, began, .now)
             if let generation, generation != result {
                 logger.warning("the store lost this source's data; republishing everything", metadata: ["generation": "\(result)"])
                 needsReconcile = true

@@ -3,6 +3,7 @@ import Foundation
 import Ingestor
 import LegationTestSupport
 import Shared
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -21,9 +22,11 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "Slices per service.") var slicesPerService = 5
     @Option(help: "Write results as JSON here.") var output: String?
     @Flag(help: "Run only the events run (for profiling it).") var eventsOnly = false
+    @Option(help: "Events per second in the paced run (event received → Redis acknowledged latency).") var pacedRate = 1000
+    @Option(help: "Events in the paced run (bounded; 0 skips it).") var pacedEvents = 5000
 
     func validate() throws {
-        guard (1...200_000).contains(events), (1...1000).contains(endpointsPerSlice), (1...20_000).contains(slices), (1...100).contains(slicesPerService)
+        guard (1...200_000).contains(events), (0...100_000).contains(pacedEvents), (1...20_000).contains(pacedRate), (1...1000).contains(endpointsPerSlice), (1...20_000).contains(slices), (1...100).contains(slicesPerService)
         else { throw ValidationError("out of bounds") }
     }
 
@@ -32,6 +35,9 @@ struct IngestBenchmark: AsyncParsableCommand {
         var results: [String: String] = ["machine": ProcessInfo.processInfo.activeProcessorCount.description + " cores", "command": CommandLine.arguments.joined(separator: " ")]
         let eventFigures = try await eventsRun(redis)
         results.merge(eventFigures) { $1 }
+        if pacedEvents > 0, !eventsOnly {
+            results.merge(try await pacedRun(redis)) { $1 }
+        }
         if !eventsOnly {
             let listFigures = try await listRun(redis)
             results.merge(listFigures) { $1 }
@@ -106,6 +112,82 @@ struct IngestBenchmark: AsyncParsableCommand {
         print("events: \(events) MODIFIED events of \(endpointsPerSlice)-endpoint slices (\(figures["stream MiB"]!) MiB)")
         print(String(format: "  %.0f events/s wall until Redis acknowledged all; %.0f events per CPU second (process CPU %.2f s over %.2f s)",
                      Double(events) / drained.seconds, Double(events) / cpu, cpu, drained.seconds))
+        return figures
+    }
+
+    /// Events arriving at `pacedRate` as a watch would deliver them; for each, the time from its bytes
+    /// arriving to Redis acknowledging the write that carries it.
+    private func pacedRun(_ redis: RedisServer) async throws -> [String: String] {
+        let serviceCount = max(1, slices / slicesPerService)
+        let source = try SourceCluster("bench-paced")
+        let store = RedisEndpointStore(try RedisConfiguration(url: redis.url()))
+        let publisher = EndpointPublisher(store: store, source: source, holder: "bench", logger: .quiet())
+        var aggregator = EndpointSliceAggregator(source: source, selection: ServiceSelection(excludeNamespaces: []))
+        for service in 0..<serviceCount {
+            _ = aggregator.upsert(service: try ServiceObject(json: Array(serviceJSON(service).utf8)))
+        }
+        await publisher.replaceAll(Array(aggregator.sets.values))
+        let task = Task { await publisher.run() }
+        while await !publisher.status.isSynced { try await Task.sleep(for: .milliseconds(5)) }
+
+        struct Pending { var fedAt: ContinuousClock.Instant; var upsertedAt: ContinuousClock.Instant }
+        struct Book { var pending: [ServiceKey: [Pending]] = [:]; var latencies: [Duration] = [] }
+        let book = Mutex(Book())
+        await publisher.observeFlushes { keys, began, acknowledged in
+            book.withLock { book in
+                for key in keys {
+                    guard let waiting = book.pending[key] else { continue }
+                    let done = waiting.filter { $0.upsertedAt <= began }
+                    book.latencies += done.map { acknowledged - $0.fedAt }
+                    book.pending[key] = waiting.filter { $0.upsertedAt > began }
+                }
+            }
+        }
+        let lines = (0..<pacedEvents).map { index in
+            let service = index % serviceCount
+            let slice = (index / serviceCount) % slicesPerService
+            return Array(#"{"type":"MODIFIED","object":"#.utf8)
+                + Array(sliceJSON(service: service, slice: slice, version: 1000 + index, notReady: index / (serviceCount * slicesPerService)).utf8) + Array("}\n".utf8)
+        }
+        var framer = JSONObjectFramer()
+        let memo = ReadMemo()
+        let interval = Duration.seconds(1) / pacedRate
+        let started = ContinuousClock.now
+        var unchanged = 0
+        for (index, line) in lines.enumerated() {
+            try await Task.sleep(until: started + interval * index, clock: .continuous)
+            let fedAt = ContinuousClock.now
+            for object in try framer.feed(line) {
+                guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: object, memo: memo) else { continue }
+                let changes = aggregator.upsert(slice: slice).changes
+                if changes.isEmpty { unchanged += 1 }
+                for change in changes {
+                    guard case .upsert(let set) = change else { continue }
+                    await publisher.upsert(set)
+                    let upsertedAt = ContinuousClock.now
+                    book.withLock { $0.pending[set.service, default: []].append(Pending(fedAt: fedAt, upsertedAt: upsertedAt)) }
+                }
+            }
+        }
+        let deadline = ContinuousClock.now + .seconds(10)
+        while book.withLock({ $0.pending.values.contains { !$0.isEmpty } }), ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(1))
+        }
+        let elapsed = ContinuousClock.now - started
+        task.cancel()
+        await task.value
+        await store.close()
+        let latencies = book.withLock { $0.latencies }.sorted()
+        func percentile(_ p: Double) -> Double {
+            latencies.isEmpty ? .nan : latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))].seconds * 1000
+        }
+        let figures: [String: String] = [
+            "paced rate": "\(pacedRate)", "paced events": "\(pacedEvents)", "paced acknowledged": "\(latencies.count)",
+            "paced p50 ms": String(format: "%.2f", percentile(0.5)), "paced p90 ms": String(format: "%.2f", percentile(0.9)),
+            "paced p99 ms": String(format: "%.2f", percentile(0.99)), "paced max ms": String(format: "%.2f", latencies.last.map { $0.seconds * 1000 } ?? .nan),
+        ]
+        print(String(format: "paced: %d events at %d/s over %.1f s; event received → Redis acknowledged p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (%d acknowledged, %d unchanged)",
+                     pacedEvents, pacedRate, elapsed.seconds, percentile(0.5), percentile(0.9), percentile(0.99), (latencies.last?.seconds ?? .nan) * 1000, latencies.count, unchanged))
         return figures
     }
 
