@@ -196,7 +196,7 @@ public struct DeltaStreamStateMachine: Sendable {
         state.pendingNonce = String(nonceCounter)
         state.pendingUndo = undo
         state.responseCount += 1
-        let version = EncodedResource.version(ofSet: state.known.map { (key: $0.key, value: $0.value) })
+        let version = EncodedResource.version(ofKnown: state.known) { snapshot.resource(type, named: $0) }
         return OutboundDeltaResponse(type: type, systemVersionInfo: version, nonce: String(nonceCounter), resources: resources, removed: removed)
     }
 

@@ -119,7 +119,7 @@ public struct SotWStreamStateMachine: Sendable {
         if isFirst, request.responseNonce.isEmpty, !request.versionInfo.isEmpty {
             // A reconnect: if the client already holds exactly what this server would send, adopt it.
             let desired = desiredResources(state, type: type, snapshot: snapshot, names: nil)
-            let version = EncodedResource.version(ofSet: desired.map { (key: $0.key, value: $0.value.version) })
+            let version = EncodedResource.version(ofSet: desired.values)
             if version == request.versionInfo {
                 state.sent = desired
                 state.acked = desired
@@ -260,7 +260,7 @@ public struct SotWStreamStateMachine: Sendable {
             guard !toSend.isEmpty || !state.answered else { return nil }
         }
         nonceCounter += 1
-        let versionInfo = EncodedResource.version(ofSet: state.sent.map { (key: $0.key, value: $0.value.version) })
+        let versionInfo = EncodedResource.version(ofSet: state.sent.values)
         state.pendingNonce = String(nonceCounter)
         state.lastNonce = state.pendingNonce
         state.sentVersionInfo = versionInfo

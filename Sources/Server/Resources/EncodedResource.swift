@@ -6,7 +6,10 @@ import SwiftProtobuf
 ///
 /// `version` is a content hash of the encoded resource, so every replica that builds the same resource
 /// gives it the same version, and an Envoy that reconnects elsewhere is not sent it again.
-public struct EncodedResource: Sendable, Hashable {
+///
+/// A class: immutable and shared, so each stream, snapshot and response holding it costs one reference
+/// count rather than one per field.
+public final class EncodedResource: Sendable, Hashable {
     public let type: ResourceType
     public let name: String
     /// 16 hex digits: the first 64 bits of the SHA-256 of `resource`.
@@ -19,12 +22,15 @@ public struct EncodedResource: Sendable, Hashable {
     /// The resource as a `Resource {version, resource: Any, name}`, as field 2 (`resources`) of a
     /// `DeltaDiscoveryResponse`.
     public let deltaResponseField: [UInt8]
+    /// This (name, version) pair's share of a set's version (see `version(ofSet:)`).
+    let memberDigest: UInt64
 
     public init(type: ResourceType, name: String, resource: [UInt8]) {
         self.type = type
         self.name = name
         self.resource = resource
         self.version = Self.version(of: resource)
+        self.memberDigest = Self.memberDigest(name: name, version: version)
         var any: [UInt8] = []
         any.reserveCapacity(resource.count + type.typeURL.utf8.count + 8)
         WireFormat.appendString(1, type.typeURL, to: &any)
@@ -49,14 +55,14 @@ public struct EncodedResource: Sendable, Hashable {
     }
 
     /// Encodes a message once (deterministically) and wraps it.
-    public init(type: ResourceType, name: String, message: some SwiftProtobuf.Message) throws {
+    public convenience init(type: ResourceType, name: String, message: some SwiftProtobuf.Message) throws {
         var options = BinaryEncodingOptions()
         options.useDeterministicOrdering = true
         self.init(type: type, name: name, resource: try message.serializedBytes(options: options))
     }
 
-    public static func == (lhs: Self, rhs: Self) -> Bool {
-        lhs.type == rhs.type && lhs.name == rhs.name && lhs.version == rhs.version
+    public static func == (lhs: EncodedResource, rhs: EncodedResource) -> Bool {
+        lhs === rhs || lhs.type == rhs.type && lhs.name == rhs.name && lhs.version == rhs.version
     }
 
     public func hash(into hasher: inout Hasher) {
@@ -69,17 +75,42 @@ public struct EncodedResource: Sendable, Hashable {
         hexPrefix(of: SHA256.hash(data: bytes))
     }
 
-    /// The version of a set of resources: a hash over their sorted (name, version) pairs. Used as the
-    /// `version_info` of a response, so it is the same on every replica for the same content.
-    static func version<S: Sequence>(ofSet members: S) -> String where S.Element == (key: String, value: String) {
-        var hasher = SHA256()
-        for (name, version) in members.sorted(by: { $0.key < $1.key }) {
-            hasher.update(data: Array(name.utf8))
-            hasher.update(data: [0])
-            hasher.update(data: Array(version.utf8))
-            hasher.update(data: [0])
+    /// The version of a set of resources, used as the `version_info` of a response: the sum (mod 2^64)
+    /// of each member's digest, the first 64 bits of SHA-256 over its name and version. The same on
+    /// every replica for the same content, independent of order, and made of digests computed once per
+    /// resource: a response costs an addition per resource it holds, not a sort and a hash of them all.
+    static func version(ofSet members: some Sequence<EncodedResource>) -> String {
+        hex(members.reduce(UInt64(0)) { $0 &+ $1.memberDigest })
+    }
+
+    /// The same for (name, version) pairs a client reports (delta streams): pairs matching a resource
+    /// of `current` reuse its digest; others are hashed now.
+    static func version(ofKnown known: [String: String], current: (String) -> EncodedResource?) -> String {
+        var sum: UInt64 = 0
+        for (name, version) in known {
+            if let resource = current(name), resource.version == version {
+                sum &+= resource.memberDigest
+            } else {
+                sum &+= memberDigest(name: name, version: version)
+            }
         }
-        return hexPrefix(of: hasher.finalize())
+        return hex(sum)
+    }
+
+    static func memberDigest(name: String, version: String) -> UInt64 {
+        var hasher = SHA256()
+        hasher.update(data: Array(name.utf8))
+        hasher.update(data: [0])
+        hasher.update(data: Array(version.utf8))
+        return hasher.finalize().withUnsafeBytes { $0.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+    }
+
+    private static func hex(_ value: UInt64) -> String {
+        let digits: [UInt8] = Array("0123456789abcdef".utf8)
+        var text: [UInt8] = []
+        text.reserveCapacity(16)
+        for shift in stride(from: 60, through: 0, by: -4) { text.append(digits[Int((value >> UInt64(shift)) & 0xf)]) }
+        return String(decoding: text, as: UTF8.self)
     }
 
     private static func hexPrefix(of digest: SHA256.Digest) -> String {

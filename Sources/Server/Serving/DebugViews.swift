@@ -71,7 +71,7 @@ public enum DebugViews {
                 staleNonces = machine.staleNonces
                 types = machine.types.sorted { $0.key < $1.key }.map { type, state in
                     let outOfSync = state.known.filter { snapshot.resource(type, named: $0.key)?.version != $0.value }.count
-                    let version = EncodedResource.version(ofSet: state.known.map { (key: $0.key, value: $0.value) })
+                    let version = EncodedResource.version(ofKnown: state.known) { snapshot.resource(type, named: $0) }
                     return TypeView(
                         type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
                         subscribedCount: state.subscribed.count, sentVersion: version,
