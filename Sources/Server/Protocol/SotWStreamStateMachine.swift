@@ -31,6 +31,8 @@ public struct SotWStreamStateMachine: Sendable {
     public struct TypeState: Sendable {
         /// Explicitly requested names.
         public internal(set) var subscribed: Set<String> = []
+        /// The names of the last request, as sent.
+        var requestedNames: [String] = []
         public internal(set) var wildcard = false
         /// What the client has, or will have once it ACKs the response in flight.
         public internal(set) var sent: [String: EncodedResource] = [:]
@@ -177,6 +179,10 @@ public struct SotWStreamStateMachine: Sendable {
     }
 
     private func updateSubscription(_ state: inout TypeState, type: ResourceType, names: [String], isFirst: Bool) {
+        // An ACK repeats the names of the request before it: nothing to recompute (EDS ACKs name every
+        // cluster, and come from every sidecar after every push).
+        if !isFirst, names == state.requestedNames { return }
+        state.requestedNames = names
         let requested = Set(names)
         let wildcard: Bool
         if requested.contains("*") {

@@ -79,6 +79,8 @@ public final class XDSHub: Sendable {
         var changeArrivedAt: ContinuousClock.Instant?
         var notReadyReason: String? = "the store has not been read yet"
         var streams: [UInt64: StreamRecord] = [:]
+        /// Open streams by kind, kept as streams come and go (read on every change for the metric).
+        var counts: [StreamKind: Int] = Dictionary(uniqueKeysWithValues: StreamKind.allCases.map { ($0, 0) })
         var nextID: UInt64 = 0
         var shuttingDown = false
     }
@@ -126,12 +128,15 @@ public final class XDSHub: Sendable {
             state.nextID += 1
             let id = state.nextID
             state.streams[id] = StreamRecord(id: id, kind: kind, peer: peer, connectedAtUnixMilliseconds: nowUnixMilliseconds, notify: notify)
+            state.counts[kind, default: 0] += 1
             return id
         }
     }
 
     func unregister(_ id: UInt64) {
-        _ = state.withLock { $0.streams.removeValue(forKey: id) }
+        state.withLock { state in
+            if let removed = state.streams.removeValue(forKey: id) { state.counts[removed.kind, default: 0] -= 1 }
+        }
     }
 
     /// Records a stream's state after it handled an event (cheap: the machine's storage is shared).
@@ -150,10 +155,6 @@ public final class XDSHub: Sendable {
 
     /// Open streams by kind (the HPA's signal).
     public var streamCounts: [StreamKind: Int] {
-        state.withLock { state in
-            var counts = Dictionary(uniqueKeysWithValues: StreamKind.allCases.map { ($0, 0) })
-            for stream in state.streams.values { counts[stream.kind, default: 0] += 1 }
-            return counts
-        }
+        state.withLock { $0.counts }
     }
 }
