@@ -51,6 +51,8 @@ public actor EndpointPublisher {
     private var dirty: Set<ServiceKey> = []
     /// Services in the write now awaiting the store's answer.
     private var inFlight = 0
+    /// Upserts accepted so far (their sequence numbers).
+    private var upserts: UInt64 = 0
     private var flushObserver: FlushObserver?
     private var listed = false
     private var lease: Lease?
@@ -101,12 +103,16 @@ public actor EndpointPublisher {
         wake.signal()
     }
 
-    /// One service's full endpoint set (latest wins).
-    public func upsert(_ set: EndpointSet) {
-        guard set.source == source, desired[set.service] != set else { return }
+    /// One service's full endpoint set (latest wins). - Returns: its sequence number (see
+    /// `observeFlushes`), or nil when it changed nothing.
+    @discardableResult
+    public func upsert(_ set: EndpointSet) -> UInt64? {
+        guard set.source == source, desired[set.service] != set else { return nil }
         desired[set.service] = set
         dirty.insert(set.service)
+        upserts += 1
         wake.signal()
+        return upserts
     }
 
     /// The service no longer exists in the source.
@@ -116,10 +122,10 @@ public actor EndpointPublisher {
         wake.signal()
     }
 
-    /// Called after each write of changed services is acknowledged by the store: the services, when the
-    /// write began (everything upserted before then is in it) and when it was acknowledged. For
-    /// benchmarks and tests measuring event → acknowledgement latency.
-    public typealias FlushObserver = @Sendable (_ services: [ServiceKey], _ began: ContinuousClock.Instant, _ acknowledged: ContinuousClock.Instant) -> Void
+    /// Called after each write of changed services is acknowledged by the store: the services, the
+    /// sequence number of the last upsert the write carries (every earlier upsert of those services is
+    /// in it), and when it was acknowledged. For benchmarks and tests timing event → acknowledgement.
+    public typealias FlushObserver = @Sendable (_ services: [ServiceKey], _ through: UInt64, _ acknowledged: ContinuousClock.Instant) -> Void
 
     public func observeFlushes(_ observer: @escaping FlushObserver) {
         flushObserver = observer
@@ -240,7 +246,7 @@ public actor EndpointPublisher {
 
     private func flushDirty() async throws {
         guard let lease else { return }
-        let began = ContinuousClock.now
+        let through = upserts
         let keys = dirty.sorted()
         dirty = []
         inFlight = keys.count
@@ -248,7 +254,7 @@ public actor EndpointPublisher {
         let writes = keys.map { key in desired[key].map(StoreWrite.put) ?? .delete(key) }
         do {
             let result = try await write(writes, lease: lease)
-            flushObserver?(keys, began, .now)
+            flushObserver?(keys, through, .now)
             if let generation, generation != result {
                 logger.warning("the store lost this source's data; republishing everything", metadata: ["generation": "\(result)"])
                 needsReconcile = true

@@ -84,7 +84,7 @@ public struct EndpointSet: Hashable, Sendable {
     /// value's encoding made once (`wire`), with nothing re-encoded.
     private static func hash(ports: [ServicePort], endpoints: [Endpoint]) -> UInt64 {
         // One contiguous buffer and one SHA-256 pass: per-endpoint `update` calls cost more than the
-        // copy (the hash of 500 endpoints went from ~135 µs to ~30 µs).
+        // copy (perf: the hash's share of an ingest run fell from 7.4 % to 4.4 %).
         var bytes: [UInt8] = []
         bytes.reserveCapacity(ports.reduce(0) { $0 + $1.wire.count + 3 } + endpoints.reduce(0) { $0 + $1.wire.count + 3 })
         for port in ports {

@@ -130,16 +130,22 @@ struct IngestBenchmark: AsyncParsableCommand {
         let task = Task { await publisher.run() }
         while await !publisher.status.isSynced { try await Task.sleep(for: .milliseconds(5)) }
 
-        struct Pending { var fedAt: ContinuousClock.Instant; var upsertedAt: ContinuousClock.Instant }
-        struct Book { var pending: [ServiceKey: [Pending]] = [:]; var latencies: [Duration] = [] }
+        // Each upsert's sequence number against the flushes' "through" numbers. A flush may be observed
+        // before its upsert is booked here; the last acknowledgement per service settles those.
+        struct Pending { var fedAt: ContinuousClock.Instant; var sequence: UInt64 }
+        struct Book {
+            var pending: [ServiceKey: [Pending]] = [:]
+            var acknowledged: [ServiceKey: (through: UInt64, at: ContinuousClock.Instant)] = [:]
+            var latencies: [Duration] = []
+        }
         let book = Mutex(Book())
-        await publisher.observeFlushes { keys, began, acknowledged in
+        await publisher.observeFlushes { keys, through, at in
             book.withLock { book in
                 for key in keys {
+                    book.acknowledged[key] = (through, at)
                     guard let waiting = book.pending[key] else { continue }
-                    let done = waiting.filter { $0.upsertedAt <= began }
-                    book.latencies += done.map { acknowledged - $0.fedAt }
-                    book.pending[key] = waiting.filter { $0.upsertedAt > began }
+                    book.latencies += waiting.filter { $0.sequence <= through }.map { at - $0.fedAt }
+                    book.pending[key] = waiting.filter { $0.sequence > through }
                 }
             }
         }
@@ -163,9 +169,14 @@ struct IngestBenchmark: AsyncParsableCommand {
                 if changes.isEmpty { unchanged += 1 }
                 for change in changes {
                     guard case .upsert(let set) = change else { continue }
-                    await publisher.upsert(set)
-                    let upsertedAt = ContinuousClock.now
-                    book.withLock { $0.pending[set.service, default: []].append(Pending(fedAt: fedAt, upsertedAt: upsertedAt)) }
+                    guard let sequence = await publisher.upsert(set) else { continue }
+                    book.withLock { book in
+                        if let done = book.acknowledged[set.service], done.through >= sequence {
+                            book.latencies.append(done.at - fedAt)
+                        } else {
+                            book.pending[set.service, default: []].append(Pending(fedAt: fedAt, sequence: sequence))
+                        }
+                    }
                 }
             }
         }
