@@ -71,9 +71,11 @@ final class ADSStream: Sendable {
 }
 
 /// Runs `body` with an ADS stream to `127.0.0.1:port`; the stream closes when `body` returns.
-func withADSStream<T: Sendable>(port: Int, _ body: @escaping @Sendable (ADSStream) async throws -> T) async throws -> T {
+func withADSStream<T: Sendable>(
+    port: Int, security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext, _ body: @escaping @Sendable (ADSStream) async throws -> T
+) async throws -> T {
     try await withGRPCClient(
-        transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)
+        transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)
     ) { client in
         let ads = Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Client(wrapping: client)
         let (requests, sink) = AsyncStream<Envoy_Service_Discovery_V3_DiscoveryRequest>.makeStream()

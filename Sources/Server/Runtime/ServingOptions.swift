@@ -18,6 +18,26 @@ public struct ServingOptions: Sendable, Hashable {
     /// How long a closing connection (age or shutdown) may take to finish.
     public var closeGracePeriod: Duration = .seconds(10)
 
+    /// TLS for the xDS listener; nil serves plaintext (inside a mesh of its own, or behind a proxy).
+    public var tls: TLS?
+
+    public struct TLS: Sendable, Hashable {
+        /// PEM files: the server's certificate chain and its private key, re-read every `reloadInterval`
+        /// (a renewed certificate is served to new connections without a restart).
+        public var certificateChainFile: String
+        public var privateKeyFile: String
+        /// PEM file of the CAs a client certificate must chain to. Set: mutual TLS, and a client without
+        /// a certificate from one of them is refused during the handshake. Read at start.
+        public var clientCAFile: String?
+        public var reloadInterval: Duration = .seconds(60)
+
+        public init(certificateChainFile: String, privateKeyFile: String, clientCAFile: String? = nil) {
+            self.certificateChainFile = certificateChainFile
+            self.privateKeyFile = privateKeyFile
+            self.clientCAFile = clientCAFile
+        }
+    }
+
     public init() {}
 
     /// The age of one connection: `maximumConnectionAge` moved by a random fraction of the jitter.

@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 import Yams
 
@@ -16,7 +17,18 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         public var maxConnectionAgeSeconds: Double?
         public var connectionAgeJitter: Double?
         public var gracePeriodSeconds: Double?
+        public var tls: TLS?
         public init() {}
+
+        /// TLS (and, with `clientCAFile`, mutual TLS) for the xDS listener.
+        public struct TLS: Codable, Sendable, Equatable {
+            public var certificateChainFile: String?
+            public var privateKeyFile: String?
+            public var clientCAFile: String?
+            /// How often the certificate and key are re-read (default 60).
+            public var reloadSeconds: Double?
+            public init() {}
+        }
     }
 
     public struct Debounce: Codable, Sendable, Equatable {
@@ -82,6 +94,19 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         }
         if let value = grpc?.connectionAgeJitter, !(0...0.5).contains(value) { problems.append("grpc.connectionAgeJitter must be 0...0.5") }
         if let value = grpc?.gracePeriodSeconds, !(0...600).contains(value) { problems.append("grpc.gracePeriodSeconds must be 0...600") }
+        if let tls = grpc?.tls {
+            for (field, path) in [("certificateChainFile", tls.certificateChainFile), ("privateKeyFile", tls.privateKeyFile)] {
+                guard let path else {
+                    problems.append("grpc.tls.\(field) is required when grpc.tls is set")
+                    continue
+                }
+                if !FileManager.default.isReadableFile(atPath: path) { problems.append("grpc.tls.\(field) \(path.prefix(200)) is not a readable file") }
+            }
+            if let path = tls.clientCAFile, !FileManager.default.isReadableFile(atPath: path) {
+                problems.append("grpc.tls.clientCAFile \(path.prefix(200)) is not a readable file")
+            }
+            if let value = tls.reloadSeconds, !(1...86_400).contains(value) { problems.append("grpc.tls.reloadSeconds must be 1...86400") }
+        }
         let quiet = debounce?.quietMilliseconds ?? 10
         let maximum = debounce?.maximumMilliseconds ?? 100
         if !(0...60_000).contains(quiet) { problems.append("debounce.quietMilliseconds must be 0...60000") }
@@ -120,6 +145,11 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         if let value = grpc?.maxConnectionAgeSeconds { options.serving.maximumConnectionAge = value == 0 ? nil : .milliseconds(Int64(value * 1000)) }
         if let value = grpc?.connectionAgeJitter { options.serving.connectionAgeJitter = value }
         if let value = grpc?.gracePeriodSeconds { options.serving.closeGracePeriod = .milliseconds(Int64(value * 1000)) }
+        if let tls = grpc?.tls, let chain = tls.certificateChainFile, let key = tls.privateKeyFile {
+            var settings = ServingOptions.TLS(certificateChainFile: chain, privateKeyFile: key, clientCAFile: tls.clientCAFile)
+            if let seconds = tls.reloadSeconds { settings.reloadInterval = .milliseconds(Int64(seconds * 1000)) }
+            options.serving.tls = settings
+        }
         if let identifier { options.service.controlPlaneIdentifier = identifier }
         return options
     }

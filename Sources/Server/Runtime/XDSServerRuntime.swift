@@ -1,5 +1,6 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
+import NIOCertificateReloading
 import Logging
 import Metrics
 import NIOCore
@@ -73,8 +74,9 @@ public final class XDSServerRuntime: Service, Sendable {
             }
             return channel.eventLoop.makeSucceededVoidFuture()
         }
+        let (security, reloader) = try Self.transportSecurity(options.serving.tls, logger: logger)
         let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: options.serving.host, port: options.serving.port), transportSecurity: .plaintext, config: config)
+            address: .ipv4(host: options.serving.host, port: options.serving.port), transportSecurity: security, config: config)
         let server = GRPCServer(
             transport: transport,
             services: [XDSService(hub: hub, options: options.service, logger: logger, metricsFactory: metricsFactory)])
@@ -97,6 +99,9 @@ public final class XDSServerRuntime: Service, Sendable {
                 }
                 group.addTask { await pipeline.run() }
                 group.addTask { await follower.run() }
+                if let reloader {
+                    group.addTask { try? await reloader.run() }
+                }
                 group.addTask {
                     while !Task.isCancelled {
                         let known = await pipeline.knownSources
@@ -127,4 +132,35 @@ public final class XDSServerRuntime: Service, Sendable {
     }
 
     private struct ShutdownComplete: Error {}
+
+    /// Plaintext, TLS, or mutual TLS. The certificate and key come through a reloader that re-reads the
+    /// files every `reloadInterval` (new connections get the new certificate); loading them now makes a
+    /// bad file an error at start, not at the first handshake.
+    static func transportSecurity(_ tls: ServingOptions.TLS?, logger: Logger) throws
+        -> (HTTP2ServerTransport.Posix.TransportSecurity, TimedCertificateReloader?)
+    {
+        guard let tls else { return (.plaintext, nil) }
+        let reloader: TimedCertificateReloader
+        do {
+            reloader = try TimedCertificateReloader.makeReloaderValidatingSources(
+                refreshInterval: tls.reloadInterval,
+                certificateSource: .init(location: .file(path: tls.certificateChainFile), format: .pem),
+                privateKeySource: .init(location: .file(path: tls.privateKeyFile), format: .pem),
+                logger: logger)
+        } catch {
+            throw XDSServerStartError("cannot load the xDS TLS certificate \(tls.certificateChainFile) and key \(tls.privateKeyFile): \(error)")
+        }
+        guard let clientCA = tls.clientCAFile else { return (try .tls(certificateReloader: reloader), reloader) }
+        let security = try HTTP2ServerTransport.Posix.TransportSecurity.mTLS(certificateReloader: reloader) { config in
+            config.trustRoots = .certificates([.file(path: clientCA, format: .pem)])
+            config.clientCertificateVerification = .noHostnameVerification
+        }
+        return (security, reloader)
+    }
+}
+
+/// The xds-server cannot start as configured.
+public struct XDSServerStartError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }

@@ -1,0 +1,138 @@
+import Foundation
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import LegationTestSupport
+import Server
+import Shared
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// xDS over TLS and mutual TLS, with a throwaway PKI made by `openssl`: with a client CA configured,
+/// only clients whose certificate chains to it are served.
+@Suite struct XDSTLSTests {
+    typealias F = XDSFixture
+
+    /// Whether a stream with `security` gets the cluster list (false: refused, at any step).
+    static func served(port: Int, security: HTTP2ClientTransport.Posix.TransportSecurity) async -> Bool {
+        let result = try? await withADSStream(port: port, security: security) { stream -> Bool in
+            stream.send(request(.cluster))
+            return try await stream.next(timeout: .seconds(5))?.resources.count == 1
+        }
+        return result == true
+    }
+
+    @Test func mutualTLSServesOnlyClientsWithACertificateFromTheConfiguredCA() async throws {
+        let directory = try TemporaryDirectory(prefix: "legation-xds-tls")
+        defer { directory.remove() }
+        let pki = try await TestCertificates(in: directory)
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        var options = XDSServiceTests.options()
+        options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
+        try await XDSServiceTests.withServer(store, options: options) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            let trustServer: (inout HTTP2ClientTransport.Posix.TransportSecurity.TLS) -> Void = { config in
+                config.trustRoots = .certificates([.file(path: pki.caCertificate, format: .pem)])
+                config.serverCertificateVerification = .noHostnameVerification
+            }
+            let valid = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
+                certificateChain: [.file(path: pki.clientCertificate, format: .pem)], privateKey: .file(path: pki.clientKey, format: .pem),
+                configure: trustServer)
+            let foreign = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
+                certificateChain: [.file(path: pki.otherCACertificate, format: .pem)],
+                privateKey: .file(path: directory.file("other.key"), format: .pem), configure: trustServer)
+            #expect(await Self.served(port: port, security: valid), "a client certificate from the CA is served")
+            #expect(await !Self.served(port: port, security: .tls(configure: trustServer)), "no client certificate: refused")
+            #expect(await !Self.served(port: port, security: foreign), "a certificate from another CA: refused")
+            #expect(await !Self.served(port: port, security: .plaintext), "plaintext to a TLS listener: refused")
+            #expect(await Self.served(port: port, security: valid), "and the server still serves")
+        }
+    }
+
+    @Test func plainTLSServesAnyClientThatTrustsTheServer() async throws {
+        let directory = try TemporaryDirectory(prefix: "legation-xds-tls")
+        defer { directory.remove() }
+        let pki = try await TestCertificates(in: directory)
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        var options = XDSServiceTests.options()
+        options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey)
+        try await XDSServiceTests.withServer(store, options: options) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            #expect(await Self.served(port: port, security: .tls { config in
+                config.trustRoots = .certificates([.file(path: pki.caCertificate, format: .pem)])
+                config.serverCertificateVerification = .noHostnameVerification
+            }))
+            #expect(await !Self.served(port: port, security: .tls { config in
+                config.trustRoots = .certificates([.file(path: pki.otherCACertificate, format: .pem)])
+                config.serverCertificateVerification = .noHostnameVerification
+            }), "a client that does not trust the server's CA does not connect")
+        }
+    }
+
+    @Test func aRenewedCertificateIsServedWithoutARestart() async throws {
+        let first = try TemporaryDirectory(prefix: "legation-xds-tls"), second = try TemporaryDirectory(prefix: "legation-xds-tls")
+        defer { first.remove(); second.remove() }
+        let old = try await TestCertificates(in: first), renewed = try await TestCertificates(in: second)
+        let live = try TemporaryDirectory(prefix: "legation-xds-tls-live")
+        defer { live.remove() }
+        let (chain, key) = (live.file("tls.crt"), live.file("tls.key"))
+        @Sendable func install(_ pki: TestCertificates) throws {
+            // As Kubernetes updates a mounted Secret: new files moved into place.
+            for (source, target) in [(pki.serverCertificate, chain), (pki.serverKey, key)] {
+                let staged = target + ".new"
+                try? FileManager.default.removeItem(atPath: staged)
+                try FileManager.default.copyItem(atPath: source, toPath: staged)
+                guard rename(staged, target) == 0 else { throw TestSupportError("cannot move \(staged) into place") }
+            }
+        }
+        try install(old)
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        var options = XDSServiceTests.options()
+        options.serving.tls = ServingOptions.TLS(certificateChainFile: chain, privateKeyFile: key)
+        options.serving.tls?.reloadInterval = .milliseconds(200)
+        @Sendable func trusting(_ pki: TestCertificates) -> HTTP2ClientTransport.Posix.TransportSecurity {
+            .tls { config in
+                config.trustRoots = .certificates([.file(path: pki.caCertificate, format: .pem)])
+                config.serverCertificateVerification = .noHostnameVerification
+            }
+        }
+        try await XDSServiceTests.withServer(store, options: options) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            #expect(await Self.served(port: port, security: trusting(old)))
+            #expect(await !Self.served(port: port, security: trusting(renewed)))
+            try install(renewed)
+            #expect(await eventually { await Self.served(port: port, security: trusting(renewed)) }, "the renewed certificate is served")
+            #expect(await !Self.served(port: port, security: trusting(old)))
+        }
+    }
+
+    @Test func aBadCertificateFileIsAnErrorAtStartAndInTheConfigCheck() async throws {
+        let directory = try TemporaryDirectory(prefix: "legation-xds-tls")
+        defer { directory.remove() }
+        try Data("not a certificate".utf8).write(to: URL(fileURLWithPath: directory.file("bad.pem")))
+        var options = XDSServiceTests.options()
+        options.serving.tls = ServingOptions.TLS(certificateChainFile: directory.file("bad.pem"), privateKeyFile: directory.file("bad.pem"))
+        let runtime = XDSServerRuntime(reader: InMemoryEndpointStore(), options: options, logger: .quiet())
+        await #expect(throws: XDSServerStartError.self) { try await runtime.run() }
+
+        let config = try XDSServerConfiguration.parse(yaml: """
+            grpc:
+              tls:
+                privateKeyFile: /nonexistent/key.pem
+                clientCAFile: /nonexistent/ca.pem
+                reloadSeconds: 0
+            """)
+        let problems = config.problems()
+        #expect(problems.contains { $0.contains("grpc.tls.certificateChainFile is required") })
+        #expect(problems.contains { $0.contains("grpc.tls.privateKeyFile /nonexistent/key.pem is not a readable file") })
+        #expect(problems.contains { $0.contains("grpc.tls.clientCAFile") })
+        #expect(problems.contains { $0.contains("grpc.tls.reloadSeconds") })
+    }
+}
