@@ -16,6 +16,12 @@ struct EnvoyBootstrapCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Envoy admin port on 127.0.0.1.", valueName: "port")) var adminPort = 9901
     @Option(help: ArgumentHelp("Also an HTTP listener on 127.0.0.1 routing everything to one cluster: PORT=CLUSTER.", valueName: "port=cluster"))
     var route: String?
+    @Option(help: ArgumentHelp("xDS over TLS: the CA file (in the sidecar's pod) the xds-server's certificate chains to.", valueName: "path"))
+    var tlsCA: String?
+    @Option(help: ArgumentHelp("Mutual TLS: the sidecar's client certificate file (with --tls-key).", valueName: "path")) var tlsCert: String?
+    @Option(help: ArgumentHelp("Mutual TLS: the sidecar's private key file.", valueName: "path")) var tlsKey: String?
+    @Option(help: ArgumentHelp("The DNS name the xds-server's certificate must carry (SNI and SAN check).", valueName: "name"))
+    var tlsServerName: String?
 
     func run() throws {
         var servers: [(host: String, port: Int)] = []
@@ -32,6 +38,10 @@ struct EnvoyBootstrapCommand: ParsableCommand {
             listener = (port, String(parts[1]))
         }
         guard (1...65_535).contains(adminPort) else { throw ValidationError("--admin-port must be 1...65535") }
-        print(EnvoyBootstrap(nodeID: nodeID, nodeCluster: nodeCluster, zone: zone, xdsServers: servers, adminPort: adminPort, listener: listener).yaml, terminator: "")
+        guard (tlsCert == nil) == (tlsKey == nil) else { throw ValidationError("--tls-cert and --tls-key go together") }
+        guard tlsCA != nil || (tlsCert == nil && tlsServerName == nil) else { throw ValidationError("--tls-cert, --tls-key and --tls-server-name need --tls-ca") }
+        var bootstrap = EnvoyBootstrap(nodeID: nodeID, nodeCluster: nodeCluster, zone: zone, xdsServers: servers, adminPort: adminPort, listener: listener)
+        bootstrap.tls = tlsCA.map { EnvoyBootstrap.TLS(caFile: $0, certificateFile: tlsCert, privateKeyFile: tlsKey, serverName: tlsServerName) }
+        print(bootstrap.yaml, terminator: "")
     }
 }

@@ -113,6 +113,52 @@ import Glibc
         }
     }
 
+    /// A real Envoy over mutual TLS: with its client certificate it gets its clusters; the same Envoy
+    /// without one never does.
+    @Test func aRealEnvoyWithAClientCertificateIsServedAndOneWithoutIsNot() async throws {
+        guard let binary = EnvoyProcess.binary else {
+            Issue.record("envoy is not installed: run scripts/install-deps.sh --e2e")
+            return
+        }
+        let directory = try TemporaryDirectory(prefix: "legation-xds-tls-envoy")
+        defer { directory.remove() }
+        let pki = try await TestCertificates(in: directory)
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        var options = XDSServiceTests.options()
+        options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
+        let runtime = XDSServerRuntime(reader: store, options: options, logger: .quiet())
+        let server = Task { try await runtime.run() }
+        defer { server.cancel() }
+        let port = try #require(await runtime.port())
+        #expect(await eventually { runtime.hub.notReadyReason == nil })
+        let (trustedDirectory, strangerDirectory) = (try TemporaryDirectory(prefix: "legation-envoy"), try TemporaryDirectory(prefix: "legation-envoy"))
+        defer { trustedDirectory.remove(); strangerDirectory.remove() }
+        let trusted = try Self.startEnvoy(binary: binary, name: "sidecar-with-certificate", xdsPort: port, pki: pki, certificate: true, directory: trustedDirectory)
+        let stranger = try Self.startEnvoy(binary: binary, name: "sidecar-without-certificate", xdsPort: port, pki: pki, certificate: false, directory: strangerDirectory)
+        let served = await eventually(within: .seconds(20)) {
+            await EnvoyEndToEndTests.envoyStat(trusted, "cluster_manager.cds.update_success")["cluster_manager.cds.update_success", default: 0] >= 1
+        }
+        #expect(served, "Envoy with a client certificate got its clusters; its log ends with:\n\(trusted.log.suffix(2000))")
+        #expect(await EnvoyEndToEndTests.envoyStat(trusted, "cluster_manager.active_clusters")["cluster_manager.active_clusters", default: 0] >= 3)
+        // The other has had as long, and its TLS handshakes fail.
+        let refused = await EnvoyEndToEndTests.envoyStat(stranger, "cluster_manager.cds.update_success")["cluster_manager.cds.update_success", default: 0]
+        #expect(refused == 0)
+        #expect(runtime.hub.streams.count == 1, "only the trusted sidecar holds a stream")
+        await trusted.stop()
+        await stranger.stop()
+    }
+
+    static func startEnvoy(binary: String, name: String, xdsPort: Int, pki: TestCertificates, certificate: Bool, directory: TemporaryDirectory) throws -> EnvoyProcess {
+        let (adminPort, listenerPort) = (try freeLoopbackPort(), try freeLoopbackPort())
+        var bootstrap = EnvoyBootstrap(nodeID: name, xdsServers: [("127.0.0.1", xdsPort)], adminPort: adminPort)
+        bootstrap.tls = EnvoyBootstrap.TLS(
+            caFile: pki.caCertificate, certificateFile: certificate ? pki.clientCertificate : nil,
+            privateKeyFile: certificate ? pki.clientKey : nil, serverName: "localhost")
+        return try EnvoyProcess(binary: binary, bootstrap: bootstrap.yaml, adminPort: adminPort, listenerPort: listenerPort, directory: directory)
+    }
+
     @Test func aBadCertificateFileIsAnErrorAtStartAndInTheConfigCheck() async throws {
         let directory = try TemporaryDirectory(prefix: "legation-xds-tls")
         defer { directory.remove() }

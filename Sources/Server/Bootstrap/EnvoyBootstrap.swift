@@ -14,6 +14,26 @@ public struct EnvoyBootstrap: Sendable, Hashable {
     public var listener: (port: Int, cluster: String)?
     /// Incremental xDS (`DELTA_GRPC`) instead of state of the world.
     public var delta: Bool
+    /// TLS to the xds-servers (set when they serve `grpc.tls`); nil is plaintext.
+    public var tls: TLS?
+
+    /// The sidecar's side of xDS over TLS: files mounted in its pod.
+    public struct TLS: Sendable, Hashable {
+        /// PEM CA bundle the xds-server's certificate must chain to.
+        public var caFile: String
+        /// PEM client certificate and key, for mutual TLS.
+        public var certificateFile: String?
+        public var privateKeyFile: String?
+        /// The name the server's certificate must carry (SNI and a SAN check); nil skips the name check.
+        public var serverName: String?
+
+        public init(caFile: String, certificateFile: String? = nil, privateKeyFile: String? = nil, serverName: String? = nil) {
+            self.caFile = caFile
+            self.certificateFile = certificateFile
+            self.privateKeyFile = privateKeyFile
+            self.serverName = serverName
+        }
+    }
 
     public init(nodeID: String, nodeCluster: String = "legation", zone: String = "", xdsServers: [(host: String, port: Int)],
                 adminAddress: String = "127.0.0.1", adminPort: Int = 9901, listener: (port: Int, cluster: String)? = nil,
@@ -63,6 +83,22 @@ public struct EnvoyBootstrap: Sendable, Hashable {
                   endpoints: [{lb_endpoints: [\(endpoints)]}]
 
             """
+        if let tls {
+            var context = "validation_context: {trusted_ca: {filename: \(quoted(tls.caFile))}"
+            if let name = tls.serverName { context += ", match_typed_subject_alt_names: [{san_type: DNS, matcher: {exact: \(quoted(name))}}]" }
+            context += "}"
+            if let certificate = tls.certificateFile, let key = tls.privateKeyFile {
+                context += ", tls_certificates: [{certificate_chain: {filename: \(quoted(certificate))}, private_key: {filename: \(quoted(key))}}]"
+            }
+            text += """
+                    transport_socket:
+                      name: envoy.transport_sockets.tls
+                      typed_config:
+                        "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+                        common_tls_context: {alpn_protocols: [h2], \(context)}\(tls.serverName.map { "\n        sni: \(quoted($0))" } ?? "")
+
+                """
+        }
         if let listener {
             text += """
                   listeners:
