@@ -126,7 +126,7 @@ struct DemoCommand: AsyncParsableCommand {
         if let mesh {
             print("""
                   - Envoy: curl 127.0.0.1:\(mesh.envoyListenerPort)/ (a pod answers), curl 127.0.0.1:\(mesh.envoyAdminPort)/clusters
-                  - the xds-server: legation status --admin 127.0.0.1:\(mesh.adminPort) (what each sidecar holds, ACKs, NACKs);
+                  - the xds-server: legation status --debug 127.0.0.1:\(mesh.adminPort) (what each sidecar holds, ACKs, NACKs);
                     curl 127.0.0.1:\(mesh.adminPort)/debug/resources, /debug/sources, /metrics
                 """)
         }

@@ -58,7 +58,7 @@ final class DemoMesh: Sendable {
         serving = Task { try await runtime.run() }
         guard let port = await runtime.port() else { throw DemoError("the xds-server did not start") }
         xdsPort = port
-        admin = try await XDSServerRunner.startAdmin(runtime: runtime, host: "127.0.0.1", port: 0, registry: registry)
+        admin = try await XDSServerRunner.startAdmin(runtime: runtime, host: "127.0.0.1", port: 0, registry: registry, includeDebug: true)
         adminPort = admin.port
 
         envoyAdminPort = try Self.freePort()

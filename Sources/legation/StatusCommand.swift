@@ -11,11 +11,18 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show each connected client of an xds-server: node, subscriptions, versions, NACKs.")
 
-    @Option(help: ArgumentHelp("The xds-server's admin address.", valueName: "host:port")) var admin = "127.0.0.1:9091"
+    @Option(help: ArgumentHelp("The xds-server's debug address (its debug.address; the demo prints its own).", valueName: "host:port"))
+    var debug = "127.0.0.1:9092"
+    @Option(help: ArgumentHelp("A file holding the bearer token the debug endpoints require, if any.", valueName: "path")) var tokenFile: String?
     @Flag(help: "Print the raw JSON.") var json = false
 
     func run() async throws {
-        let body = try await Self.fetch("http://\(admin)/debug/clients")
+        var token: String?
+        if let tokenFile {
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(tokenFile)") }
+            token = text.trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        let body = try await Self.fetch("http://\(debug)/debug/clients", token: token)
         if json {
             print(String(decoding: body, as: UTF8.self), terminator: "")
             return
@@ -24,9 +31,10 @@ struct StatusCommand: AsyncParsableCommand {
         print(Self.render(clients), terminator: "")
     }
 
-    static func fetch(_ url: String) async throws -> [UInt8] {
+    static func fetch(_ url: String, token: String? = nil) async throws -> [UInt8] {
         var request = HTTPClientRequest(url: url)
         request.method = .GET
+        if let token { request.headers.add(name: "Authorization", value: "Bearer \(token)") }
         let response: HTTPClientResponse
         do {
             response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))

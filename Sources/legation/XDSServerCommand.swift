@@ -17,7 +17,9 @@ struct XDSServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("YAML configuration file.", valueName: "path")) var config: String?
     @Flag(help: "Validate the configuration, print it, and exit (0 when usable).") var checkConfig = false
     @Option(help: ArgumentHelp("xDS gRPC listen address (default 0.0.0.0:18000).", valueName: "host:port")) var listen: String?
-    @Option(help: ArgumentHelp("Admin HTTP address for /healthz, /readyz, /metrics, /debug/* (default 0.0.0.0:9091).", valueName: "host:port")) var adminAddress: String?
+    @Option(help: ArgumentHelp("Admin HTTP address for /healthz, /readyz, /metrics (default 0.0.0.0:9091).", valueName: "host:port")) var adminAddress: String?
+    @Option(help: ArgumentHelp("Debug HTTP address for /debug/* (default 127.0.0.1:9092: this host only).", valueName: "host:port")) var debugAddress: String?
+    @Option(help: ArgumentHelp("A file holding a bearer token /debug/* requires (re-read on each request).", valueName: "path")) var debugTokenFile: String?
     @Option(help: ArgumentHelp("A source whose sync canary readiness waits for (repeatable).", valueName: "name")) var source: [String] = []
     @Option(help: ArgumentHelp("Become ready after this long even without every source's canary (default 30).", valueName: "seconds")) var readinessTimeout: Double?
     @Option(help: ArgumentHelp("Push once no change came for this long (default 10).", valueName: "ms")) var debounceQuiet: Double?
@@ -46,9 +48,12 @@ struct XDSServerCommand: AsyncParsableCommand {
         let logger = Logger(label: "legation.xds-server")
         let redisSettings = settings.redis ?? RedisSettings()
         let store = RedisEndpointStore(try redisSettings.configuration(clientName: "legation-xds-server"), options: redisSettings.storeOptions, logger: logger)
-        let (adminHost, adminPort) = splitHostAndPort(settings.admin?.address ?? "0.0.0.0:9091")!
+        var addresses = XDSServerRunner.AdminAddresses()
+        (addresses.adminHost, addresses.adminPort) = splitHostAndPort(settings.admin?.address ?? "0.0.0.0:9091")!
+        (addresses.debugHost, addresses.debugPort) = splitHostAndPort(settings.debug?.address ?? "127.0.0.1:9092")!
+        addresses.debugTokenFile = settings.debug?.tokenFile
         try await XDSServerRunner(reader: store, options: settings.runtimeOptions(), registry: registry, logger: logger)
-            .run(adminHost: adminHost, adminPort: adminPort, onClose: { await store.close() })
+            .run(addresses, onClose: { await store.close() })
     }
 
     func effectiveConfiguration() throws -> XDSServerConfiguration {
@@ -75,6 +80,12 @@ struct XDSServerCommand: AsyncParsableCommand {
         if redisSettings.url == nil { redisSettings.url = ProcessInfo.processInfo.environment["LEGATION_REDIS_URL"] }
         settings.redis = redisSettings
         if let adminAddress { settings.admin = XDSServerConfiguration.Admin(address: adminAddress) }
+        if debugAddress != nil || debugTokenFile != nil {
+            var debug = settings.debug ?? XDSServerConfiguration.Debug()
+            if let debugAddress { debug.address = debugAddress }
+            if let debugTokenFile { debug.tokenFile = debugTokenFile }
+            settings.debug = debug
+        }
         if logLevel != nil || logFormat != nil {
             settings.log = XDSServerConfiguration.Log(level: logLevel ?? settings.log?.level, format: logFormat ?? settings.log?.format)
         }

@@ -50,6 +50,18 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         public init(address: String? = nil) { self.address = address }
     }
 
+    /// The debug views (`/debug/*`): their own listener, localhost unless set otherwise.
+    public struct Debug: Codable, Sendable, Equatable {
+        /// `host:port` (default `127.0.0.1:9092`).
+        public var address: String?
+        /// A file holding a bearer token; when set, `/debug/*` answers only requests that carry it.
+        public var tokenFile: String?
+        public init(address: String? = nil, tokenFile: String? = nil) {
+            self.address = address
+            self.tokenFile = tokenFile
+        }
+    }
+
     public typealias Log = LogSettings
 
     /// Sources whose sync canary readiness waits for (others are served as they appear).
@@ -62,6 +74,7 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
     public var resources: Resources?
     public var redis: RedisSettings?
     public var admin: Admin?
+    public var debug: Debug?
     public var log: Log?
 
     public init() {}
@@ -84,6 +97,10 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         if let timeout = readinessTimeoutSeconds, !(0...3600).contains(timeout) { problems.append("readinessTimeoutSeconds must be 0...3600") }
         if let address = grpc?.address, splitHostAndPort(address) == nil { problems.append("grpc.address \(address.prefix(80)) is not host:port") }
         if let address = admin?.address, splitHostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
+        if let address = debug?.address, splitHostAndPort(address) == nil { problems.append("debug.address \(address.prefix(80)) is not host:port") }
+        if let file = debug?.tokenFile, !FileManager.default.isReadableFile(atPath: file) {
+            problems.append("debug.tokenFile \(file.prefix(200)) is not a readable file")
+        }
         if let value = grpc?.maxStreams, !(1...1_000_000).contains(value) { problems.append("grpc.maxStreams must be 1...1000000") }
         if let value = grpc?.maxRequestBytes, !(1024...(64 << 20)).contains(value) { problems.append("grpc.maxRequestBytes must be 1 KiB...64 MiB") }
         if let value = grpc?.maxStreamsPerConnection, !(1...10_000).contains(value) { problems.append("grpc.maxStreamsPerConnection must be 1...10000") }
