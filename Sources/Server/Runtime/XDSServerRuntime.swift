@@ -142,11 +142,24 @@ public final class XDSServerRuntime: Service, Sendable {
         guard let tls else { return (.plaintext, nil) }
         let reloader: TimedCertificateReloader
         do {
-            reloader = try TimedCertificateReloader.makeReloaderValidatingSources(
+            let configuration = TimedCertificateReloader.Configuration(
                 refreshInterval: tls.reloadInterval,
                 certificateSource: .init(location: .file(path: tls.certificateChainFile), format: .pem),
-                privateKeySource: .init(location: .file(path: tls.privateKeyFile), format: .pem),
-                logger: logger)
+                privateKeySource: .init(location: .file(path: tls.privateKeyFile), format: .pem)
+            ) { configuration in
+                // Every attempt reports a load; only a new certificate is worth a line. A failed reload
+                // keeps serving the last good pair, and says so at each attempt until fixed.
+                configuration.onCertificateLoaded = { diff in
+                    guard let previous = diff.previousX509CertificateChain, previous != diff.currentX509CertificateChain else { return }
+                    logger.info("loaded a new xDS TLS certificate", metadata: ["file": "\(tls.certificateChainFile)"])
+                }
+                configuration.onCertificateLoadFailed = { failure in
+                    logger.warning(
+                        "cannot reload the xDS TLS certificate; still serving the previous one",
+                        metadata: ["file": "\(tls.certificateChainFile)", "error": "\(failure.error)"])
+                }
+            }
+            reloader = try TimedCertificateReloader.makeReloaderValidatingSources(configuration: configuration)
         } catch {
             throw XDSServerStartError("cannot load the xDS TLS certificate \(tls.certificateChainFile) and key \(tls.privateKeyFile): \(error)")
         }
