@@ -80,15 +80,18 @@ import Testing
         var (responses, refusals, streams) = (0, 0, 1)
         var problems: [String] = []
         var reasons: [String: Int] = [:]
+        func record(_ sent: [OutboundResponse]) {
+            for response in sent {
+                responses += 1
+                generator.nonces.append(response.nonce)
+                generator.versions.append(response.versionInfo)
+                Self.check(names: response.resources.map(\.name), type: response.type, nonce: response.nonce, snapshot: fixture.snapshot, lastNonce: &lastNonce, problems: &problems)
+            }
+        }
         for _ in 0..<iterations {
             if generator.chance(20) {
                 Self.churn(&fixture, &generator)
-                for response in machine.onSnapshot(fixture.snapshot).responses {
-                    responses += 1
-                    generator.nonces.append(response.nonce)
-                    generator.versions.append(response.versionInfo)
-                    Self.check(names: response.resources.map(\.name), type: response.type, nonce: response.nonce, snapshot: fixture.snapshot, lastNonce: &lastNonce, problems: &problems)
-                }
+                record(machine.onSnapshot(fixture.snapshot).responses)
             }
             var message = request(nil, names: generator.names(from: fixture.snapshot), version: generator.version(), nonce: generator.nonce(),
                                   nack: generator.chance(10) ? "rejected" : nil, node: generator.chance(90) ? "sidecar-\(streams)" : nil)
@@ -102,13 +105,7 @@ import Testing
                 machine = SotWStreamStateMachine(allowedTypes: Set(ResourceType.allCases))  // the stream ends; the client reconnects
                 lastNonce = 0
                 generator.nonces = []
-            case .send(let sent):
-                for response in sent {
-                    responses += 1
-                    generator.nonces.append(response.nonce)
-                    generator.versions.append(response.versionInfo)
-                    Self.check(names: response.resources.map(\.name), type: response.type, nonce: response.nonce, snapshot: fixture.snapshot, lastNonce: &lastNonce, problems: &problems)
-                }
+            case .send(let sent): record(sent)
             case .none: break
             }
         }

@@ -23,13 +23,18 @@ import Glibc
         return result == true
     }
 
+    /// An in-memory store with `sets` published by a writer that holds the source's lease.
+    static func store(publishing sets: [EndpointSet]) async throws -> InMemoryEndpointStore {
+        let store = InMemoryEndpointStore()
+        try await TestWriter.start(store, source: F.east).publish(sets)
+        return store
+    }
+
     @Test func mutualTLSServesOnlyClientsWithACertificateFromTheConfiguredCA() async throws {
         let directory = try TemporaryDirectory(prefix: "legation-xds-tls")
         defer { directory.remove() }
         let pki = try await TestCertificates(in: directory)
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        let store = try await Self.store(publishing: [F.set("web", ["10.0.0.1"])])
         var options = XDSServiceTests.options()
         options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
         try await XDSServiceTests.withServer(store, options: options) { runtime, port in
@@ -56,9 +61,7 @@ import Glibc
         let directory = try TemporaryDirectory(prefix: "legation-xds-tls")
         defer { directory.remove() }
         let pki = try await TestCertificates(in: directory)
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        let store = try await Self.store(publishing: [F.set("web", ["10.0.0.1"])])
         var options = XDSServiceTests.options()
         options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey)
         try await XDSServiceTests.withServer(store, options: options) { runtime, port in
@@ -91,9 +94,7 @@ import Glibc
             }
         }
         try install(old)
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        let store = try await Self.store(publishing: [F.set("web", ["10.0.0.1"])])
         var options = XDSServiceTests.options()
         options.serving.tls = ServingOptions.TLS(certificateChainFile: chain, privateKeyFile: key)
         options.serving.tls?.reloadInterval = .milliseconds(200)
@@ -123,9 +124,7 @@ import Glibc
         let directory = try TemporaryDirectory(prefix: "legation-xds-tls-envoy")
         defer { directory.remove() }
         let pki = try await TestCertificates(in: directory)
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        try await writer.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        let store = try await Self.store(publishing: [F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
         var options = XDSServiceTests.options()
         options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
         let runtime = XDSServerRuntime(reader: store, options: options, logger: .quiet())

@@ -42,12 +42,10 @@ public struct EndpointSliceAggregator: Sendable {
         /// Sorted by address, each address once (the best rank, then the first).
         var endpoints: [(endpoint: Endpoint, rank: Int)]
         var rejections: [Rejection]
-        /// Target ports the endpoints were made with, and what each slice item became: the next version
-        /// of the slice reuses the endpoints whose items did not change (usually all but one).
+        /// Target ports the endpoints were made with, and what each item became by the digest of its JSON
+        /// bytes (slices read by `JSONReader` carry them): the next version of the slice reuses the
+        /// endpoints whose bytes did not change (usually all but one).
         var targets: [UInt16] = []
-        var made: [EndpointSliceObject.Endpoint: Endpoint] = [:]
-        /// The same by the digest of each item's JSON bytes, when the slice was read with digests
-        /// (cheaper to look up than hashing the item's fields).
         var madeByDigest: [UInt64: Endpoint] = [:]
     }
 
@@ -246,12 +244,9 @@ public struct EndpointSliceAggregator: Sendable {
         let reusable = previous?.targets == targets ? previous : nil
         result.targets = targets
         result.endpoints.reserveCapacity(items.count)
-        func remember(_ endpoint: Endpoint, _ index: Int, _ item: EndpointSliceObject.Endpoint) {
-            if let digests { result.madeByDigest[digests[index]] = endpoint } else { result.made[item] = endpoint }
-        }
         for (index, item) in items.enumerated() {
-            if let reusable, let endpoint = digests.map({ reusable.madeByDigest[$0[index]] }) ?? reusable.made[item] {
-                remember(endpoint, index, item)
+            if let reusable, let digests, let endpoint = reusable.madeByDigest[digests[index]] {
+                result.madeByDigest[digests[index]] = endpoint
                 let conditions = endpoint.conditions
                 result.endpoints.append((endpoint, conditions.ready ? 2 : (conditions.serving ? 1 : 0)))
                 continue
@@ -272,7 +267,7 @@ public struct EndpointSliceAggregator: Sendable {
                 let endpoint = try Endpoint(
                     address: address, targetPorts: targets, zone: zone, node: item.nodeName ?? "",
                     hostname: item.hostname ?? "", targetPod: pod, conditions: conditions)
-                remember(endpoint, index, item)
+                if let digests { result.madeByDigest[digests[index]] = endpoint }
                 result.endpoints.append((endpoint, conditions.ready ? 2 : (conditions.serving ? 1 : 0)))
             } catch {
                 result.rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: error.description))

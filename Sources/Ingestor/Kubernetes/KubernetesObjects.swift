@@ -13,19 +13,19 @@ public struct ObjectMeta: Decodable, Sendable, Equatable {
 
 /// `discovery.k8s.io/v1` EndpointSlice.
 public struct EndpointSliceObject: Decodable, Sendable, Equatable {
-    public struct Conditions: Decodable, Sendable, Hashable {
+    public struct Conditions: Decodable, Sendable, Equatable {
         public var ready: Bool?
         public var serving: Bool?
         public var terminating: Bool?
     }
 
-    public struct ObjectReference: Decodable, Sendable, Hashable {
+    public struct ObjectReference: Decodable, Sendable, Equatable {
         public var kind: String?
         public var namespace: String?
         public var name: String?
     }
 
-    public struct Endpoint: Decodable, Sendable, Hashable {
+    public struct Endpoint: Decodable, Sendable, Equatable {
         public var addresses: [String]
         public var conditions: Conditions?
         public var hostname: String?

@@ -62,26 +62,40 @@ struct IngestBenchmark: AsyncParsableCommand {
         #"{"kind":"Service","apiVersion":"v1","metadata":{"name":"svc-\#(service)","namespace":"bench","resourceVersion":"1"},"spec":{"type":"ClusterIP","ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":8080}]}}"#
     }
 
-    private func eventsRun(_ redis: RedisServer) async throws -> [String: String] {
-        let serviceCount = max(1, slices / slicesPerService)
-        let source = try SourceCluster("bench-events")
+    /// Watch event `index` of a run: it modifies one slice, whose terminating endpoint moves on by one.
+    func eventLine(_ index: Int, serviceCount: Int) -> [UInt8] {
+        let service = index % serviceCount
+        let slice = (index / serviceCount) % slicesPerService
+        let json = sliceJSON(service: service, slice: slice, version: 1000 + index, notReady: index / (serviceCount * slicesPerService))
+        return Array(#"{"type":"MODIFIED","object":"#.utf8) + Array(json.utf8) + Array("}\n".utf8)
+    }
+
+    /// A publisher for `source` holding the lease with every service published and synced, and the
+    /// aggregator that knows those services.
+    private func startPublishing(_ redis: RedisServer, source name: String) async throws
+        -> (RedisEndpointStore, EndpointPublisher, Task<Void, Never>, EndpointSliceAggregator)
+    {
+        let source = try SourceCluster(name)
         let store = RedisEndpointStore(try RedisConfiguration(url: redis.url()))
         let publisher = EndpointPublisher(store: store, source: source, holder: "bench", logger: .quiet())
         var aggregator = EndpointSliceAggregator(source: source, selection: ServiceSelection(excludeNamespaces: []))
-        for service in 0..<serviceCount {
+        for service in 0..<max(1, slices / slicesPerService) {
             _ = aggregator.upsert(service: try ServiceObject(json: Array(serviceJSON(service).utf8)))
         }
         await publisher.replaceAll(Array(aggregator.sets.values))
         let task = Task { await publisher.run() }
         while await !publisher.status.isSynced { try await Task.sleep(for: .milliseconds(5)) }
+        return (store, publisher, task, aggregator)
+    }
+
+    private func eventsRun(_ redis: RedisServer) async throws -> [String: String] {
+        let serviceCount = max(1, slices / slicesPerService)
+        let (store, publisher, task, initial) = try await startPublishing(redis, source: "bench-events")
+        var aggregator = initial
 
         // The stream, pre-rendered: each event modifies one slice (its terminating endpoint moves on by one).
         var stream: [UInt8] = []
-        for index in 0..<events {
-            let service = index % serviceCount
-            let slice = (index / serviceCount) % slicesPerService
-            stream += Array(#"{"type":"MODIFIED","object":"#.utf8) + Array(sliceJSON(service: service, slice: slice, version: 1000 + index, notReady: index / (serviceCount * slicesPerService)).utf8) + Array("}\n".utf8)
-        }
+        for index in 0..<events { stream += eventLine(index, serviceCount: serviceCount) }
         let cpuBefore = cpuSeconds()
         let started = ContinuousClock.now
         var framer = JSONObjectFramer()
@@ -119,16 +133,8 @@ struct IngestBenchmark: AsyncParsableCommand {
     /// arriving to Redis acknowledging the write that carries it.
     private func pacedRun(_ redis: RedisServer) async throws -> [String: String] {
         let serviceCount = max(1, slices / slicesPerService)
-        let source = try SourceCluster("bench-paced")
-        let store = RedisEndpointStore(try RedisConfiguration(url: redis.url()))
-        let publisher = EndpointPublisher(store: store, source: source, holder: "bench", logger: .quiet())
-        var aggregator = EndpointSliceAggregator(source: source, selection: ServiceSelection(excludeNamespaces: []))
-        for service in 0..<serviceCount {
-            _ = aggregator.upsert(service: try ServiceObject(json: Array(serviceJSON(service).utf8)))
-        }
-        await publisher.replaceAll(Array(aggregator.sets.values))
-        let task = Task { await publisher.run() }
-        while await !publisher.status.isSynced { try await Task.sleep(for: .milliseconds(5)) }
+        let (store, publisher, task, initial) = try await startPublishing(redis, source: "bench-paced")
+        var aggregator = initial
 
         // Each upsert's sequence number against the flushes' "through" numbers. A flush may be observed
         // before its upsert is booked here; the last acknowledgement per service settles those.
@@ -149,12 +155,7 @@ struct IngestBenchmark: AsyncParsableCommand {
                 }
             }
         }
-        let lines = (0..<pacedEvents).map { index in
-            let service = index % serviceCount
-            let slice = (index / serviceCount) % slicesPerService
-            return Array(#"{"type":"MODIFIED","object":"#.utf8)
-                + Array(sliceJSON(service: service, slice: slice, version: 1000 + index, notReady: index / (serviceCount * slicesPerService)).utf8) + Array("}\n".utf8)
-        }
+        let lines = (0..<pacedEvents).map { eventLine($0, serviceCount: serviceCount) }
         var framer = JSONObjectFramer()
         let memo = ReadMemo()
         let interval = Duration.seconds(1) / pacedRate
