@@ -129,6 +129,7 @@ let package = Package(
                 "Server",
                 "EnvoyAPI",
                 "LegationTestSupport",
+                "LegationLoad",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -136,6 +137,19 @@ let package = Package(
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
             ],
             path: "benchmarks/Sources/legation-bench",
+            swiftSettings: strictSettings
+        ),
+        // Simulated sidecars (cheap ADS clients), shared by the benchmark harness and the fault tests.
+        .target(
+            name: "LegationLoad",
+            dependencies: [
+                "Server",
+                "EnvoyAPI",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+            ],
+            path: "benchmarks/Sources/LegationLoad",
             swiftSettings: strictSettings
         ),
         // Helpers for tests: a redis-server on a free loopback port, TLS certificates, fixtures.
@@ -199,6 +213,14 @@ let package = Package(
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "FaultTests",
+            dependencies: [
+                "Server", "Shared", "LegationLoad", "LegationTestSupport",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings
         ),

@@ -1,6 +1,7 @@
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation
+import LegationLoad
 import LegationTestSupport
 import Server
 import Shared

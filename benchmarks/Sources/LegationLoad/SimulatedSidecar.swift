@@ -1,0 +1,371 @@
+import EnvoyAPI
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import GRPCProtobuf
+import Server
+import Synchronization
+
+/// Reads only what a load generator needs from an encoded response, without decoding the resources:
+/// the top-level fields, and a resource's name (field 1 of Cluster and ClusterLoadAssignment alike).
+public enum MiniProtobuf {
+    /// (field number, value bytes) for each length-delimited top-level field; varints and fixed fields are skipped.
+    public static func fields(_ bytes: ArraySlice<UInt8>) -> [(number: Int, value: ArraySlice<UInt8>)] {
+        var fields: [(Int, ArraySlice<UInt8>)] = []
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            guard let tag = varint(bytes, &index) else { break }
+            let number = Int(tag >> 3)
+            switch tag & 7 {
+            case 0: _ = varint(bytes, &index)
+            case 1: index += 8
+            case 5: index += 4
+            case 2:
+                guard let length = varint(bytes, &index), index + Int(length) <= bytes.endIndex else { return fields }
+                fields.append((number, bytes[index..<(index + Int(length))]))
+                index += Int(length)
+            default: return fields
+            }
+        }
+        return fields
+    }
+
+    static func varint(_ bytes: ArraySlice<UInt8>, _ index: inout Int) -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        while index < bytes.endIndex, shift < 64 {
+            let byte = bytes[index]
+            index += 1
+            value |= UInt64(byte & 0x7f) << shift
+            if byte < 0x80 { return value }
+            shift += 7
+        }
+        return nil
+    }
+
+    static func string(_ bytes: ArraySlice<UInt8>) -> String { String(decoding: bytes, as: UTF8.self) }
+
+    /// The `value` of an `Any` (type_url 1, value 2).
+    static func valueOfAny(_ any: ArraySlice<UInt8>) -> ArraySlice<UInt8>? {
+        fields(any).first(where: { $0.number == 2 })?.value
+    }
+
+    /// The `name` of the resource inside an `Any`.
+    static func nameInAny(_ any: ArraySlice<UInt8>) -> String? {
+        guard let value = valueOfAny(any) else { return nil }
+        return fields(value).first(where: { $0.number == 1 }).map { string($0.value) }
+    }
+}
+
+/// Hands the response bytes over undecoded.
+struct RawDeserializer: MessageDeserializer {
+    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> [UInt8] {
+        bytes.withUnsafeBytes { Array($0) }
+    }
+}
+
+/// One simulated Envoy: its own HTTP/2 connection, one ADS stream (state of the world or delta),
+/// wildcard CDS, EDS for every cluster received, ACKs with version and nonce. It records when each
+/// load assignment arrived, and the bytes it received. Like Envoy it reconnects when the stream ends
+/// (to the next of its xds-servers), saying what it holds: SotW `version_info`, delta
+/// `initial_resource_versions`.
+///
+/// With `trackContent` (fault tests, small N) it also decodes each assignment and keeps the endpoints
+/// it holds, so a test can count every endpoint change and removal pushed and compare with the truth.
+public final class SimulatedSidecar: Sendable {
+    public struct State: Sendable {
+        public var clusters: Set<String> = []
+        public var assignments: [String: ContinuousClock.Instant] = [:]
+        /// Every arrival of each assignment, for update latency.
+        public var arrivals: [(name: String, at: ContinuousClock.Instant)] = []
+        public var bytes = 0
+        public var responses = 0
+        public var error: String?
+
+        /// Streams opened (1 + reconnects), the server port of the open one, and when it opened.
+        public var connects = 0
+        public var connectedPort: Int?
+        public var connectedAt: ContinuousClock.Instant?
+        /// With `trackContent`: the endpoints ("address:port") held per assignment.
+        public var endpoints: [String: Set<String>] = [:]
+        /// With `trackContent`: each change to what was held, after an assignment's first arrival.
+        public var changes: [Change] = []
+        /// Assignments re-sent with exactly the bytes held (needless), and clusters removed by the server.
+        public var resends = 0
+        public var clustersRemoved = 0
+
+        var sotwVersions: [String: String] = [:]
+        var deltaVersions: [String: [String: String]] = [:]
+        var heldBytes: [String: [UInt8]] = [:]
+    }
+
+    public struct Change: Sendable {
+        public var assignment: String
+        public var at: ContinuousClock.Instant
+        public var added: Int
+        public var removed: Int
+    }
+
+    public let id: Int
+    public let delta: Bool
+    public let trackContent: Bool
+    public let state = Mutex(State())
+
+    public init(id: Int, delta: Bool, trackContent: Bool = false) {
+        self.id = id
+        self.delta = delta
+        self.trackContent = trackContent
+    }
+
+    public var syncedClusters: Int { state.withLock { $0.assignments.count } }
+
+    /// Connects and follows the stream until cancelled; with `reconnect`, a stream that ends is opened
+    /// again on the next server after a short jittered pause (50–250 ms, as Envoy's backoff starts).
+    public func run(servers: [(host: String, port: Int)], zone: String, reconnect: Bool = false) async {
+        var index = id % servers.count
+        repeat {
+            let (host, port) = servers[index]
+            do {
+                try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: host, port: port), transportSecurity: .plaintext)) { client in
+                    var node = Envoy_Config_Core_V3_Node()
+                    node.id = "bench-sidecar-\(id)"
+                    node.cluster = "bench"
+                    node.locality.zone = zone
+                    if delta {
+                        try await runDelta(client, node: node, port: port)
+                    } else {
+                        try await runSotW(client, node: node, port: port)
+                    }
+                }
+            } catch is CancellationError {
+                return
+            } catch {
+                state.withLock { $0.error = "\(error)" }
+            }
+            state.withLock { $0.connectedPort = nil }
+            index = (index + 1) % servers.count
+            if reconnect { try? await Task.sleep(for: .milliseconds(50 + Int.random(in: 0..<200))) }
+        } while reconnect && !Task.isCancelled
+    }
+
+    /// Connects to one server and follows the stream until it ends or the task is cancelled.
+    public func run(host: String, port: Int, zone: String) async {
+        await run(servers: [(host, port)], zone: zone)
+    }
+
+    private func opened(port: Int) {
+        state.withLock {
+            $0.connects += 1
+            $0.connectedPort = port
+            $0.connectedAt = .now
+        }
+    }
+
+    private func runSotW(_ client: GRPCClient<HTTP2ClientTransport.Posix>, node: Envoy_Config_Core_V3_Node, port: Int) async throws {
+        let (requests, sink) = AsyncStream<Envoy_Service_Discovery_V3_DiscoveryRequest>.makeStream()
+        let (held, versions) = state.withLock { (Array($0.clusters).sorted(), $0.sotwVersions) }
+        var first = Envoy_Service_Discovery_V3_DiscoveryRequest()
+        first.node = node
+        first.typeURL = ResourceType.cluster.typeURL
+        first.versionInfo = versions[ResourceType.cluster.typeURL] ?? ""
+        sink.yield(first)
+        if !held.isEmpty {
+            // A reconnect: ask again for the assignments held, with the version they came in.
+            var eds = Envoy_Service_Discovery_V3_DiscoveryRequest()
+            eds.typeURL = ResourceType.endpoint.typeURL
+            eds.resourceNames = held
+            eds.versionInfo = versions[ResourceType.endpoint.typeURL] ?? ""
+            sink.yield(eds)
+        }
+        try await client.bidirectionalStreaming(
+            request: StreamingClientRequest(of: Envoy_Service_Discovery_V3_DiscoveryRequest.self) { writer in
+                for await request in requests { try await writer.write(request) }
+            },
+            descriptor: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Method.StreamAggregatedResources.descriptor,
+            serializer: ProtobufSerializer<Envoy_Service_Discovery_V3_DiscoveryRequest>(),
+            deserializer: RawDeserializer(),
+            options: .defaults
+        ) { response in
+            defer { sink.finish() }
+            self.opened(port: port)
+            var subscribed = held
+            for try await bytes in response.messages {
+                let now = ContinuousClock.now
+                var version = "", nonce = "", typeURL = ""
+                var resources: [(name: String, value: ArraySlice<UInt8>)] = []
+                for field in MiniProtobuf.fields(bytes[...]) {
+                    switch field.number {
+                    case 1: version = MiniProtobuf.string(field.value)
+                    case 2:
+                        if let value = MiniProtobuf.valueOfAny(field.value),
+                            let name = MiniProtobuf.fields(value).first(where: { $0.number == 1 })
+                        {
+                            resources.append((MiniProtobuf.string(name.value), value))
+                        }
+                    case 4: typeURL = MiniProtobuf.string(field.value)
+                    case 5: nonce = MiniProtobuf.string(field.value)
+                    default: break
+                    }
+                }
+                var ack = Envoy_Service_Discovery_V3_DiscoveryRequest()
+                ack.typeURL = typeURL
+                ack.versionInfo = version
+                ack.responseNonce = nonce
+                self.state.withLock { $0.sotwVersions[typeURL] = version }
+                if typeURL == ResourceType.cluster.typeURL {
+                    let clusters = resources.map(\.name).sorted()
+                    self.state.withLock {
+                        $0.clustersRemoved += $0.clusters.subtracting(clusters).count
+                        $0.clusters = Set(clusters)
+                        $0.bytes += bytes.count
+                        $0.responses += 1
+                    }
+                    sink.yield(ack)
+                    if clusters != subscribed {
+                        subscribed = clusters
+                        var eds = Envoy_Service_Discovery_V3_DiscoveryRequest()
+                        eds.typeURL = ResourceType.endpoint.typeURL
+                        eds.resourceNames = clusters
+                        sink.yield(eds)
+                    }
+                } else {
+                    self.record(resources, at: now, bytes: bytes.count)
+                    ack.resourceNames = subscribed
+                    sink.yield(ack)
+                }
+            }
+        }
+    }
+
+    private func runDelta(_ client: GRPCClient<HTTP2ClientTransport.Posix>, node: Envoy_Config_Core_V3_Node, port: Int) async throws {
+        let (requests, sink) = AsyncStream<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest>.makeStream()
+        let versions = state.withLock { $0.deltaVersions }
+        var first = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+        first.node = node
+        first.typeURL = ResourceType.cluster.typeURL
+        first.resourceNamesSubscribe = ["*"]
+        first.initialResourceVersions = versions[ResourceType.cluster.typeURL] ?? [:]
+        sink.yield(first)
+        let heldAssignments = Set(versions[ResourceType.endpoint.typeURL]?.keys ?? [:].keys)
+        if let held = versions[ResourceType.endpoint.typeURL], !held.isEmpty {
+            var eds = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+            eds.typeURL = ResourceType.endpoint.typeURL
+            eds.resourceNamesSubscribe = held.keys.sorted()
+            eds.initialResourceVersions = held
+            sink.yield(eds)
+        }
+        try await client.bidirectionalStreaming(
+            request: StreamingClientRequest(of: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest.self) { writer in
+                for await request in requests { try await writer.write(request) }
+            },
+            descriptor: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Method.DeltaAggregatedResources.descriptor,
+            serializer: ProtobufSerializer<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest>(),
+            deserializer: RawDeserializer(),
+            options: .defaults
+        ) { response in
+            defer { sink.finish() }
+            self.opened(port: port)
+            var subscribed = heldAssignments
+            for try await bytes in response.messages {
+                let now = ContinuousClock.now
+                var nonce = "", typeURL = ""
+                var resources: [(name: String, value: ArraySlice<UInt8>)] = []
+                var resourceVersions: [(String, String)] = []
+                var removed: [String] = []
+                for field in MiniProtobuf.fields(bytes[...]) {
+                    switch field.number {
+                    case 2:
+                        // Resource: version 1, resource (Any) 2, name 3.
+                        let parts = MiniProtobuf.fields(field.value)
+                        guard let name = parts.first(where: { $0.number == 3 }).map({ MiniProtobuf.string($0.value) }) else { continue }
+                        let value = parts.first(where: { $0.number == 2 }).flatMap { MiniProtobuf.valueOfAny($0.value) } ?? []
+                        resources.append((name, value))
+                        resourceVersions.append((name, parts.first(where: { $0.number == 1 }).map { MiniProtobuf.string($0.value) } ?? ""))
+                    case 4: typeURL = MiniProtobuf.string(field.value)
+                    case 5: nonce = MiniProtobuf.string(field.value)
+                    case 6: removed.append(MiniProtobuf.string(field.value))
+                    default: break
+                    }
+                }
+                self.state.withLock { state in
+                    for (name, version) in resourceVersions { state.deltaVersions[typeURL, default: [:]][name] = version }
+                    for name in removed { state.deltaVersions[typeURL]?[name] = nil }
+                }
+                var ack = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+                ack.typeURL = typeURL
+                ack.responseNonce = nonce
+                if typeURL == ResourceType.cluster.typeURL {
+                    let clusters = self.state.withLock { state -> Set<String> in
+                        state.clustersRemoved += removed.filter(state.clusters.contains).count
+                        state.clusters.formUnion(resources.map(\.name))
+                        state.clusters.subtract(removed)
+                        state.bytes += bytes.count
+                        state.responses += 1
+                        return state.clusters
+                    }
+                    sink.yield(ack)
+                    let new = clusters.subtracting(subscribed)
+                    let gone = subscribed.subtracting(clusters)
+                    if !new.isEmpty || !gone.isEmpty {
+                        subscribed = clusters
+                        var eds = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+                        eds.typeURL = ResourceType.endpoint.typeURL
+                        eds.resourceNamesSubscribe = new.sorted()
+                        eds.resourceNamesUnsubscribe = gone.sorted()
+                        sink.yield(eds)
+                    }
+                } else {
+                    self.record(resources, at: now, bytes: bytes.count)
+                    if self.trackContent, !removed.isEmpty {
+                        self.state.withLock { state in
+                            for name in removed {
+                                guard let held = state.endpoints.removeValue(forKey: name) else { continue }
+                                state.heldBytes[name] = nil
+                                state.changes.append(Change(assignment: name, at: now, added: 0, removed: held.count))
+                            }
+                        }
+                    }
+                    sink.yield(ack)
+                }
+            }
+        }
+    }
+
+    private func record(_ resources: [(name: String, value: ArraySlice<UInt8>)], at now: ContinuousClock.Instant, bytes: Int) {
+        let decoded: [(String, Set<String>)]? = trackContent ? resources.map { ($0.name, Self.endpoints(in: $0.value)) } : nil
+        state.withLock { state in
+            state.bytes += bytes
+            state.responses += 1
+            for (offset, resource) in resources.enumerated() {
+                let name = resource.name
+                if state.assignments[name] == nil { state.assignments[name] = now }
+                state.arrivals.append((name, now))
+                guard let decoded else { continue }
+                let value = Array(resource.value)
+                if state.heldBytes[name] == value {
+                    state.resends += 1
+                    continue
+                }
+                let endpoints = decoded[offset].1
+                if let held = state.endpoints[name] {
+                    state.changes.append(Change(
+                        assignment: name, at: now, added: endpoints.subtracting(held).count, removed: held.subtracting(endpoints).count))
+                }
+                state.heldBytes[name] = value
+                state.endpoints[name] = endpoints
+            }
+        }
+    }
+
+    /// "address:port" of every endpoint in an encoded ClusterLoadAssignment.
+    static func endpoints(in bytes: ArraySlice<UInt8>) -> Set<String> {
+        guard let assignment = try? Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: Array(bytes)) else { return [] }
+        var result = Set<String>()
+        for locality in assignment.endpoints {
+            for endpoint in locality.lbEndpoints {
+                let address = endpoint.endpoint.address.socketAddress
+                result.insert("\(address.address):\(address.portValue)")
+            }
+        }
+        return result
+    }
+}
