@@ -37,6 +37,7 @@ struct IngestorRunner {
         publisherOptions.heartbeatInterval = publisherOptions.leaseTTL / 3
         if let window = settings.publish?.coalesceMilliseconds { publisherOptions.coalescingWindow = .milliseconds(Int64(window)) }
         if let batch = settings.publish?.batchLimit { publisherOptions.batchLimit = batch }
+        if let heartbeat = settings.publish?.heartbeatSeconds { publisherOptions.heartbeatInterval = .milliseconds(Int64(heartbeat * 1000)) }
         if let reconcile = settings.publish?.reconcileSeconds { publisherOptions.reconcileInterval = .milliseconds(Int64(reconcile * 1000)) }
         let holder = settings.lease?.holder ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let publisher = EndpointPublisher(store: store, source: source, holder: holder, options: publisherOptions, logger: logger)
@@ -74,7 +75,7 @@ struct IngestorRunner {
                 let status = await publisher.status
                 return AdminServer.Response(
                     contentType: "application/json",
-                    body: #"{"source":"\#(source)","holder":"\#(holder)","leader":\#(status.isLeader),"synced":\#(status.isSynced),"pending":\#(status.pendingWrites)}"# + "\n")
+                    body: #"{"source":"\#(source)","holder":"\#(holder)","leader":\#(status.isLeader),"synced":\#(status.isSynced),"pending":\#(status.pendingWrites),"sourceReachable":\#(status.isSourceReachable)}"# + "\n")
             }])
         logger.info("ingestor started", metadata: [
             "source": "\(source)", "holder": "\(holder)", "redis": "\(redisConfiguration.redactedURL)", "admin": "\(host):\(admin.port)",

@@ -83,6 +83,8 @@ final class FaultRig: @unchecked Sendable {
                 contexts: [{name: fake, context: {cluster: fake, user: fake}}]
                 """
             _ = try directory.write("kubeconfig-\(source)", kubeconfig)
+            // Heartbeats every second: a source that stops answering turns stale within seconds.
+            _ = try directory.write("ingestor-\(source).yaml", "publish:\n  heartbeatSeconds: 1\n")
             for standby in 0..<options.ingestorsPerSource {
                 try startIngestor(source: source, holder: "\(source)-\(["a", "b", "c"][standby])")
             }
@@ -130,7 +132,7 @@ final class FaultRig: @unchecked Sendable {
         let admin = try freeLoopbackPort()
         let log = directory.file("ingestor-\(holder).log")
         let process = try ChildProcess(Self.legation, [
-            "ingestor", "--source", source, "--kubeconfig", directory.file("kubeconfig-\(source)"), "--redis-url", redis.url(),
+            "ingestor", "--config", directory.file("ingestor-\(source).yaml"), "--source", source, "--kubeconfig", directory.file("kubeconfig-\(source)"), "--redis-url", redis.url(),
             "--holder", holder, "--lease-ttl", String(options.leaseTTLSeconds), "--admin-address", "127.0.0.1:\(admin)",
             "--redis-timeout", "1", "--log-level", "info",
         ], outputFile: log)
@@ -163,6 +165,7 @@ final class FaultRig: @unchecked Sendable {
     }
 
     func ingestorAdmin(_ holder: String) -> Int? { ingestors[holder]?.admin }
+    var replicaAdmins: [Int] { replicas.values.map(\.admin) }
 
     // MARK: Sidecars and Envoy
 

@@ -256,6 +256,52 @@ struct FaultTests {
         }
     }
 
+    /// East's API server stops answering (open watches drop, new requests are cut). Its ingestor withholds
+    /// heartbeats, so the xds-servers flag east stale, and keep its endpoints; a change made in east
+    /// meanwhile arrives once the path heals.
+    @Test func aPartitionedSourceTurnsStaleKeepsItsEndpointsAndConverges() async throws {
+        var options = FaultRig.Options()
+        options.sidecars = Self.sidecars(100)
+        try await Self.withRig(options) { rig in
+            rig.startSidecars()
+            _ = try await rig.waitSteady()
+            let api = try #require(rig.apis["east"])
+            let ingestor = try #require(rig.ingestorAdmin("east-a"))
+            let server = try #require(rig.replicaAdmins.first)
+            let stale = #"legation_xds_source_stale{source="east"}"#
+
+            let cutAt = ContinuousClock.now
+            api.partition()
+            try rig.setEndpoints("east", service: 4, addresses: rig.published["east"]![4]! + ["10.9.0.4"])
+            let unreachable = await rig.measure(within: .seconds(20)) {
+                await rig.metric(admin: ingestor, #"legation_ingestor_source_reachable{source="east"}"#) == 0
+            }.map { _ in ContinuousClock.now - cutAt }
+            let flagged = await rig.measure(within: .seconds(30)) { await rig.metric(admin: server, stale) == 1 }.map { _ in ContinuousClock.now - cutAt }
+            try await Task.sleep(for: .seconds(2))
+            let held = rig.pushed(since: cutAt)
+            let ready = await rig.replicasReady()
+
+            let healedAt = ContinuousClock.now
+            api.heal()
+            let converged = await rig.measure(within: .seconds(45)) {
+                rig.unsyncedSidecars() == 0 ? await rig.metric(admin: server, stale) == 0 : false
+            }
+            Self.report("partition between east's ingestor and its API server", [
+                "sidecars": options.sidecars,
+                "ingestor saw the source unreachable after ms": unreachable.map { String($0.milliseconds) } ?? "never",
+                "xds-server flagged east stale after ms": flagged.map { String($0.milliseconds) } ?? "never",
+                "changes pushed while partitioned": held.changes, "endpoints removed": held.endpointsRemoved,
+                "partition lasted ms": (healedAt - cutAt).milliseconds,
+                "change made meanwhile at every sidecar, stale cleared, after healing ms": converged.map { String($0.milliseconds) } ?? "never",
+            ])
+            #expect(unreachable != nil)
+            #expect(flagged != nil, "east never turned stale; \(rig.logs())")
+            #expect(held.changes == 0 && held.endpointsRemoved == 0, "endpoints must stay while the source is stale")
+            #expect(ready, "a stale source does not make a replica unready")
+            #expect(converged != nil && converged! <= .seconds(30), "\(rig.unsyncedSidecars()) unsynced; \(rig.logs())")
+        }
+    }
+
     /// Both replicas restart one after the other (SIGTERM, as a rolling update does) while endpoints
     /// change ten times a second; at the end every sidecar holds exactly the truth.
     @Test func aRollingRestartUnderChurnLosesNoUpdate() async throws {

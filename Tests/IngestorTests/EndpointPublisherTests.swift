@@ -51,6 +51,29 @@ struct EndpointPublisherTests {
         #expect(await eventually { await store.snapshot(of: source).heartbeat != nil })
     }
 
+    /// While the source does not answer, heartbeats stop (readers flag it stale) but what was published
+    /// stays; the heartbeat is back as soon as the source answers.
+    @Test func anUnreachableSourceWithholdsHeartbeatsAndKeepsItsEndpoints() async throws {
+        let store = InMemoryEndpointStore()
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions(), logger: .quiet())
+        let task = Task { await publisher.run() }
+        defer { task.cancel() }
+        await publisher.replaceAll([set("web")])
+        #expect(await eventually(within: .seconds(5)) { await store.heartbeats(of: [source])[source] != nil })
+
+        await publisher.sourceReachable(false)
+        #expect(await publisher.status.isSourceReachable == false)
+        // Three 200 ms intervals: the last heartbeat expires and none replaces it.
+        #expect(await eventually(within: .seconds(5)) { await store.heartbeats(of: [source])[source] == nil })
+        try await Task.sleep(for: .milliseconds(400))
+        #expect(await store.heartbeats(of: [source])[source] == nil)
+        #expect(await stored(store).keys.map(\.name) == ["web"])
+        #expect(await publisher.status.isLeader)
+
+        await publisher.sourceReachable(true)
+        #expect(await eventually(within: .seconds(5)) { await store.heartbeats(of: [source])[source] != nil })
+    }
+
     @Test func aStandbyTakesOverAndTheDeposedWriterCannotWrite() async throws {
         let store = InMemoryEndpointStore()
         let cut = PartitionedStore(store)

@@ -58,6 +58,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     private var watchers: [ObjectIdentifier: Watcher] = [:]
     private var requestLog: [String] = []
     private var serverChannel: (any Channel)?
+    private var partitioned = false
 
     public init(_ options: Options = Options()) async throws {
         self.options = options
@@ -167,6 +168,24 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         let line = #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"# + "\n"
         injectIntoWatches(resource, bytes: Array(line.utf8))
     }
+
+    /// Cuts the network path, as a partition does: open watches and connections drop, and every request
+    /// from now on is dropped unanswered, until `heal()`. Scripted changes are still recorded.
+    public func partition() {
+        let targets = lock.withLock { () -> [Watcher] in
+            partitioned = true
+            defer { watchers = [:] }
+            return Array(watchers.values)
+        }
+        for watcher in targets { watcher.channel.close(promise: nil) }
+    }
+
+    /// Ends a partition: requests are answered again.
+    public func heal() {
+        lock.withLock { partitioned = false }
+    }
+
+    var isPartitioned: Bool { lock.withLock { partitioned } }
 
     /// Ends every open watch cleanly (as the server's watch timeout does).
     public func closeWatches() {
@@ -313,6 +332,10 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .head(let head) = unwrapInboundIn(data) else { return }
+            if api.isPartitioned {
+                context.close(promise: nil)  // the path is cut: no answer, the connection drops
+                return
+            }
             switch api.answer(head) {
             case .json(let status, let body):
                 var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count))])

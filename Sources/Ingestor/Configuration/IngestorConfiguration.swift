@@ -54,6 +54,9 @@ public struct IngestorConfiguration: Codable, Sendable, Equatable {
         public var coalesceMilliseconds: Double?
         public var batchLimit: Int?
         public var reconcileSeconds: Double?
+        /// How often the lease holder writes its heartbeat (it expires after three); readers flag the
+        /// source stale when it expires.
+        public var heartbeatSeconds: Double?
     }
 
     public struct Admin: Codable, Sendable, Equatable {
@@ -116,6 +119,7 @@ public struct IngestorConfiguration: Codable, Sendable, Equatable {
         if let ttl = lease?.ttlSeconds, !(1...600).contains(ttl) { problems.append("lease.ttlSeconds must be 1...600") }
         if let holder = lease?.holder, holder.isEmpty || holder.contains(" ") { problems.append("lease.holder must be a token without spaces") }
         if let batch = publish?.batchLimit, !(1...10_000).contains(batch) { problems.append("publish.batchLimit must be 1...10000") }
+        if let heartbeat = publish?.heartbeatSeconds, !(0.2...60).contains(heartbeat) { problems.append("publish.heartbeatSeconds must be 0.2...60") }
         if let window = publish?.coalesceMilliseconds, !(0...10_000).contains(window) { problems.append("publish.coalesceMilliseconds must be 0...10000") }
         if let address = admin?.address, splitHostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
         problems += (log ?? LogSettings()).problems()

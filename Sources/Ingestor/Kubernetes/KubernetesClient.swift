@@ -142,7 +142,8 @@ public final class KubernetesClient: Sendable {
     /// event (skipped by the caller, counted; the stream goes on). The stream finishes when the server
     /// ends the watch, and throws `KubernetesError` when it fails (410 included).
     public func watch<Object: KubernetesReadable>(
-        _ type: Object.Type, path: String, resourceVersion: String, timeoutSeconds: Int = 300
+        _ type: Object.Type, path: String, resourceVersion: String, timeoutSeconds: Int = 300,
+        onOpen: (@Sendable () -> Void)? = nil
     ) -> AsyncThrowingStream<Result<WatchEvent<Object>, KubernetesError>, any Error> {
         let query = "watch=true&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))&timeoutSeconds=\(timeoutSeconds)"
         let (stream, continuation) = AsyncThrowingStream<Result<WatchEvent<Object>, KubernetesError>, any Error>.makeStream()
@@ -152,6 +153,7 @@ public final class KubernetesClient: Sendable {
                 guard response.status == .ok else {
                     throw await Self.failure(response, path: path, limit: 1 << 20)
                 }
+                onOpen?()
                 var framer = JSONObjectFramer(maximumObjectBytes: maximumEventBytes)
                 let memo = ReadMemo()
                 for try await buffer in response.body {

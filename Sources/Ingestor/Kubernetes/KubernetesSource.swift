@@ -16,7 +16,7 @@ public actor KubernetesSource {
         public var pageSize = 500
         public var watchTimeoutSeconds = 300
         public var initialBackoff: Duration = .milliseconds(200)
-        public var maximumBackoff: Duration = .seconds(30)
+        public var maximumBackoff: Duration = .seconds(10)
         public init() {}
     }
 
@@ -27,6 +27,8 @@ public actor KubernetesSource {
     private var aggregator: EndpointSliceAggregator
     private var listed: Set<String> = []
     private var initialPublished = false
+    /// Watched paths whose last list or watch failed: while any does, the source counts as unreachable.
+    private var failing: Set<String> = []
     private let metricsFactory: any MetricsFactory
     private let source: SourceCluster
 
@@ -77,13 +79,16 @@ public actor KubernetesSource {
                 do {
                     let (items, version) = try await client.list(Object.self, path: path, pageSize: options.pageSize)
                     await listed(items, kind: kind, scope: path)
+                    await reached(path, true)
                     count("legation_ingestor_lists_total", kind)
                     action = machine.listSucceeded(resourceVersion: version)
                 } catch let error as KubernetesError {
                     logger.warning("list failed", metadata: ["path": "\(path)", "error": "\(error)"])
                     count("legation_ingestor_list_errors_total", kind)
+                    await reached(path, false)
                     action = machine.listFailed(status: error.status)
                 } catch {
+                    await reached(path, false)
                     action = machine.listFailed(status: nil)
                 }
             case .watch(let version, let delay):
@@ -100,7 +105,10 @@ public actor KubernetesSource {
     ) async -> WatchStateMachine.Action {
         count("legation_ingestor_watches_total", kind)
         do {
-            for try await result in client.watch(Object.self, path: path, resourceVersion: version, timeoutSeconds: options.watchTimeoutSeconds) {
+            let opened: @Sendable () -> Void = { Task { await self.reached(path, true) } }
+            for try await result in client.watch(
+                Object.self, path: path, resourceVersion: version, timeoutSeconds: options.watchTimeoutSeconds, onOpen: opened)
+            {
                 let event: WatchEvent<Object>
                 switch result {
                 case .success(let decoded): event = decoded
@@ -123,13 +131,23 @@ public actor KubernetesSource {
             }
             return machine.watchEnded()
         } catch let error as KubernetesError {
-            if error.isExpired { count("legation_ingestor_relists_total", kind) }
+            if error.isExpired { count("legation_ingestor_relists_total", kind) } else { await reached(path, false) }
             count("legation_ingestor_watch_errors_total", kind)
             logger.info("watch ended with an error", metadata: ["path": "\(path)", "error": "\(error)"])
             return machine.watchFailed(status: error.status ?? (error.httpStatus == 410 ? StatusObject(status: "Failure", message: error.message, reason: "Expired", code: 410) : nil))
         } catch {
+            await reached(path, false)
             return machine.watchFailed(status: nil)
         }
+    }
+
+    /// Records whether `path` answered; tells the publisher when the source as a whole turns
+    /// unreachable (any watched path failing) or reachable again.
+    private func reached(_ path: String, _ answered: Bool) async {
+        let wasReachable = failing.isEmpty
+        if answered { failing.remove(path) } else { failing.insert(path) }
+        guard failing.isEmpty != wasReachable else { return }
+        await publisher.sourceReachable(failing.isEmpty)
     }
 
     private func listed<Object>(_ items: [Object], kind: String, scope: String) async {

@@ -38,6 +38,8 @@ public actor EndpointPublisher {
         /// Services changed and not yet acknowledged by the store (waiting or being written).
         public var pendingWrites: Int
         public var lastError: String?
+        /// The source answers (see `sourceReachable(_:)`); heartbeats are withheld while it does not.
+        public var isSourceReachable = true
     }
 
     public nonisolated let source: SourceCluster
@@ -60,6 +62,8 @@ public actor EndpointPublisher {
     private var needsReconcile = true
     private var synced = false
     private var lastError: String?
+    private var reachable = true
+    private var heartbeatDue = false
 
     private let published: Counter
     private let unchanged: Counter
@@ -67,6 +71,7 @@ public actor EndpointPublisher {
     private let latency: Timer
     private let leaderGauge: Gauge
     private let syncedGauge: Gauge
+    private let reachableGauge: Gauge
 
     public init(
         store: any EndpointStoreWriter, source: SourceCluster, holder: String, options: Options = Options(),
@@ -86,6 +91,24 @@ public actor EndpointPublisher {
         latency = Timer(label: "legation_ingestor_publish_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: metricsFactory)
         leaderGauge = Gauge(label: "legation_ingestor_lease_held", dimensions: dimensions, factory: metricsFactory)
         syncedGauge = Gauge(label: "legation_ingestor_synced", dimensions: dimensions, factory: metricsFactory)
+        reachableGauge = Gauge(label: "legation_ingestor_source_reachable", dimensions: dimensions, factory: metricsFactory)
+        reachableGauge.record(1)
+    }
+
+    /// Whether the source (its API server) answers. While it does not, what was published stays but no
+    /// heartbeat is written, so readers see the source turn stale (design §4: stale, not gone) instead
+    /// of trusting a writer that cannot see its cluster. The next heartbeat goes out as soon as it answers.
+    public func sourceReachable(_ isReachable: Bool) {
+        guard isReachable != reachable else { return }
+        reachable = isReachable
+        reachableGauge.record(isReachable ? 1 : 0)
+        if isReachable {
+            logger.info("the source answers again: heartbeats resume")
+            heartbeatDue = true
+            wake.signal()
+        } else {
+            logger.warning("the source does not answer: heartbeats withheld until it does (readers will flag it stale; its endpoints stay)")
+        }
     }
 
     // MARK: The desired state, from the source
@@ -132,7 +155,7 @@ public actor EndpointPublisher {
     }
 
     public var status: Status {
-        Status(isLeader: lease != nil, isSynced: synced, pendingWrites: dirty.count + inFlight, lastError: lastError)
+        Status(isLeader: lease != nil, isSynced: synced, pendingWrites: dirty.count + inFlight, lastError: lastError, isSourceReachable: reachable)
     }
 
     // MARK: The loop
@@ -160,9 +183,10 @@ public actor EndpointPublisher {
                     }
                     nextRenewal = now + options.leaseTTL / 3
                 }
-                if now >= nextHeartbeat, let current = lease {
+                if now >= nextHeartbeat || heartbeatDue, reachable, let current = lease {
                     try await store.heartbeat(lease: current, ttl: options.heartbeatInterval * 3)
                     nextHeartbeat = now + options.heartbeatInterval
+                    heartbeatDue = false
                 }
                 if now >= nextReconcile {
                     needsReconcile = true
