@@ -29,12 +29,13 @@ import Testing
     @Test func problemsNameTheField() throws {
         let configuration = try XDSServerConfiguration.parse(yaml: """
             sources: [East_1]
-            grpc: {address: nowhere, maxStreams: 0, connectionAgeJitter: 2}
+            grpc: {address: nowhere, maxStreams: 0, connectionAgeJitter: 2, tls: {certificateChainFile: /etc/hostname, privateKeyFile: /etc/hostname, nodeIdentity: "a**"}}
             debounce: {quietMilliseconds: 500, maximumMilliseconds: 100}
             resources: {loadBalancing: FASTEST}
             """)
         let problems = configuration.problems().joined(separator: "\n")
-        for expected in ["sources: East_1", "grpc.address", "grpc.maxStreams", "grpc.connectionAgeJitter", "must not be below", "resources.loadBalancing"] {
+        for expected in ["sources: East_1", "grpc.address", "grpc.maxStreams", "grpc.connectionAgeJitter", "must not be below", "resources.loadBalancing",
+                         "grpc.tls.nodeIdentity needs grpc.tls.clientCAFile", "grpc.tls.nodeIdentity a**: `**` is not a pattern"] {
             #expect(problems.contains(expected), "missing \(expected) in \(problems)")
         }
         #expect(throws: ModelError.self) { try XDSServerConfiguration.parse(yaml: "grpc: [1, 2]") }

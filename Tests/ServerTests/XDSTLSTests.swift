@@ -15,9 +15,9 @@ import Glibc
     typealias F = XDSFixture
 
     /// Whether a stream with `security` gets the cluster list (false: refused, at any step).
-    static func served(port: Int, security: HTTP2ClientTransport.Posix.TransportSecurity) async -> Bool {
+    static func served(port: Int, security: HTTP2ClientTransport.Posix.TransportSecurity, node: String = "sidecar-1") async -> Bool {
         let result = try? await withADSStream(port: port, security: security) { stream -> Bool in
-            stream.send(request(.cluster))
+            stream.send(request(.cluster, node: node))
             return try await stream.next(timeout: .seconds(5))?.resources.count == 1
         }
         return result == true
@@ -54,6 +54,45 @@ import Glibc
             #expect(await !Self.served(port: port, security: foreign), "a certificate from another CA: refused")
             #expect(await !Self.served(port: port, security: .plaintext), "plaintext to a TLS listener: refused")
             #expect(await Self.served(port: port, security: valid), "and the server still serves")
+        }
+    }
+
+    /// With `nodeIdentity`, a client is served only under a node id its certificate names.
+    @Test(arguments: ["spiffe://legation.test/ns/*/sa/{node}", "{node}.sidecars.legation.test"])
+    func nodeIdsAreBoundToTheCertificatesIdentity(pattern: String) async throws {
+        let directory = try TemporaryDirectory(prefix: "legation-xds-tls")
+        defer { directory.remove() }
+        let pki = try await TestCertificates(in: directory)
+        let store = try await Self.store(publishing: [F.set("web", ["10.0.0.1"])])
+        var options = XDSServiceTests.options()
+        options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
+        options.service.nodeIdentity = try NodeIdentityRule(pattern)
+        try await XDSServiceTests.withServer(store, options: options) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            let trustServer: (inout HTTP2ClientTransport.Posix.TransportSecurity.TLS) -> Void = { config in
+                config.trustRoots = .certificates([.file(path: pki.caCertificate, format: .pem)])
+                config.serverCertificateVerification = .noHostnameVerification
+            }
+            let workload = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
+                certificateChain: [.file(path: pki.workloadCertificate, format: .pem)], privateKey: .file(path: pki.workloadKey, format: .pem),
+                configure: trustServer)
+            let anonymous = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
+                certificateChain: [.file(path: pki.clientCertificate, format: .pem)], privateKey: .file(path: pki.clientKey, format: .pem),
+                configure: trustServer)
+            #expect(await Self.served(port: port, security: workload, node: "sidecar-1"), "the node its certificate names")
+            #expect(await !Self.served(port: port, security: workload, node: "sidecar-2"), "another node id with the same certificate")
+            #expect(await !Self.served(port: port, security: anonymous, node: "sidecar-1"), "a certificate from the CA that names no workload")
+
+            // The refusal says why, as PERMISSION_DENIED.
+            let refusal = await #expect(throws: RPCError.self) {
+                try await withADSStream(port: port, security: workload) { stream in
+                    stream.send(request(.cluster, node: "sidecar-2"))
+                    _ = try await stream.next(timeout: .seconds(5))
+                }
+            }
+            #expect(refusal?.code == .permissionDenied)
+            #expect(refusal?.message.contains("sidecar-2") == true && refusal?.message.contains("sidecar-1") == true)
+            #expect(await Self.served(port: port, security: workload, node: "sidecar-1"), "and the server still serves")
         }
     }
 

@@ -9,6 +9,10 @@ public struct TestCertificates: Sendable {
     public let serverKey: String
     public let clientCertificate: String
     public let clientKey: String
+    /// A client certificate from the CA naming a workload: URI SAN
+    /// `spiffe://legation.test/ns/default/sa/sidecar-1`, DNS SAN `sidecar-1.sidecars.legation.test`.
+    public let workloadCertificate: String
+    public let workloadKey: String
     /// A CA that signed nothing here: trusting only it must fail verification.
     public let otherCACertificate: String
 
@@ -23,12 +27,18 @@ public struct TestCertificates: Sendable {
             cat > client.ext <<EOF
             extendedKeyUsage=clientAuth
             EOF
+            cat > workload.ext <<EOF
+            extendedKeyUsage=clientAuth
+            subjectAltName=URI:spiffe://legation.test/ns/default/sa/sidecar-1,DNS:sidecar-1.sidecars.legation.test
+            EOF
             openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=legation-test-ca -keyout ca.key -out ca.crt
             openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=other-ca -keyout other.key -out other.crt
             openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -keyout server.key -out server.csr
             openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile server.ext -out server.crt
             openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=legation-client -keyout client.key -out client.csr
             openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile client.ext -out client.crt
+            openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=sidecar-1 -keyout workload.key -out workload.csr
+            openssl x509 -req -in workload.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile workload.ext -out workload.crt
             """
         try await runShell(script)
         caCertificate = directory.file("ca.crt")
@@ -36,6 +46,8 @@ public struct TestCertificates: Sendable {
         serverKey = directory.file("server.key")
         clientCertificate = directory.file("client.crt")
         clientKey = directory.file("client.key")
+        workloadCertificate = directory.file("workload.crt")
+        workloadKey = directory.file("workload.key")
         otherCACertificate = directory.file("other.crt")
     }
 }

@@ -27,6 +27,9 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
             public var clientCAFile: String?
             /// How often the certificate and key are re-read (default 60).
             public var reloadSeconds: Double?
+            /// With `clientCAFile`: a pattern the client certificate's URI or DNS SAN must match, where
+            /// `{node}` is the client's node id and `*` one segment (`spiffe://mesh/ns/*/sa/{node}`).
+            public var nodeIdentity: String?
             public init() {}
         }
     }
@@ -123,6 +126,10 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
                 problems.append("grpc.tls.clientCAFile \(path.prefix(200)) is not a readable file")
             }
             if let value = tls.reloadSeconds, !(1...86_400).contains(value) { problems.append("grpc.tls.reloadSeconds must be 1...86400") }
+            if let pattern = tls.nodeIdentity {
+                if tls.clientCAFile == nil { problems.append("grpc.tls.nodeIdentity needs grpc.tls.clientCAFile (client certificates)") }
+                do { _ = try NodeIdentityRule(pattern) } catch { problems.append("grpc.tls.nodeIdentity \(pattern.prefix(200)): \(error)") }
+            }
         }
         let quiet = debounce?.quietMilliseconds ?? 10
         let maximum = debounce?.maximumMilliseconds ?? 100
@@ -166,6 +173,7 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
             var settings = ServingOptions.TLS(certificateChainFile: chain, privateKeyFile: key, clientCAFile: tls.clientCAFile)
             if let seconds = tls.reloadSeconds { settings.reloadInterval = .milliseconds(Int64(seconds * 1000)) }
             options.serving.tls = settings
+            options.service.nodeIdentity = tls.nodeIdentity.flatMap { try? NodeIdentityRule($0) }
         }
         if let identifier { options.service.controlPlaneIdentifier = identifier }
         return options

@@ -1,6 +1,7 @@
 import AsyncAlgorithms
 import EnvoyAPI
 import GRPCCore
+import GRPCNIOTransportHTTP2
 import GRPCProtobuf
 import Logging
 import Metrics
@@ -19,6 +20,8 @@ public struct XDSService: RegistrableRPCService {
         public var limits = StreamLimits()
         /// Sent as `control_plane.identifier` in every response.
         public var controlPlaneIdentifier = ""
+        /// With mutual TLS: the node id each client sends must match its certificate's identity.
+        public var nodeIdentity: NodeIdentityRule?
         public init() {}
     }
 
@@ -82,6 +85,8 @@ public struct XDSService: RegistrableRPCService {
             throw RPCError(code: .resourceExhausted, message: "this server has \(options.maximumStreams) xDS streams open already; try another replica")
         }
         metrics.streamsChanged(hub.streamCounts)
+        // The client certificate's SANs, when node ids are bound to them (checked on the first request).
+        let identities = options.nodeIdentity == nil ? [] : Self.peerIdentities(context)
         let hub = self.hub
         let options = self.options
         let metrics = self.metrics
@@ -93,6 +98,7 @@ public struct XDSService: RegistrableRPCService {
                 metrics.streamsChanged(hub.streamCounts)
             }
             var machine = initial
+            var identityChecked = options.nodeIdentity == nil
             let events = merge(
                 chain(request.messages.map { Event.request($0) }, [Event<Machine.Request>.requestsEnded].async),
                 signals.map { Event<Machine.Request>.signal($0) })
@@ -106,6 +112,20 @@ public struct XDSService: RegistrableRPCService {
                     switch machine.receive(message, snapshot: snapshot) {
                     case .success(let decided):
                         responses = decided
+                        if !identityChecked, let rule = options.nodeIdentity, let node = machine.node {
+                            identityChecked = true
+                            guard rule.allows(nodeID: node.id, identities: identities) else {
+                                hub.record(id, machine: machine.record)
+                                metrics.refused(reason: "identity")
+                                let shown = identities.isEmpty ? "no URI or DNS name" : identities.prefix(4).joined(separator: ", ")
+                                logger.warning(
+                                    "refused an xDS client: its node id does not match its certificate",
+                                    metadata: ["peer": "\(context.remotePeer)", "node": "\(node.id.prefix(256))", "identities": "\(shown.prefix(512))"])
+                                throw RPCError(
+                                    code: .permissionDenied,
+                                    message: "node id \"\(node.id.prefix(256))\" does not match the client certificate (\(shown.prefix(512))) under grpc.tls.nodeIdentity \(rule)")
+                            }
+                        }
                     case .failure(let error):
                         hub.record(id, machine: machine.record)
                         metrics.protocolError(error.code)
@@ -138,6 +158,15 @@ public struct XDSService: RegistrableRPCService {
             }
             return [:]
         }
+    }
+}
+
+extension XDSService {
+    /// The URI and DNS names of the client's TLS certificate (none without mutual TLS).
+    static func peerIdentities(_ context: ServerContext) -> [String] {
+        guard let transport = context.transportSpecific as? HTTP2ServerTransport.Posix.Context, let certificate = transport.peerCertificate
+        else { return [] }
+        return NodeIdentityRule.identities(of: certificate)
     }
 }
 
