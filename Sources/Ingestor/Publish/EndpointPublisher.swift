@@ -26,7 +26,7 @@ public actor EndpointPublisher {
         /// Reconcile the store with the desired state this often (anti-entropy).
         public var reconcileInterval: Duration = .seconds(300)
         public var retryInitialDelay: Duration = .milliseconds(50)
-        public var retryMaximumDelay: Duration = .seconds(2)
+        public var retryMaximumDelay: Duration = .seconds(1)
         public init() {}
     }
 

@@ -108,7 +108,7 @@ public struct RedisConfiguration: Sendable, Hashable {
         self.connectTimeout = .seconds(5)
         self.commandTimeout = .seconds(5)
         self.reconnectInitialDelay = .milliseconds(100)
-        self.reconnectMaximumDelay = .seconds(2)
+        self.reconnectMaximumDelay = .seconds(1)
         self.maximumReplyBytes = 512 << 20
         self.clientName = clientName
     }

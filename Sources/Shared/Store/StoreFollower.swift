@@ -22,7 +22,7 @@ public final class StoreFollower: Sendable {
         /// Read every source in full this often, whatever the stream says (anti-entropy).
         public var fullResyncInterval: Duration = .seconds(300)
         public var retryInitialDelay: Duration = .milliseconds(100)
-        public var retryMaximumDelay: Duration = .seconds(2)
+        public var retryMaximumDelay: Duration = .seconds(1)
         public init() {}
     }
 
