@@ -119,8 +119,8 @@ public final class SimulatedSidecar: Sendable {
     public var syncedClusters: Int { state.withLock { $0.assignments.count } }
 
     /// Connects and follows the stream until cancelled; with `reconnect`, a stream that ends is opened
-    /// again on the next server after a short jittered pause (50–250 ms, as Envoy's backoff starts).
-    public func run(servers: [(host: String, port: Int)], zone: String, reconnect: Bool = false) async {
+    /// again on the next server after a short jittered pause (by default 50–250 ms, as Envoy's backoff starts).
+    public func run(servers: [(host: String, port: Int)], zone: String, reconnect: Bool = false, retryPause: ClosedRange<Int> = 50...250) async {
         var index = id % servers.count
         repeat {
             let (host, port) = servers[index]
@@ -143,7 +143,7 @@ public final class SimulatedSidecar: Sendable {
             }
             state.withLock { $0.connectedPort = nil }
             index = (index + 1) % servers.count
-            if reconnect { try? await Task.sleep(for: .milliseconds(50 + Int.random(in: 0..<200))) }
+            if reconnect { try? await Task.sleep(for: .milliseconds(Int.random(in: retryPause))) }
         } while reconnect && !Task.isCancelled
     }
 

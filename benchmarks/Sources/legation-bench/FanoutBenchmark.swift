@@ -40,7 +40,23 @@ struct FanoutBenchmark: AsyncParsableCommand {
         if xds != nil, hook == nil { throw ValidationError("--xds needs --hook to trigger updates") }
     }
 
+    /// One run's figures (JSON-ready), every delivery latency in ms, and the one-line summary.
+    struct Result {
+        var figures: [String: Any]
+        var latencies: [Double]
+        var line: String
+    }
+
     func run() async throws {
+        let result = try await measure()
+        print(result.line)
+        if let output {
+            try JSONSerialization.data(withJSONObject: result.figures, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
+            print("wrote \(output)")
+        }
+    }
+
+    func measure() async throws -> Result {
         let deadline = ContinuousClock.now + .seconds(timeout)
         var server: ChildProcess?
         var redis: RedisServer?
@@ -97,6 +113,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let rssAfter = server.map { Self.rssKilobytes($0.pid) } ?? 0
         let bytesBefore = sidecars.reduce(0) { total, sidecar in total + sidecar.state.withLock { $0.bytes } }
         let cpuBefore = server.map { Self.cpuSeconds($0.pid) } ?? 0
+        let commandsBefore = redis == nil ? 0 : await Self.redisCommandsProcessed(port: redis!.port)
 
         // Updates.
         var latencies: [Duration] = []
@@ -127,6 +144,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(intervalMs))
         }
         let cpuAfter = server.map { Self.cpuSeconds($0.pid) } ?? 0
+        let commandsAfter = redis == nil ? 0 : await Self.redisCommandsProcessed(port: redis!.port)
         let bytesAfter = sidecars.reduce(0) { total, sidecar in total + sidecar.state.withLock { $0.bytes } }
 
         let sorted = latencies.sorted()
@@ -141,6 +159,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
             "command": CommandLine.arguments.joined(separator: " "), "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores",
             "commit": Self.commit(),
         ]
+        if redis != nil { results["redis_commands_per_update"] = Double(commandsAfter - commandsBefore) / Double(updates) }
         if server != nil {
             results["server_cpu_ms_per_update"] = cpuPerUpdate * 1000
             results["server_cpu_us_per_stream_update"] = cpuPerUpdate * 1_000_000 / Double(streams)
@@ -153,14 +172,23 @@ struct FanoutBenchmark: AsyncParsableCommand {
             debounceQuietMs, debounceMaxMs, (bytesAfter - bytesBefore) / updates,
             server == nil ? "" : String(format: "; server CPU %.2f ms/update (%.2f µs per stream-update), RSS %.0f MB (%.1f KB/stream)",
                 cpuPerUpdate * 1000, cpuPerUpdate * 1_000_000 / Double(streams), Double(rssAfter) / 1024, Double(rssAfter - rssBefore) / Double(streams)))
-        print(line)
-        if let output {
-            try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
-            print("wrote \(output)")
-        }
         server?.kill(SIGTERM)
         _ = try? await server?.wait(timeout: .seconds(5))
         await writer?.store.close()
+        return Result(figures: results, latencies: sorted.map(\.milliseconds), line: line)
+    }
+
+    /// Redis's `total_commands_processed` (INFO stats), read with redis-cli; 0 when unavailable.
+    static func redisCommandsProcessed(port: Int) async -> Int {
+        guard let directory = try? TemporaryDirectory(prefix: "legation-bench-info") else { return 0 }
+        defer { directory.remove() }
+        let file = directory.file("info")
+        guard let process = try? ChildProcess("/usr/bin/redis-cli", ["-p", String(port), "INFO", "stats"], outputFile: file),
+            (try? await process.wait(timeout: .seconds(5))) == 0,
+            let text = try? String(contentsOfFile: file, encoding: .utf8),
+            let line = text.split(whereSeparator: \.isNewline).first(where: { $0.hasPrefix("total_commands_processed:") })
+        else { return 0 }
+        return Int(line.split(separator: ":").last ?? "") ?? 0
     }
 
     /// Service `service`'s endpoint set; `generation` moves one endpoint, so each update changes one assignment.
@@ -209,8 +237,14 @@ struct FanoutBenchmark: AsyncParsableCommand {
             .deletingLastPathComponent().appendingPathComponent(".git/HEAD")
         guard let text = try? String(contentsOf: head, encoding: .utf8) else { return "unknown" }
         if text.hasPrefix("ref: ") {
-            let ref = head.deletingLastPathComponent().appendingPathComponent(text.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines))
-            return (try? String(contentsOf: ref, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+            let name = text.dropFirst(5).trimmingCharacters(in: .whitespacesAndNewlines)
+            let git = head.deletingLastPathComponent()
+            if let loose = try? String(contentsOf: git.appendingPathComponent(name), encoding: .utf8) {
+                return loose.trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            // A packed ref: "<sha> <name>" lines in packed-refs.
+            let packed = (try? String(contentsOf: git.appendingPathComponent("packed-refs"), encoding: .utf8)) ?? ""
+            return packed.split(separator: "\n").first { $0.hasSuffix(" \(name)") }.map { String($0.prefix(40)) } ?? "unknown"
         }
         return text.trimmingCharacters(in: .whitespacesAndNewlines)
     }

@@ -7,5 +7,5 @@ struct LegationBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "legation-bench",
         abstract: "Load-test Legation's components and report figures.",
-        subcommands: [StoreBenchmark.self, IngestBenchmark.self, FanoutBenchmark.self])
+        subcommands: [StoreBenchmark.self, IngestBenchmark.self, FanoutBenchmark.self, ScenarioCommand.self, ChurnCommand.self])
 }
