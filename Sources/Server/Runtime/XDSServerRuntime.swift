@@ -65,6 +65,12 @@ public final class XDSServerRuntime: Service, Sendable {
         config.connection.maxAge = nil
         config.connection.maxGraceTime = options.serving.closeGracePeriod
         let serving = options.serving
+        config.channelDebuggingCallbacks.onBindTCPListener = { channel in
+            // Runs before the listener binds. NIO's accept queue is 128 connections: when a replica dies
+            // or at a rollout, thousands of sidecars reconnect at once, and beyond it the kernel drops
+            // their SYNs (each retries after 1 s, then 3 s). Linux caps this at net.core.somaxconn.
+            channel.setOption(ChannelOptions.backlog, value: 4096)
+        }
         config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
             var random = SystemRandomNumberGenerator()
             if let age = serving.connectionAge(using: &random) {

@@ -116,6 +116,15 @@ public final class SimulatedSidecar: Sendable {
         self.trackContent = trackContent
     }
 
+    /// Envoy reads xDS responses of any size; grpc-swift's default limit (4 MiB) would refuse the EDS
+    /// answer of a large mesh (1,000 assignments of 50 endpoints) and loop reconnecting.
+    static let callOptions: CallOptions = {
+        var options = CallOptions.defaults
+        options.maxRequestMessageBytes = 512 << 20
+        options.maxResponseMessageBytes = 512 << 20
+        return options
+    }()
+
     public var syncedClusters: Int { state.withLock { $0.assignments.count } }
 
     /// Connects and follows the stream until cancelled; with `reconnect`, a stream that ends is opened
@@ -183,7 +192,7 @@ public final class SimulatedSidecar: Sendable {
             descriptor: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Method.StreamAggregatedResources.descriptor,
             serializer: ProtobufSerializer<Envoy_Service_Discovery_V3_DiscoveryRequest>(),
             deserializer: RawDeserializer(),
-            options: .defaults
+            options: Self.callOptions
         ) { response in
             defer { sink.finish() }
             self.opened(port: port)
@@ -260,7 +269,7 @@ public final class SimulatedSidecar: Sendable {
             descriptor: Envoy_Service_Discovery_V3_AggregatedDiscoveryService.Method.DeltaAggregatedResources.descriptor,
             serializer: ProtobufSerializer<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest>(),
             deserializer: RawDeserializer(),
-            options: .defaults
+            options: Self.callOptions
         ) { response in
             defer { sink.finish() }
             self.opened(port: port)

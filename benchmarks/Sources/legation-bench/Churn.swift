@@ -46,10 +46,11 @@ final class ChurnGenerator: @unchecked Sendable {
         return #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"svc-\#(service)-\#(sources[source])","namespace":"bench","labels":{"kubernetes.io/service-name":"svc-\#(service)"}},"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[\#(list)]}"#
     }
 
-    /// Change number `step`: source `step % sources`, service `step / sources % services`.
+    /// Change number `step`: service `step % services`, in source `step / services % sources`, so the
+    /// same cluster changes again only after every other service did (one change is timed at a time).
     func change(_ step: Int) throws -> (cluster: String, at: ContinuousClock.Instant) {
-        let source = step % sources.count
-        let service = step / sources.count % services
+        let service = step % services
+        let source = step / services % sources.count
         let key = source * services + service
         let generation = generations[key, default: 0] + 1
         generations[key] = generation

@@ -97,7 +97,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let sidecars = (0..<streams).map { SimulatedSidecar(id: $0, delta: delta) }
         let started = ContinuousClock.now
         let tasks = sidecars.map { sidecar in
-            Task { await sidecar.run(host: host, port: port, zone: "zone-\(sidecar.id % 3)") }
+            // Like Envoy, a sidecar whose connection fails (a full accept queue under thousands of connects) tries again.
+            Task { await sidecar.run(servers: [(host, port)], zone: "zone-\(sidecar.id % 3)", reconnect: true) }
         }
         defer { tasks.forEach { $0.cancel() } }
         while sidecars.contains(where: { $0.syncedClusters < clusters }) {

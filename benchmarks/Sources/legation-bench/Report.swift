@@ -45,7 +45,7 @@ struct BenchReport {
             text += ["", "![\(chart.file)](\(chart.file))"]
         }
         try (text.joined(separator: "\n") + "\n").write(to: base.appendingPathComponent("\(name).md"), atomically: true, encoding: .utf8)
-        print("wrote \(directory)/\(name).{json,md}" + (charts.isEmpty ? "" : " and \(charts.count) chart(s)"))
+        say("wrote \(directory)/\(name).{json,md}" + (charts.isEmpty ? "" : " and \(charts.count) chart(s)"))
     }
 }
 

@@ -79,7 +79,7 @@ struct ScenarioCommand: AsyncParsableCommand {
             if delta { arguments.append("--delta") }
             if let legation { arguments += ["--legation", legation] }
             let result = try await FanoutBenchmark.parse(arguments).measure()
-            print(result.line)
+            say(result.line)
             runs.append(result.figures)
             let f = result.figures
             let percentiles = Percentiles(result.latencies)
@@ -183,7 +183,7 @@ struct ScenarioCommand: AsyncParsableCommand {
         _ = try await wait("the first sidecar after a cold start", until: deadline) { Self.syncedAt(first, clusters: services) != nil }
         let coldStart = Self.syncedAt(first, clusters: services)! - startedAt
         firstTask.cancel()
-        print(String(format: "P2 cold start: %.0f ms from process start to a sidecar holding all %d assignments", coldStart.milliseconds, services))
+        say(String(format: "P2 cold start: %.0f ms from process start to a sidecar holding all %d assignments", coldStart.milliseconds, services))
 
         // (2) New sidecars, one at a time.
         var newSync: [Double] = []
@@ -197,7 +197,7 @@ struct ScenarioCommand: AsyncParsableCommand {
             await task.value
         }
         let newPercentiles = Percentiles(newSync)
-        print(String(format: "P2 new sidecar fully synced: p50 %.1f / p99 %.1f / max %.1f ms (%d sidecars, one at a time)",
+        say(String(format: "P2 new sidecar fully synced: p50 %.1f / p99 %.1f / max %.1f ms (%d sidecars, one at a time)",
                      newPercentiles.p50, newPercentiles.p99, newPercentiles.max, newSidecars))
 
         // (3) Reconnect storm.
@@ -211,7 +211,7 @@ struct ScenarioCommand: AsyncParsableCommand {
         let stormSync = storm.map { (Self.syncedAt($0, clusters: services)! - stormAt).milliseconds }
         let stormPercentiles = Percentiles(stormSync)
         let rss = FanoutBenchmark.rssKilobytes(server.process.pid)
-        print(String(format: "P2 reconnect storm: %d sidecars at once, all synced after %.0f ms (p50 %.0f ms); server RSS %.0f MB",
+        say(String(format: "P2 reconnect storm: %d sidecars at once, all synced after %.0f ms (p50 %.0f ms); server RSS %.0f MB",
                      sidecars, stormPercentiles.max, stormPercentiles.p50, Double(rss) / 1024))
 
         report.figures["mesh"] = "\(services) services × \(endpoints) endpoints over \(sources) sources"
@@ -264,7 +264,7 @@ struct ScenarioCommand: AsyncParsableCommand {
         let synced = try await wait("all sidecars synced", until: deadline, poll: .milliseconds(20)) {
             fleet.allSatisfy { Self.syncedAt($0, clusters: services) != nil }
         }
-        print(String(format: "P3: %d sidecars synced with %d services from %d sources in %.0f ms", sidecars, services, sources, synced.milliseconds))
+        say(String(format: "P3: %d sidecars synced with %d services from %d sources in %.0f ms", sidecars, services, sources, synced.milliseconds))
         try await Task.sleep(for: .milliseconds(500))
 
         let commandsBefore = await FanoutBenchmark.redisCommandsProcessed(port: redis.port)
@@ -292,7 +292,7 @@ struct ScenarioCommand: AsyncParsableCommand {
         let commandsAfter = await FanoutBenchmark.redisCommandsProcessed(port: redis.port)
         let percentiles = Percentiles(latencies)
         let commandsPerChange = Double(commandsAfter - commandsBefore) / Double(max(1, count))
-        print(String(format: "P3 %@: %d changes at %.0f/s to %d sidecars: p50 %.1f / p90 %.1f / p99 %.1f / max %.1f ms (debounce quiet %d / max %d ms); %d deliveries missing; Redis %.1f commands per change",
+        say(String(format: "P3 %@: %d changes at %.0f/s to %d sidecars: p50 %.1f / p90 %.1f / p99 %.1f / max %.1f ms (debounce quiet %d / max %d ms); %d deliveries missing; Redis %.1f commands per change",
                      mode, count, rate, sidecars, percentiles.p50, percentiles.p90, percentiles.p99, percentiles.max, debounceQuietMs, debounceMaxMs, missing, commandsPerChange))
         report.figures["changes"] = count
         report.figures["sidecars"] = sidecars
@@ -315,4 +315,10 @@ struct ScenarioCommand: AsyncParsableCommand {
         try report.write()
         await churn.shutdown()
     }
+}
+
+/// Prints a progress line and flushes it, so it reaches a log file as it happens.
+func say(_ line: String) {
+    print(line)
+    fflush(nil)
 }
