@@ -1,5 +1,6 @@
 import EnvoyAPI
 import Foundation
+import LegationTestSupport
 import Server
 import Shared
 import SwiftProtobuf
@@ -15,6 +16,47 @@ import Testing
         }
         _ = index.apply([.upsert(try! EndpointSet(source: source, service: F.service("web"), ports: [F.http], endpoints: endpoints))], from: source)
         return index.members(of: ClusterKey(service: F.service("web"), port: F.http))
+    }
+
+    /// The hand-written load assignment encoding is byte for byte SwiftProtobuf's (deterministic) one, over
+    /// random clusters: zones with and without regions, two sources, hostnames, nodes and pods present
+    /// or not, every condition, ports from 1 to 65535, both unready policies.
+    @Test func loadAssignmentBytesAreSwiftProtobufsBytes() throws {
+        var random = SplitMix64(seed: 0xC1A)
+        var deterministic = BinaryEncodingOptions()
+        deterministic.useDeterministicOrdering = true
+        let zones = ["", "us-east-1a", "zone-b", "europe-west4-c", "z"]
+        let sources = [F.east, F.west]
+        let conditions: [Endpoint.Conditions] = [.ready, .init(ready: false, serving: true, terminating: true),
+                                                 .init(ready: false, serving: false, terminating: true), .init(ready: false, serving: false, terminating: false)]
+        for round in 0..<200 {
+            var index = EndpointIndex()
+            let service = F.service("svc-\(round % 7)")
+            let port = try ServicePort(name: "http", port: 80)
+            for source in sources {
+                let count = Int.random(in: 0..<40, using: &random)
+                let endpoints = try (0..<count).map { e in
+                    try Endpoint(
+                        address: Bool.random(using: &random) ? "10.\(round % 250).\(e / 250).\(e % 250 + 1)" : "fd00::\(round):\(e + 1)",
+                        targetPorts: [[1, 80, 8080, 65535].randomElement(using: &random)!],
+                        zone: zones.randomElement(using: &random)!,
+                        node: Bool.random(using: &random) ? "node-\(e % 5)" : "",
+                        hostname: Int.random(in: 0..<4, using: &random) == 0 ? "host-\(e)" : "",
+                        targetPod: Bool.random(using: &random) ? "default/pod-\(e)" : "",
+                        conditions: conditions.randomElement(using: &random)!)
+                }
+                _ = index.apply([.upsert(try EndpointSet(source: source, service: service, ports: [port], endpoints: endpoints))], from: source)
+            }
+            let key = ClusterKey(service: service, port: port)
+            var options = ResourceOptions()
+            options.keepUnservingEndpoints = Bool.random(using: &random)
+            let builder = ResourceBuilder(options: options)
+            let members = index.members(of: key)
+            let expected: [UInt8] = try builder.loadAssignment(key, members: members).serializedBytes(options: deterministic)
+            let actual = builder.loadAssignmentBytes(key, members: members)
+            let same = actual == expected
+            #expect(same, "round \(round): \(actual.count) bytes written by hand, \(expected.count) by SwiftProtobuf")
+        }
     }
 
     @Test func conditionsMapToEnvoyHealthAndNotServingIsLeftOut() {

@@ -58,11 +58,6 @@ public struct ResourceBuilder: Sendable {
     public func loadAssignment(_ key: ClusterKey, members: [EndpointIndex.Member]) -> Envoy_Config_Endpoint_V3_ClusterLoadAssignment {
         var assignment = Envoy_Config_Endpoint_V3_ClusterLoadAssignment()
         assignment.clusterName = key.name
-        struct LocalityKey: Hashable, Comparable {
-            var zone: String
-            var source: SourceCluster
-            static func < (lhs: Self, rhs: Self) -> Bool { (lhs.zone, lhs.source) < (rhs.zone, rhs.source) }
-        }
         var byLocality: [LocalityKey: [Envoy_Config_Endpoint_V3_LbEndpoint]] = [:]
         for member in members {
             guard let health = EndpointHealth.of(member.endpoint.conditions, keepUnready: options.keepUnservingEndpoints) else {
@@ -85,6 +80,92 @@ public struct ResourceBuilder: Sendable {
             assignment.endpoints.append(group)
         }
         return assignment
+    }
+
+    /// `loadAssignment(key, members:)` encoded by hand: byte for byte what SwiftProtobuf writes for it with
+    /// deterministic ordering (ResourceBuilderTests compares them over many random clusters), at a
+    /// fraction of the cost. Profiling a cold start with 50,000 endpoints showed two thirds of it in
+    /// SwiftProtobuf sizing and encoding each endpoint's metadata `Struct`.
+    public func loadAssignmentBytes(_ key: ClusterKey, members: [EndpointIndex.Member]) -> [UInt8] {
+        var byLocality: [LocalityKey: (count: Int, bytes: [UInt8])] = [:]
+        for member in members {
+            guard let health = EndpointHealth.of(member.endpoint.conditions, keepUnready: options.keepUnservingEndpoints) else {
+                continue
+            }
+            let locality = LocalityKey(zone: member.endpoint.zone, source: member.source)
+            byLocality[locality, default: (0, [])].count += 1
+            Self.appendLbEndpoint(member, health: health, to: &byLocality[locality, default: (0, [])].bytes)
+        }
+        var out: [UInt8] = []
+        WireFormat.appendString(1, key.name, to: &out)
+        for (locality, endpoints) in byLocality.sorted(by: { $0.key < $1.key }) {
+            var place: [UInt8] = []
+            WireFormat.appendString(1, Self.region(ofZone: locality.zone), to: &place)
+            WireFormat.appendString(2, locality.zone, to: &place)
+            WireFormat.appendString(3, locality.source.name, to: &place)
+            var weight: [UInt8] = []
+            WireFormat.appendVarintField(1, UInt64(endpoints.count), to: &weight)
+            var group: [UInt8] = []
+            group.reserveCapacity(place.count + endpoints.bytes.count + weight.count + 8)
+            WireFormat.appendField(1, length: place.count, to: &group)  // locality (set, so written even if empty)
+            group += place
+            group += endpoints.bytes  // lb_endpoints (2), each already framed
+            WireFormat.appendField(3, length: weight.count, to: &group)  // load_balancing_weight: UInt32Value
+            group += weight
+            WireFormat.appendField(2, length: group.count, to: &out)
+            out += group
+        }
+        return out
+    }
+
+    /// One `LbEndpoint` as field 2 of `LocalityLbEndpoints`, as `lbEndpoint(_:health:)` builds it.
+    private static func appendLbEndpoint(_ member: EndpointIndex.Member, health: EndpointHealth, to out: inout [UInt8]) {
+        var socket: [UInt8] = []
+        WireFormat.appendString(2, member.endpoint.address, to: &socket)
+        WireFormat.appendVarint(3 << 3, to: &socket)  // port_value: a oneof member, written even when 0
+        WireFormat.appendVarint(UInt64(member.targetPort), to: &socket)
+        var address: [UInt8] = []
+        WireFormat.appendField(1, length: socket.count, to: &address)  // Address.socket_address
+        address += socket
+        var endpoint: [UInt8] = []
+        WireFormat.appendField(1, length: address.count, to: &endpoint)  // Endpoint.address
+        endpoint += address
+        WireFormat.appendString(3, member.endpoint.hostname, to: &endpoint)
+        // Metadata: filter_metadata {"legation": Struct}; map entries always carry key and value, and
+        // deterministic ordering sorts the Struct's keys: node, pod, source.
+        var fields: [UInt8] = []
+        func appendEntry(_ name: String, _ value: String) {
+            var stringValue: [UInt8] = []
+            WireFormat.appendField(3, length: value.utf8.count, to: &stringValue)  // Value.string_value (oneof)
+            stringValue += value.utf8
+            var entry: [UInt8] = []
+            WireFormat.appendField(1, length: name.utf8.count, to: &entry)
+            entry += name.utf8
+            WireFormat.appendField(2, length: stringValue.count, to: &entry)
+            entry += stringValue
+            WireFormat.appendField(1, length: entry.count, to: &fields)  // Struct.fields entry
+            fields += entry
+        }
+        if !member.endpoint.node.isEmpty { appendEntry("node", member.endpoint.node) }
+        if !member.endpoint.targetPod.isEmpty { appendEntry("pod", member.endpoint.targetPod) }
+        appendEntry("source", member.source.name)
+        var namespaceEntry: [UInt8] = []
+        WireFormat.appendField(1, length: metadataNamespace.utf8.count, to: &namespaceEntry)
+        namespaceEntry += metadataNamespace.utf8
+        WireFormat.appendField(2, length: fields.count, to: &namespaceEntry)
+        namespaceEntry += fields
+        var metadata: [UInt8] = []
+        WireFormat.appendField(1, length: namespaceEntry.count, to: &metadata)  // Metadata.filter_metadata entry
+        metadata += namespaceEntry
+        var lb: [UInt8] = []
+        lb.reserveCapacity(endpoint.count + metadata.count + 8)
+        WireFormat.appendField(1, length: endpoint.count, to: &lb)  // LbEndpoint.endpoint (oneof)
+        lb += endpoint
+        WireFormat.appendVarintField(2, health.wireValue, to: &lb)
+        WireFormat.appendField(3, length: metadata.count, to: &lb)
+        lb += metadata
+        WireFormat.appendField(2, length: lb.count, to: &out)
+        out += lb
     }
 
     /// The listener name a proxyless gRPC client asks for: `<service>.<namespace>:<port>` (its target is
@@ -170,5 +251,23 @@ public struct ResourceBuilder: Sendable {
         if !member.endpoint.node.isEmpty { fields["node"] = Google_Protobuf_Value(stringValue: member.endpoint.node) }
         lbEndpoint.metadata.filterMetadata[Self.metadataNamespace] = Google_Protobuf_Struct(fields: fields)
         return lbEndpoint
+    }
+}
+
+/// A locality of a load assignment: one per (zone, source cluster), in this order.
+private struct LocalityKey: Hashable, Comparable {
+    var zone: String
+    var source: SourceCluster
+    static func < (lhs: Self, rhs: Self) -> Bool { (lhs.zone, lhs.source) < (rhs.zone, rhs.source) }
+}
+
+extension EndpointHealth {
+    /// `envoy.config.core.v3.HealthStatus`.
+    var wireValue: UInt64 {
+        switch self {
+        case .healthy: UInt64(Envoy_Config_Core_V3_HealthStatus.healthy.rawValue)
+        case .draining: UInt64(Envoy_Config_Core_V3_HealthStatus.draining.rawValue)
+        case .unhealthy: UInt64(Envoy_Config_Core_V3_HealthStatus.unhealthy.rawValue)
+        }
     }
 }

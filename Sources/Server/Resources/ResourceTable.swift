@@ -42,7 +42,7 @@ public struct ResourceTable: Sendable {
             if let port {
                 let members = index.members(of: key)
                 update(.cluster, name, (try? EncodedResource(type: .cluster, name: name, message: builder.cluster(key, port: port))), &changes)
-                update(.endpoint, name, (try? EncodedResource(type: .endpoint, name: name, message: builder.loadAssignment(key, members: members))), &changes)
+                update(.endpoint, name, EncodedResource(type: .endpoint, name: name, resource: builder.loadAssignmentBytes(key, members: members)), &changes)
             } else {
                 update(.cluster, name, nil, &changes)
                 update(.endpoint, name, nil, &changes)
