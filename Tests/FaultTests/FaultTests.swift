@@ -15,7 +15,9 @@ struct FaultTests {
     static func sidecars(_ count: Int) -> Int { max(2, Int(Double(count) * scale)) }
 
     static func report(_ fault: String, _ figures: KeyValuePairs<String, Any>) {
-        print("fault: \(fault): " + figures.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+        // One write, so the line is not interleaved with the test runner's own output.
+        let line = "fault: \(fault): " + figures.map { "\($0.key) \($0.value)" }.joined(separator: ", ") + "\n"
+        FileHandle.standardOutput.write(Data(line.utf8))
     }
 
     /// Runs `body` with a started rig, and always stops it.

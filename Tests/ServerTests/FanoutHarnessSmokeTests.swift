@@ -21,7 +21,7 @@ struct FanoutHarnessSmokeTests {
         defer { directory.remove() }
         let json = directory.file("result.json")
         let arguments = ["fanout", "--streams", "8", "--clusters", "5", "--endpoints", "4", "--updates", "3", "--interval-ms", "20",
-                         "--timeout", "120", "--output", json] + (delta ? ["--delta"] : [])
+                         "--nack-every", "4", "--timeout", "120", "--output", json] + (delta ? ["--delta"] : [])
         let status = try await ChildProcess(bench, arguments, outputFile: directory.file("log")).wait(timeout: .seconds(150))
         let log = (try? String(contentsOfFile: directory.file("log"), encoding: .utf8)) ?? ""
         #expect(status == 0, "\(log.suffix(2000))")
@@ -31,6 +31,8 @@ struct FanoutHarnessSmokeTests {
         #expect((result["update_p99_ms"] as? Double ?? -1) >= 0)
         #expect((result["bytes_per_update"] as? Int ?? 0) > 0)
         #expect((result["server_rss_mb"] as? Double ?? 0) > 0)
+        #expect((result["nacks_sent"] as? Int ?? 0) > 0, "NACK injection")
+        #expect(result["stream_errors"] as? Int == 0)
     }
 
     /// The scenario runner, tiny: each scenario starts what it needs and writes JSON, markdown and

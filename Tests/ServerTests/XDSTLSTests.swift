@@ -23,6 +23,19 @@ import Glibc
         return result == true
     }
 
+    /// Client TLS settings that trust the test CA (the server's certificate names localhost, not 127.0.0.1).
+    static func trustingTheServer(_ pki: TestCertificates) -> @Sendable (inout HTTP2ClientTransport.Posix.TransportSecurity.TLS) -> Void {
+        { config in
+            config.trustRoots = .certificates([.file(path: pki.caCertificate, format: .pem)])
+            config.serverCertificateVerification = .noHostnameVerification
+        }
+    }
+
+    /// A client presenting `certificate` (PEM) and `key`, trusting the test CA.
+    static func mutualTLS(_ pki: TestCertificates, certificate: String, key: String) -> HTTP2ClientTransport.Posix.TransportSecurity {
+        .mTLS(certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem), configure: trustingTheServer(pki))
+    }
+
     /// An in-memory store with `sets` published by a writer that holds the source's lease.
     static func store(publishing sets: [EndpointSet]) async throws -> InMemoryEndpointStore {
         let store = InMemoryEndpointStore()
@@ -39,16 +52,9 @@ import Glibc
         options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
         try await XDSServiceTests.withServer(store, options: options) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
-            let trustServer: (inout HTTP2ClientTransport.Posix.TransportSecurity.TLS) -> Void = { config in
-                config.trustRoots = .certificates([.file(path: pki.caCertificate, format: .pem)])
-                config.serverCertificateVerification = .noHostnameVerification
-            }
-            let valid = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
-                certificateChain: [.file(path: pki.clientCertificate, format: .pem)], privateKey: .file(path: pki.clientKey, format: .pem),
-                configure: trustServer)
-            let foreign = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
-                certificateChain: [.file(path: pki.otherCACertificate, format: .pem)],
-                privateKey: .file(path: directory.file("other.key"), format: .pem), configure: trustServer)
+            let trustServer = Self.trustingTheServer(pki)
+            let valid = Self.mutualTLS(pki, certificate: pki.clientCertificate, key: pki.clientKey)
+            let foreign = Self.mutualTLS(pki, certificate: pki.otherCACertificate, key: directory.file("other.key"))
             #expect(await Self.served(port: port, security: valid), "a client certificate from the CA is served")
             #expect(await !Self.served(port: port, security: .tls(configure: trustServer)), "no client certificate: refused")
             #expect(await !Self.served(port: port, security: foreign), "a certificate from another CA: refused")
@@ -69,16 +75,8 @@ import Glibc
         options.service.nodeIdentity = try NodeIdentityRule(pattern)
         try await XDSServiceTests.withServer(store, options: options) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
-            let trustServer: (inout HTTP2ClientTransport.Posix.TransportSecurity.TLS) -> Void = { config in
-                config.trustRoots = .certificates([.file(path: pki.caCertificate, format: .pem)])
-                config.serverCertificateVerification = .noHostnameVerification
-            }
-            let workload = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
-                certificateChain: [.file(path: pki.workloadCertificate, format: .pem)], privateKey: .file(path: pki.workloadKey, format: .pem),
-                configure: trustServer)
-            let anonymous = HTTP2ClientTransport.Posix.TransportSecurity.mTLS(
-                certificateChain: [.file(path: pki.clientCertificate, format: .pem)], privateKey: .file(path: pki.clientKey, format: .pem),
-                configure: trustServer)
+            let workload = Self.mutualTLS(pki, certificate: pki.workloadCertificate, key: pki.workloadKey)
+            let anonymous = Self.mutualTLS(pki, certificate: pki.clientCertificate, key: pki.clientKey)
             #expect(await Self.served(port: port, security: workload, node: "sidecar-1"), "the node its certificate names")
             #expect(await !Self.served(port: port, security: workload, node: "sidecar-2"), "another node id with the same certificate")
             #expect(await !Self.served(port: port, security: anonymous, node: "sidecar-1"), "a certificate from the CA that names no workload")

@@ -92,6 +92,9 @@ public final class SimulatedSidecar: Sendable {
         /// Assignments re-sent with exactly the bytes held (needless), and clusters removed by the server.
         public var resends = 0
         public var clustersRemoved = 0
+        /// EDS responses received, and how many were refused (NACKed) by injection.
+        public var endpointResponses = 0
+        public var nacks = 0
 
         var sotwVersions: [String: String] = [:]
         var deltaVersions: [String: [String: String]] = [:]
@@ -108,9 +111,12 @@ public final class SimulatedSidecar: Sendable {
     public let id: Int
     public let delta: Bool
     public let trackContent: Bool
+    /// Refuse (NACK) every n-th EDS response, as Envoy does with a configuration it rejects; 0 never.
+    public let nackEvery: Int
     public let state = Mutex(State())
 
-    public init(id: Int, delta: Bool, trackContent: Bool = false) {
+    public init(id: Int, delta: Bool, trackContent: Bool = false, nackEvery: Int = 0) {
+        self.nackEvery = nackEvery
         self.id = id
         self.delta = delta
         self.trackContent = trackContent
@@ -197,6 +203,7 @@ public final class SimulatedSidecar: Sendable {
             defer { sink.finish() }
             self.opened(port: port)
             var subscribed = held
+            var acceptedEndpoints = versions[ResourceType.endpoint.typeURL] ?? ""
             for try await bytes in response.messages {
                 let now = ContinuousClock.now
                 var version = "", nonce = "", typeURL = ""
@@ -239,6 +246,14 @@ public final class SimulatedSidecar: Sendable {
                 } else {
                     self.record(resources, at: now, bytes: bytes.count)
                     ack.resourceNames = subscribed
+                    if self.injectNack() {
+                        // A NACK names the last version accepted, with the reason.
+                        ack.versionInfo = acceptedEndpoints
+                        ack.errorDetail = .with { $0.code = 3; $0.message = "injected NACK (legation-bench --nack-every)" }
+                        self.state.withLock { $0.sotwVersions[typeURL] = acceptedEndpoints }
+                    } else {
+                        acceptedEndpoints = version
+                    }
                     sink.yield(ack)
                 }
             }
@@ -333,9 +348,22 @@ public final class SimulatedSidecar: Sendable {
                             }
                         }
                     }
+                    if self.injectNack() {
+                        ack.errorDetail = .with { $0.code = 3; $0.message = "injected NACK (legation-bench --nack-every)" }
+                    }
                     sink.yield(ack)
                 }
             }
+        }
+    }
+
+    /// Counts an EDS response; whether to refuse it.
+    private func injectNack() -> Bool {
+        state.withLock { state in
+            state.endpointResponses += 1
+            guard nackEvery > 0, state.endpointResponses % nackEvery == 0 else { return false }
+            state.nacks += 1
+            return true
         }
     }
 

@@ -27,6 +27,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
     @Flag(help: "Incremental xDS (DeltaAggregatedResources) instead of state of the world.") var delta = false
     @Option(help: "The xds-server's debounce quiet period, ms.") var debounceQuietMs = 10
     @Option(help: "The xds-server's debounce maximum, ms.") var debounceMaxMs = 100
+    @Option(help: "Each sidecar refuses (NACKs) every n-th EDS response; 0 never.") var nackEvery = 0
     @Option(help: "The legation binary (default: next to this one).") var legation: String?
     @Option(help: "Load this ADS server (host:port) instead of starting one.") var xds: String?
     @Option(help: "With --xds: URL called to make update k (placeholders {k} and {v}).") var hook: String?
@@ -94,7 +95,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let rssBefore = server.map { Self.rssKilobytes($0.pid) } ?? 0
 
         // Initial sync of all N.
-        let sidecars = (0..<streams).map { SimulatedSidecar(id: $0, delta: delta) }
+        let sidecars = (0..<streams).map { SimulatedSidecar(id: $0, delta: delta, nackEvery: nackEvery) }
         let started = ContinuousClock.now
         let tasks = sidecars.map { sidecar in
             // Like Envoy, a sidecar whose connection fails (a full accept queue under thousands of connects) tries again.
@@ -160,6 +161,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
             "command": CommandLine.arguments.joined(separator: " "), "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores",
             "commit": Self.commit(),
         ]
+        results["nacks_sent"] = sidecars.reduce(0) { $0 + $1.state.withLock { $0.nacks } }
+        results["stream_errors"] = sidecars.filter { $0.state.withLock { $0.error != nil } }.count
         if redis != nil { results["redis_commands_per_update"] = Double(commandsAfter - commandsBefore) / Double(updates) }
         if server != nil {
             results["server_cpu_ms_per_update"] = cpuPerUpdate * 1000
