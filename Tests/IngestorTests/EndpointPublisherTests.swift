@@ -77,8 +77,11 @@ struct EndpointPublisherTests {
     @Test func aStandbyTakesOverAndTheDeposedWriterCannotWrite() async throws {
         let store = InMemoryEndpointStore()
         let cut = PartitionedStore(store)
-        let first = EndpointPublisher(store: cut, source: source, holder: "first", options: fastOptions(), logger: .quiet())
-        let second = EndpointPublisher(store: store, source: source, holder: "second", options: fastOptions(), logger: .quiet())
+        // A 3 s lease (renewed every second): a loaded CI machine can stall a task past a 1 s one.
+        var options = fastOptions()
+        options.leaseTTL = .seconds(3)
+        let first = EndpointPublisher(store: cut, source: source, holder: "first", options: options, logger: .quiet())
+        let second = EndpointPublisher(store: store, source: source, holder: "second", options: options, logger: .quiet())
         await first.replaceAll([set("web")])
         await second.replaceAll([set("web")])
         let firstTask = Task { await first.run() }
