@@ -272,6 +272,8 @@ struct FaultTests {
             let server = try #require(rig.replicaAdmins.first)
             let stale = #"legation_xds_source_stale{source="east"}"#
 
+            // Both of east's watches (services, slices) are open, so the partition cuts them.
+            try #require(await eventually(within: .seconds(20)) { api.openWatches >= 2 }, "east's watches are not open")
             let cutAt = ContinuousClock.now
             api.partition()
             try rig.setEndpoints("east", service: 4, addresses: rig.published["east"]![4]! + ["10.9.0.4"])

@@ -169,15 +169,16 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         injectIntoWatches(resource, bytes: Array(line.utf8))
     }
 
-    /// Cuts the network path, as a partition does: open watches and connections drop, and every request
-    /// from now on is dropped unanswered, until `heal()`. Scripted changes are still recorded.
+    /// Cuts the network path, as a partition does: open watches end and every request from now on is
+    /// answered 503 (as a load balancer with no backend left), until `heal()`. Scripted changes are
+    /// still recorded.
     public func partition() {
         let targets = lock.withLock { () -> [Watcher] in
             partitioned = true
             defer { watchers = [:] }
             return Array(watchers.values)
         }
-        for watcher in targets { watcher.channel.close(promise: nil) }
+        for watcher in targets { Self.end(watcher.channel) }
     }
 
     /// Ends a partition: requests are answered again.
@@ -333,7 +334,13 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .head(let head) = unwrapInboundIn(data) else { return }
             if api.isPartitioned {
-                context.close(promise: nil)  // the path is cut: no answer, the connection drops
+                // The path is cut: as a load balancer with no backend left answers. (Dropping the TCP
+                // connection without an answer was seen to leave a client waiting in CI.)
+                let body = Array(#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"partitioned","reason":"ServiceUnavailable","code":503}"#.utf8)
+                let headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count)), ("Connection", "close")])
+                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .serviceUnavailable, headers: headers))), promise: nil)
+                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
                 return
             }
             switch api.answer(head) {
