@@ -31,6 +31,13 @@ import Glibc
         }
     }
 
+    /// Server options for mutual TLS with the test PKI: its server certificate, clients from its CA.
+    static func mutualTLSOptions(_ pki: TestCertificates) -> XDSServerRuntime.Options {
+        var options = XDSServiceTests.options()
+        options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
+        return options
+    }
+
     /// A client presenting `certificate` (PEM) and `key`, trusting the test CA.
     static func mutualTLS(_ pki: TestCertificates, certificate: String, key: String) -> HTTP2ClientTransport.Posix.TransportSecurity {
         .mTLS(certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem), configure: trustingTheServer(pki))
@@ -48,8 +55,7 @@ import Glibc
         defer { directory.remove() }
         let pki = try await TestCertificates(in: directory)
         let store = try await Self.store(publishing: [F.set("web", ["10.0.0.1"])])
-        var options = XDSServiceTests.options()
-        options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
+        let options = Self.mutualTLSOptions(pki)
         try await XDSServiceTests.withServer(store, options: options) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
             let trustServer = Self.trustingTheServer(pki)
@@ -70,8 +76,7 @@ import Glibc
         defer { directory.remove() }
         let pki = try await TestCertificates(in: directory)
         let store = try await Self.store(publishing: [F.set("web", ["10.0.0.1"])])
-        var options = XDSServiceTests.options()
-        options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
+        var options = Self.mutualTLSOptions(pki)
         options.service.nodeIdentity = try NodeIdentityRule(pattern)
         try await XDSServiceTests.withServer(store, options: options) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
@@ -162,8 +167,7 @@ import Glibc
         defer { directory.remove() }
         let pki = try await TestCertificates(in: directory)
         let store = try await Self.store(publishing: [F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
-        var options = XDSServiceTests.options()
-        options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
+        let options = Self.mutualTLSOptions(pki)
         let runtime = XDSServerRuntime(reader: store, options: options, logger: .quiet())
         let server = Task { try await runtime.run() }
         defer { server.cancel() }
