@@ -31,6 +31,8 @@ public struct EndpointSliceAggregator: Sendable {
     public let selection: ServiceSelection
     private var services: [ServiceKey: ServiceObject] = [:]
     private var slices: [ServiceKey: [String: EndpointSliceObject]] = [:]
+    /// Which service each slice (`namespace/name`) is filed under.
+    private var sliceOwners: [String: ServiceKey] = [:]
     private var published: [ServiceKey: EndpointSet] = [:]
     /// Each slice's endpoints as converted for its service's ports, by resource version: an event
     /// converts only the slice it changed.
@@ -82,17 +84,24 @@ public struct EndpointSliceAggregator: Sendable {
         else {
             return ([], [])  // not a service's slice (or a malformed label): nothing to export
         }
-        // A slice may move to another service only by being recreated; drop any old placement anyway.
-        for (other, byName) in slices where other != key && byName[slice.metadata.name] != nil {
-            slices[other]?[slice.metadata.name] = nil
+        // A slice may move to another service only by being recreated; drop any old placement anyway
+        // (and rebuild the service it left).
+        let owner = "\(key.namespace)/\(slice.metadata.name)"
+        var left: [Change] = []
+        if let previous = sliceOwners.updateValue(key, forKey: owner), previous != key {
+            slices[previous]?[slice.metadata.name] = nil
+            if slices[previous]?.isEmpty == true { slices[previous] = nil }
+            left = rebuild(previous).changes
         }
         slices[key, default: [:]][slice.metadata.name] = slice
-        return rebuild(key)
+        let result = rebuild(key)
+        return (left + result.changes, result.rejections)
     }
 
     /// An EndpointSlice was deleted.
     public mutating func delete(slice: EndpointSliceObject) -> [Change] {
         guard let serviceName = slice.serviceName, let key = key(namespace: slice.metadata.namespace, name: serviceName) else { return [] }
+        sliceOwners["\(key.namespace)/\(slice.metadata.name)"] = nil
         slices[key]?[slice.metadata.name] = nil
         if slices[key]?.isEmpty == true { slices[key] = nil }
         return rebuild(key).changes
@@ -126,8 +135,12 @@ public struct EndpointSliceAggregator: Sendable {
     @discardableResult
     public mutating func replace(slices: [EndpointSliceObject]) -> [Rejection] {
         self.slices = [:]
+        sliceOwners = [:]
         for slice in slices {
             guard let name = slice.serviceName, let key = key(namespace: slice.metadata.namespace, name: name) else { continue }
+            if let previous = sliceOwners.updateValue(key, forKey: "\(key.namespace)/\(slice.metadata.name)"), previous != key {
+                self.slices[previous]?[slice.metadata.name] = nil
+            }
             self.slices[key, default: [:]][slice.metadata.name] = slice
         }
         return rebuildAll()
@@ -165,13 +178,14 @@ public struct EndpointSliceAggregator: Sendable {
     }
 
     private mutating func build(_ key: ServiceKey, service: ServiceObject, rejections: inout [Rejection]) throws(ModelError) -> EndpointSet {
+        let sortedSlices = (slices[key] ?? [:]).sorted(by: { $0.key < $1.key })
         var ports: [ServicePort] = []
         for port in service.spec?.ports ?? [] {
             guard let number = UInt16(exactly: port.port), number > 0 else {
                 throw ModelError(.invalidPort, "port \(port.name ?? "") has number \(port.port)")
             }
             let transport = ServicePort.TransportProtocol(rawValue: port.protocol ?? "TCP") ?? .tcp
-            let appProtocol = port.appProtocol ?? sliceAppProtocol(key, portName: port.name ?? "") ?? ""
+            let appProtocol = port.appProtocol ?? Self.sliceAppProtocol(sortedSlices, portName: port.name ?? "") ?? ""
             ports.append(try ServicePort(name: port.name ?? "", port: number, transportProtocol: transport, appProtocol: appProtocol))
         }
 
@@ -179,7 +193,7 @@ public struct EndpointSliceAggregator: Sendable {
         // service's set is their merge, so an event costs a linear pass, not a sort of every endpoint.
         var cache: [String: ConvertedSlice] = [:]
         var lists: [[(endpoint: Endpoint, rank: Int)]] = []
-        for (sliceName, slice) in (slices[key] ?? [:]).sorted(by: { $0.key < $1.key }) {
+        for (sliceName, slice) in sortedSlices {
             guard slice.addressType == "IPv4" || slice.addressType == "IPv6" else { continue }
             let version = slice.metadata.resourceVersion ?? ""
             let conversion: ConvertedSlice
@@ -193,28 +207,53 @@ public struct EndpointSliceAggregator: Sendable {
             lists.append(conversion.endpoints)
         }
         converted[key] = cache.isEmpty ? nil : cache
-        let merged = Self.merge(lists[...])
-        return try EndpointSet(source: source, service: key, ports: ports, sortedEndpoints: merged.map(\.endpoint))
+        return try EndpointSet(source: source, service: key, ports: ports, sortedEndpoints: Self.merge(lists))
     }
 
     /// Merges lists sorted by address into one, an address in several lists kept once: the best rank,
-    /// then the earliest list. Halves recursively: O(n log k) for n endpoints in k slices.
-    private static func merge(_ lists: ArraySlice<[(endpoint: Endpoint, rank: Int)]>) -> [(endpoint: Endpoint, rank: Int)] {
+    /// then the earliest list. A few lists (a service's usual handful of slices) are merged in one pass
+    /// comparing their heads; many are halved recursively, O(n log k).
+    private static func merge(_ lists: [[(endpoint: Endpoint, rank: Int)]]) -> [Endpoint] {
+        if lists.count == 1 { return lists[0].map(\.endpoint) }
+        guard lists.count <= 8 else { return mergeHalving(lists[...]).map(\.endpoint) }
+        var heads = [Int](repeating: 0, count: lists.count)
+        var result: [Endpoint] = []
+        result.reserveCapacity(lists.reduce(0) { $0 + $1.count })
+        while true {
+            var lowest = -1
+            for list in lists.indices where heads[list] < lists[list].count {
+                if lowest < 0 || lists[list][heads[list]].endpoint.addressPrecedes(lists[lowest][heads[lowest]].endpoint) { lowest = list }
+            }
+            guard lowest >= 0 else { break }
+            var chosen = lists[lowest][heads[lowest]]
+            heads[lowest] += 1
+            for list in (lowest + 1)..<lists.count where heads[list] < lists[list].count {
+                let candidate = lists[list][heads[list]]
+                guard candidate.endpoint.hasAddress(of: chosen.endpoint) else { continue }
+                if candidate.rank > chosen.rank { chosen = candidate }
+                heads[list] += 1
+            }
+            result.append(chosen.endpoint)
+        }
+        return result
+    }
+
+    private static func mergeHalving(_ lists: ArraySlice<[(endpoint: Endpoint, rank: Int)]>) -> [(endpoint: Endpoint, rank: Int)] {
         switch lists.count {
         case 0: return []
         case 1: return lists.first!
         default:
             let middle = lists.startIndex + lists.count / 2
-            let left = merge(lists[..<middle]), right = merge(lists[middle...])
+            let left = mergeHalving(lists[..<middle]), right = mergeHalving(lists[middle...])
             var result: [(endpoint: Endpoint, rank: Int)] = []
             result.reserveCapacity(left.count + right.count)
             var i = 0, j = 0
             while i < left.count, j < right.count {
                 let a = left[i], b = right[j]
-                if a.endpoint.address < b.endpoint.address {
+                if a.endpoint.addressPrecedes(b.endpoint) {
                     result.append(a)
                     i += 1
-                } else if b.endpoint.address < a.endpoint.address {
+                } else if b.endpoint.addressPrecedes(a.endpoint) {
                     result.append(b)
                     j += 1
                 } else {
@@ -223,8 +262,8 @@ public struct EndpointSliceAggregator: Sendable {
                     j += 1
                 }
             }
-            result += left[i...]
-            result += right[j...]
+            while i < left.count { result.append(left[i]); i += 1 }
+            while j < right.count { result.append(right[j]); j += 1 }
             return result
         }
     }
@@ -275,11 +314,11 @@ public struct EndpointSliceAggregator: Sendable {
         }
         // Sorted by address (stable: on equal addresses the first comes first), then one per address.
         let sorted = result.endpoints.enumerated().sorted {
-            $0.element.endpoint.address != $1.element.endpoint.address ? $0.element.endpoint.address < $1.element.endpoint.address : $0.offset < $1.offset
+            $0.element.endpoint.hasAddress(of: $1.element.endpoint) ? $0.offset < $1.offset : $0.element.endpoint.addressPrecedes($1.element.endpoint)
         }.map(\.element)
         result.endpoints.removeAll(keepingCapacity: true)
         for candidate in sorted {
-            if let last = result.endpoints.last, last.endpoint.address == candidate.endpoint.address {
+            if let last = result.endpoints.last, last.endpoint.hasAddress(of: candidate.endpoint) {
                 if candidate.rank > last.rank { result.endpoints[result.endpoints.count - 1] = candidate }
                 continue
             }
@@ -288,8 +327,8 @@ public struct EndpointSliceAggregator: Sendable {
         return result
     }
 
-    private func sliceAppProtocol(_ key: ServiceKey, portName: String) -> String? {
-        for (_, slice) in (slices[key] ?? [:]).sorted(by: { $0.key < $1.key }) {
+    private static func sliceAppProtocol(_ sortedSlices: [(key: String, value: EndpointSliceObject)], portName: String) -> String? {
+        for (_, slice) in sortedSlices {
             if let value = slice.ports?.first(where: { ($0.name ?? "") == portName })?.appProtocol { return value }
         }
         return nil

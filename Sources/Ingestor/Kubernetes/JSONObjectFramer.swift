@@ -27,44 +27,75 @@ public struct JSONObjectFramer: Sendable {
     public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) throws(Failure) -> [[UInt8]] where Bytes.Element == UInt8 {
         buffer.append(contentsOf: bytes)
         var objects: [[UInt8]] = []
-        while scanned < buffer.count {
-            let byte = buffer[scanned]
-            if objectStart == nil {
-                switch byte {
-                case UInt8(ascii: "{"):
-                    objectStart = scanned
-                    depth = 1
-                case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
-                    break
-                default:
-                    throw Failure(description: "watch stream has \(Self.describe(byte)) outside an object")
+        // The scan works on locals over the buffer's storage (one pass, eight bytes at a time inside
+        // strings); the state is stored back before returning or throwing. The size limit is checked
+        // once per feed: the buffer grows by at most one chunk past it.
+        var failure: Failure?
+        buffer.withUnsafeBufferPointer { buffer in
+            guard let base = buffer.baseAddress else { return }
+            let raw = UnsafeRawPointer(base)
+            let end = buffer.count
+            var index = scanned, depth = depth, inString = inString, escaped = escaped, objectStart = objectStart
+            defer { (self.scanned, self.depth, self.inString, self.escaped, self.objectStart) = (index, depth, inString, escaped, objectStart) }
+            scanning: while index < end {
+                guard let start = objectStart else {
+                    let byte = base[index]
+                    switch byte {
+                    case UInt8(ascii: "{"):
+                        objectStart = index
+                        depth = 1
+                    case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
+                        break
+                    default:
+                        failure = Failure(description: "watch stream has \(Self.describe(byte)) outside an object")
+                        return
+                    }
+                    index += 1
+                    continue
                 }
-            } else if inString {
-                if escaped {
-                    escaped = false
-                } else if byte == UInt8(ascii: "\\") {
-                    escaped = true
-                } else if byte == UInt8(ascii: "\"") {
+                if inString {
+                    // To the closing quote, jumping over escaped characters.
+                    while true {
+                        if escaped {
+                            guard index < end else { break scanning }
+                            escaped = false
+                            index += 1
+                        }
+                        while index + 8 <= end, Self.noQuoteOrBackslash(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { index += 8 }
+                        guard index < end else { break scanning }
+                        let byte = base[index]
+                        index += 1
+                        if byte == UInt8(ascii: "\"") { break }
+                        if byte == UInt8(ascii: "\\") { escaped = true }
+                    }
                     inString = false
                 }
-            } else {
-                switch byte {
-                case UInt8(ascii: "\""): inString = true
-                case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
-                case UInt8(ascii: "}"), UInt8(ascii: "]"):
-                    depth -= 1
-                    if depth == 0, let start = objectStart {
-                        objects.append(Array(buffer[start...scanned]))
-                        objectStart = nil
+                // Structure, to the next string or the object's end.
+                while index < end {
+                    let byte = base[index]
+                    index += 1
+                    switch byte {
+                    case UInt8(ascii: "\""):
+                        inString = true
+                        continue scanning
+                    case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+                    case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                        depth -= 1
+                        if depth == 0 {
+                            guard index - start <= maximumObjectBytes else { break scanning }
+                            objects.append(Array(UnsafeBufferPointer(rebasing: buffer[start..<index])))
+                            objectStart = nil
+                            continue scanning
+                        }
+                    default: break
                     }
-                default: break
                 }
             }
-            scanned += 1
-            if let start = objectStart, scanned - start > maximumObjectBytes {
-                throw Failure(description: "a watch event exceeds \(maximumObjectBytes) bytes")
+            if let start = objectStart, index - start > maximumObjectBytes {
+                failure = Failure(description: "a watch event exceeds \(maximumObjectBytes) bytes")
             }
         }
+        if let failure { throw failure }
         // Drop what is consumed: everything before the current object (or everything).
         let keepFrom = objectStart ?? buffer.count
         if keepFrom > 0 {
@@ -73,6 +104,15 @@ public struct JSONObjectFramer: Sendable {
             if objectStart != nil { objectStart = 0 }
         }
         return objects
+    }
+
+    /// True when none of eight bytes is a quote or a backslash (may flag a byte after a true one, never
+    /// miss one).
+    @inline(__always)
+    private static func noQuoteOrBackslash(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = word ^ 0x2222_2222_2222_2222, backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
+        return ((quotes &- ones) & ~quotes | (backslashes &- ones) & ~backslashes) & highs == 0
     }
 
     /// Bytes of an unfinished object still buffered (0 between objects).

@@ -13,12 +13,15 @@ extension JSONReader {
     }
 
     mutating func skipWhitespace() {
-        while position < bytes.count {
-            switch bytes[position] {
-            case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"): position += 1
-            default: return
-            }
+        guard let base = bytes.baseAddress else { return }
+        var index = position
+        let end = bytes.count
+        while index < end {
+            let byte = base[index]
+            guard byte <= 0x20, byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09 else { break }
+            index += 1
         }
+        position = index
     }
 
     func peekByte() -> UInt8? {
@@ -38,7 +41,13 @@ extension JSONReader {
         let quote = position
         position += 1
         let start = position
-        // Fast path: no escapes.
+        // Fast path: no escapes; eight plain bytes at a time.
+        if let base = bytes.baseAddress {
+            let raw = UnsafeRawPointer(base)
+            while position + 8 <= bytes.count, Self.plainStringBytes(raw.loadUnaligned(fromByteOffset: position, as: UInt64.self)) {
+                position += 8
+            }
+        }
         while position < bytes.count {
             let byte = bytes[position]
             if byte == UInt8(ascii: "\"") {
@@ -117,17 +126,27 @@ extension JSONReader {
     }
 
     /// At an opening quote: past the string, checked as a kept one is (UTF-8, escapes) but not built.
+    /// Eight bytes at a time while none of them is a quote, a backslash, a control character or
+    /// non-ASCII (nearly every byte of a Kubernetes object).
     mutating func skipStringBody() throws(Failure) {
         let quote = position
-        position += 1
-        let start = position
-        while position < bytes.count {
-            let byte = bytes[position]
+        guard let base = bytes.baseAddress else { throw failure("string not closed", at: quote) }
+        let start = quote + 1
+        let end = bytes.count
+        var index = start
+        var nonASCII = false
+        let raw = UnsafeRawPointer(base)
+        while true {
+            while index + 8 <= end, Self.plainStringBytes(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                index += 8
+            }
+            guard index < end else { break }
+            let byte = base[index]
             if byte == UInt8(ascii: "\"") {
-                guard Self.isUTF8(UnsafeBufferPointer(rebasing: bytes[start..<position])) else {
+                guard !nonASCII || Self.isUTF8(UnsafeBufferPointer(rebasing: bytes[start..<index])) else {
                     throw failure("string is not UTF-8", at: start)
                 }
-                position += 1
+                position = index + 1
                 return
             }
             if byte == UInt8(ascii: "\\") {
@@ -135,10 +154,25 @@ extension JSONReader {
                 _ = try readStringBody()
                 return
             }
-            guard byte >= 0x20 else { throw failure("control character in a string") }
-            position += 1
+            guard byte >= 0x20 else {
+                position = index
+                throw failure("control character in a string")
+            }
+            if byte >= 0x80 { nonASCII = true }
+            index += 1
         }
+        position = end
         throw failure("string not closed", at: quote)
+    }
+
+    /// True when none of eight bytes is a quote, a backslash, below 0x20 or above 0x7F. (The zero-byte
+    /// tests may flag a byte after a true one, never miss one: a flagged word is then read bytewise.)
+    @inline(__always)
+    static func plainStringBytes(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+        let quotes = word ^ 0x2222_2222_2222_2222, backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
+        let special = ((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes) | ((word &- 0x2020_2020_2020_2020) & ~word) | word
+        return special & highs == 0
     }
 
     /// Scans a number per RFC 8259. - Returns: its value when it is an integer that fits an `Int`.

@@ -181,9 +181,10 @@ public struct JSONReader {
         readNull() ? nil : try readInt()
     }
 
-    /// Skips one value of any kind, validating it. Iterative: depth costs no stack.
+    /// Skips one value of any kind, validating it. Iterative: depth costs no stack. The open containers
+    /// are a bit stack (1 = object), as deep as `maximumDepth` allows.
     public mutating func skipValue() throws(Failure) {
-        var open: [UInt8] = []
+        var open = ContainerStack()
         repeat {
             skipWhitespace()
             guard let byte = peekByte() else { throw failure("value expected, found the end") }
@@ -191,13 +192,13 @@ public struct JSONReader {
             case UInt8(ascii: "{"), UInt8(ascii: "["):
                 position += 1
                 guard open.count + depth < Self.maximumDepth else { throw failure("nested deeper than \(Self.maximumDepth)") }
-                open.append(byte)
+                let isObject = byte == UInt8(ascii: "{")
+                open.push(isObject: isObject)
                 skipWhitespace()
-                let close = byte == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
-                if peekByte() == close {
+                if peekByte() == (isObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) {
                     position += 1
-                    open.removeLast()
-                } else if byte == UInt8(ascii: "{") {
+                    open.pop()
+                } else if isObject {
                     try skipMemberName()
                     continue
                 } else {
@@ -211,20 +212,83 @@ public struct JSONReader {
             default: throw failure("unexpected \(Self.describe(byte))")
             }
             // After a complete value: close containers or move to the next element.
-            while let container = open.last {
+            while open.count > 0 {
+                let inObject = open.topIsObject
                 skipWhitespace()
-                guard let next = peekByte() else { throw failure("\(container == UInt8(ascii: "{") ? "object" : "array") not closed") }
+                guard let next = peekByte() else { throw failure("\(inObject ? "object" : "array") not closed") }
                 position += 1
                 if next == UInt8(ascii: ",") {
-                    if container == UInt8(ascii: "{") { try skipMemberName() }
+                    if inObject { try skipMemberName() }
                     break
                 }
-                guard next == (container == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")) else {
+                guard next == (inObject ? UInt8(ascii: "}") : UInt8(ascii: "]")) else {
                     throw failure("unexpected \(Self.describe(next))", at: position - 1)
                 }
-                open.removeLast()
+                open.pop()
             }
-        } while !open.isEmpty
+        } while open.count > 0
+    }
+
+    /// Moves past an object without validating it: only strings (with their escapes) and nesting are
+    /// followed, as the watch framer does, several times faster than `skipValue`. For a reader that
+    /// then compares the span's `digest` with spans it validated before: equal bytes need no second
+    /// validation, and anything else must be rewound and read properly. - Returns: false (position
+    /// unspecified) when no object starts here or it does not end within the input.
+    public mutating func skipObjectUnvalidated() -> Bool {
+        skipWhitespace()
+        guard let base = bytes.baseAddress, position < bytes.count, base[position] == UInt8(ascii: "{") else { return false }
+        let raw = UnsafeRawPointer(base)
+        let end = bytes.count
+        var index = position + 1
+        var nesting = 1
+        while index < end {
+            let byte = base[index]
+            index += 1
+            switch byte {
+            case UInt8(ascii: "\""):
+                while true {
+                    while index + 8 <= end, Self.plainStringBytes(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { index += 8 }
+                    guard index < end else { return false }
+                    let inner = base[index]
+                    index += 1
+                    if inner == UInt8(ascii: "\"") { break }
+                    if inner == UInt8(ascii: "\\") { index += 1 }
+                }
+            case UInt8(ascii: "{"), UInt8(ascii: "["): nesting += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                nesting -= 1
+                if nesting == 0 {
+                    position = index
+                    return true
+                }
+            default: break
+            }
+        }
+        return false
+    }
+
+    /// Which containers `skipValue` is inside, innermost last: two words of bits, no allocation.
+    private struct ContainerStack {
+        private var low: UInt64 = 0, high: UInt64 = 0
+        private(set) var count = 0
+
+        var topIsObject: Bool {
+            let index = count - 1
+            return (index < 64 ? low >> UInt64(index) : high >> UInt64(index - 64)) & 1 == 1
+        }
+
+        mutating func push(isObject: Bool) {
+            precondition(count < 128)
+            let bit: UInt64 = isObject ? 1 : 0
+            if count < 64 {
+                low = low & ~(1 << UInt64(count)) | bit << UInt64(count)
+            } else {
+                high = high & ~(1 << UInt64(count - 64)) | bit << UInt64(count - 64)
+            }
+            count += 1
+        }
+
+        mutating func pop() { count -= 1 }
     }
 
     // MARK: Keys

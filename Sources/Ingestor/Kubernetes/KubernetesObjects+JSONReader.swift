@@ -52,11 +52,13 @@ extension EndpointSliceObject: KubernetesReadable {
                 let memoKey = reader.memo != nil ? metadata.map { "\($0.namespace ?? "")/\($0.name)" } : nil
                 let previous = memoKey.flatMap { reader.memo?.endpointsBySlice[$0] } ?? [:]
                 var current: [UInt64: Endpoint] = [:]
+                current.reserveCapacity(previous.count)
                 digests.removeAll()
                 endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in
+                    reader.skipWhitespace()
                     let start = reader.offset
-                    if !previous.isEmpty {
-                        try reader.skipValue()
+                    // Bytes equal to an endpoint read (and validated) before need no validation again.
+                    if !previous.isEmpty, reader.skipObjectUnvalidated() {
                         let digest = reader.digest(since: start)
                         if let endpoint = previous[digest] {
                             digests.append(digest)

@@ -27,8 +27,20 @@ public struct Endpoint: Hashable, Sendable {
         let targetPod: String
         let conditions: Conditions
         let wire: [UInt8]
+        /// The address's first 16 UTF-8 bytes, big-endian, zero-padded: comparing these pairs orders
+        /// addresses as comparing their text does, except when both start with the same 16 bytes.
+        let orderKey: (UInt64, UInt64)
 
         init(address: String, targetPorts: [UInt16], zone: String, node: String, hostname: String, targetPod: String, conditions: Conditions, wire: [UInt8]) {
+            var key: (UInt64, UInt64) = (0, 0)
+            for (index, byte) in address.utf8.prefix(16).enumerated() {
+                if index < 8 {
+                    key.0 |= UInt64(byte) << UInt64(56 - 8 * index)
+                } else {
+                    key.1 |= UInt64(byte) << UInt64(56 - 8 * (index - 8))
+                }
+            }
+            self.orderKey = key
             self.address = address
             self.targetPorts = targetPorts
             self.zone = zone
@@ -109,6 +121,23 @@ public struct Endpoint: Hashable, Sendable {
         hasher.combine(address)
         hasher.combine(targetPorts)
         hasher.combine(conditions)
+    }
+
+    /// Whether this endpoint's address sorts before `other`'s (as `address < other.address`, without
+    /// comparing text unless the first 16 bytes are equal: the merges and checks of every set use it).
+    @inline(__always)
+    public func addressPrecedes(_ other: Endpoint) -> Bool {
+        let a = storage.orderKey, b = other.storage.orderKey
+        if a.0 != b.0 { return a.0 < b.0 }
+        if a.1 != b.1 { return a.1 < b.1 }
+        return storage.address < other.storage.address
+    }
+
+    /// Whether both endpoints have the same address.
+    @inline(__always)
+    public func hasAddress(of other: Endpoint) -> Bool {
+        let a = storage.orderKey, b = other.storage.orderKey
+        return a.0 == b.0 && a.1 == b.1 && storage.address == other.storage.address
     }
 
     /// True for IPv6 addresses.

@@ -11,6 +11,11 @@ package enum WireFormat {
         bytes.append(UInt8(value))
     }
 
+    /// How many bytes `appendVarint` writes for `value`.
+    package static func varintSize(_ value: UInt64) -> Int {
+        value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
+    }
+
     /// A length-delimited field's tag and length.
     package static func appendField(_ number: UInt64, length: Int, to bytes: inout [UInt8]) {
         appendVarint(number << 3 | 2, to: &bytes)
@@ -44,20 +49,25 @@ extension EndpointSet {
     /// bytes as `record(epoch:publishedAtUnixMilliseconds:).serializedBytes()`, without re-encoding.
     public func recordBytes(epoch: UInt64, publishedAtUnixMilliseconds: Int64) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(64 + ports.reduce(0) { $0 + $1.wire.count + 3 } + endpoints.reduce(0) { $0 + $1.wire.count + 3 })
+        bytes.reserveCapacity(
+            content.isEmpty ? 64 + ports.reduce(0) { $0 + $1.wire.count + 3 } + endpoints.reduce(0) { $0 + $1.wire.count + 3 } : 64 + content.count)
         WireFormat.appendVarintField(1, UInt64(currentSchemaVersion.rawValue), to: &bytes)
         WireFormat.appendString(2, source.name, to: &bytes)
         WireFormat.appendString(3, service.namespace, to: &bytes)
         WireFormat.appendString(4, service.name, to: &bytes)
         WireFormat.appendFixed64Field(5, contentHash, to: &bytes)
-        for port in ports {
-            WireFormat.appendField(6, length: port.wire.count, to: &bytes)
-            bytes += port.wire
-        }
-        for endpoint in endpoints {
-            let wire = endpoint.encoded
-            WireFormat.appendField(7, length: wire.count, to: &bytes)
-            bytes += wire
+        if !content.isEmpty || (ports.isEmpty && endpoints.isEmpty) {
+            bytes += content
+        } else {
+            for port in ports {
+                WireFormat.appendField(6, length: port.wire.count, to: &bytes)
+                bytes += port.wire
+            }
+            for endpoint in endpoints {
+                let wire = endpoint.encoded
+                WireFormat.appendField(7, length: wire.count, to: &bytes)
+                bytes += wire
+            }
         }
         WireFormat.appendVarintField(8, UInt64(bitPattern: publishedAtUnixMilliseconds), to: &bytes)
         WireFormat.appendVarintField(9, epoch, to: &bytes)
