@@ -192,6 +192,33 @@ import Testing
         #expect(slice.endpoints?.map { $0.conditions?.ready } == [true, false])
     }
 
+    /// A page large enough to be read on several cores reads as Foundation reads it; a broken item in
+    /// the middle fails the page at that item's byte, and a non-object item is read (and rejected) in place.
+    @Test func aLargeListReadInParallelReadsAsFoundationReadsIt() throws {
+        let slice = String(decoding: try KubeFixtures.data("endpointslice-full.json"), as: UTF8.self)
+        let items = (0..<600).map { slice.replacingOccurrences(of: #""nameValue""#, with: #""nameValue-\#($0)""#) }
+        let header = #"{"kind":"EndpointSliceList","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"9"},"items":["#
+        func page(_ items: [String]) -> [UInt8] { Array((header + items.joined(separator: ",\n ") + "]}").utf8) }
+        let comparison = Self.listTarget(EndpointSliceObject.self).compare(page(items))
+        #expect(comparison.readerError == nil && comparison.mismatch == nil, "\(comparison)")
+        #expect(try ListPage<EndpointSliceObject>(json: page(items)).items.count == 600)
+
+        var broken = items
+        broken[417] = broken[417].replacingOccurrences(of: #""addressType""#, with: #""addressType" "#) + "x"
+        let bytes = page(broken)
+        #expect(throws: JSONReader.Failure.self) { try ListPage<EndpointSliceObject>(json: bytes) }
+        do {
+            _ = try ListPage<EndpointSliceObject>(json: bytes)
+        } catch {
+            let itemStart = (header + broken[..<417].joined(separator: ",\n ") + ",\n ").utf8.count
+            #expect(error.offset > itemStart && error.offset < itemStart + broken[417].utf8.count, "\(error) should point into item 417")
+        }
+        var notObject = items
+        notObject[300] = "42"
+        #expect(throws: JSONReader.Failure.self) { try ListPage<EndpointSliceObject>(json: page(notObject)) }
+        #expect(Self.listTarget(EndpointSliceObject.self).compare(page(notObject)).mismatch == nil)
+    }
+
     @Test func aWatchEventWithItsObjectBeforeItsTypeReads() throws {
         let event = try WatchEvent<EndpointSliceObject>(json: Array(#"{"object":{"metadata":{"name":"s","resourceVersion":"9"},"addressType":"IPv4"},"type":"DELETED"}"#.utf8))
         guard case .deleted(let slice) = event else { Issue.record("read \(event)"); return }

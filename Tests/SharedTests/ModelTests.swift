@@ -163,4 +163,21 @@ import Testing
         #expect(decoded == set)
         #expect(decoded.recordBytes(epoch: 5, publishedAtUnixMilliseconds: 9) == bytes)
     }
+
+    @Test func endpointBytesEqualSwiftProtobufsEncoding() throws {
+        var generator = SystemRandomNumberGenerator()
+        let words = ["", "a", "zone-1", "node-17.example", String(repeating: "h", count: 200)]
+        let portChoices: [[UInt16]] = [[], [0], [80], [127, 128, 16_383, 16_384, 65_535], [0, 8080, 0]]
+        for index in 0..<500 {
+            let address = index % 2 == 0 ? "10.\(index % 256).0.\(index % 200)" : "fd00::\(String(index, radix: 16))"
+            let bits = UInt8.random(in: 0...7, using: &generator)
+            let endpoint = try Endpoint(
+                address: address, targetPorts: portChoices.randomElement(using: &generator)!,
+                zone: words.randomElement(using: &generator)!, node: words.randomElement(using: &generator)!,
+                hostname: words.randomElement(using: &generator)!, targetPod: words.randomElement(using: &generator)!,
+                conditions: .init(ready: bits & 1 != 0, serving: bits & 2 != 0, terminating: bits & 4 != 0))
+            let expected: [UInt8] = try endpoint.record.serializedBytes()
+            #expect(endpoint.wire == expected, "\(endpoint.address) \(endpoint.targetPorts) \(endpoint.conditions)")
+        }
+    }
 }
