@@ -147,6 +147,31 @@ import Testing
         #expect(set.endpoints.map(\.address) == ["10.244.1.69"])
     }
 
+    /// Slice names are unique per namespace only: a slice of the same name in another namespace is
+    /// another slice. A slice relabelled to another service leaves its old service (rebuilt without it).
+    @Test func sameNamedSlicesInTwoNamespacesAreTwoSlicesAndAMovedSliceLeavesItsService() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        let fixture = try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-dualstack-ipv4.json")
+        for namespace in ["a", "b"] {
+            _ = aggregator.upsert(service: try ServiceObject.json(namespace: namespace, name: "echo-dualstack", ports: [("http", 80), ("tftp", 69)]))
+            _ = aggregator.upsert(service: try ServiceObject.json(namespace: namespace, name: "other", ports: [("http", 80), ("tftp", 69)]))
+            var slice = fixture
+            slice.metadata.namespace = namespace
+            _ = aggregator.upsert(slice: slice)
+        }
+        let keys = try ["a", "b"].map { try ServiceKey(namespace: $0, name: "echo-dualstack") }
+        #expect(keys.allSatisfy { aggregator.sets[$0]?.endpoints.count == 2 }, "the slice in b did not displace the one in a")
+
+        var moved = fixture
+        moved.metadata.namespace = "a"
+        moved.metadata.labels?["kubernetes.io/service-name"] = "other"
+        let changes = aggregator.upsert(slice: moved).changes
+        #expect(changes.count == 2)
+        #expect(aggregator.sets[keys[0]]?.endpoints.isEmpty == true, "a/echo-dualstack lost the slice")
+        #expect(aggregator.sets[try ServiceKey(namespace: "a", name: "other")]?.endpoints.count == 2)
+        #expect(aggregator.sets[keys[1]]?.endpoints.count == 2)
+    }
+
     @Test func labelSelectorsParseLikeKubectl() throws {
         let selector = try LabelSelector(parsing: "app=web, env in (prod, staging),tier!=cache,team,!legacy")
         #expect(selector.matches(["app": "web", "env": "prod", "team": "a"]))
