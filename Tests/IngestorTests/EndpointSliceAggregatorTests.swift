@@ -172,6 +172,36 @@ import Testing
         #expect(aggregator.sets[keys[1]]?.endpoints.count == 2)
     }
 
+    /// A list of many services is built on every core; it must come to what the same objects give one
+    /// event at a time (a service with a bad port included: it is rejected either way).
+    @Test func aLargeListBuildsAsTheSameObjectsOneByOne() throws {
+        let fixture = try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-dualstack-ipv4.json")
+        var services: [ServiceObject] = []
+        var slices: [EndpointSliceObject] = []
+        for index in 0..<80 {
+            services.append(try ServiceObject.json(namespace: "n\(index % 7)", name: "s\(index)", ports: [("http", index == 33 ? 70_000 : 80), ("tftp", 69)]))
+            for part in 0..<(index % 3) {
+                var slice = fixture
+                slice.metadata.namespace = "n\(index % 7)"
+                slice.metadata.name = "s\(index)-\(part)"
+                slice.metadata.labels?["kubernetes.io/service-name"] = "s\(index)"
+                slice.endpoints?[0].addresses = ["10.\(index).\(part).1"]
+                slices.append(slice)
+            }
+        }
+        var whole = EndpointSliceAggregator(source: source)
+        let listed = whole.replaceAll(services: services, slices: slices)
+        var oneByOne = EndpointSliceAggregator(source: source)
+        var rejections: [EndpointSliceAggregator.Rejection] = []
+        for service in services { rejections += oneByOne.upsert(service: service).rejections }
+        for slice in slices { rejections += oneByOne.upsert(slice: slice).rejections }
+        #expect(listed.sets.count == 79)
+        #expect(listed.sets.reduce(0) { $0 + $1.endpoints.count } == 27 * 2 + 26 * 3, "one slice: 2 endpoints; two: 3 (one address in both)")
+        #expect(whole.sets == oneByOne.sets)
+        #expect(listed.rejections.contains { $0.object.contains("s33") })
+        #expect(rejections.contains { $0.object.contains("s33") })
+    }
+
     @Test func labelSelectorsParseLikeKubectl() throws {
         let selector = try LabelSelector(parsing: "app=web, env in (prod, staging),tier!=cache,team,!legacy")
         #expect(selector.matches(["app": "web", "env": "prod", "team": "a"]))

@@ -1,3 +1,4 @@
+import Foundation
 import Shared
 
 /// Turns a cluster's Services and EndpointSlices into one full `EndpointSet` per exported service: the
@@ -146,9 +147,30 @@ public struct EndpointSliceAggregator: Sendable {
         return rebuildAll()
     }
 
+    /// Rebuilds every service (an initial list or a relist). With many services, their sets are built
+    /// on every core from a snapshot of this value (building is pure), then applied in key order here.
     private mutating func rebuildAll() -> [Rejection] {
+        let keys = Set(services.keys).union(published.keys).sorted()
+        let workers = Swift.min(ProcessInfo.processInfo.activeProcessorCount, keys.count / 16)
+        var prebuilt: [Built?] = []
+        if workers > 1 {
+            let snapshot = self
+            nonisolated(unsafe) let results = UnsafeMutableBufferPointer<Built?>.allocate(capacity: keys.count)
+            results.initialize(repeating: nil)
+            defer {
+                results.deinitialize()
+                results.deallocate()
+            }
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for index in stride(from: worker, to: keys.count, by: workers) {
+                    guard let service = snapshot.services[keys[index]], snapshot.selection.exports(service) else { continue }
+                    results[index] = snapshot.build(keys[index], service: service)
+                }
+            }
+            prebuilt = Array(results)
+        }
         var rejections: [Rejection] = []
-        for key in Set(services.keys).union(published.keys).sorted() { rejections += rebuild(key).rejections }
+        for (index, key) in keys.enumerated() { rejections += rebuild(key, prebuilt: prebuilt.isEmpty ? nil : prebuilt[index]).rejections }
         return rejections
     }
 
@@ -158,35 +180,50 @@ public struct EndpointSliceAggregator: Sendable {
         try? ServiceKey(namespace: namespace ?? "default", name: name)
     }
 
-    /// Recomputes one service's set; reports a change only when the content differs.
-    private mutating func rebuild(_ key: ServiceKey) -> (changes: [Change], rejections: [Rejection]) {
+    /// Recomputes one service's set (or applies one built already); reports a change only when the
+    /// content differs.
+    private mutating func rebuild(_ key: ServiceKey, prebuilt: Built? = nil) -> (changes: [Change], rejections: [Rejection]) {
         guard let service = services[key], selection.exports(service) else {
             converted[key] = nil
             return published.removeValue(forKey: key) == nil ? ([], []) : ([.remove(key)], [])
         }
-        var rejections: [Rejection] = []
-        let set: EndpointSet
-        do {
-            set = try build(key, service: service, rejections: &rejections)
-        } catch {
+        let built = prebuilt ?? build(key, service: service)
+        if case .some(let cache) = built.conversions { converted[key] = cache }
+        var rejections = built.rejections
+        switch built.set {
+        case .failure(let error):
             rejections.append(Rejection(object: "service \(key)", reason: error.description))
             return ([], rejections)  // the last published set stands
+        case .success(let set):
+            guard published[key] != set else { return ([], rejections) }
+            published[key] = set
+            return ([.upsert(set)], rejections)
         }
-        guard published[key] != set else { return ([], rejections) }
-        published[key] = set
-        return ([.upsert(set)], rejections)
     }
 
-    private mutating func build(_ key: ServiceKey, service: ServiceObject, rejections: inout [Rejection]) throws(ModelError) -> EndpointSet {
+    /// One service's set as built from the current objects, without changing anything.
+    private struct Built: Sendable {
+        var set: Result<EndpointSet, ModelError>
+        /// The slices' conversions to keep (`.some(nil)`: none), or `nil` to keep the previous ones.
+        var conversions: [String: ConvertedSlice]??
+        var rejections: [Rejection]
+    }
+
+    private func build(_ key: ServiceKey, service: ServiceObject) -> Built {
         let sortedSlices = (slices[key] ?? [:]).sorted(by: { $0.key < $1.key })
+        var rejections: [Rejection] = []
         var ports: [ServicePort] = []
         for port in service.spec?.ports ?? [] {
             guard let number = UInt16(exactly: port.port), number > 0 else {
-                throw ModelError(.invalidPort, "port \(port.name ?? "") has number \(port.port)")
+                return Built(set: .failure(ModelError(.invalidPort, "port \(port.name ?? "") has number \(port.port)")), conversions: nil, rejections: rejections)
             }
             let transport = ServicePort.TransportProtocol(rawValue: port.protocol ?? "TCP") ?? .tcp
             let appProtocol = port.appProtocol ?? Self.sliceAppProtocol(sortedSlices, portName: port.name ?? "") ?? ""
-            ports.append(try ServicePort(name: port.name ?? "", port: number, transportProtocol: transport, appProtocol: appProtocol))
+            do {
+                ports.append(try ServicePort(name: port.name ?? "", port: number, transportProtocol: transport, appProtocol: appProtocol))
+            } catch {
+                return Built(set: .failure(error), conversions: nil, rejections: rejections)
+            }
         }
 
         // Each slice's endpoints are kept sorted by address (sorted once, when the slice changes); the
@@ -206,8 +243,8 @@ public struct EndpointSliceAggregator: Sendable {
             if !version.isEmpty { cache[sliceName] = conversion }
             lists.append(conversion.endpoints)
         }
-        converted[key] = cache.isEmpty ? nil : cache
-        return try EndpointSet(source: source, service: key, ports: ports, sortedEndpoints: Self.merge(lists))
+        let set = Result { () throws(ModelError) in try EndpointSet(source: source, service: key, ports: ports, sortedEndpoints: Self.merge(lists)) }
+        return Built(set: set, conversions: .some(cache.isEmpty ? nil : cache), rejections: rejections)
     }
 
     /// Merges lists sorted by address into one, an address in several lists kept once: the best rank,
