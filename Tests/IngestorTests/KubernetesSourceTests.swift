@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import Ingestor
 import LegationTestSupport
 import Logging
@@ -131,5 +134,36 @@ struct KubernetesSourceTests {
         #expect(try await rig.store.snapshot(of: source).canary == nil)
         #expect(await !rig.kubernetes.isListed)
         await rig.stop()
+    }
+
+    /// A server that accepts connections and never answers (hung, or a proxy with no backend) fails
+    /// each request after the response timeout, with a message saying so; the client does not wait for
+    /// the read timeout.
+    @Test func aServerThatNeverAnswersFailsAfterTheResponseTimeout() async throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(listener) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        #expect(bound)
+        let port = Int(UInt16(bigEndian: address.sin_port))  // the kernel completes handshakes; nobody reads
+        let client = try KubernetesClient(
+            KubernetesConnection(server: "http://127.0.0.1:\(port)"), readTimeout: .seconds(300), responseTimeout: .milliseconds(800))
+        let started = ContinuousClock.now
+        await #expect(throws: KubernetesError.self) {
+            _ = try await client.list(ServiceObject.self, path: "/api/v1/services")
+        }
+        let waited = ContinuousClock.now - started
+        #expect(waited >= .milliseconds(700) && waited < .seconds(10), "failed after \(waited)")
+        do {
+            _ = try await client.list(ServiceObject.self, path: "/api/v1/services")
+        } catch {
+            #expect("\(error)".contains("no response within"), "\(error)")
+        }
+        await client.shutdown()
     }
 }

@@ -68,11 +68,17 @@ public final class KubernetesClient: Sendable {
     private let http: HTTPClient
     private let maximumEventBytes: Int
     private let maximumListBytes: Int
+    private let responseTimeout: Duration
 
+    /// - Parameters:
+    ///   - readTimeout: the longest silence on an open response (a watch's bookmarks keep it alive).
+    ///   - responseTimeout: the longest wait for a response's head: a server that accepts connections
+    ///     but never answers (hung, or a proxy with no backend) fails the request after this, and the
+    ///     source turns unreachable then, not after `readTimeout`.
     /// - Throws: `KubernetesError` if the TLS material cannot be loaded.
     public init(
         _ connection: KubernetesConnection, readTimeout: Duration = .seconds(330), connectTimeout: Duration = .seconds(10),
-        maximumEventBytes: Int = 16 << 20, maximumListBytes: Int = 512 << 20
+        responseTimeout: Duration = .seconds(30), maximumEventBytes: Int = 16 << 20, maximumListBytes: Int = 512 << 20
     ) throws {
         var tls = TLSConfiguration.makeClientConfiguration()
         do {
@@ -95,6 +101,7 @@ public final class KubernetesClient: Sendable {
         self.connection = connection
         self.maximumEventBytes = maximumEventBytes
         self.maximumListBytes = maximumListBytes
+        self.responseTimeout = responseTimeout
     }
 
     public func shutdown() async {
@@ -211,7 +218,17 @@ public final class KubernetesClient: Sendable {
         }
         let response: HTTPClientResponse
         do {
-            response = try await http.execute(request, timeout: .milliseconds(deadline.milliseconds))
+            let (http, request, responseTimeout) = (http, request, responseTimeout)
+            response = try await withThrowingTaskGroup(of: HTTPClientResponse.self) { group in
+                group.addTask { try await http.execute(request, timeout: .milliseconds(deadline.milliseconds)) }
+                group.addTask {
+                    try await Task.sleep(for: responseTimeout)
+                    throw KubernetesError(message: "no response within \(responseTimeout)")
+                }
+                defer { group.cancelAll() }
+                guard let first = try await group.next() else { throw CancellationError() }
+                return first
+            }
         } catch {
             throw KubernetesError(message: "cannot reach \(connection.server)\(path): \(error)")
         }

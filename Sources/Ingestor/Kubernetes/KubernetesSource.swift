@@ -27,6 +27,10 @@ public actor KubernetesSource {
     private var aggregator: EndpointSliceAggregator
     private var listed: Set<String> = []
     private var initialPublished = false
+    /// Watches started (numbered), and the last ended per path: an "opened" signal from an ended
+    /// watch is stale.
+    private var watchAttempts = 0
+    private var endedAttempts: [String: Int] = [:]
     /// Watched paths whose last list or watch failed: while any does, the source counts as unreachable.
     private var failing: Set<String> = []
     private let metricsFactory: any MetricsFactory
@@ -104,8 +108,13 @@ public actor KubernetesSource {
         _ type: Object.Type, kind: String, path: String, from version: String, machine: inout WatchStateMachine
     ) async -> WatchStateMachine.Action {
         count("legation_ingestor_watches_total", kind)
+        watchAttempts += 1
+        let attempt = watchAttempts
+        defer { endedAttempts[path] = attempt }
         do {
-            let opened: @Sendable () -> Void = { Task { await self.reached(path, true) } }
+            // The "opened" signal comes from the client's task and reaches this actor later, maybe after
+            // this very watch failed: it counts only while its attempt has not ended.
+            let opened: @Sendable () -> Void = { Task { await self.watchOpened(path, attempt: attempt) } }
             for try await result in client.watch(
                 Object.self, path: path, resourceVersion: version, timeoutSeconds: options.watchTimeoutSeconds, onOpen: opened)
             {
@@ -139,6 +148,11 @@ public actor KubernetesSource {
             await reached(path, false)
             return machine.watchFailed(status: nil)
         }
+    }
+
+    private func watchOpened(_ path: String, attempt: Int) async {
+        guard attempt > endedAttempts[path, default: 0] else { return }
+        await reached(path, true)
     }
 
     /// Records whether `path` answered; tells the publisher when the source as a whole turns
