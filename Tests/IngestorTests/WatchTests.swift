@@ -34,6 +34,44 @@ import Testing
         #expect(try frame(pretty, chunk: 3).count == 2)
     }
 
+    /// The framer's index of nested objects, in any chunking: every object nested in an event is listed,
+    /// with its true end, and the reader given the index reads what it reads without.
+    @Test func theFramersObjectIndexIsTrueInAnyChunking() throws {
+        let stream = Array(try KubeFixtures.data("watch-endpointslice-sequence-assembled.jsonl"))
+            + Array(#"{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":"s","namespace":"n","resourceVersion":"9","labels":{"a":"}{\"x"}},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{}},{"addresses":["10.0.0.2"],"hostname":"h\\"}],"ports":[]}}"#.utf8)
+            + [UInt8(ascii: "\n")]
+        func nestedObjects(_ value: Any) -> Int {
+            switch value {
+            case let object as [String: Any]: 1 + object.values.reduce(0) { $0 + nestedObjects($1) }
+            case let array as [Any]: array.reduce(0) { $0 + nestedObjects($1) }
+            default: 0
+            }
+        }
+        for chunk in [1, 5, 64, 4096] {
+            var framer = JSONObjectFramer()
+            var framed: [JSONObjectFramer.Framed] = []
+            for start in stride(from: 0, to: stream.count, by: chunk) {
+                framed += try framer.feedIndexed(stream[start..<min(start + chunk, stream.count)])
+            }
+            #expect(framed.count == stream.split(separator: UInt8(ascii: "\n")).count)
+            let memo = ReadMemo(), indexedMemo = ReadMemo()
+            for object in framed {
+                let tree = try JSONSerialization.jsonObject(with: Data(object.bytes))
+                var found = 0
+                for (offset, byte) in object.bytes.enumerated() where byte == UInt8(ascii: "{") {
+                    guard let end = object.objectEnds.end(ofObjectAt: offset) else { continue }
+                    found += 1
+                    #expect(object.bytes[end - 1] == UInt8(ascii: "}"))
+                    #expect(throws: Never.self) { try JSONReader.parse(object.bytes[offset..<end]) { (reader: inout JSONReader) throws(JSONReader.Failure) in try reader.skipValue() } }
+                }
+                #expect(found == nestedObjects(tree) - 1, "every nested object, the event itself not")
+                let plain = try WatchEvent<EndpointSliceObject>(json: object.bytes, memo: memo)
+                let indexed = try WatchEvent<EndpointSliceObject>(json: object.bytes, memo: indexedMemo, objectEnds: object.objectEnds)
+                #expect(plain == indexed)
+            }
+        }
+    }
+
     @Test func garbageAndOversizedEventsAreErrorsWithBoundedMemory() throws {
         var framer = JSONObjectFramer()
         #expect(throws: JSONObjectFramer.Failure.self) { try framer.feed(Array("<html>".utf8)) }

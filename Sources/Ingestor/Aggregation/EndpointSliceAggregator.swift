@@ -44,6 +44,8 @@ public struct EndpointSliceAggregator: Sendable {
         var servicePorts: [ServicePort]
         /// Sorted by address, each address once (the best rank, then the first).
         var endpoints: [(endpoint: Endpoint, rank: Int)]
+        /// Each endpoint's `addressOrderKey`, read once here for every merge to come.
+        var orderKeys: [(UInt64, UInt64)] = []
         var rejections: [Rejection]
         /// Target ports the endpoints were made with, and what each item became by the digest of its JSON
         /// bytes (slices read by `JSONReader` carry them): the next version of the slice reuses the
@@ -229,7 +231,7 @@ public struct EndpointSliceAggregator: Sendable {
         // Each slice's endpoints are kept sorted by address (sorted once, when the slice changes); the
         // service's set is their merge, so an event costs a linear pass, not a sort of every endpoint.
         var cache: [String: ConvertedSlice] = [:]
-        var lists: [[(endpoint: Endpoint, rank: Int)]] = []
+        var lists: [ConvertedSlice] = []
         for (sliceName, slice) in sortedSlices {
             guard slice.addressType == "IPv4" || slice.addressType == "IPv6" else { continue }
             let version = slice.metadata.resourceVersion ?? ""
@@ -241,7 +243,7 @@ public struct EndpointSliceAggregator: Sendable {
                 rejections += conversion.rejections  // reported when the slice changes, not on every rebuild
             }
             if !version.isEmpty { cache[sliceName] = conversion }
-            lists.append(conversion.endpoints)
+            lists.append(conversion)
         }
         let set = Result { () throws(ModelError) in try EndpointSet(source: source, service: key, ports: ports, sortedEndpoints: Self.merge(lists)) }
         return Built(set: set, conversions: .some(cache.isEmpty ? nil : cache), rejections: rejections)
@@ -250,21 +252,31 @@ public struct EndpointSliceAggregator: Sendable {
     /// Merges lists sorted by address into one, an address in several lists kept once: the best rank,
     /// then the earliest list. A few lists (a service's usual handful of slices) are merged in one pass
     /// comparing their heads; many are halved recursively, O(n log k).
-    private static func merge(_ lists: [[(endpoint: Endpoint, rank: Int)]]) -> [Endpoint] {
-        if lists.count == 1 { return lists[0].map(\.endpoint) }
-        guard lists.count <= 8 else { return mergeHalving(lists[...]).map(\.endpoint) }
+    private static func merge(_ slices: [ConvertedSlice]) -> [Endpoint] {
+        if slices.count == 1 { return slices[0].endpoints.map { $0.endpoint } }
+        guard slices.count <= 8 else { return mergeHalving(slices.map(\.endpoints)[...]).map { $0.endpoint } }
+        // The heads are compared by their order keys; the text only on a tie.
+        let lists = slices.map(\.endpoints), keys = slices.map(\.orderKeys)
         var heads = [Int](repeating: 0, count: lists.count)
         var result: [Endpoint] = []
         result.reserveCapacity(lists.reduce(0) { $0 + $1.count })
         while true {
             var lowest = -1
             for list in lists.indices where heads[list] < lists[list].count {
-                if lowest < 0 || lists[list][heads[list]].endpoint.addressPrecedes(lists[lowest][heads[lowest]].endpoint) { lowest = list }
+                guard lowest >= 0 else {
+                    lowest = list
+                    continue
+                }
+                let a = keys[list][heads[list]], b = keys[lowest][heads[lowest]]
+                if a < b || (a == b && lists[list][heads[list]].endpoint.addressPrecedes(lists[lowest][heads[lowest]].endpoint)) {
+                    lowest = list
+                }
             }
             guard lowest >= 0 else { break }
+            let key = keys[lowest][heads[lowest]]
             var chosen = lists[lowest][heads[lowest]]
             heads[lowest] += 1
-            for list in (lowest + 1)..<lists.count where heads[list] < lists[list].count {
+            for list in (lowest + 1)..<lists.count where heads[list] < lists[list].count && keys[list][heads[list]] == key {
                 let candidate = lists[list][heads[list]]
                 guard candidate.endpoint.hasAddress(of: chosen.endpoint) else { continue }
                 if candidate.rank > chosen.rank { chosen = candidate }
@@ -320,6 +332,7 @@ public struct EndpointSliceAggregator: Sendable {
         let reusable = previous?.targets == targets ? previous : nil
         result.targets = targets
         result.endpoints.reserveCapacity(items.count)
+        if digests != nil { result.madeByDigest.reserveCapacity(items.count) }
         for (index, item) in items.enumerated() {
             if let reusable, let digests, let endpoint = reusable.madeByDigest[digests[index]] {
                 result.madeByDigest[digests[index]] = endpoint
@@ -350,16 +363,21 @@ public struct EndpointSliceAggregator: Sendable {
             }
         }
         // Sorted by address (stable: on equal addresses the first comes first), then one per address.
-        let sorted = result.endpoints.enumerated().sorted {
-            $0.element.endpoint.hasAddress(of: $1.element.endpoint) ? $0.offset < $1.offset : $0.element.endpoint.addressPrecedes($1.element.endpoint)
-        }.map(\.element)
+        let keys = result.endpoints.map { $0.endpoint.addressOrderKey }
+        let sorted = result.endpoints.indices.sorted { a, b in
+            if keys[a] != keys[b] { return keys[a] < keys[b] }
+            let first = result.endpoints[a].endpoint, second = result.endpoints[b].endpoint
+            return first.hasAddress(of: second) ? a < b : first.addressPrecedes(second)
+        }.map { result.endpoints[$0] }
         result.endpoints.removeAll(keepingCapacity: true)
+        result.orderKeys.reserveCapacity(sorted.count)
         for candidate in sorted {
             if let last = result.endpoints.last, last.endpoint.hasAddress(of: candidate.endpoint) {
                 if candidate.rank > last.rank { result.endpoints[result.endpoints.count - 1] = candidate }
                 continue
             }
             result.endpoints.append(candidate)
+            result.orderKeys.append(candidate.endpoint.addressOrderKey)
         }
         return result
     }

@@ -9,8 +9,18 @@ public struct JSONObjectFramer: Sendable {
         public var description: String
     }
 
+    /// One framed object, with where each object nested in it ends (see `ObjectEnds`).
+    public struct Framed: Sendable {
+        public let bytes: [UInt8]
+        public let objectEnds: ObjectEnds
+    }
+
     public let maximumObjectBytes: Int
     private var buffer: [UInt8] = []
+    /// While indexing: the open containers of the current object (index into `spans` for an object,
+    /// -1 for an array), and the nested objects seen so far (offsets from the object's start).
+    private var containers: [Int] = []
+    private var spans = ObjectEnds()
     private var depth = 0
     private var inString = false
     private var escaped = false
@@ -25,8 +35,18 @@ public struct JSONObjectFramer: Sendable {
     /// - Throws: `Failure` for bytes outside an object that are not white space, a stray `}`, or an
     ///   object over the size limit. After a failure the framer must not be used again.
     public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) throws(Failure) -> [[UInt8]] where Bytes.Element == UInt8 {
+        try feed(bytes, indexing: false).map(\.bytes)
+    }
+
+    /// Feeds bytes, as `feed`, also noting where every nested object of each framed object ends: the
+    /// reader then skips an object in one step (the scan here already followed its strings and braces).
+    public mutating func feedIndexed<Bytes: Sequence>(_ bytes: Bytes) throws(Failure) -> [Framed] where Bytes.Element == UInt8 {
+        try feed(bytes, indexing: true)
+    }
+
+    private mutating func feed<Bytes: Sequence>(_ bytes: Bytes, indexing: Bool) throws(Failure) -> [Framed] where Bytes.Element == UInt8 {
         buffer.append(contentsOf: bytes)
-        var objects: [[UInt8]] = []
+        var objects: [Framed] = []
         // The scan works on locals over the buffer's storage (one pass, eight bytes at a time inside
         // strings); the state is stored back before returning or throwing. The size limit is checked
         // once per feed: the buffer grows by at most one chunk past it.
@@ -36,7 +56,13 @@ public struct JSONObjectFramer: Sendable {
             let raw = UnsafeRawPointer(base)
             let end = buffer.count
             var index = scanned, depth = depth, inString = inString, escaped = escaped, objectStart = objectStart
-            defer { (self.scanned, self.depth, self.inString, self.escaped, self.objectStart) = (index, depth, inString, escaped, objectStart) }
+            var containers = indexing ? self.containers : [], spans = indexing ? self.spans : ObjectEnds()
+            self.containers = []
+            self.spans = ObjectEnds()
+            defer {
+                (self.scanned, self.depth, self.inString, self.escaped, self.objectStart) = (index, depth, inString, escaped, objectStart)
+                if indexing { (self.containers, self.spans) = (containers, spans) }
+            }
             scanning: while index < end {
                 guard let start = objectStart else {
                     let byte = base[index]
@@ -78,14 +104,27 @@ public struct JSONObjectFramer: Sendable {
                     case UInt8(ascii: "\""):
                         inString = true
                         continue scanning
-                    case UInt8(ascii: "{"), UInt8(ascii: "["): depth += 1
+                    case UInt8(ascii: "{"):
+                        depth += 1
+                        if indexing {
+                            containers.append(spans.count)
+                            spans.append(start: index - 1 - start)
+                        }
+                    case UInt8(ascii: "["):
+                        depth += 1
+                        if indexing { containers.append(-1) }
                     case UInt8(ascii: "}"), UInt8(ascii: "]"):
                         depth -= 1
                         if depth == 0 {
                             guard index - start <= maximumObjectBytes else { break scanning }
-                            objects.append(Array(UnsafeBufferPointer(rebasing: buffer[start..<index])))
+                            objects.append(Framed(bytes: Array(UnsafeBufferPointer(rebasing: buffer[start..<index])), objectEnds: spans))
                             objectStart = nil
+                            containers.removeAll(keepingCapacity: true)
+                            spans = ObjectEnds(capacity: indexing ? spans.count : 0)
                             continue scanning
+                        }
+                        if indexing, let open = containers.popLast(), open >= 0, byte == UInt8(ascii: "}") {
+                            spans.setEnd(open, to: index - start)
                         }
                     default: break
                     }
@@ -120,5 +159,42 @@ public struct JSONObjectFramer: Sendable {
 
     private static func describe(_ byte: UInt8) -> String {
         (0x21..<0x7F).contains(byte) ? "\"\(Character(Unicode.Scalar(byte)))\"" : "byte 0x\(String(byte, radix: 16))"
+    }
+}
+
+/// Where the objects nested in one framed object end, by where they start (byte offsets in it), in
+/// the order they start. Made by the framer's scan, which follows strings and escapes: for well-formed
+/// JSON these are the objects' true extents. A reader using them must still check what it skips (by
+/// digest against bytes it validated before): for malformed input the extents may be anything.
+public struct ObjectEnds: Sendable {
+    /// (start, end) pairs by start; end -1 while open.
+    private var spans: [(start: Int32, end: Int32)] = []
+
+    public init() {}
+
+    init(capacity: Int) {
+        spans.reserveCapacity(capacity)
+    }
+
+    var count: Int { spans.count }
+
+    mutating func append(start: Int) {
+        spans.append((Int32(truncatingIfNeeded: start), -1))
+    }
+
+    mutating func setEnd(_ index: Int, to end: Int) {
+        spans[index].end = Int32(truncatingIfNeeded: end)
+    }
+
+    /// The offset just past the object that starts at `start`, if one does and it was closed.
+    public func end(ofObjectAt start: Int) -> Int? {
+        var low = 0, high = spans.count
+        let target = Int32(truncatingIfNeeded: start)
+        while low < high {
+            let middle = (low + high) / 2
+            if spans[middle].start < target { low = middle + 1 } else { high = middle }
+        }
+        guard low < spans.count, spans[low].start == target, spans[low].end > target else { return nil }
+        return Int(spans[low].end)
     }
 }

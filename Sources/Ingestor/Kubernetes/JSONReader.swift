@@ -31,30 +31,33 @@ public struct JSONReader {
     var depth = 0
     /// What earlier documents of the same stream were read as, for readers that can reuse it.
     public let memo: ReadMemo?
+    /// Where the input's nested objects end, when its framer noted it (`skipObjectUnvalidated` uses it).
+    let objectEnds: ObjectEnds?
 
-    private init(_ bytes: UnsafeBufferPointer<UInt8>, memo: ReadMemo?) {
+    private init(_ bytes: UnsafeBufferPointer<UInt8>, memo: ReadMemo?, objectEnds: ObjectEnds?) {
         self.bytes = bytes
         self.memo = memo
+        self.objectEnds = objectEnds
     }
 
     /// Parses one JSON document: `body` reads its value; only white space may follow.
     public static func parse<Bytes: Collection, Result>(
-        _ input: Bytes, memo: ReadMemo? = nil, _ body: (inout JSONReader) throws(Failure) -> Result
+        _ input: Bytes, memo: ReadMemo? = nil, objectEnds: ObjectEnds? = nil, _ body: (inout JSONReader) throws(Failure) -> Result
     ) throws(Failure) -> Result where Bytes.Element == UInt8 {
         let attempt = input.withContiguousStorageIfAvailable { buffer in
-            Swift.Result { () throws(Failure) -> Result in try parse(buffer, memo, body) }
+            Swift.Result { () throws(Failure) -> Result in try parse(buffer, memo, objectEnds, body) }
         }
         if let attempt { return try attempt.get() }
         let copy = Array(input)
         return try copy.withUnsafeBufferPointer { buffer in
-            Swift.Result { () throws(Failure) -> Result in try parse(buffer, memo, body) }
+            Swift.Result { () throws(Failure) -> Result in try parse(buffer, memo, objectEnds, body) }
         }.get()
     }
 
     private static func parse<Result>(
-        _ buffer: UnsafeBufferPointer<UInt8>, _ memo: ReadMemo?, _ body: (inout JSONReader) throws(Failure) -> Result
+        _ buffer: UnsafeBufferPointer<UInt8>, _ memo: ReadMemo?, _ objectEnds: ObjectEnds?, _ body: (inout JSONReader) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        var reader = JSONReader(buffer, memo: memo)
+        var reader = JSONReader(buffer, memo: memo, objectEnds: objectEnds)
         let value = try body(&reader)
         reader.skipWhitespace()
         guard reader.position == buffer.count else { throw reader.failure("unexpected \(reader.describeNext()) after the value") }
@@ -237,6 +240,10 @@ public struct JSONReader {
     public mutating func skipObjectUnvalidated() -> Bool {
         skipWhitespace()
         guard let base = bytes.baseAddress, position < bytes.count, base[position] == UInt8(ascii: "{") else { return false }
+        if let end = objectEnds?.end(ofObjectAt: position), end <= bytes.count {
+            position = end
+            return true
+        }
         let raw = UnsafeRawPointer(base)
         let end = bytes.count
         var index = position + 1

@@ -164,15 +164,15 @@ public final class KubernetesClient: Sendable {
                 var framer = JSONObjectFramer(maximumObjectBytes: maximumEventBytes)
                 let memo = ReadMemo()
                 for try await buffer in response.body {
-                    let objects: [[UInt8]]
+                    let objects: [JSONObjectFramer.Framed]
                     do {
-                        objects = try framer.feed(buffer.readableBytesView)
+                        objects = try framer.feedIndexed(buffer.readableBytesView)
                     } catch {
                         throw KubernetesError(message: "watch of \(path) broke: \(error)")
                     }
                     for object in objects {
                         do {
-                            continuation.yield(.success(try WatchEvent<Object>(json: object, memo: memo)))
+                            continuation.yield(.success(try WatchEvent<Object>(json: object.bytes, memo: memo, objectEnds: object.objectEnds)))
                         } catch {
                             continuation.yield(.failure(KubernetesError(message: "malformed watch event skipped: \(error)")))
                         }

@@ -200,9 +200,11 @@ extension StatusObject: KubernetesReadable {
 
 extension WatchEvent where Object: KubernetesReadable {
     /// Reads one watch event. `type` normally comes first; when `object` comes first it is read once the
-    /// type is known. `memo`: the stream's, to reuse what earlier events were read as.
-    public init<Bytes: Collection>(json bytes: Bytes, memo: ReadMemo? = nil) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
-        self = try JSONReader.parse(bytes, memo: memo) { (reader: inout JSONReader) throws(JSONReader.Failure) in
+    /// type is known. `memo`: the stream's, to reuse what earlier events were read as; `objectEnds`:
+    /// the framer's index of these bytes (`JSONObjectFramer.feedIndexed`), to skip unchanged parts fast.
+    public init<Bytes: Collection>(json bytes: Bytes, memo: ReadMemo? = nil, objectEnds: ObjectEnds? = nil) throws(JSONReader.Failure)
+    where Bytes.Element == UInt8 {
+        self = try JSONReader.parse(bytes, memo: memo, objectEnds: objectEnds) { (reader: inout JSONReader) throws(JSONReader.Failure) in
             var type: String?
             var event: WatchEvent?
             var objectBeforeType: JSONReader?

@@ -70,6 +70,18 @@ public struct Endpoint: Hashable, Sendable {
     /// endpoints decoded from a record (readers never re-encode); `encoded` fills in.
     var wire: [UInt8] { storage.wire }
 
+    /// The encoding's length in bytes.
+    var encodedCount: Int { storage.wire.isEmpty ? encoded.count : storage.wire.count }
+
+    /// Writes the encoding as field `field` of a record at `target` (room for it checked by the
+    /// caller). - Returns: where it ends.
+    func writeEncoded(field: UInt8, to target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        if storage.wire.isEmpty {
+            return encoded.withUnsafeBufferPointer { EndpointSet.writeField(field, $0, to: target) }
+        }
+        return storage.wire.withUnsafeBufferPointer { EndpointSet.writeField(field, $0, to: target) }
+    }
+
     /// The encoding (`wire`, or made now).
     var encoded: [UInt8] { wire.isEmpty ? ((try? record.serializedBytes()) ?? []) : wire }
 
@@ -142,6 +154,11 @@ public struct Endpoint: Hashable, Sendable {
         hasher.combine(targetPorts)
         hasher.combine(conditions)
     }
+
+    /// The address's first 16 bytes as two big-endian words: when two endpoints' keys differ, they order
+    /// as their addresses do; when they are equal, compare with `addressPrecedes` (for code that
+    /// compares many times and keeps the keys at hand).
+    public var addressOrderKey: (UInt64, UInt64) { storage.orderKey }
 
     /// Whether this endpoint's address sorts before `other`'s (as `address < other.address`, without
     /// comparing text unless the first 16 bytes are equal: the merges and checks of every set use it).

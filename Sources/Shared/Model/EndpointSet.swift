@@ -93,34 +93,40 @@ public struct EndpointSet: Hashable, Sendable {
     /// `ports` and `endpoints` as a record's fields 6 and 7, from each value's encoding made once
     /// (`wire`): the bytes `hash(content:)` would hash, assembled with one allocation and a copy per value.
     static func contentBytes(ports: [ServicePort], endpoints: [Endpoint]) -> [UInt8] {
-        func fieldSize(_ length: Int) -> Int { 1 + WireFormat.varintSize(UInt64(length)) + length }
         var total = 0
-        for port in ports { total += fieldSize(port.wire.count) }
-        for endpoint in endpoints { total += fieldSize(endpoint.encoded.count) }
+        for port in ports { total += Self.fieldSize(port.wire.count) }
+        for index in endpoints.indices { total += Self.fieldSize(endpoints[index].encodedCount) }
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
+            guard let base = buffer.baseAddress else { return }
             var offset = 0
-            func append(_ field: UInt8, _ wire: [UInt8]) {
-                buffer[offset] = field << 3 | 2
-                offset += 1
-                var length = UInt64(wire.count)
-                while length >= 0x80 {
-                    buffer[offset] = UInt8(truncatingIfNeeded: length) | 0x80
-                    offset += 1
-                    length >>= 7
-                }
-                buffer[offset] = UInt8(length)
-                offset += 1
-                wire.withUnsafeBufferPointer { source in
-                    guard let from = source.baseAddress, let to = buffer.baseAddress else { return }
-                    (to + offset).update(from: from, count: source.count)
-                }
-                offset += wire.count
+            for port in ports {
+                port.wire.withUnsafeBufferPointer { offset = Self.writeField(6, $0, to: base + offset) - base }
             }
-            for port in ports { append(6, port.wire) }
-            for endpoint in endpoints { append(7, endpoint.encoded) }
+            for index in endpoints.indices {
+                offset = endpoints[index].writeEncoded(field: 7, to: base + offset) - base
+            }
             precondition(offset == total)
             initialized = total
         }
+    }
+
+    private static func fieldSize(_ length: Int) -> Int { 1 + WireFormat.varintSize(UInt64(length)) + length }
+
+    /// Writes a length-delimited field (a one-byte tag) at `target`. - Returns: where it ends.
+    static func writeField(_ field: UInt8, _ value: UnsafeBufferPointer<UInt8>, to target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        var cursor = target
+        cursor.pointee = field << 3 | 2
+        cursor += 1
+        var length = UInt64(value.count)
+        while length >= 0x80 {
+            cursor.pointee = UInt8(truncatingIfNeeded: length) | 0x80
+            cursor += 1
+            length >>= 7
+        }
+        cursor.pointee = UInt8(length)
+        cursor += 1
+        if let source = value.baseAddress { cursor.update(from: source, count: value.count) }
+        return cursor + value.count
     }
 
     /// First 64 bits of SHA-256 of content bytes.

@@ -102,8 +102,8 @@ struct IngestBenchmark: AsyncParsableCommand {
         let memo = ReadMemo()
         var published = 0
         for chunkStart in stride(from: 0, to: stream.count, by: 64 << 10) {
-            for object in try framer.feed(stream[chunkStart..<min(chunkStart + (64 << 10), stream.count)]) {
-                let event = try WatchEvent<EndpointSliceObject>(json: object, memo: memo)
+            for object in try framer.feedIndexed(stream[chunkStart..<min(chunkStart + (64 << 10), stream.count)]) {
+                let event = try WatchEvent<EndpointSliceObject>(json: object.bytes, memo: memo, objectEnds: object.objectEnds)
                 guard case .modified(let slice) = event else { continue }
                 for change in aggregator.upsert(slice: slice).changes {
                     if case .upsert(let set) = change { await publisher.upsert(set); published += 1 }
@@ -164,8 +164,8 @@ struct IngestBenchmark: AsyncParsableCommand {
         for (index, line) in lines.enumerated() {
             try await Task.sleep(until: started + interval * index, clock: .continuous)
             let fedAt = ContinuousClock.now
-            for object in try framer.feed(line) {
-                guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: object, memo: memo) else { continue }
+            for object in try framer.feedIndexed(line) {
+                guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: object.bytes, memo: memo, objectEnds: object.objectEnds) else { continue }
                 let changes = aggregator.upsert(slice: slice).changes
                 if changes.isEmpty { unchanged += 1 }
                 for change in changes {
