@@ -34,7 +34,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         var line: [UInt8]
     }
 
-    private final class Watcher {
+    private final class Watcher: Sendable {
         let channel: any Channel
         let resource: Resource
         let namespace: String?
@@ -340,7 +340,8 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
                 let headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count)), ("Connection", "close")])
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .serviceUnavailable, headers: headers))), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+                let channel = context.channel
+                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
                 return
             }
             switch api.answer(head) {
