@@ -209,6 +209,7 @@ import Testing
         #expect(throws: JSONReader.Failure.self) { try ListPage<EndpointSliceObject>(json: bytes) }
         do {
             _ = try ListPage<EndpointSliceObject>(json: bytes)
+            Issue.record("a page with a broken item was read")
         } catch {
             let itemStart = (header + broken[..<417].joined(separator: ",\n ") + ",\n ").utf8.count
             #expect(error.offset > itemStart && error.offset < itemStart + broken[417].utf8.count, "\(error) should point into item 417")

@@ -60,10 +60,15 @@ import Testing
         }
     }
 
-    @Test func conditionsMapToEnvoyHealthAndNotServingIsLeftOut() {
+    /// What the server serves: the hand-encoded bytes, decoded.
+    func served(_ builder: ResourceBuilder, _ key: ClusterKey, _ members: [EndpointIndex.Member]) throws -> Envoy_Config_Endpoint_V3_ClusterLoadAssignment {
+        try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: builder.loadAssignmentBytes(key, members: members))
+    }
+
+    @Test func conditionsMapToEnvoyHealthAndNotServingIsLeftOut() throws {
         let key = ClusterKey(service: F.service("web"), port: F.http)
         let all = members([.ready, .init(ready: false, serving: true, terminating: true), .init(ready: false, serving: false, terminating: true)])
-        let assignment = ResourceBuilder().loadAssignment(key, members: all)
+        let assignment = try served(ResourceBuilder(), key, all)
         #expect(assignment.clusterName == "default/web:http")
         let endpoints = assignment.endpoints.flatMap(\.lbEndpoints)
         #expect(endpoints.map(\.healthStatus) == [.healthy, .draining])
@@ -71,13 +76,13 @@ import Testing
 
         var keep = ResourceOptions()
         keep.keepUnservingEndpoints = true
-        let kept = ResourceBuilder(options: keep).loadAssignment(key, members: all).endpoints.flatMap(\.lbEndpoints)
+        let kept = try served(ResourceBuilder(options: keep), key, all).endpoints.flatMap(\.lbEndpoints)
         #expect(kept.map(\.healthStatus) == [.healthy, .draining, .unhealthy])
     }
 
     @Test func localitiesAreZoneAndSourceClusterWithMetadata() throws {
         let key = ClusterKey(service: F.service("web"), port: F.http)
-        let assignment = ResourceBuilder().loadAssignment(key, members: members([.ready], zone: "us-east-1b") + members([.ready], source: F.west, zone: "us-west2-a"))
+        let assignment = try served(ResourceBuilder(), key, members([.ready], zone: "us-east-1b") + members([.ready], source: F.west, zone: "us-west2-a"))
         #expect(assignment.endpoints.map(\.locality.zone) == ["us-east-1b", "us-west2-a"])
         #expect(assignment.endpoints.map(\.locality.region) == ["us-east-1", "us-west2"])
         #expect(assignment.endpoints.map(\.locality.subZone) == ["east", "west"])

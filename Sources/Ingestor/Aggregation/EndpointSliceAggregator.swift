@@ -89,7 +89,7 @@ public struct EndpointSliceAggregator: Sendable {
         }
         // A slice may move to another service only by being recreated; drop any old placement anyway
         // (and rebuild the service it left).
-        let owner = "\(key.namespace)/\(slice.metadata.name)"
+        let owner = Self.owner(key, slice)
         var left: [Change] = []
         if let previous = sliceOwners.updateValue(key, forKey: owner), previous != key {
             slices[previous]?[slice.metadata.name] = nil
@@ -104,7 +104,7 @@ public struct EndpointSliceAggregator: Sendable {
     /// An EndpointSlice was deleted.
     public mutating func delete(slice: EndpointSliceObject) -> [Change] {
         guard let serviceName = slice.serviceName, let key = key(namespace: slice.metadata.namespace, name: serviceName) else { return [] }
-        sliceOwners["\(key.namespace)/\(slice.metadata.name)"] = nil
+        sliceOwners[Self.owner(key, slice)] = nil
         slices[key]?[slice.metadata.name] = nil
         if slices[key]?.isEmpty == true { slices[key] = nil }
         return rebuild(key).changes
@@ -141,7 +141,7 @@ public struct EndpointSliceAggregator: Sendable {
         sliceOwners = [:]
         for slice in slices {
             guard let name = slice.serviceName, let key = key(namespace: slice.metadata.namespace, name: name) else { continue }
-            if let previous = sliceOwners.updateValue(key, forKey: "\(key.namespace)/\(slice.metadata.name)"), previous != key {
+            if let previous = sliceOwners.updateValue(key, forKey: Self.owner(key, slice)), previous != key {
                 self.slices[previous]?[slice.metadata.name] = nil
             }
             self.slices[key, default: [:]][slice.metadata.name] = slice
@@ -178,6 +178,19 @@ public struct EndpointSliceAggregator: Sendable {
 
     // MARK: Building
 
+    /// A slice's key in `sliceOwners`: slice names are unique per namespace only.
+    private static func owner(_ key: ServiceKey, _ slice: EndpointSliceObject) -> String {
+        "\(key.namespace)/\(slice.metadata.name)"
+    }
+
+    /// Address order from `Endpoint.addressOrderKey`s at hand; the endpoints are read (and their text
+    /// compared) only on a tie.
+    private static func precedes(
+        _ a: (UInt64, UInt64), _ first: @autoclosure () -> Endpoint, _ b: (UInt64, UInt64), _ second: @autoclosure () -> Endpoint
+    ) -> Bool {
+        a != b ? a < b : first().addressPrecedes(second())
+    }
+
     private func key(namespace: String?, name: String) -> ServiceKey? {
         try? ServiceKey(namespace: namespace ?? "default", name: name)
     }
@@ -190,7 +203,7 @@ public struct EndpointSliceAggregator: Sendable {
             return published.removeValue(forKey: key) == nil ? ([], []) : ([.remove(key)], [])
         }
         let built = prebuilt ?? build(key, service: service)
-        if case .some(let cache) = built.conversions { converted[key] = cache }
+        converted[key] = built.conversions.isEmpty ? nil : built.conversions
         var rejections = built.rejections
         switch built.set {
         case .failure(let error):
@@ -206,8 +219,8 @@ public struct EndpointSliceAggregator: Sendable {
     /// One service's set as built from the current objects, without changing anything.
     private struct Built: Sendable {
         var set: Result<EndpointSet, ModelError>
-        /// The slices' conversions to keep (`.some(nil)`: none), or `nil` to keep the previous ones.
-        var conversions: [String: ConvertedSlice]??
+        /// The slices' conversions to keep for the next build (none when the service's ports are bad).
+        var conversions: [String: ConvertedSlice]
         var rejections: [Rejection]
     }
 
@@ -217,14 +230,14 @@ public struct EndpointSliceAggregator: Sendable {
         var ports: [ServicePort] = []
         for port in service.spec?.ports ?? [] {
             guard let number = UInt16(exactly: port.port), number > 0 else {
-                return Built(set: .failure(ModelError(.invalidPort, "port \(port.name ?? "") has number \(port.port)")), conversions: nil, rejections: rejections)
+                return Built(set: .failure(ModelError(.invalidPort, "port \(port.name ?? "") has number \(port.port)")), conversions: [:], rejections: rejections)
             }
             let transport = ServicePort.TransportProtocol(rawValue: port.protocol ?? "TCP") ?? .tcp
             let appProtocol = port.appProtocol ?? Self.sliceAppProtocol(sortedSlices, portName: port.name ?? "") ?? ""
             do {
                 ports.append(try ServicePort(name: port.name ?? "", port: number, transportProtocol: transport, appProtocol: appProtocol))
             } catch {
-                return Built(set: .failure(error), conversions: nil, rejections: rejections)
+                return Built(set: .failure(error), conversions: [:], rejections: rejections)
             }
         }
 
@@ -246,7 +259,7 @@ public struct EndpointSliceAggregator: Sendable {
             lists.append(conversion)
         }
         let set = Result { () throws(ModelError) in try EndpointSet(source: source, service: key, ports: ports, sortedEndpoints: Self.merge(lists)) }
-        return Built(set: set, conversions: .some(cache.isEmpty ? nil : cache), rejections: rejections)
+        return Built(set: set, conversions: cache, rejections: rejections)
     }
 
     /// Merges lists sorted by address into one, an address in several lists kept once: the best rank,
@@ -267,8 +280,7 @@ public struct EndpointSliceAggregator: Sendable {
                     lowest = list
                     continue
                 }
-                let a = keys[list][heads[list]], b = keys[lowest][heads[lowest]]
-                if a < b || (a == b && lists[list][heads[list]].endpoint.addressPrecedes(lists[lowest][heads[lowest]].endpoint)) {
+                if Self.precedes(keys[list][heads[list]], lists[list][heads[list]].endpoint, keys[lowest][heads[lowest]], lists[lowest][heads[lowest]].endpoint) {
                     lowest = list
                 }
             }
@@ -365,9 +377,8 @@ public struct EndpointSliceAggregator: Sendable {
         // Sorted by address (stable: on equal addresses the first comes first), then one per address.
         let keys = result.endpoints.map { $0.endpoint.addressOrderKey }
         let sorted = result.endpoints.indices.sorted { a, b in
-            if keys[a] != keys[b] { return keys[a] < keys[b] }
-            let first = result.endpoints[a].endpoint, second = result.endpoints[b].endpoint
-            return first.hasAddress(of: second) ? a < b : first.addressPrecedes(second)
+            if keys[a] == keys[b], result.endpoints[a].endpoint.hasAddress(of: result.endpoints[b].endpoint) { return a < b }
+            return Self.precedes(keys[a], result.endpoints[a].endpoint, keys[b], result.endpoints[b].endpoint)
         }.map { result.endpoints[$0] }
         result.endpoints.removeAll(keepingCapacity: true)
         result.orderKeys.reserveCapacity(sorted.count)

@@ -17,8 +17,8 @@ public struct JSONObjectFramer: Sendable {
 
     public let maximumObjectBytes: Int
     private var buffer: [UInt8] = []
-    /// While indexing: the open containers of the current object (index into `spans` for an object,
-    /// -1 for an array), and the nested objects seen so far (offsets from the object's start).
+    /// The open containers of the current object (index into `spans` for an object, -1 for an array),
+    /// and the nested objects seen so far (offsets from the object's start).
     private var containers: [Int] = []
     private var spans = ObjectEnds()
     private var depth = 0
@@ -35,16 +35,12 @@ public struct JSONObjectFramer: Sendable {
     /// - Throws: `Failure` for bytes outside an object that are not white space, a stray `}`, or an
     ///   object over the size limit. After a failure the framer must not be used again.
     public mutating func feed<Bytes: Sequence>(_ bytes: Bytes) throws(Failure) -> [[UInt8]] where Bytes.Element == UInt8 {
-        try feed(bytes, indexing: false).map(\.bytes)
+        try feedIndexed(bytes).map(\.bytes)
     }
 
-    /// Feeds bytes, as `feed`, also noting where every nested object of each framed object ends: the
+    /// Feeds bytes, as `feed`, also returning where every nested object of each framed object ends: the
     /// reader then skips an object in one step (the scan here already followed its strings and braces).
     public mutating func feedIndexed<Bytes: Sequence>(_ bytes: Bytes) throws(Failure) -> [Framed] where Bytes.Element == UInt8 {
-        try feed(bytes, indexing: true)
-    }
-
-    private mutating func feed<Bytes: Sequence>(_ bytes: Bytes, indexing: Bool) throws(Failure) -> [Framed] where Bytes.Element == UInt8 {
         buffer.append(contentsOf: bytes)
         var objects: [Framed] = []
         // The scan works on locals over the buffer's storage (one pass, eight bytes at a time inside
@@ -56,12 +52,11 @@ public struct JSONObjectFramer: Sendable {
             let raw = UnsafeRawPointer(base)
             let end = buffer.count
             var index = scanned, depth = depth, inString = inString, escaped = escaped, objectStart = objectStart
-            var containers = indexing ? self.containers : [], spans = indexing ? self.spans : ObjectEnds()
-            self.containers = []
-            self.spans = ObjectEnds()
+            var containers = self.containers, spans = self.spans
+            (self.containers, self.spans) = ([], ObjectEnds())  // unshared while the locals grow
             defer {
                 (self.scanned, self.depth, self.inString, self.escaped, self.objectStart) = (index, depth, inString, escaped, objectStart)
-                if indexing { (self.containers, self.spans) = (containers, spans) }
+                (self.containers, self.spans) = (containers, spans)
             }
             scanning: while index < end {
                 guard let start = objectStart else {
@@ -87,7 +82,7 @@ public struct JSONObjectFramer: Sendable {
                             escaped = false
                             index += 1
                         }
-                        while index + 8 <= end, Self.noQuoteOrBackslash(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { index += 8 }
+                        while index + 8 <= end, JSONReader.noQuoteOrBackslash(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { index += 8 }
                         guard index < end else { break scanning }
                         let byte = base[index]
                         index += 1
@@ -106,13 +101,11 @@ public struct JSONObjectFramer: Sendable {
                         continue scanning
                     case UInt8(ascii: "{"):
                         depth += 1
-                        if indexing {
-                            containers.append(spans.count)
-                            spans.append(start: index - 1 - start)
-                        }
+                        containers.append(spans.count)
+                        spans.append(start: index - 1 - start)
                     case UInt8(ascii: "["):
                         depth += 1
-                        if indexing { containers.append(-1) }
+                        containers.append(-1)
                     case UInt8(ascii: "}"), UInt8(ascii: "]"):
                         depth -= 1
                         if depth == 0 {
@@ -120,10 +113,10 @@ public struct JSONObjectFramer: Sendable {
                             objects.append(Framed(bytes: Array(UnsafeBufferPointer(rebasing: buffer[start..<index])), objectEnds: spans))
                             objectStart = nil
                             containers.removeAll(keepingCapacity: true)
-                            spans = ObjectEnds(capacity: indexing ? spans.count : 0)
+                            spans = ObjectEnds(capacity: spans.count)
                             continue scanning
                         }
-                        if indexing, let open = containers.popLast(), open >= 0, byte == UInt8(ascii: "}") {
+                        if let open = containers.popLast(), open >= 0, byte == UInt8(ascii: "}") {
                             spans.setEnd(open, to: index - start)
                         }
                     default: break
@@ -143,15 +136,6 @@ public struct JSONObjectFramer: Sendable {
             if objectStart != nil { objectStart = 0 }
         }
         return objects
-    }
-
-    /// True when none of eight bytes is a quote or a backslash (may flag a byte after a true one, never
-    /// miss one).
-    @inline(__always)
-    private static func noQuoteOrBackslash(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-        let quotes = word ^ 0x2222_2222_2222_2222, backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
-        return ((quotes &- ones) & ~quotes | (backslashes &- ones) & ~backslashes) & highs == 0
     }
 
     /// Bytes of an unfinished object still buffered (0 between objects).

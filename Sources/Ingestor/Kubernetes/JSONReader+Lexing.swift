@@ -165,14 +165,30 @@ extension JSONReader {
         throw failure("string not closed", at: quote)
     }
 
-    /// True when none of eight bytes is a quote, a backslash, below 0x20 or above 0x7F. (The zero-byte
-    /// tests may flag a byte after a true one, never miss one: a flagged word is then read bytewise.)
+    // Eight bytes at a time (SWAR): `(x - 0x01…) & ~x` sets a byte's high bit where x has a zero byte,
+    // and may set one after a true one, never miss one; a flagged word is then read bytewise.
+
+    /// The high bit set in the bytes that are a quote or a backslash (and maybe after them).
+    @inline(__always)
+    private static func quotesOrBackslashes(_ word: UInt64) -> UInt64 {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let quotes = word ^ 0x2222_2222_2222_2222, backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
+        return ((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes)
+    }
+
+    /// True when none of eight bytes is a quote or a backslash: inside a string, nothing to stop for
+    /// when only following structure (the watch framer, unvalidated skips).
+    @inline(__always)
+    static func noQuoteOrBackslash(_ word: UInt64) -> Bool {
+        quotesOrBackslashes(word) & 0x8080_8080_8080_8080 == 0
+    }
+
+    /// True when none of eight bytes is a quote, a backslash, below 0x20 or above 0x7F: inside a
+    /// string, nothing to stop for when validating.
     @inline(__always)
     static func plainStringBytes(_ word: UInt64) -> Bool {
-        let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
-        let quotes = word ^ 0x2222_2222_2222_2222, backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
-        let special = ((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes) | ((word &- 0x2020_2020_2020_2020) & ~word) | word
-        return special & highs == 0
+        let controls = (word &- 0x2020_2020_2020_2020) & ~word
+        return (quotesOrBackslashes(word) | controls | word) & 0x8080_8080_8080_8080 == 0
     }
 
     /// Scans a number per RFC 8259. - Returns: its value when it is an integer that fits an `Int`.

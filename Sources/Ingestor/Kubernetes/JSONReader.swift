@@ -254,7 +254,7 @@ public struct JSONReader {
             switch byte {
             case UInt8(ascii: "\""):
                 while true {
-                    while index + 8 <= end, Self.plainStringBytes(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { index += 8 }
+                    while index + 8 <= end, Self.noQuoteOrBackslash(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { index += 8 }
                     guard index < end else { return false }
                     let inner = base[index]
                     index += 1

@@ -238,14 +238,12 @@ public struct OutboundDeltaResponse: Sendable, Hashable {
         WireFormat.appendString(4, type.typeURL, to: &bytes)
         WireFormat.appendString(5, nonce, to: &bytes)
         for name in removed {
-            WireFormat.appendField(6, length: name.utf8.count, to: &bytes)
-            bytes += Array(name.utf8)
+            WireFormat.appendLengthDelimited(6, name.utf8, to: &bytes)
         }
         if !controlPlane.isEmpty {
             var inner: [UInt8] = []
             WireFormat.appendString(1, controlPlane, to: &inner)
-            WireFormat.appendField(7, length: inner.count, to: &bytes)
-            bytes += inner
+            WireFormat.appendLengthDelimited(7, inner, to: &bytes)
         }
         return bytes
     }

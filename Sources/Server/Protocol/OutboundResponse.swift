@@ -25,19 +25,9 @@ public struct OutboundResponse: Sendable, Hashable {
         WireFormat.appendString(4, type.typeURL, to: &bytes)
         WireFormat.appendString(5, nonce, to: &bytes)
         if !controlPlane.isEmpty {
-            WireFormat.appendField(6, length: controlPlane.utf8.count + 1 + varintSize(controlPlane.utf8.count), to: &bytes)
+            WireFormat.appendField(6, length: WireFormat.lengthDelimitedSize(controlPlane.utf8.count), to: &bytes)
             WireFormat.appendString(1, controlPlane, to: &bytes)
         }
         return bytes
-    }
-
-    private func varintSize(_ value: Int) -> Int {
-        var value = UInt64(value)
-        var size = 1
-        while value >= 0x80 {
-            value >>= 7
-            size += 1
-        }
-        return size
     }
 }

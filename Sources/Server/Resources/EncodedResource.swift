@@ -34,23 +34,19 @@ public final class EncodedResource: Sendable, Hashable {
         var any: [UInt8] = []
         any.reserveCapacity(resource.count + type.typeURL.utf8.count + 8)
         WireFormat.appendString(1, type.typeURL, to: &any)
-        WireFormat.appendField(2, length: resource.count, to: &any)
-        any += resource
+        WireFormat.appendLengthDelimited(2, resource, to: &any)
         var field: [UInt8] = []
         field.reserveCapacity(any.count + 6)
-        WireFormat.appendField(2, length: any.count, to: &field)
-        field += any
+        WireFormat.appendLengthDelimited(2, any, to: &field)
         self.responseField = field
         var wrapped: [UInt8] = []
         wrapped.reserveCapacity(any.count + name.utf8.count + 32)
         WireFormat.appendString(1, version, to: &wrapped)
-        WireFormat.appendField(2, length: any.count, to: &wrapped)
-        wrapped += any
+        WireFormat.appendLengthDelimited(2, any, to: &wrapped)
         WireFormat.appendString(3, name, to: &wrapped)
         var delta: [UInt8] = []
         delta.reserveCapacity(wrapped.count + 6)
-        WireFormat.appendField(2, length: wrapped.count, to: &delta)
-        delta += wrapped
+        WireFormat.appendLengthDelimited(2, wrapped, to: &delta)
         self.deltaResponseField = delta
     }
 

@@ -107,13 +107,10 @@ public struct ResourceBuilder: Sendable {
             WireFormat.appendVarintField(1, UInt64(endpoints.count), to: &weight)
             var group: [UInt8] = []
             group.reserveCapacity(place.count + endpoints.bytes.count + weight.count + 8)
-            WireFormat.appendField(1, length: place.count, to: &group)  // locality (set, so written even if empty)
-            group += place
+            WireFormat.appendLengthDelimited(1, place, to: &group)  // locality (set, so written even if empty)
             group += endpoints.bytes  // lb_endpoints (2), each already framed
-            WireFormat.appendField(3, length: weight.count, to: &group)  // load_balancing_weight: UInt32Value
-            group += weight
-            WireFormat.appendField(2, length: group.count, to: &out)
-            out += group
+            WireFormat.appendLengthDelimited(3, weight, to: &group)  // load_balancing_weight: UInt32Value
+            WireFormat.appendLengthDelimited(2, group, to: &out)
         }
         return out
     }
@@ -125,47 +122,35 @@ public struct ResourceBuilder: Sendable {
         WireFormat.appendVarint(3 << 3, to: &socket)  // port_value: a oneof member, written even when 0
         WireFormat.appendVarint(UInt64(member.targetPort), to: &socket)
         var address: [UInt8] = []
-        WireFormat.appendField(1, length: socket.count, to: &address)  // Address.socket_address
-        address += socket
+        WireFormat.appendLengthDelimited(1, socket, to: &address)  // Address.socket_address
         var endpoint: [UInt8] = []
-        WireFormat.appendField(1, length: address.count, to: &endpoint)  // Endpoint.address
-        endpoint += address
+        WireFormat.appendLengthDelimited(1, address, to: &endpoint)  // Endpoint.address
         WireFormat.appendString(3, member.endpoint.hostname, to: &endpoint)
         // Metadata: filter_metadata {"legation": Struct}; map entries always carry key and value, and
         // deterministic ordering sorts the Struct's keys: node, pod, source.
         var fields: [UInt8] = []
         func appendEntry(_ name: String, _ value: String) {
             var stringValue: [UInt8] = []
-            WireFormat.appendField(3, length: value.utf8.count, to: &stringValue)  // Value.string_value (oneof)
-            stringValue += value.utf8
+            WireFormat.appendLengthDelimited(3, value.utf8, to: &stringValue)  // Value.string_value (oneof)
             var entry: [UInt8] = []
-            WireFormat.appendField(1, length: name.utf8.count, to: &entry)
-            entry += name.utf8
-            WireFormat.appendField(2, length: stringValue.count, to: &entry)
-            entry += stringValue
-            WireFormat.appendField(1, length: entry.count, to: &fields)  // Struct.fields entry
-            fields += entry
+            WireFormat.appendLengthDelimited(1, name.utf8, to: &entry)
+            WireFormat.appendLengthDelimited(2, stringValue, to: &entry)
+            WireFormat.appendLengthDelimited(1, entry, to: &fields)  // Struct.fields entry
         }
         if !member.endpoint.node.isEmpty { appendEntry("node", member.endpoint.node) }
         if !member.endpoint.targetPod.isEmpty { appendEntry("pod", member.endpoint.targetPod) }
         appendEntry("source", member.source.name)
         var namespaceEntry: [UInt8] = []
-        WireFormat.appendField(1, length: metadataNamespace.utf8.count, to: &namespaceEntry)
-        namespaceEntry += metadataNamespace.utf8
-        WireFormat.appendField(2, length: fields.count, to: &namespaceEntry)
-        namespaceEntry += fields
+        WireFormat.appendLengthDelimited(1, metadataNamespace.utf8, to: &namespaceEntry)
+        WireFormat.appendLengthDelimited(2, fields, to: &namespaceEntry)
         var metadata: [UInt8] = []
-        WireFormat.appendField(1, length: namespaceEntry.count, to: &metadata)  // Metadata.filter_metadata entry
-        metadata += namespaceEntry
+        WireFormat.appendLengthDelimited(1, namespaceEntry, to: &metadata)  // Metadata.filter_metadata entry
         var lb: [UInt8] = []
         lb.reserveCapacity(endpoint.count + metadata.count + 8)
-        WireFormat.appendField(1, length: endpoint.count, to: &lb)  // LbEndpoint.endpoint (oneof)
-        lb += endpoint
+        WireFormat.appendLengthDelimited(1, endpoint, to: &lb)  // LbEndpoint.endpoint (oneof)
         WireFormat.appendVarintField(2, health.wireValue, to: &lb)
-        WireFormat.appendField(3, length: metadata.count, to: &lb)
-        lb += metadata
-        WireFormat.appendField(2, length: lb.count, to: &out)
-        out += lb
+        WireFormat.appendLengthDelimited(3, metadata, to: &lb)
+        WireFormat.appendLengthDelimited(2, lb, to: &out)
     }
 
     /// The listener name a proxyless gRPC client asks for: `<service>.<namespace>:<port>` (its target is

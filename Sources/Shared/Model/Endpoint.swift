@@ -73,13 +73,14 @@ public struct Endpoint: Hashable, Sendable {
     /// The encoding's length in bytes.
     var encodedCount: Int { storage.wire.isEmpty ? encoded.count : storage.wire.count }
 
-    /// Writes the encoding as field `field` of a record at `target` (room for it checked by the
-    /// caller). - Returns: where it ends.
+    /// Writes the encoding as field `field` of a record at `target` (room for it made by the caller,
+    /// from `encodedCount`). - Returns: where it ends. (An endpoint decoded from a record has no `wire`
+    /// and is encoded for each call: only a reader's set written back, never on a writer's path.)
     func writeEncoded(field: UInt8, to target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
         if storage.wire.isEmpty {
-            return encoded.withUnsafeBufferPointer { EndpointSet.writeField(field, $0, to: target) }
+            return encoded.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(field, $0, to: target) }
         }
-        return storage.wire.withUnsafeBufferPointer { EndpointSet.writeField(field, $0, to: target) }
+        return storage.wire.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(field, $0, to: target) }
     }
 
     /// The encoding (`wire`, or made now).

@@ -94,39 +94,20 @@ public struct EndpointSet: Hashable, Sendable {
     /// (`wire`): the bytes `hash(content:)` would hash, assembled with one allocation and a copy per value.
     static func contentBytes(ports: [ServicePort], endpoints: [Endpoint]) -> [UInt8] {
         var total = 0
-        for port in ports { total += Self.fieldSize(port.wire.count) }
-        for index in endpoints.indices { total += Self.fieldSize(endpoints[index].encodedCount) }
+        for port in ports { total += WireFormat.lengthDelimitedSize(port.wire.count) }
+        for index in endpoints.indices { total += WireFormat.lengthDelimitedSize(endpoints[index].encodedCount) }
         return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
             guard let base = buffer.baseAddress else { return }
-            var offset = 0
+            var cursor = base
             for port in ports {
-                port.wire.withUnsafeBufferPointer { offset = Self.writeField(6, $0, to: base + offset) - base }
+                cursor = port.wire.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(6, $0, to: cursor) }
             }
             for index in endpoints.indices {
-                offset = endpoints[index].writeEncoded(field: 7, to: base + offset) - base
+                cursor = endpoints[index].writeEncoded(field: 7, to: cursor)
             }
-            precondition(offset == total)
+            precondition(cursor - base == total)
             initialized = total
         }
-    }
-
-    private static func fieldSize(_ length: Int) -> Int { 1 + WireFormat.varintSize(UInt64(length)) + length }
-
-    /// Writes a length-delimited field (a one-byte tag) at `target`. - Returns: where it ends.
-    static func writeField(_ field: UInt8, _ value: UnsafeBufferPointer<UInt8>, to target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
-        var cursor = target
-        cursor.pointee = field << 3 | 2
-        cursor += 1
-        var length = UInt64(value.count)
-        while length >= 0x80 {
-            cursor.pointee = UInt8(truncatingIfNeeded: length) | 0x80
-            cursor += 1
-            length >>= 7
-        }
-        cursor.pointee = UInt8(length)
-        cursor += 1
-        if let source = value.baseAddress { cursor.update(from: source, count: value.count) }
-        return cursor + value.count
     }
 
     /// First 64 bits of SHA-256 of content bytes.
@@ -139,10 +120,7 @@ public struct EndpointSet: Hashable, Sendable {
     /// SHA-256 (first 64 bits) of a record holding only ports and endpoints. Deterministic: the record
     /// has no maps and fields are written in field-number order.
     static func hash(content: Legation_Store_V1_EndpointSetRecord) -> UInt64 {
-        let bytes: [UInt8] = (try? content.serializedBytes()) ?? []
-        return SHA256.hash(data: bytes).withUnsafeBytes { digest in
-            digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        }
+        hash(contentBytes: (try? content.serializedBytes()) ?? [])
     }
 }
 

@@ -22,11 +22,44 @@ package enum WireFormat {
         appendVarint(UInt64(length), to: &bytes)
     }
 
+    /// A length-delimited field holding `bytes` (an embedded message, or the UTF-8 of a string), written
+    /// even when empty (map entries' keys and values, and message fields that are set, are).
+    package static func appendLengthDelimited<Bytes: Collection>(_ number: UInt64, _ bytes: Bytes, to output: inout [UInt8])
+    where Bytes.Element == UInt8 {
+        appendField(number, length: bytes.count, to: &output)
+        output.append(contentsOf: bytes)
+    }
+
+    /// `appendLengthDelimited` through a pointer, for callers that sized the output first: a field
+    /// number below 16 (a one-byte tag), `value` at `target`. - Returns: where the field ends.
+    package static func writeLengthDelimited(
+        _ number: UInt8, _ value: UnsafeBufferPointer<UInt8>, to target: UnsafeMutablePointer<UInt8>
+    ) -> UnsafeMutablePointer<UInt8> {
+        precondition(number < 16)
+        var cursor = target
+        cursor.pointee = number << 3 | 2
+        cursor += 1
+        var length = UInt64(value.count)
+        while length >= 0x80 {
+            cursor.pointee = UInt8(truncatingIfNeeded: length) | 0x80
+            cursor += 1
+            length >>= 7
+        }
+        cursor.pointee = UInt8(length)
+        cursor += 1
+        if let source = value.baseAddress { cursor.update(from: source, count: value.count) }
+        return cursor + value.count
+    }
+
+    /// How many bytes a length-delimited field with a one-byte tag and `length` bytes of value takes.
+    package static func lengthDelimitedSize(_ length: Int) -> Int {
+        1 + varintSize(UInt64(length)) + length
+    }
+
     /// A string field (omitted when empty, as proto3 does).
     package static func appendString(_ number: UInt64, _ text: String, to bytes: inout [UInt8]) {
         guard !text.isEmpty else { return }
-        appendField(number, length: text.utf8.count, to: &bytes)
-        bytes.append(contentsOf: text.utf8)
+        appendLengthDelimited(number, text.utf8, to: &bytes)
     }
 
     /// A varint field (omitted when zero).
@@ -49,26 +82,15 @@ extension EndpointSet {
     /// bytes as `record(epoch:publishedAtUnixMilliseconds:).serializedBytes()`, without re-encoding.
     public func recordBytes(epoch: UInt64, publishedAtUnixMilliseconds: Int64) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(
-            content.isEmpty ? 64 + ports.reduce(0) { $0 + $1.wire.count + 3 } + endpoints.reduce(0) { $0 + $1.wire.count + 3 } : 64 + content.count)
+        // Sets decoded from a record keep no content (readers never write): assembled here for them.
+        let content = self.content.isEmpty ? Self.contentBytes(ports: ports, endpoints: endpoints) : self.content
+        bytes.reserveCapacity(64 + source.name.utf8.count + service.namespace.utf8.count + service.name.utf8.count + content.count)
         WireFormat.appendVarintField(1, UInt64(currentSchemaVersion.rawValue), to: &bytes)
         WireFormat.appendString(2, source.name, to: &bytes)
         WireFormat.appendString(3, service.namespace, to: &bytes)
         WireFormat.appendString(4, service.name, to: &bytes)
         WireFormat.appendFixed64Field(5, contentHash, to: &bytes)
-        if !content.isEmpty || (ports.isEmpty && endpoints.isEmpty) {
-            bytes += content
-        } else {
-            for port in ports {
-                WireFormat.appendField(6, length: port.wire.count, to: &bytes)
-                bytes += port.wire
-            }
-            for endpoint in endpoints {
-                let wire = endpoint.encoded
-                WireFormat.appendField(7, length: wire.count, to: &bytes)
-                bytes += wire
-            }
-        }
+        bytes += content
         WireFormat.appendVarintField(8, UInt64(bitPattern: publishedAtUnixMilliseconds), to: &bytes)
         WireFormat.appendVarintField(9, epoch, to: &bytes)
         return bytes
