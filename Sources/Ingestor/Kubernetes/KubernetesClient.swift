@@ -145,15 +145,17 @@ public final class KubernetesClient: Sendable {
         }
     }
 
-    /// Watches `path` from `resourceVersion`. Each element is one event, or a decoding failure of one
-    /// event (skipped by the caller, counted; the stream goes on). The stream finishes when the server
-    /// ends the watch, and throws `KubernetesError` when it fails (410 included).
+    /// Watches `path` from `resourceVersion`. Each element holds the events that arrived in one read
+    /// from the connection, in order (one when events trickle in, dozens in a burst: the caller can hand
+    /// a burst on at once); each is an event or the decoding failure of one (skipped by the caller,
+    /// counted; the stream goes on). The stream finishes when the server ends the watch, and throws
+    /// `KubernetesError` when it fails (410 included).
     public func watch<Object: KubernetesReadable>(
         _ type: Object.Type, path: String, resourceVersion: String, timeoutSeconds: Int = 300,
         onOpen: (@Sendable () -> Void)? = nil
-    ) -> AsyncThrowingStream<Result<WatchEvent<Object>, KubernetesError>, any Error> {
+    ) -> AsyncThrowingStream<[Result<WatchEvent<Object>, KubernetesError>], any Error> {
         let query = "watch=true&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))&timeoutSeconds=\(timeoutSeconds)"
-        let (stream, continuation) = AsyncThrowingStream<Result<WatchEvent<Object>, KubernetesError>, any Error>.makeStream()
+        let (stream, continuation) = AsyncThrowingStream<[Result<WatchEvent<Object>, KubernetesError>], any Error>.makeStream()
         let task = Task {
             do {
                 let response = try await execute(path: path, query: query, deadline: .seconds(Int64(timeoutSeconds) + 30))
@@ -170,13 +172,14 @@ public final class KubernetesClient: Sendable {
                     } catch {
                         throw KubernetesError(message: "watch of \(path) broke: \(error)")
                     }
-                    for object in objects {
-                        do {
-                            continuation.yield(.success(try WatchEvent<Object>(json: object.bytes, memo: memo, objectEnds: object.objectEnds)))
+                    guard !objects.isEmpty else { continue }
+                    continuation.yield(objects.map { object in
+                        do throws(JSONReader.Failure) {
+                            return .success(try WatchEvent<Object>(json: object.bytes, memo: memo, objectEnds: object.objectEnds))
                         } catch {
-                            continuation.yield(.failure(KubernetesError(message: "malformed watch event skipped: \(error)")))
+                            return .failure(KubernetesError(message: "malformed watch event skipped: \(error)"))
                         }
-                    }
+                    })
                 }
                 continuation.finish()
             } catch let error as KubernetesError {

@@ -35,6 +35,13 @@ public actor KubernetesSource {
     private var failing: Set<String> = []
     private let metricsFactory: any MetricsFactory
     private let source: SourceCluster
+    /// Counters by label and dimensions, made once (an event counts two or three).
+    private var counters: [CounterKey: Counter] = [:]
+    private struct CounterKey: Hashable {
+        var label: String, kind: String, type: String?
+    }
+    private lazy var lagTimer = Timer(
+        label: "legation_ingestor_change_lag_seconds", dimensions: [("source", source.name)], preferredDisplayUnit: .seconds, factory: metricsFactory)
 
     public init(
         client: KubernetesClient, publisher: EndpointPublisher, selection: ServiceSelection, options: Options = Options(),
@@ -115,28 +122,35 @@ public actor KubernetesSource {
             // The "opened" signal comes from the client's task and reaches this actor later, maybe after
             // this very watch failed: it counts only while its attempt has not ended.
             let opened: @Sendable () -> Void = { Task { await self.watchOpened(path, attempt: attempt) } }
-            for try await result in client.watch(
+            for try await batch in client.watch(
                 Object.self, path: path, resourceVersion: version, timeoutSeconds: options.watchTimeoutSeconds, onOpen: opened)
             {
-                let event: WatchEvent<Object>
-                switch result {
-                case .success(let decoded): event = decoded
-                case .failure(let error):
-                    count("legation_ingestor_malformed_events_total", kind)
-                    logger.warning("skipped a malformed watch event", metadata: ["path": "\(path)", "error": "\(error)"])
-                    continue
+                // The events of one read are applied in order and their changes handed over together:
+                // a burst goes to Redis in one write, not one write per event.
+                var changes: [EndpointSliceAggregator.Change] = []
+                for result in batch {
+                    let event: WatchEvent<Object>
+                    switch result {
+                    case .success(let decoded): event = decoded
+                    case .failure(let error):
+                        count("legation_ingestor_malformed_events_total", kind)
+                        logger.warning("skipped a malformed watch event", metadata: ["path": "\(path)", "error": "\(error)"])
+                        continue
+                    }
+                    let action = machine.received(event)
+                    switch event {
+                    case .added(let object), .modified(let object): changes += apply(object, deleted: false, kind: kind, type: "upsert")
+                    case .deleted(let object): changes += apply(object, deleted: true, kind: kind, type: "delete")
+                    case .bookmark: count("legation_ingestor_watch_events_total", kind, type: "bookmark")
+                    case .error(let status):
+                        count("legation_ingestor_watch_events_total", kind, type: "error")
+                        if status.isExpired { count("legation_ingestor_relists_total", kind) }
+                        logger.info("watch answered an error", metadata: ["path": "\(path)", "status": "\(status)"])
+                        await handOver(changes)
+                        return action
+                    }
                 }
-                let action = machine.received(event)
-                switch event {
-                case .added(let object), .modified(let object): await apply(object, deleted: false, kind: kind, type: "upsert")
-                case .deleted(let object): await apply(object, deleted: true, kind: kind, type: "delete")
-                case .bookmark: count("legation_ingestor_watch_events_total", kind, type: "bookmark")
-                case .error(let status):
-                    count("legation_ingestor_watch_events_total", kind, type: "error")
-                    if status.isExpired { count("legation_ingestor_relists_total", kind) }
-                    logger.info("watch answered an error", metadata: ["path": "\(path)", "status": "\(status)"])
-                    return action
-                }
+                await handOver(changes)
             }
             return machine.watchEnded()
         } catch let error as KubernetesError {
@@ -181,7 +195,8 @@ public actor KubernetesSource {
         await publisher.replaceAll(Array(aggregator.sets.values))
     }
 
-    private func apply<Object>(_ object: Object, deleted: Bool, kind: String, type: String) async {
+    /// Applies one watched object to the aggregator. - Returns: the changes to hand to the publisher.
+    private func apply<Object>(_ object: Object, deleted: Bool, kind: String, type: String) -> [EndpointSliceAggregator.Change] {
         count("legation_ingestor_watch_events_total", kind, type: type)
         var changes: [EndpointSliceAggregator.Change] = []
         if let service = object as? ServiceObject {
@@ -198,13 +213,12 @@ public actor KubernetesSource {
             }
             recordLag(of: slice)
         }
-        guard initialPublished else { return }  // the initial publish hands everything over at once
-        for change in changes {
-            switch change {
-            case .upsert(let set): await publisher.upsert(set)
-            case .remove(let key): await publisher.remove(key)
-            }
-        }
+        return initialPublished ? changes : []  // the initial publish hands everything over at once
+    }
+
+    private func handOver(_ changes: [EndpointSliceAggregator.Change]) async {
+        guard !changes.isEmpty else { return }
+        await publisher.apply(changes)
     }
 
     /// Lag from the EndpointSlice controller's `last-change-trigger-time` (when the pod or service
@@ -214,8 +228,7 @@ public actor KubernetesSource {
             let changed = timestampFormatter.date(from: text)
         else { return }
         let lag = max(0, Date().timeIntervalSince(changed))
-        Timer(label: "legation_ingestor_change_lag_seconds", dimensions: [("source", source.name)], preferredDisplayUnit: .seconds, factory: metricsFactory)
-            .recordNanoseconds(Int64(lag * 1e9))
+        lagTimer.recordNanoseconds(Int64(lag * 1e9))
     }
 
     private let timestampFormatter = ISO8601DateFormatter()
@@ -228,8 +241,12 @@ public actor KubernetesSource {
     }
 
     private func count(_ label: String, _ kind: String, type: String? = nil) {
+        let key = CounterKey(label: label, kind: kind, type: type)
+        if let counter = counters[key] { return counter.increment() }
         var dimensions = [("source", source.name), ("resource", kind)]
         if let type { dimensions.append(("type", type)) }
-        Counter(label: label, dimensions: dimensions, factory: metricsFactory).increment()
+        let counter = Counter(label: label, dimensions: dimensions, factory: metricsFactory)
+        counters[key] = counter
+        counter.increment()
     }
 }

@@ -138,6 +138,21 @@ public actor EndpointPublisher {
         return upserts
     }
 
+    /// Several changes at once, in order (the events of one read from a watch): they are all in before
+    /// the write loop wakes, so a burst goes out in one write. - Returns: the sequence number of the
+    /// last upsert that changed something, or nil.
+    @discardableResult
+    public func apply(_ changes: [EndpointSliceAggregator.Change]) -> UInt64? {
+        var last: UInt64?
+        for change in changes {
+            switch change {
+            case .upsert(let set): last = upsert(set) ?? last
+            case .remove(let key): remove(key)
+            }
+        }
+        return last
+    }
+
     /// The service no longer exists in the source.
     public func remove(_ service: ServiceKey) {
         guard desired.removeValue(forKey: service) != nil else { return }

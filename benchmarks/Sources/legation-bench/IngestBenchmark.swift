@@ -109,14 +109,17 @@ struct IngestBenchmark: AsyncParsableCommand {
         var framer = JSONObjectFramer()
         let memo = ReadMemo()
         var published = 0
+        // As the Kubernetes source does: the events of one 64 KiB read are aggregated, then their
+        // changes handed to the publisher together.
         for chunkStart in stride(from: 0, to: stream.count, by: 64 << 10) {
+            var changes: [EndpointSliceAggregator.Change] = []
             for object in try framer.feedIndexed(stream[chunkStart..<min(chunkStart + (64 << 10), stream.count)]) {
                 let event = try WatchEvent<EndpointSliceObject>(json: object.bytes, memo: memo, objectEnds: object.objectEnds)
                 guard case .modified(let slice) = event else { continue }
-                for change in aggregator.upsert(slice: slice).changes {
-                    if case .upsert(let set) = change { await publisher.upsert(set); published += 1 }
-                }
+                changes += aggregator.upsert(slice: slice).changes
             }
+            published += changes.count
+            await publisher.apply(changes)
         }
         let processed = ContinuousClock.now - started
         while await publisher.status.pendingWrites > 0 { try await Task.sleep(for: .milliseconds(1)) }
