@@ -2,6 +2,7 @@ import Ingestor
 import Logging
 import LegationTestSupport
 import Shared
+import Synchronization
 import Testing
 
 @Suite(.timeLimit(.minutes(1)))
@@ -49,6 +50,27 @@ struct EndpointPublisherTests {
         #expect(await eventually { await stored(store).count == 1 })
         #expect(await stored(store).values.first?.endpoints.count == 5)
         #expect(await eventually { await store.snapshot(of: source).heartbeat != nil })
+    }
+
+    /// The changes of one watch read, handed over together, leave in one write (not one per event).
+    @Test func changesHandedOverTogetherLeaveInOneWrite() async throws {
+        let store = InMemoryEndpointStore()
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions(), logger: .quiet())
+        let flushes = Mutex<[[String]]>([])
+        await publisher.observeFlushes { keys, _, _ in flushes.withLock { $0.append(keys.map(\.name)) } }
+        let task = Task { await publisher.run() }
+        defer { task.cancel() }
+        await publisher.replaceAll([set("web"), set("api")])
+        #expect(await eventually { await publisher.status.isSynced })
+
+        let last = await publisher.apply([
+            .upsert(set("web", count: 3)), .upsert(set("db")), .upsert(set("cache")),
+            .remove(try ServiceKey(namespace: "default", name: "api")), .upsert(set("db")),  // the same again: no change
+        ])
+        #expect(last != nil)
+        #expect(await eventually { await stored(store).keys.map(\.name).sorted() == ["cache", "db", "web"] })
+        #expect(flushes.withLock { $0 } == [["api", "cache", "db", "web"]])
+        #expect(await publisher.status.pendingWrites == 0)
     }
 
     /// While the source does not answer, heartbeats stop (readers flag it stale) but what was published
