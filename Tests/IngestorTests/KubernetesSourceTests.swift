@@ -167,4 +167,55 @@ struct KubernetesSourceTests {
         }
         await client.shutdown()
     }
+
+    /// A list answer must be exactly one JSON object: junk after it, a second object, an array or a
+    /// truncated object are refused with an error naming the list (and the object is framed as it
+    /// arrives, so a good answer split across many writes reads the same).
+    @Test func aListAnswerThatIsNotOneObjectIsRefused() async throws {
+        let good = #"{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"web","namespace":"default","resourceVersion":"5"},"spec":{"ports":[{"name":"http","port":80}]}}]}"#
+        let cases: [(body: String, accepted: Bool)] = [
+            (good, true), (good + "\n", true), (good + " x", false), (good + good, false), ("[" + good + "]", false),
+            (String(good.dropLast(3)), false), ("", false),
+        ]
+        for (body, accepted) in cases {
+            let port = try serveOnce(Array(body.utf8))
+            let client = try KubernetesClient(KubernetesConnection(server: "http://127.0.0.1:\(port)"), responseTimeout: .seconds(5))
+            do {
+                let (items, version) = try await client.list(ServiceObject.self, path: "/api/v1/services")
+                #expect(accepted, "accepted \(body.suffix(20))")
+                #expect(items.map(\.metadata.name) == ["web"] && version == "7")
+            } catch {
+                #expect(!accepted, "refused \(body.suffix(20)): \(error)")
+                #expect("\(error)".contains("/api/v1/services"), "\(error)")
+            }
+            await client.shutdown()
+        }
+    }
+
+    /// Answers one HTTP request with `body` (200, JSON) written in 7-byte pieces, then closes.
+    private func serveOnce(_ body: [UInt8]) throws -> Int {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        guard bound else { close(listener); throw TestSupportError("cannot listen") }
+        let response = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
+        Thread.detachNewThread {
+            defer { close(listener) }
+            let connection = accept(listener, nil, nil)
+            guard connection >= 0 else { return }
+            defer { close(connection) }
+            var request = [UInt8](repeating: 0, count: 4096)
+            _ = read(connection, &request, request.count)
+            for start in stride(from: 0, to: response.count, by: 7) {
+                let piece = Array(response[start..<min(start + 7, response.count)])
+                _ = write(connection, piece, piece.count)
+            }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
 }

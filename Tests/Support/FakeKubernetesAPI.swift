@@ -289,7 +289,12 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             metadata += "}"
             let kind = resource == .services ? "ServiceList" : "EndpointSliceList"
             let apiVersion = resource == .services ? "v1" : "discovery.k8s.io/v1"
-            var body = Array(#"{"kind":"\#(kind)","apiVersion":"\#(apiVersion)","metadata":\#(metadata),"items":["#.utf8)
+            // Sized first: a 12 MB page grown append by append cost the fake ~50 ms, on the same cores
+            // as the client it serves.
+            let head = Array(#"{"kind":"\#(kind)","apiVersion":"\#(apiVersion)","metadata":\#(metadata),"items":["#.utf8)
+            var body: [UInt8] = []
+            body.reserveCapacity(head.count + page.reduce(0) { $0 + $1.count + 1 } + 2)
+            body += head
             for (index, item) in page.enumerated() {
                 if index > 0 { body.append(UInt8(ascii: ",")) }
                 body += item

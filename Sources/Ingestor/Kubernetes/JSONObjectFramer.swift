@@ -1,4 +1,4 @@
-/// Splits a watch stream into its JSON objects as bytes arrive, in whatever chunks they arrive.
+/// Splits a watch stream (or a list page) into its JSON objects as bytes arrive, in whatever chunks they arrive.
 ///
 /// The API server writes one object per line, but the framing here does not rely on newlines: it follows
 /// JSON's own structure (braces outside strings), so pretty-printed streams work too. An object larger
@@ -47,6 +47,7 @@ public struct JSONObjectFramer: Sendable {
         // strings); the state is stored back before returning or throwing. The size limit is checked
         // once per feed: the buffer grows by at most one chunk past it.
         var failure: Failure?
+        var wholeBuffer: ObjectEnds?
         buffer.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
             let raw = UnsafeRawPointer(base)
@@ -68,7 +69,7 @@ public struct JSONObjectFramer: Sendable {
                     case UInt8(ascii: " "), UInt8(ascii: "\n"), UInt8(ascii: "\r"), UInt8(ascii: "\t"):
                         break
                     default:
-                        failure = Failure(description: "watch stream has \(Self.describe(byte)) outside an object")
+                        failure = Failure(description: "the stream has \(Self.describe(byte)) outside an object")
                         return
                     }
                     index += 1
@@ -110,7 +111,11 @@ public struct JSONObjectFramer: Sendable {
                         depth -= 1
                         if depth == 0 {
                             guard index - start <= maximumObjectBytes else { break scanning }
-                            objects.append(Framed(bytes: Array(UnsafeBufferPointer(rebasing: buffer[start..<index])), objectEnds: spans))
+                            if start == 0, index == end {
+                                wholeBuffer = spans  // the object is all that is buffered: handed over below, not copied
+                            } else {
+                                objects.append(Framed(bytes: Array(UnsafeBufferPointer(rebasing: buffer[start..<index])), objectEnds: spans))
+                            }
                             objectStart = nil
                             containers.removeAll(keepingCapacity: true)
                             spans = ObjectEnds(capacity: spans.count)
@@ -124,10 +129,16 @@ public struct JSONObjectFramer: Sendable {
                 }
             }
             if let start = objectStart, index - start > maximumObjectBytes {
-                failure = Failure(description: "a watch event exceeds \(maximumObjectBytes) bytes")
+                failure = Failure(description: "an object exceeds \(maximumObjectBytes) bytes")
             }
         }
         if let failure { throw failure }
+        if let spans = wholeBuffer {
+            objects.append(Framed(bytes: buffer, objectEnds: spans))
+            buffer = []
+            scanned = 0
+            return objects
+        }
         // Drop what is consumed: everything before the current object (or everything).
         let keepFrom = objectStart ?? buffer.count
         if keepFrom > 0 {
@@ -140,6 +151,11 @@ public struct JSONObjectFramer: Sendable {
 
     /// Bytes of an unfinished object still buffered (0 between objects).
     public var pendingBytes: Int { buffer.count }
+
+    /// Room for `bytes` more (a list page whose length is announced), within the object size limit.
+    public mutating func reserveCapacity(_ bytes: Int) {
+        buffer.reserveCapacity(buffer.count + Swift.min(bytes, maximumObjectBytes))
+    }
 
     private static func describe(_ byte: UInt8) -> String {
         (0x21..<0x7F).contains(byte) ? "\"\(Character(Unicode.Scalar(byte)))\"" : "byte 0x\(String(byte, radix: 16))"

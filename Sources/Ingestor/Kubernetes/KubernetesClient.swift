@@ -120,7 +120,7 @@ public final class KubernetesClient: Sendable {
             repeat {
                 var query = "limit=\(pageSize)"
                 if let token { query += "&continue=\(Self.escape(token))" }
-                let body: [UInt8]
+                let body: JSONObjectFramer.Framed
                 do {
                     body = try await get(path: path, query: query)
                 } catch let error as KubernetesError where error.isExpired && token != nil && restarts < 3 {
@@ -129,7 +129,7 @@ public final class KubernetesClient: Sendable {
                 }
                 let page: ListPage<Item>
                 do {
-                    page = try ListPage(json: body)
+                    page = try ListPage(json: body.bytes, objectEnds: body.objectEnds)
                 } catch {
                     throw KubernetesError(message: "cannot decode the list of \(path): \(error)")
                 }
@@ -192,14 +192,26 @@ public final class KubernetesClient: Sendable {
         return stream
     }
 
-    private func get(path: String, query: String) async throws -> [UInt8] {
+    /// A list page's one JSON object, framed as its bytes arrive: the scan that finds where each item
+    /// ends runs while the rest of the page is still on the wire, and the page is copied once.
+    private func get(path: String, query: String) async throws -> JSONObjectFramer.Framed {
         let response = try await execute(path: path, query: query, deadline: .seconds(120))
         guard response.status == .ok else { throw await Self.failure(response, path: path, limit: 1 << 20) }
+        var framer = JSONObjectFramer(maximumObjectBytes: maximumListBytes)
+        if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > 0 { framer.reserveCapacity(length) }
+        var objects: [JSONObjectFramer.Framed] = []
         do {
-            return Array(try await response.body.collect(upTo: maximumListBytes).readableBytesView)
+            for try await buffer in response.body {
+                objects += try framer.feedIndexed(buffer.readableBytesView)
+                guard objects.count <= 1 else { break }
+            }
         } catch {
             throw KubernetesError(message: "cannot read the list of \(path): \(error)")
         }
+        guard objects.count == 1, let page = objects.first, framer.pendingBytes == 0 else {
+            throw KubernetesError(message: "the list of \(path) is not one JSON object (\(objects.count) framed, \(framer.pendingBytes) bytes unfinished)")
+        }
+        return page
     }
 
     private func execute(path: String, query: String, deadline: Duration) async throws -> HTTPClientResponse {

@@ -266,8 +266,9 @@ struct ListPage<Item: KubernetesReadable> {
 }
 
 extension ListPage {
-    init<Bytes: Collection>(json bytes: Bytes) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
-        self = try JSONReader.parse(bytes) { (reader: inout JSONReader) throws(JSONReader.Failure) in
+    /// `objectEnds`: the framer's index of the page, with which each item is located in one step.
+    init<Bytes: Collection>(json bytes: Bytes, objectEnds: ObjectEnds? = nil) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
+        self = try JSONReader.parse(bytes, objectEnds: objectEnds) { (reader: inout JSONReader) throws(JSONReader.Failure) in
             var page = ListPage(resourceVersion: nil, continue: nil, items: [])
             var sawMetadata = false
             var seen = JSONReader.SeenKeys()
