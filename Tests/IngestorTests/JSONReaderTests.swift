@@ -192,6 +192,42 @@ import Testing
         #expect(slice.endpoints?.map { $0.conditions?.ready } == [true, false])
     }
 
+    /// Versions of one slice with endpoints removed, inserted, duplicated byte for byte, swapped and
+    /// changed: read with the memo (positional reuse, then by digest, bytes compared) each equals the
+    /// same bytes read afresh, digests included.
+    @Test func aMemoReadsEveryVersionAsAFreshReadDoes() throws {
+        var generator = SystemRandomNumberGenerator()
+        func endpoint(_ n: Int, ready: Bool) -> String {
+            #"{"addresses":["10.1.\#(n / 250).\#(n % 250 + 1)"],"conditions":{"ready":\#(ready)},"nodeName":"node-\#(n % 7)","targetRef":{"kind":"Pod","name":"pod-\#(n)"}}"#
+        }
+        var endpoints = (0..<20).map { endpoint($0, ready: true) }
+        var created = 20
+        let memo = ReadMemo()
+        for version in 0..<300 {
+            switch Int.random(in: 0..<5, using: &generator) {
+            case 0 where !endpoints.isEmpty: endpoints.remove(at: Int.random(in: 0..<endpoints.count, using: &generator))
+            case 1:
+                endpoints.insert(endpoint(created, ready: Bool.random(using: &generator)), at: Int.random(in: 0...endpoints.count, using: &generator))
+                created += 1
+            case 2 where !endpoints.isEmpty: endpoints.append(endpoints[Int.random(in: 0..<endpoints.count, using: &generator)])  // same bytes twice
+            case 3 where endpoints.count > 1: endpoints.swapAt(Int.random(in: 0..<endpoints.count, using: &generator), Int.random(in: 0..<endpoints.count, using: &generator))
+            default:
+                guard !endpoints.isEmpty else { continue }
+                let index = Int.random(in: 0..<endpoints.count, using: &generator)
+                endpoints[index] = endpoints[index].contains(#""ready":true"#)
+                    ? endpoints[index].replacingOccurrences(of: #""ready":true"#, with: #""ready":false"#)
+                    : endpoints[index].replacingOccurrences(of: #""ready":false"#, with: #""ready":true"#)
+            }
+            let event = Array(#"{"type":"MODIFIED","object":{"metadata":{"name":"s","namespace":"n","resourceVersion":"\#(version)"},"addressType":"IPv4","endpoints":[\#(endpoints.joined(separator: ","))]}}"#.utf8)
+            guard case .modified(let fresh) = try WatchEvent<EndpointSliceObject>(json: event),
+                case .modified(let remembered) = try WatchEvent<EndpointSliceObject>(json: event, memo: memo)
+            else { Issue.record("not modified"); return }
+            #expect(fresh == remembered, "version \(version)")
+            #expect(fresh.endpointDigests.values == remembered.endpointDigests.values, "version \(version)")
+        }
+        #expect(memo.sliceCount == 1)
+    }
+
     /// A page large enough to be read on several cores reads as Foundation reads it; a broken item in
     /// the middle fails the page at that item's byte, and a non-object item is read (and rejected) in place.
     @Test func aLargeListReadInParallelReadsAsFoundationReadsIt() throws {

@@ -49,22 +49,42 @@ extension EndpointSliceObject: KubernetesReadable {
             if key == "metadata" { guard seen.first(0) else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
             else if key == "addressType" { guard seen.first(1) else { throw reader.duplicate(key) }; addressType = try reader.readString() }
             else if key == "endpoints" { guard seen.first(2) else { throw reader.duplicate(key) }
-                // With a memo and the slice's name already read, an endpoint whose bytes match last
-                // time's is skipped and reused; otherwise it is read.
+                // With a memo and the slice's name already read, an endpoint whose bytes equal one of
+                // last time's is skipped and that value reused: tried at the next position first (the
+                // usual case: the same endpoints in the same order), then by digest; equal bytes only.
                 let memoKey = reader.memo != nil ? metadata.map { "\($0.namespace ?? "")/\($0.name)" } : nil
-                let previous = memoKey.flatMap { reader.memo?.endpointsBySlice[$0] } ?? [:]
-                var current: [UInt64: Endpoint] = [:]
-                current.reserveCapacity(previous.count)
+                let previous = memoKey.flatMap { reader.memo?.slices[$0] } ?? ReadMemo.Slice()
+                var byDigest: [UInt64: Int]?
+                var next = 0
+                var current = ReadMemo.Slice()
+                if memoKey != nil {
+                    current.bytes.reserveCapacity(previous.bytes.count)
+                    current.ends.reserveCapacity(previous.count)
+                    current.endpoints.reserveCapacity(previous.count)
+                    current.digests.reserveCapacity(previous.count)
+                }
                 digests.removeAll()
                 endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in
                     reader.skipWhitespace()
                     let start = reader.offset
                     // Bytes equal to an endpoint read (and validated) before need no validation again.
-                    if !previous.isEmpty, reader.skipObjectUnvalidated() {
-                        let digest = reader.digest(since: start)
-                        if let endpoint = previous[digest] {
+                    if previous.count > 0, reader.skipObjectUnvalidated() {
+                        let span = UnsafeBufferPointer(rebasing: reader.bytes[start..<reader.offset])
+                        var match: Int?
+                        if next < previous.count, previous.matches(next, span) {
+                            match = next
+                        } else {
+                            let digest = reader.digest(since: start)
+                            if byDigest == nil {
+                                byDigest = Dictionary(previous.digests.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
+                            }
+                            if let index = byDigest?[digest], previous.matches(index, span) { match = index }
+                        }
+                        if let match {
+                            next = match + 1
+                            let endpoint = previous.endpoints[match], digest = previous.digests[match]
                             digests.append(digest)
-                            current[digest] = endpoint
+                            current.append(endpoint, digest: digest, bytes: span)
                             return endpoint
                         }
                         reader.rewind(to: start)
@@ -72,10 +92,10 @@ extension EndpointSliceObject: KubernetesReadable {
                     let endpoint = try Endpoint(reading: &reader)
                     let digest = reader.digest(since: start)
                     digests.append(digest)
-                    if memoKey != nil { current[digest] = endpoint }
+                    if memoKey != nil { current.append(endpoint, digest: digest, bytes: UnsafeBufferPointer(rebasing: reader.bytes[start..<reader.offset])) }
                     return endpoint
                 }
-                if let memoKey { reader.memo?.endpointsBySlice[memoKey] = current }
+                if let memoKey { reader.memo?.slices[memoKey] = current }
             }
             else if key == "ports" { guard seen.first(3) else { throw reader.duplicate(key) }; ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
             else { try reader.skipValue() }
