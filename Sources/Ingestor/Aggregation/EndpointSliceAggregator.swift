@@ -285,16 +285,18 @@ public struct EndpointSliceAggregator: Sendable {
                 }
             }
             guard lowest >= 0 else { break }
+            // Which head is taken is decided by position; the endpoint is copied once, into the result
+            // (each copy of an endpoint is a retain on its storage, most of this loop's cost).
             let key = keys[lowest][heads[lowest]]
-            var chosen = lists[lowest][heads[lowest]]
+            var chosen = (list: lowest, index: heads[lowest])
             heads[lowest] += 1
             for list in (lowest + 1)..<lists.count where heads[list] < lists[list].count && keys[list][heads[list]] == key {
-                let candidate = lists[list][heads[list]]
-                guard candidate.endpoint.hasAddress(of: chosen.endpoint) else { continue }
-                if candidate.rank > chosen.rank { chosen = candidate }
+                let candidate = (list: list, index: heads[list])
+                guard lists[list][candidate.index].endpoint.hasAddress(of: lists[chosen.list][chosen.index].endpoint) else { continue }
+                if lists[list][candidate.index].rank > lists[chosen.list][chosen.index].rank { chosen = candidate }
                 heads[list] += 1
             }
-            result.append(chosen.endpoint)
+            result.append(lists[chosen.list][chosen.index].endpoint)
         }
         return result
     }
