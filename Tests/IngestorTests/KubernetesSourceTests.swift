@@ -140,17 +140,8 @@ struct KubernetesSourceTests {
     /// each request after the response timeout, with a message saying so; the client does not wait for
     /// the read timeout.
     @Test func aServerThatNeverAnswersFailsAfterTheResponseTimeout() async throws {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let (listener, port) = try Self.listenOnLoopback()  // the kernel completes handshakes; nobody reads
         defer { close(listener) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        #expect(bound)
-        let port = Int(UInt16(bigEndian: address.sin_port))  // the kernel completes handshakes; nobody reads
         let client = try KubernetesClient(
             KubernetesConnection(server: "http://127.0.0.1:\(port)"), readTimeout: .seconds(300), responseTimeout: .milliseconds(800))
         let started = ContinuousClock.now
@@ -194,15 +185,7 @@ struct KubernetesSourceTests {
 
     /// Answers one HTTP request with `body` (200, JSON) written in 7-byte pieces, then closes.
     private func serveOnce(_ body: [UInt8]) throws -> Int {
-        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 4) == 0 && getsockname(listener, $0, &length) == 0 }
-        }
-        guard bound else { close(listener); throw TestSupportError("cannot listen") }
+        let (listener, port) = try Self.listenOnLoopback()
         let response = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
         Thread.detachNewThread {
             defer { close(listener) }
@@ -216,6 +199,20 @@ struct KubernetesSourceTests {
                 _ = write(connection, piece, piece.count)
             }
         }
-        return Int(UInt16(bigEndian: address.sin_port))
+        return port
+    }
+
+    /// A listening TCP socket on 127.0.0.1 and its port.
+    private static func listenOnLoopback() throws -> (socket: Int32, port: Int) {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0 }
+        }
+        guard bound else { close(listener); throw TestSupportError("cannot listen on 127.0.0.1") }
+        return (listener, Int(UInt16(bigEndian: address.sin_port)))
     }
 }

@@ -27,100 +27,53 @@ public struct EndpointSliceObject: Decodable, Sendable, Equatable {
 
     /// The fields live in one immutable box: a watch event's endpoint is copied several times on its
     /// way (memo, slice, aggregator), one retain per copy instead of one per field. Setting a field
-    /// boxes a changed copy.
+    /// boxes a changed copy (a `var` in the box would cost an exclusivity check on every read).
     public struct Endpoint: Decodable, Sendable, Equatable {
-        private final class Box: Sendable {
-            let addresses: [String]
-            let conditions: Conditions?
-            let hostname: String?
-            let targetRef: ObjectReference?
-            let nodeName: String?
-            let zone: String?
-            let deprecatedTopology: [String: String]?
+        private struct Fields: Decodable, Equatable {
+            var addresses: [String]
+            var conditions: Conditions?
+            var hostname: String?
+            var targetRef: ObjectReference?
+            var nodeName: String?
+            var zone: String?
+            var deprecatedTopology: [String: String]?
+        }
 
-            init(
-                addresses: [String], conditions: Conditions?, hostname: String?, targetRef: ObjectReference?, nodeName: String?,
-                zone: String?, deprecatedTopology: [String: String]?
-            ) {
-                (self.addresses, self.conditions, self.hostname, self.targetRef) = (addresses, conditions, hostname, targetRef)
-                (self.nodeName, self.zone, self.deprecatedTopology) = (nodeName, zone, deprecatedTopology)
-            }
+        private final class Box: Sendable {
+            let fields: Fields
+            init(_ fields: Fields) { self.fields = fields }
         }
 
         private var box: Box
+
+        private var fields: Fields {
+            get { box.fields }
+            set { box = Box(newValue) }
+        }
 
         public init(
             addresses: [String], conditions: Conditions? = nil, hostname: String? = nil, targetRef: ObjectReference? = nil,
             nodeName: String? = nil, zone: String? = nil, deprecatedTopology: [String: String]? = nil
         ) {
-            box = Box(
+            box = Box(Fields(
                 addresses: addresses, conditions: conditions, hostname: hostname, targetRef: targetRef, nodeName: nodeName, zone: zone,
-                deprecatedTopology: deprecatedTopology)
+                deprecatedTopology: deprecatedTopology))
         }
-
-        private enum CodingKeys: String, CodingKey { case addresses, conditions, hostname, targetRef, nodeName, zone, deprecatedTopology }
 
         public init(from decoder: any Decoder) throws {
-            let container = try decoder.container(keyedBy: CodingKeys.self)
-            self.init(
-                addresses: try container.decode([String].self, forKey: .addresses),
-                conditions: try container.decodeIfPresent(Conditions.self, forKey: .conditions),
-                hostname: try container.decodeIfPresent(String.self, forKey: .hostname),
-                targetRef: try container.decodeIfPresent(ObjectReference.self, forKey: .targetRef),
-                nodeName: try container.decodeIfPresent(String.self, forKey: .nodeName),
-                zone: try container.decodeIfPresent(String.self, forKey: .zone),
-                deprecatedTopology: try container.decodeIfPresent([String: String].self, forKey: .deprecatedTopology))
+            box = Box(try Fields(from: decoder))
         }
 
-        private mutating func change(_ edit: (inout Endpoint.Fields) -> Void) {
-            var fields = Fields(
-                addresses: box.addresses, conditions: box.conditions, hostname: box.hostname, targetRef: box.targetRef, nodeName: box.nodeName,
-                zone: box.zone, deprecatedTopology: box.deprecatedTopology)
-            edit(&fields)
-            self = Endpoint(
-                addresses: fields.addresses, conditions: fields.conditions, hostname: fields.hostname, targetRef: fields.targetRef,
-                nodeName: fields.nodeName, zone: fields.zone, deprecatedTopology: fields.deprecatedTopology)
-        }
-
-        private struct Fields {
-            var addresses: [String], conditions: Conditions?, hostname: String?, targetRef: ObjectReference?, nodeName: String?
-            var zone: String?, deprecatedTopology: [String: String]?
-        }
-
-        public var addresses: [String] {
-            get { box.addresses }
-            set { change { $0.addresses = newValue } }
-        }
-        public var conditions: Conditions? {
-            get { box.conditions }
-            set { change { $0.conditions = newValue } }
-        }
-        public var hostname: String? {
-            get { box.hostname }
-            set { change { $0.hostname = newValue } }
-        }
-        public var targetRef: ObjectReference? {
-            get { box.targetRef }
-            set { change { $0.targetRef = newValue } }
-        }
-        public var nodeName: String? {
-            get { box.nodeName }
-            set { change { $0.nodeName = newValue } }
-        }
-        public var zone: String? {
-            get { box.zone }
-            set { change { $0.zone = newValue } }
-        }
-        public var deprecatedTopology: [String: String]? {
-            get { box.deprecatedTopology }
-            set { change { $0.deprecatedTopology = newValue } }
-        }
+        public var addresses: [String] { get { box.fields.addresses } set { fields.addresses = newValue } }
+        public var conditions: Conditions? { get { box.fields.conditions } set { fields.conditions = newValue } }
+        public var hostname: String? { get { box.fields.hostname } set { fields.hostname = newValue } }
+        public var targetRef: ObjectReference? { get { box.fields.targetRef } set { fields.targetRef = newValue } }
+        public var nodeName: String? { get { box.fields.nodeName } set { fields.nodeName = newValue } }
+        public var zone: String? { get { box.fields.zone } set { fields.zone = newValue } }
+        public var deprecatedTopology: [String: String]? { get { box.fields.deprecatedTopology } set { fields.deprecatedTopology = newValue } }
 
         public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {
-            lhs.box === rhs.box
-                || (lhs.addresses == rhs.addresses && lhs.conditions == rhs.conditions && lhs.hostname == rhs.hostname
-                    && lhs.targetRef == rhs.targetRef && lhs.nodeName == rhs.nodeName && lhs.zone == rhs.zone
-                    && lhs.deprecatedTopology == rhs.deprecatedTopology)
+            lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
         }
     }
 
