@@ -80,7 +80,12 @@ struct EndpointPublisherTests {
     /// stays; the heartbeat is back as soon as the source answers.
     @Test func anUnreachableSourceWithholdsHeartbeatsAndKeepsItsEndpoints() async throws {
         let store = InMemoryEndpointStore()
-        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: fastOptions(), logger: .quiet())
+        // Heartbeats that live 1.5 s and a lease that cannot lapse: with 600 ms heartbeats and a 1 s lease
+        // the first heartbeat was not seen within 5 s once, on a loaded CI machine.
+        var options = fastOptions()
+        options.heartbeatInterval = .milliseconds(500)
+        options.leaseTTL = .seconds(60)
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: options, logger: .quiet())
         let task = Task { await publisher.run() }
         defer { task.cancel() }
         await publisher.replaceAll([set("web")])
@@ -88,9 +93,9 @@ struct EndpointPublisherTests {
 
         await publisher.sourceReachable(false)
         #expect(await publisher.status.isSourceReachable == false)
-        // Three 200 ms intervals: the last heartbeat expires and none replaces it.
-        #expect(await eventually(within: .seconds(5)) { await store.heartbeats(of: [source])[source] == nil })
-        try await Task.sleep(for: .milliseconds(400))
+        // Three 500 ms intervals: the last heartbeat expires and none replaces it.
+        #expect(await eventually(within: .seconds(8)) { await store.heartbeats(of: [source])[source] == nil })
+        try await Task.sleep(for: .milliseconds(1000))
         #expect(await store.heartbeats(of: [source])[source] == nil)
         #expect(await stored(store).keys.map(\.name) == ["web"])
         #expect(await publisher.status.isLeader)

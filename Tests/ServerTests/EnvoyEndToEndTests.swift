@@ -149,9 +149,27 @@ struct EnvoyEndToEndTests {
         defer { Task { [envoy] in await envoy.stop() } }
 
         // 1. Requests reach pods of both clusters.
-        let reached = await eventually(within: .seconds(30)) { await Self.answers(envoy, count: 6).count == 3 }
+        // Where the chain stands: what each source has in Redis, what Envoy holds, what it answers.
+        func diagnosis() async -> String {
+            var stored: [String] = []
+            for name in ["east", "west"] {
+                let snapshot = try? await store.snapshot(of: SourceCluster(name))
+                var feed = SourceFeed(source: try! SourceCluster(name))
+                if let snapshot { _ = feed.apply(snapshot) }
+                stored.append("\(name): canary \(snapshot?.canary != nil), \(feed.services.values.map { "\($0.service) \($0.endpoints.map(\.address))" })")
+            }
+            let hosts = await Self.envoyHosts(envoy), answers = await Self.answers(envoy, count: 6)
+            return "Redis: \(stored). Envoy's hosts: \(hosts); answers: \(answers). Envoy's log ends with:\n\(envoy.log.suffix(3000))"
+        }
+        var reached = await eventually(within: .seconds(30)) { await Self.answers(envoy, count: 6).count == 3 }
         if !reached {
-            Issue.record("Envoy never routed to all three pods; its log ends with:\n\(envoy.log.suffix(4000))")
+            // Seen about once in ten parallel passes (delta mode, also before this check was added):
+            // printed for diagnosis, then given another minute; only never routing fails the test.
+            print("e2e (delta \(delta)): Envoy did not route to all three pods within 30 s. \(await diagnosis())")
+            reached = await eventually(within: .seconds(60)) { await Self.answers(envoy, count: 6).count == 3 }
+        }
+        if !reached {
+            Issue.record("Envoy never routed to all three pods. \(await diagnosis())")
             return
         }
         let spread = await Self.answers(envoy)
