@@ -61,7 +61,6 @@ extension EndpointSliceObject: KubernetesReadable {
                     current.bytes.reserveCapacity(previous.bytes.count)
                     current.ends.reserveCapacity(previous.count)
                     current.endpoints.reserveCapacity(previous.count)
-                    current.digests.reserveCapacity(previous.count)
                 }
                 digests.removeAll()
                 endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in
@@ -84,7 +83,7 @@ extension EndpointSliceObject: KubernetesReadable {
                             next = match + 1
                             let endpoint = previous.endpoints[match], digest = previous.digests[match]
                             digests.append(digest)
-                            current.append(endpoint, digest: digest, bytes: span)
+                            current.append(endpoint, bytes: span)
                             return endpoint
                         }
                         reader.rewind(to: start)
@@ -92,10 +91,13 @@ extension EndpointSliceObject: KubernetesReadable {
                     let endpoint = try Endpoint(reading: &reader)
                     let digest = reader.digest(since: start)
                     digests.append(digest)
-                    if memoKey != nil { current.append(endpoint, digest: digest, bytes: UnsafeBufferPointer(rebasing: reader.bytes[start..<reader.offset])) }
+                    if memoKey != nil { current.append(endpoint, bytes: UnsafeBufferPointer(rebasing: reader.bytes[start..<reader.offset])) }
                     return endpoint
                 }
-                if let memoKey { reader.memo?.slices[memoKey] = current }
+                if let memoKey {
+                    current.digests = digests  // the slice's digests, as read: shared, not copied
+                    reader.memo?.slices[memoKey] = current
+                }
             }
             else if key == "ports" { guard seen.first(3) else { throw reader.duplicate(key) }; ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
             else { try reader.skipValue() }

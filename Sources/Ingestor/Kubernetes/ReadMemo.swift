@@ -37,11 +37,11 @@ public final class ReadMemo: @unchecked Sendable {
             }
         }
 
-        mutating func append(_ endpoint: EndpointSliceObject.Endpoint, digest: UInt64, bytes source: UnsafeBufferPointer<UInt8>) {
+        /// Adds an endpoint and its bytes (`digests` is set once, from the reader's).
+        mutating func append(_ endpoint: EndpointSliceObject.Endpoint, bytes source: UnsafeBufferPointer<UInt8>) {
             bytes.append(contentsOf: source)
             ends.append(bytes.count)
             endpoints.append(endpoint)
-            digests.append(digest)
         }
     }
 
