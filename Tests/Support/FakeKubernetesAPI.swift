@@ -231,10 +231,12 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
 
     fileprivate enum Answer {
         case json(HTTPResponseStatus, [UInt8])
-        case watch(initial: [[UInt8]], register: (any Channel) -> Void, timeout: Int?)
+        /// A watch stream: its backlog, then (unless `timeout` is 0) every event recorded later. The
+        /// watcher is registered under the same lock that read the backlog, so no event falls between.
+        case watch(initial: [[UInt8]], timeout: Int?)
     }
 
-    fileprivate func answer(_ head: HTTPRequestHead) -> Answer {
+    fileprivate func answer(_ head: HTTPRequestHead, channel: any Channel) -> Answer {
         lock.withLock { requestLog.append(head.uri) }
         if !options.tokens.isEmpty || !options.forbiddenTokens.isEmpty {
             let token = head.headers.first(name: "authorization").flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
@@ -251,7 +253,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             return .json(.notFound, Array(#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#.utf8))
         }
         if query["watch"] == "true" || query["watch"] == "1" {
-            return watch(resource, namespace: namespace, query: query)
+            return watch(resource, namespace: namespace, query: query, channel: channel)
         }
         return list(resource, namespace: namespace, query: query)
     }
@@ -304,25 +306,27 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         }
     }
 
-    private func watch(_ resource: Resource, namespace: String?, query: [String: String]) -> Answer {
+    private func watch(_ resource: Resource, namespace: String?, query: [String: String], channel: any Channel) -> Answer {
         lock.withLock {
             let from = Int(query["resourceVersion"] ?? "") ?? revision
             if from + 1 < oldestRetained {
                 if options.expiredAsEvent {
-                    return .watch(initial: [Array((String(decoding: fixture("watch-error-410-captured.jsonl"), as: UTF8.self).trimmingCharacters(in: .newlines) + "\n").utf8)], register: { _ in }, timeout: 0)
+                    return .watch(initial: [Array((String(decoding: fixture("watch-error-410-captured.jsonl"), as: UTF8.self).trimmingCharacters(in: .newlines) + "\n").utf8)], timeout: 0)
                 }
                 return .json(.gone, fixture("status-410-expired-watch.json"))
             }
             let backlog = history.filter { $0.resource == resource && $0.resourceVersion > from && (namespace == nil || $0.namespace == namespace) }.map(\.line)
-            let bookmarks = query["allowWatchBookmarks"] == "true"
-            return .watch(initial: backlog, register: { [weak self] channel in
+            // Registered now, under the lock that read the backlog: an event recorded from here on is
+            // written by a task queued on the channel's event loop, so after this answer's head and
+            // backlog (this runs inside the channel's read). Registering after the backlog was written
+            // lost the events recorded in between.
+            let watcher = Watcher(channel: channel, resource: resource, namespace: namespace, bookmarks: query["allowWatchBookmarks"] == "true")
+            watchers[ObjectIdentifier(channel)] = watcher
+            channel.closeFuture.whenComplete { [weak self] _ in
                 guard let self else { return }
-                let watcher = Watcher(channel: channel, resource: resource, namespace: namespace, bookmarks: bookmarks)
-                self.lock.withLock { self.watchers[ObjectIdentifier(channel)] = watcher }
-                channel.closeFuture.whenComplete { _ in
-                    self.lock.withLock { _ = self.watchers.removeValue(forKey: ObjectIdentifier(channel)) }
-                }
-            }, timeout: Int(query["timeoutSeconds"] ?? ""))
+                self.lock.withLock { _ = self.watchers.removeValue(forKey: ObjectIdentifier(channel)) }
+            }
+            return .watch(initial: backlog, timeout: Int(query["timeoutSeconds"] ?? ""))
         }
     }
 
@@ -349,14 +353,14 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
                 context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
                 return
             }
-            switch api.answer(head) {
+            switch api.answer(head, channel: context.channel) {
             case .json(let status, let body):
                 var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count))])
                 headers.add(name: "Cache-Control", value: "no-cache, private")
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
-            case .watch(let initial, let register, let timeout):
+            case .watch(let initial, let timeout):
                 let headers = HTTPHeaders([("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
                 for line in initial {
@@ -367,7 +371,6 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
                     context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
                     return
                 }
-                register(context.channel)
                 if let timeout {
                     let channel = context.channel
                     let api = self.api
