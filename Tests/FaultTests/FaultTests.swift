@@ -252,7 +252,7 @@ struct FaultTests {
                 "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
             ])
             #expect(relists >= 5, "the storm should force relists")
-            #expect(synced != nil)
+            #expect(synced != nil, "\(rig.unsyncedSidecars()) of \(options.sidecars) sidecars unsynced; \(rig.logs(6000))")
             #expect(pushed.changes == 5 * options.sidecars, "each real change once per sidecar, nothing else")
             #expect(pushed.endpointsRemoved == 0)
         }
