@@ -202,6 +202,89 @@ import Testing
         #expect(rejections.contains { $0.object.contains("s33") })
     }
 
+    /// Random versions of a service's slices (one to twelve slices, IPv4 and IPv6 addresses sharing
+    /// long prefixes, the same address in several slices with other conditions, endpoints inserted,
+    /// removed, moved and changed), read through a watch memo as the ingestor reads them: each set the
+    /// aggregator publishes equals the one built plainly from every endpoint (best conditions, then the
+    /// first slice by name, sorted by address), its content and record bytes included.
+    @Test func mergedSetsEqualSetsBuiltPlainly() throws {
+        var generator = SystemRandomNumberGenerator()
+        let addresses = (0..<40).map { "10.0.\($0 % 3).\($0)" } + (0..<40).map { "fd00:10:244:1::\(String(($0 * 7919) % 0xFFFF + 1, radix: 16))" }
+        let service = try ServiceObject(json: Array(#"{"metadata":{"name":"web","namespace":"shop"},"spec":{"ports":[{"name":"http","port":80},{"name":"grpc","port":81}]}}"#.utf8))
+        for round in 0..<30 {
+            var aggregator = EndpointSliceAggregator(source: source)
+            _ = aggregator.upsert(service: service)
+            let memo = ReadMemo()
+            let sliceCount = Int.random(in: 1...12, using: &generator)
+            /// Per slice: its endpoints as (address, ready, serving).
+            var slices = (0..<sliceCount).map { _ in
+                (0..<Int.random(in: 0...12, using: &generator)).map { _ in (addresses.randomElement(using: &generator)!, Bool.random(using: &generator), Bool.random(using: &generator)) }
+            }
+            for version in 0..<12 {
+                let changed = Int.random(in: 0..<sliceCount, using: &generator)
+                if version > 0 {
+                    var endpoints = slices[changed]
+                    switch Int.random(in: 0..<4, using: &generator) {
+                    case 0: endpoints.append((addresses.randomElement(using: &generator)!, true, true))
+                    case 1 where !endpoints.isEmpty: endpoints.remove(at: Int.random(in: 0..<endpoints.count, using: &generator))
+                    case 2 where endpoints.count > 1: endpoints.swapAt(0, endpoints.count - 1)
+                    default:
+                        guard !endpoints.isEmpty else { break }
+                        let index = Int.random(in: 0..<endpoints.count, using: &generator)
+                        endpoints[index].1.toggle()
+                    }
+                    slices[changed] = endpoints
+                }
+                // Unique addresses within one slice (as the EndpointSlice controller writes them).
+                var seen = Set<String>()
+                slices[changed] = slices[changed].filter { seen.insert($0.0).inserted }
+                let json = slices[changed].map { address, ready, serving in
+                    #"{"addresses":["\#(address)"],"conditions":{"ready":\#(ready),"serving":\#(serving)},"nodeName":"n1","targetRef":{"kind":"Pod","name":"p-\#(address)"}}"#
+                }.joined(separator: ",")
+                let sliceNames = (0..<sliceCount).map { "web-\(String(UnicodeScalar(UInt8(97 + $0))))" }
+                let targets = #"[{"name":"http","port":8080},{"name":"grpc","port":9090}]"#
+                let event = #"{"type":"MODIFIED","object":{"metadata":{"name":"\#(sliceNames[changed])","namespace":"shop","resourceVersion":"\#(round * 100 + version)","labels":{"kubernetes.io/service-name":"web"}},"addressType":"\#(slices[changed].first?.0.contains(":") == true ? "IPv6" : "IPv4")","endpoints":[\#(json)],"ports":\#(targets)}}"#
+                if version == 0 {
+                    // First every slice once.
+                    for (index, endpoints) in slices.enumerated() {
+                        let items = endpoints.map { address, ready, serving in
+                            #"{"addresses":["\#(address)"],"conditions":{"ready":\#(ready),"serving":\#(serving)},"nodeName":"n1","targetRef":{"kind":"Pod","name":"p-\#(address)"}}"#
+                        }.joined(separator: ",")
+                        let first = #"{"type":"ADDED","object":{"metadata":{"name":"\#(sliceNames[index])","namespace":"shop","resourceVersion":"\#(round * 100)","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4","endpoints":[\#(items)],"ports":\#(targets)}}"#
+                        guard case .added(let slice) = try WatchEvent<EndpointSliceObject>(json: Array(first.utf8), memo: memo) else { Issue.record("not added"); return }
+                        _ = aggregator.upsert(slice: slice)
+                    }
+                } else {
+                    guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: Array(event.utf8), memo: memo) else { Issue.record("not modified"); return }
+                    _ = aggregator.upsert(slice: slice)
+                }
+                // Plainly: every endpoint, the best conditions per address (then the first slice by name).
+                var best: [String: (rank: Int, endpoint: Endpoint)] = [:]
+                for endpoints in slices {
+                    for (address, ready, serving) in endpoints {
+                        let rank = ready ? 2 : (serving ? 1 : 0)
+                        let endpoint = try Endpoint(
+                            address: address, targetPorts: [8080, 9090], node: "n1", targetPod: "shop/p-\(address)",
+                            conditions: .init(ready: ready, serving: serving, terminating: false))
+                        guard rank > best[endpoint.address]?.rank ?? -1 else { continue }
+                        best[endpoint.address] = (rank, endpoint)
+                    }
+                }
+                let ports = [try ServicePort(name: "http", port: 80), try ServicePort(name: "grpc", port: 81)]
+                let expected = try EndpointSet(source: source, service: ServiceKey(namespace: "shop", name: "web"), ports: ports, endpoints: best.values.map(\.endpoint))
+                let set = try #require(aggregator.sets.values.first)
+                func described(_ set: EndpointSet) -> [String] {
+                    set.endpoints.map { "\($0.address) \($0.conditions.ready) \($0.conditions.serving) \($0.targetPorts)" }
+                }
+                #expect(set.endpointCount == expected.endpoints.count, "round \(round) version \(version)")
+                #expect(described(set) == described(expected), "round \(round) version \(version)")
+                #expect(set == expected, "round \(round) version \(version)")
+                let sameRecord = set.recordBytes(epoch: 1, publishedAtUnixMilliseconds: 2) == expected.recordBytes(epoch: 1, publishedAtUnixMilliseconds: 2)
+                #expect(sameRecord, "round \(round) version \(version): record bytes differ")
+            }
+        }
+    }
+
     @Test func labelSelectorsParseLikeKubectl() throws {
         let selector = try LabelSelector(parsing: "app=web, env in (prod, staging),tier!=cache,team,!legacy")
         #expect(selector.matches(["app": "web", "env": "prod", "team": "a"]))

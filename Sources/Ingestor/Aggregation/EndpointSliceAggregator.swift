@@ -39,19 +39,17 @@ public struct EndpointSliceAggregator: Sendable {
     /// converts only the slice it changed.
     private var converted: [ServiceKey: [String: ConvertedSlice]] = [:]
 
+    /// One slice's endpoints as converted for its service's ports, ready to merge (`SortedEndpoints`).
     private struct ConvertedSlice: Sendable {
         var resourceVersion: String
         var servicePorts: [ServicePort]
-        /// Sorted by address, each address once (the best rank, then the first).
-        var endpoints: [(endpoint: Endpoint, rank: Int)]
-        /// Each endpoint's `addressOrderKey`, read once here for every merge to come.
-        var orderKeys: [(UInt64, UInt64)] = []
+        var targets: [UInt16]
+        var sorted: SortedEndpoints
+        /// The slice's items as read and what each became (nil: rejected), in the slice's order: the
+        /// next version reuses an item's endpoint when the watch memo handed over the identical item.
+        var items: [EndpointSliceObject.Endpoint]
+        var made: [Endpoint?]
         var rejections: [Rejection]
-        /// Target ports the endpoints were made with, and what each item became by the digest of its JSON
-        /// bytes (slices read by `JSONReader` carry them): the next version of the slice reuses the
-        /// endpoints whose bytes did not change (usually all but one).
-        var targets: [UInt16] = []
-        var madeByDigest: [UInt64: Endpoint] = [:]
     }
 
     public init(source: SourceCluster, selection: ServiceSelection = ServiceSelection()) {
@@ -183,14 +181,6 @@ public struct EndpointSliceAggregator: Sendable {
         "\(key.namespace)/\(slice.metadata.name)"
     }
 
-    /// Address order from `Endpoint.addressOrderKey`s at hand; the endpoints are read (and their text
-    /// compared) only on a tie.
-    private static func precedes(
-        _ a: (UInt64, UInt64), _ first: @autoclosure () -> Endpoint, _ b: (UInt64, UInt64), _ second: @autoclosure () -> Endpoint
-    ) -> Bool {
-        a != b ? a < b : first().addressPrecedes(second())
-    }
-
     private func key(namespace: String?, name: String) -> ServiceKey? {
         try? ServiceKey(namespace: namespace ?? "default", name: name)
     }
@@ -258,104 +248,30 @@ public struct EndpointSliceAggregator: Sendable {
             if !version.isEmpty { cache[sliceName] = conversion }
             lists.append(conversion)
         }
-        let set = Result { () throws(ModelError) in try EndpointSet(source: source, service: key, ports: ports, sortedEndpoints: Self.merge(lists)) }
+        let set = Result { () throws(ModelError) in
+            let (endpoints, content) = SortedEndpoints.merge(lists.map(\.sorted), ports: ports)
+            return try EndpointSet(source: source, service: key, ports: ports, mergedEndpoints: endpoints, content: content)
+        }
         return Built(set: set, conversions: cache, rejections: rejections)
     }
 
-    /// Merges lists sorted by address into one, an address in several lists kept once: the best rank,
-    /// then the earliest list. A few lists (a service's usual handful of slices) are merged in one pass
-    /// comparing their heads; many are halved recursively, O(n log k).
-    private static func merge(_ slices: [ConvertedSlice]) -> [Endpoint] {
-        if slices.count == 1 { return slices[0].endpoints.map { $0.endpoint } }
-        guard slices.count <= 8 else { return mergeHalving(slices.map(\.endpoints)[...]).map { $0.endpoint } }
-        // The heads are compared by their order keys; the text only on a tie.
-        let lists = slices.map(\.endpoints), keys = slices.map(\.orderKeys)
-        var heads = [Int](repeating: 0, count: lists.count)
-        var result: [Endpoint] = []
-        result.reserveCapacity(lists.reduce(0) { $0 + $1.count })
-        while true {
-            var lowest = -1
-            for list in lists.indices where heads[list] < lists[list].count {
-                guard lowest >= 0 else {
-                    lowest = list
-                    continue
-                }
-                if Self.precedes(keys[list][heads[list]], lists[list][heads[list]].endpoint, keys[lowest][heads[lowest]], lists[lowest][heads[lowest]].endpoint) {
-                    lowest = list
-                }
-            }
-            guard lowest >= 0 else { break }
-            // Which head is taken is decided by position; the endpoint is copied once, into the result
-            // (each copy of an endpoint is a retain on its storage, most of this loop's cost).
-            let key = keys[lowest][heads[lowest]]
-            var chosen = (list: lowest, index: heads[lowest])
-            heads[lowest] += 1
-            for list in (lowest + 1)..<lists.count where heads[list] < lists[list].count && keys[list][heads[list]] == key {
-                let candidate = (list: list, index: heads[list])
-                guard lists[list][candidate.index].endpoint.hasAddress(of: lists[chosen.list][chosen.index].endpoint) else { continue }
-                if lists[list][candidate.index].rank > lists[chosen.list][chosen.index].rank { chosen = candidate }
-                heads[list] += 1
-            }
-            result.append(lists[chosen.list][chosen.index].endpoint)
-        }
-        return result
-    }
-
-    private static func mergeHalving(_ lists: ArraySlice<[(endpoint: Endpoint, rank: Int)]>) -> [(endpoint: Endpoint, rank: Int)] {
-        switch lists.count {
-        case 0: return []
-        case 1: return lists.first!
-        default:
-            let middle = lists.startIndex + lists.count / 2
-            let left = mergeHalving(lists[..<middle]), right = mergeHalving(lists[middle...])
-            var result: [(endpoint: Endpoint, rank: Int)] = []
-            result.reserveCapacity(left.count + right.count)
-            var i = 0, j = 0
-            while i < left.count, j < right.count {
-                let a = left[i], b = right[j]
-                if a.endpoint.addressPrecedes(b.endpoint) {
-                    result.append(a)
-                    i += 1
-                } else if b.endpoint.addressPrecedes(a.endpoint) {
-                    result.append(b)
-                    j += 1
-                } else {
-                    result.append(a.rank >= b.rank ? a : b)
-                    i += 1
-                    j += 1
-                }
-            }
-            while i < left.count { result.append(left[i]); i += 1 }
-            while j < right.count { result.append(right[j]); j += 1 }
-            return result
-        }
-    }
-
-    /// One slice's endpoints, with target ports aligned to the service's ports.
+    /// One slice's endpoints, with target ports aligned to the service's ports. An item identical to one
+    /// of the previous version (the watch memo's reuse: same place, or one or two places off after an
+    /// insertion or removal) keeps what it was made into; the rest are converted and validated.
     private func convert(
         _ slice: EndpointSliceObject, named sliceName: String, of key: ServiceKey, ports: [ServicePort], previous: ConvertedSlice?
     ) -> ConvertedSlice {
-        var result = ConvertedSlice(resourceVersion: slice.metadata.resourceVersion ?? "", servicePorts: ports, endpoints: [], rejections: [])
         var targetsByName: [String: UInt16] = [:]
         for port in slice.ports ?? [] {
             if let number = port.port.flatMap({ UInt16(exactly: $0) }), number > 0 { targetsByName[port.name ?? ""] = number }
         }
         let targets = ports.map { targetsByName[$0.name] ?? 0 }
         let items = slice.endpoints ?? []
-        let digests = slice.endpointDigests.values.count == items.count ? slice.endpointDigests.values : nil
-        let reusable = previous?.targets == targets ? previous : nil
-        result.targets = targets
-        result.endpoints.reserveCapacity(items.count)
-        if digests != nil { result.madeByDigest.reserveCapacity(items.count) }
-        for (index, item) in items.enumerated() {
-            if let reusable, let digests, let endpoint = reusable.madeByDigest[digests[index]] {
-                result.madeByDigest[digests[index]] = endpoint
-                let conditions = endpoint.conditions
-                result.endpoints.append((endpoint, conditions.ready ? 2 : (conditions.serving ? 1 : 0)))
-                continue
-            }
+        var made = previous?.targets == targets ? Self.reused(items, from: previous!) : [Endpoint?](repeating: nil, count: items.count)
+        var rejections: [Rejection] = []
+        for (index, item) in items.enumerated() where made[index] == nil {
             guard let address = item.addresses.first else {
-                result.rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: "no address"))
+                rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: "no address"))
                 continue
             }
             let ready = item.conditions?.ready ?? true
@@ -367,32 +283,65 @@ public struct EndpointSliceAggregator: Sendable {
             } ?? ""
             let zone = item.zone ?? item.deprecatedTopology?["topology.kubernetes.io/zone"] ?? ""
             do {
-                let endpoint = try Endpoint(
+                made[index] = try Endpoint(
                     address: address, targetPorts: targets, zone: zone, node: item.nodeName ?? "",
                     hostname: item.hostname ?? "", targetPod: pod, conditions: conditions)
-                if let digests { result.madeByDigest[digests[index]] = endpoint }
-                result.endpoints.append((endpoint, conditions.ready ? 2 : (conditions.serving ? 1 : 0)))
             } catch {
-                result.rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: error.description))
+                rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: error.description))
             }
         }
         // Sorted by address (stable: on equal addresses the first comes first), then one per address.
-        let keys = result.endpoints.map { $0.endpoint.addressOrderKey }
-        let sorted = result.endpoints.indices.sorted { a, b in
-            if keys[a] == keys[b], result.endpoints[a].endpoint.hasAddress(of: result.endpoints[b].endpoint) { return a < b }
-            return Self.precedes(keys[a], result.endpoints[a].endpoint, keys[b], result.endpoints[b].endpoint)
-        }.map { result.endpoints[$0] }
-        result.endpoints.removeAll(keepingCapacity: true)
-        result.orderKeys.reserveCapacity(sorted.count)
-        for candidate in sorted {
-            if let last = result.endpoints.last, last.endpoint.hasAddress(of: candidate.endpoint) {
-                if candidate.rank > last.rank { result.endpoints[result.endpoints.count - 1] = candidate }
+        let present = made.indices.filter { made[$0] != nil }
+        let keys = made.map { $0?.addressOrderKey ?? (0, 0) }
+        let sorted = present.sorted { a, b in
+            if keys[a] != keys[b] { return keys[a] < keys[b] }
+            let first = made[a]!, second = made[b]!
+            return first.hasAddress(of: second) ? a < b : first.addressPrecedes(second)
+        }
+        var endpoints: [Endpoint] = [], ranks: [UInt8] = []
+        endpoints.reserveCapacity(sorted.count)
+        ranks.reserveCapacity(sorted.count)
+        for index in sorted {
+            let endpoint = made[index]!
+            let rank = SortedEndpoints.rank(endpoint.conditions)
+            if let last = endpoints.last, last.addressOrderKey == keys[index], last.hasAddress(of: endpoint) {
+                if rank > ranks[ranks.count - 1] {
+                    endpoints[endpoints.count - 1] = endpoint
+                    ranks[ranks.count - 1] = rank
+                }
                 continue
             }
-            result.endpoints.append(candidate)
-            result.orderKeys.append(candidate.endpoint.addressOrderKey)
+            endpoints.append(endpoint)
+            ranks.append(rank)
         }
-        return result
+        return ConvertedSlice(
+            resourceVersion: slice.metadata.resourceVersion ?? "", servicePorts: ports, targets: targets,
+            sorted: SortedEndpoints(sorted: endpoints, ranks: ranks), items: items, made: made, rejections: rejections)
+    }
+
+    /// What the previous version made of each item that is identical to one of its items (the watch
+    /// memo's reuse), looked for at the same place and a step or two around it (after an insertion or
+    /// a removal); nil for the rest.
+    private static func reused(_ items: [EndpointSliceObject.Endpoint], from previous: ConvertedSlice) -> [Endpoint?] {
+        items.withUnsafeBufferPointer { items in
+            previous.items.withUnsafeBufferPointer { before in
+                var made = [Endpoint?](repeating: nil, count: items.count)
+                for index in items.indices {
+                    var offset = 0
+                    while true {
+                        let candidate = index + offset
+                        if candidate >= 0, candidate < before.count, before[candidate].isIdentical(to: items[index]) {
+                            made[index] = previous.made[candidate]
+                            break
+                        }
+                        // 0, then 1, -1, 2: the same place, then a step or two off.
+                        guard offset != 2 else { break }
+                        offset = offset == 0 ? 1 : (offset == 1 ? -1 : 2)
+                    }
+                }
+                return made
+            }
+        }
     }
 
     private static func sliceAppProtocol(_ sortedSlices: [(key: String, value: EndpointSliceObject)], portName: String) -> String? {

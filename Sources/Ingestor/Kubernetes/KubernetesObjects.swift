@@ -75,6 +75,11 @@ public struct EndpointSliceObject: Decodable, Sendable, Equatable {
         public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {
             lhs.box === rhs.box || lhs.box.fields == rhs.box.fields
         }
+
+        /// Whether both are the same value, not just equal: the watch memo hands out the value it read
+        /// before for bytes that did not change, so the aggregator knows an unchanged endpoint at the
+        /// cost of a pointer comparison. (Equal values read separately are not identical.)
+        func isIdentical(to other: Endpoint) -> Bool { box === other.box }
     }
 
     public struct Port: Decodable, Sendable, Equatable {
@@ -88,10 +93,6 @@ public struct EndpointSliceObject: Decodable, Sendable, Equatable {
     public var addressType: String
     public var endpoints: [Endpoint]?
     public var ports: [Port]?
-    /// A digest of each endpoint's JSON bytes, index-aligned with `endpoints`, when read by
-    /// `JSONReader` (empty when decoded otherwise): the aggregator reuses what it made of an endpoint
-    /// whose bytes did not change. Not content: ignored by `==`.
-    public var endpointDigests = ReadingDigests()
 
     private enum CodingKeys: String, CodingKey { case metadata, addressType, endpoints, ports }
 
@@ -116,13 +117,4 @@ public struct ServiceObject: Decodable, Sendable, Equatable {
 
     public var metadata: ObjectMeta
     public var spec: Spec?
-}
-
-/// Digests of raw input kept beside decoded content to skip repeated work. Every value compares equal
-/// and hashes the same: they say how an object was read, not what it holds.
-public struct ReadingDigests: Sendable, Hashable {
-    public var values: [UInt64] = []
-    public init(_ values: [UInt64] = []) { self.values = values }
-    public static func == (lhs: ReadingDigests, rhs: ReadingDigests) -> Bool { true }
-    public func hash(into hasher: inout Hasher) {}
 }

@@ -83,6 +83,14 @@ public struct Endpoint: Hashable, Sendable {
         return storage.wire.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(field, $0, to: target) }
     }
 
+    /// Bytes `writeFramed` writes: this endpoint as a set's field 7.
+    package var framedCount: Int { WireFormat.lengthDelimitedSize(encodedCount) }
+
+    /// Writes this endpoint as a set's field 7 (see `EndpointSet.assembleContent`). - Returns: where it ends.
+    package func writeFramed(to target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
+        writeEncoded(field: 7, to: target)
+    }
+
     /// The encoding (`wire`, or made now).
     var encoded: [UInt8] { wire.isEmpty ? ((try? record.serializedBytes()) ?? []) : wire }
 

@@ -19,7 +19,10 @@ public struct EndpointSet: Hashable, Sendable {
     public let service: ServiceKey
     public let ports: [ServicePort]
     /// Sorted by address, addresses unique.
-    public let endpoints: [Endpoint]
+    public var endpoints: [Endpoint] { endpointList.endpoints }
+    /// `endpoints.count`, without making the list of a set that defers it.
+    public var endpointCount: Int { endpointList.count }
+    private let endpointList: EndpointList
     /// First 64 bits of SHA-256 over the canonical encoding of `ports` and `endpoints`. Equal on every
     /// process for equal content; used to skip unchanged publishes. (STABLE API: stored in Redis.)
     public let contentHash: UInt64
@@ -42,6 +45,59 @@ public struct EndpointSet: Hashable, Sendable {
         try self.init(source: source, service: service, ports: ports, endpoints: sortedEndpoints, knownHash: nil, sorted: true)
     }
 
+    /// A set the aggregator assembled: `endpoints` from its merge (sorted by address, each address once,
+    /// each mapping `ports.count` target ports) and `content` as `contentBytes(ports:endpoints:)` would
+    /// write it, spliced from each slice's encoding (`assembleContent`). Only the counts are checked
+    /// here: the merge establishes the order by construction, and debug builds (the tests) check every
+    /// invariant, content included, as the other initializers do.
+    package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], mergedEndpoints endpoints: EndpointList, content: [UInt8])
+        throws(ModelError)
+    {
+        guard ports.count <= Self.maximumPorts else {
+            throw ModelError(.tooLarge, "\(service) declares \(ports.count) ports; at most \(Self.maximumPorts) are allowed")
+        }
+        guard endpoints.count <= Self.maximumEndpoints else {
+            throw ModelError(.tooLarge, "\(service) has \(endpoints.count) endpoints; at most \(Self.maximumEndpoints) are allowed")
+        }
+        try Self.checkPortNames(ports, of: service)
+        assert((try? EndpointSet(source: source, service: service, ports: ports, sortedEndpoints: endpoints.endpoints))?.content == content, "assembled content differs")
+        self.source = source
+        self.service = service
+        self.ports = ports
+        self.endpointList = endpoints
+        self.content = content
+        self.contentHash = Self.hash(contentBytes: content)
+    }
+
+    /// Content bytes for `ports` and endpoints written by `writeEndpoints` (at most `endpointBytes` of
+    /// them, each a field 7 as `Endpoint.writeFramed` writes it), in one allocation.
+    package static func assembleContent(
+        ports: [ServicePort], endpointBytes: Int, _ writeEndpoints: (UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8>
+    ) -> [UInt8] {
+        var portBytes = 0
+        for port in ports { portBytes += WireFormat.lengthDelimitedSize(port.wire.count) }
+        return [UInt8](unsafeUninitializedCapacity: portBytes + endpointBytes) { buffer, initialized in
+            guard let base = buffer.baseAddress else { return }
+            var cursor = base
+            for port in ports {
+                cursor = port.wire.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(6, $0, to: cursor) }
+            }
+            cursor = writeEndpoints(cursor)
+            precondition(cursor - base <= buffer.count, "endpoints overran their room")
+            initialized = cursor - base
+        }
+    }
+
+    private static func checkPortNames(_ ports: [ServicePort], of service: ServiceKey) throws(ModelError) {
+        var portNames = Set<String>()
+        for port in ports where !portNames.insert(port.name).inserted {
+            throw ModelError(.invalidPort, "\(service) declares port name \(String(reflecting: port.name)) twice")
+        }
+        if ports.count > 1, portNames.contains("") {
+            throw ModelError(.invalidPort, "\(service) has several ports and one of them is unnamed")
+        }
+    }
+
     /// `knownHash`: the decoder's hash of the record it came from, already checked to be canonical.
     init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], knownHash: UInt64?, sorted isSorted: Bool = false)
         throws(ModelError)
@@ -52,13 +108,7 @@ public struct EndpointSet: Hashable, Sendable {
         guard endpoints.count <= Self.maximumEndpoints else {
             throw ModelError(.tooLarge, "\(service) has \(endpoints.count) endpoints; at most \(Self.maximumEndpoints) are allowed")
         }
-        var portNames = Set<String>()
-        for port in ports where !portNames.insert(port.name).inserted {
-            throw ModelError(.invalidPort, "\(service) declares port name \(String(reflecting: port.name)) twice")
-        }
-        if ports.count > 1, portNames.contains("") {
-            throw ModelError(.invalidPort, "\(service) has several ports and one of them is unnamed")
-        }
+        try Self.checkPortNames(ports, of: service)
         let sorted = knownHash == nil && !isSorted ? endpoints.sorted { $0.addressPrecedes($1) } : endpoints
         for (index, endpoint) in sorted.enumerated() {
             guard endpoint.targetPorts.count == ports.count else {
@@ -75,7 +125,7 @@ public struct EndpointSet: Hashable, Sendable {
         self.source = source
         self.service = service
         self.ports = ports
-        self.endpoints = sorted
+        self.endpointList = .ready(sorted)
         if let knownHash {
             self.content = []
             self.contentHash = knownHash
@@ -128,7 +178,7 @@ extension EndpointSet {
     /// The content hash first: sets that differ almost always differ there, without walking endpoints.
     public static func == (lhs: EndpointSet, rhs: EndpointSet) -> Bool {
         lhs.contentHash == rhs.contentHash && lhs.source == rhs.source && lhs.service == rhs.service && lhs.ports == rhs.ports
-            && lhs.endpoints == rhs.endpoints
+            && lhs.endpointCount == rhs.endpointCount && lhs.endpoints == rhs.endpoints
     }
 }
 
@@ -143,6 +193,6 @@ extension EndpointSet {
 
 extension EndpointSet: CustomStringConvertible {
     public var description: String {
-        "\(source)/\(service) (\(endpoints.count) endpoints, hash \(String(contentHash, radix: 16)))"
+        "\(source)/\(service) (\(endpointCount) endpoints, hash \(String(contentHash, radix: 16)))"
     }
 }
