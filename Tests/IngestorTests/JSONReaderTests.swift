@@ -193,8 +193,8 @@ import Testing
     }
 
     /// Versions of one slice with endpoints removed, inserted, duplicated byte for byte, swapped and
-    /// changed: read with the memo (positional reuse, then by digest, bytes compared) each equals the
-    /// same bytes read afresh, digests included.
+    /// changed: read with the memo (reuse at the same position or a step or two off, bytes compared)
+    /// each equals the same bytes read afresh.
     @Test func aMemoReadsEveryVersionAsAFreshReadDoes() throws {
         var generator = SystemRandomNumberGenerator()
         func endpoint(_ n: Int, ready: Bool) -> String {
@@ -223,7 +223,6 @@ import Testing
                 case .modified(let remembered) = try WatchEvent<EndpointSliceObject>(json: event, memo: memo)
             else { Issue.record("not modified"); return }
             #expect(fresh == remembered, "version \(version)")
-            #expect(fresh.endpointDigests.values == remembered.endpointDigests.values, "version \(version)")
         }
         #expect(memo.sliceCount == 1)
     }

@@ -1,5 +1,5 @@
 import Foundation
-import Ingestor
+@testable import Ingestor
 import LegationTestSupport
 import Shared
 import Testing
@@ -35,7 +35,8 @@ import Testing
     }
 
     /// The framer's index of nested objects, in any chunking: every object nested in an event is listed,
-    /// with its true end, and the reader given the index reads what it reads without.
+    /// with its true end; a framer that does not index frames the same bytes; and a list page read with
+    /// the index reads as it does without.
     @Test func theFramersObjectIndexIsTrueInAnyChunking() throws {
         let stream = Array(try KubeFixtures.data("watch-endpointslice-sequence-assembled.jsonl"))
             + Array(#"{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":"s","namespace":"n","resourceVersion":"9","labels":{"a":"}{\"x"}},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{}},{"addresses":["10.0.0.2"],"hostname":"h\\"}],"ports":[]}}"#.utf8)
@@ -48,13 +49,14 @@ import Testing
             }
         }
         for chunk in [1, 5, 64, 4096] {
-            var framer = JSONObjectFramer()
-            var framed: [JSONObjectFramer.Framed] = []
+            var framer = JSONObjectFramer(indexing: true), plainFramer = JSONObjectFramer()
+            var framed: [JSONObjectFramer.Framed] = [], plain: [[UInt8]] = []
             for start in stride(from: 0, to: stream.count, by: chunk) {
                 framed += try framer.feedIndexed(stream[start..<min(start + chunk, stream.count)])
+                plain += try plainFramer.feed(stream[start..<min(start + chunk, stream.count)])
             }
             #expect(framed.count == stream.split(separator: UInt8(ascii: "\n")).count)
-            let memo = ReadMemo(), indexedMemo = ReadMemo()
+            #expect(framed.map(\.bytes) == plain)
             for object in framed {
                 let tree = try JSONSerialization.jsonObject(with: Data(object.bytes))
                 var found = 0
@@ -65,9 +67,75 @@ import Testing
                     #expect(throws: Never.self) { try JSONReader.parse(object.bytes[offset..<end]) { (reader: inout JSONReader) throws(JSONReader.Failure) in try reader.skipValue() } }
                 }
                 #expect(found == nestedObjects(tree) - 1, "every nested object, the event itself not")
-                let plain = try WatchEvent<EndpointSliceObject>(json: object.bytes, memo: memo)
-                let indexed = try WatchEvent<EndpointSliceObject>(json: object.bytes, memo: indexedMemo, objectEnds: object.objectEnds)
-                #expect(plain == indexed)
+            }
+        }
+        let items = stream.split(separator: UInt8(ascii: "\n")).compactMap { line -> String? in
+            guard let event = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any], event["type"] as? String != "ERROR",
+                let object = event["object"] as? [String: Any], object["addressType"] != nil
+            else { return nil }
+            return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
+        }
+        let page = Array((#"{"kind":"EndpointSliceList","metadata":{"resourceVersion":"5"},"items":["# + items.joined(separator: ",") + "]}").utf8)
+        var framer = JSONObjectFramer(indexing: true)
+        let indexed = try #require(try framer.feedIndexed(page).first)
+        #expect(try ListPage<EndpointSliceObject>(json: page).items == ListPage<EndpointSliceObject>(json: indexed.bytes, objectEnds: indexed.objectEnds).items)
+    }
+
+    /// The eight-bytes-at-a-time scan against a byte-at-a-time reference, on random documents full of
+    /// what it must not be fooled by (quotes, backslashes and brackets inside strings, escapes across
+    /// word and chunk boundaries, deep nesting), in random chunks, with white space between objects.
+    @Test func framingMatchesAByteAtATimeReference() throws {
+        var generator = SystemRandomNumberGenerator()
+        let alphabet = Array(#"ab{}[]"\/:, "#.unicodeScalars).map(String.init) + ["é", "\n", "\u{1}"]
+        func value(_ depth: Int) -> Any {
+            switch Int.random(in: 0..<(depth > 6 ? 3 : 6), using: &generator) {
+            case 0: return (0..<Int.random(in: 0..<20, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }.joined()
+            case 1: return Int.random(in: -1000...1000, using: &generator)
+            case 2: return Bool.random(using: &generator)
+            case 3, 4: return Dictionary(uniqueKeysWithValues: (0..<Int.random(in: 0..<5, using: &generator)).map { ("k\($0)\(alphabet.randomElement(using: &generator)!)", value(depth + 1)) })
+            default: return (0..<Int.random(in: 0..<5, using: &generator)).map { _ in value(depth + 1) }
+            }
+        }
+        /// Where each top-level object ends, one byte at a time (the framer's rules, written plainly).
+        func reference(_ bytes: [UInt8]) -> [[UInt8]] {
+            var objects: [[UInt8]] = [], depth = 0, inString = false, escaped = false, start = 0
+            for (index, byte) in bytes.enumerated() {
+                if inString {
+                    if escaped { escaped = false } else if byte == 0x5C { escaped = true } else if byte == 0x22 { inString = false }
+                    continue
+                }
+                switch byte {
+                case 0x22: inString = true
+                case 0x7B, 0x5B:
+                    if depth == 0 { start = index }
+                    depth += 1
+                case 0x7D, 0x5D:
+                    depth -= 1
+                    if depth == 0 { objects.append(Array(bytes[start...index])) }
+                default: break
+                }
+            }
+            return objects
+        }
+        for _ in 0..<200 {
+            var stream: [UInt8] = []
+            for _ in 0..<Int.random(in: 1..<6, using: &generator) {
+                let object = ["type": "MODIFIED", "object": value(0)] as [String: Any]
+                stream += Array(try JSONSerialization.data(withJSONObject: object, options: Bool.random(using: &generator) ? [.prettyPrinted] : []))
+                stream += Array([" ", "\n", "\r\n", ""].randomElement(using: &generator)!.utf8)
+            }
+            for indexing in [false, true] {
+                var framer = JSONObjectFramer(indexing: indexing)
+                var framed: [[UInt8]] = []
+                var start = 0
+                while start < stream.count {
+                    let end = min(stream.count, start + Int.random(in: 1...300, using: &generator))
+                    framed += try framer.feed(stream[start..<end])
+                    start = end
+                }
+                let expected = reference(stream)
+                #expect(framed == expected, "indexing \(indexing): \(framed.count) objects framed, \(expected.count) in \(String(decoding: stream.prefix(400), as: UTF8.self))")
+                #expect(framer.pendingBytes == 0)
             }
         }
     }

@@ -366,14 +366,6 @@ public struct JSONReader {
         position = offset
     }
 
-    /// A digest of the bytes read since `start` (an `offset`): equal bytes, equal digest, within this
-    /// process (the hash is seeded per process, so input cannot be made to collide on purpose).
-    public func digest(since start: Int) -> UInt64 {
-        var hasher = Hasher()
-        hasher.combine(bytes: UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: bytes[start..<position])))
-        return UInt64(bitPattern: Int64(hasher.finalize()))
-    }
-
     // MARK: Errors
 
     /// A member the caller reads appeared twice in one object (the API server never sends that; which

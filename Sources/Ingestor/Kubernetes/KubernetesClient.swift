@@ -166,16 +166,16 @@ public final class KubernetesClient: Sendable {
                 var framer = JSONObjectFramer(maximumObjectBytes: maximumEventBytes)
                 let memo = ReadMemo()
                 for try await buffer in response.body {
-                    let objects: [JSONObjectFramer.Framed]
+                    let objects: [[UInt8]]
                     do {
-                        objects = try framer.feedIndexed(buffer.readableBytesView)
+                        objects = try framer.feed(buffer.readableBytesView)
                     } catch {
                         throw KubernetesError(message: "watch of \(path) broke: \(error)")
                     }
                     guard !objects.isEmpty else { continue }
                     continuation.yield(objects.map { object in
                         do throws(JSONReader.Failure) {
-                            return .success(try WatchEvent<Object>(json: object.bytes, memo: memo, objectEnds: object.objectEnds))
+                            return .success(try WatchEvent<Object>(json: object, memo: memo))
                         } catch {
                             return .failure(KubernetesError(message: "malformed watch event skipped: \(error)"))
                         }
@@ -197,7 +197,7 @@ public final class KubernetesClient: Sendable {
     private func get(path: String, query: String) async throws -> JSONObjectFramer.Framed {
         let response = try await execute(path: path, query: query, deadline: .seconds(120))
         guard response.status == .ok else { throw await Self.failure(response, path: path, limit: 1 << 20) }
-        var framer = JSONObjectFramer(maximumObjectBytes: maximumListBytes)
+        var framer = JSONObjectFramer(maximumObjectBytes: maximumListBytes, indexing: true)
         if let length = response.headers.first(name: "Content-Length").flatMap(Int.init), length > 0 { framer.reserveCapacity(length) }
         var objects: [JSONObjectFramer.Framed] = []
         do {

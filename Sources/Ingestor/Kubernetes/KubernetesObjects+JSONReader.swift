@@ -43,68 +43,30 @@ extension EndpointSliceObject: KubernetesReadable {
         var addressType: String?
         var endpoints: [Endpoint]?
         var ports: [Port]?
-        var digests: [UInt64] = []
         var seen = JSONReader.SeenKeys()
         try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
             if key == "metadata" { guard seen.first(0) else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
             else if key == "addressType" { guard seen.first(1) else { throw reader.duplicate(key) }; addressType = try reader.readString() }
             else if key == "endpoints" { guard seen.first(2) else { throw reader.duplicate(key) }
                 // With a memo and the slice's name already read, an endpoint whose bytes equal one of
-                // last time's is skipped and that value reused: tried at the next position first (the
-                // usual case: the same endpoints in the same order), then by digest; equal bytes only.
-                let memoKey = reader.memo != nil ? metadata.map { "\($0.namespace ?? "")/\($0.name)" } : nil
-                let previous = memoKey.flatMap { reader.memo?.slices[$0] } ?? ReadMemo.Slice()
-                var byDigest: [UInt64: Int]?
-                var next = 0
-                var current = ReadMemo.Slice()
-                if memoKey != nil {
-                    current.bytes.reserveCapacity(previous.bytes.count)
-                    current.ends.reserveCapacity(previous.count)
-                    current.endpoints.reserveCapacity(previous.count)
+                // last time's (the next position first: the same endpoints in the same order, as
+                // usual; then a step or two off) is not read: that value is handed out again.
+                guard let memo = reader.memo, let metadata, !memo.document.isEmpty else {
+                    endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Endpoint(reading: &reader) }
+                    return
                 }
-                digests.removeAll()
-                endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in
-                    reader.skipWhitespace()
-                    let start = reader.offset
-                    // Bytes equal to an endpoint read (and validated) before need no validation again.
-                    if previous.count > 0, reader.skipObjectUnvalidated() {
-                        let span = UnsafeBufferPointer(rebasing: reader.bytes[start..<reader.offset])
-                        var match: Int?
-                        if next < previous.count, previous.matches(next, span) {
-                            match = next
-                        } else {
-                            let digest = reader.digest(since: start)
-                            if byDigest == nil {
-                                byDigest = Dictionary(previous.digests.enumerated().map { ($1, $0) }, uniquingKeysWith: { first, _ in first })
-                            }
-                            if let index = byDigest?[digest], previous.matches(index, span) { match = index }
-                        }
-                        if let match {
-                            next = match + 1
-                            let endpoint = previous.endpoints[match], digest = previous.digests[match]
-                            digests.append(digest)
-                            current.append(endpoint, bytes: span)
-                            return endpoint
-                        }
-                        reader.rewind(to: start)
-                    }
-                    let endpoint = try Endpoint(reading: &reader)
-                    let digest = reader.digest(since: start)
-                    digests.append(digest)
-                    if memoKey != nil { current.append(endpoint, bytes: UnsafeBufferPointer(rebasing: reader.bytes[start..<reader.offset])) }
-                    return endpoint
-                }
-                if let memoKey {
-                    current.digests = digests  // the slice's digests, as read: shared, not copied
-                    reader.memo?.slices[memoKey] = current
-                }
+                let memoKey = "\(metadata.namespace ?? "")/\(metadata.name)"
+                let previous = memo.slices.removeValue(forKey: memoKey) ?? ReadMemo.Slice()
+                var current = ReadMemo.Slice(document: memo.document)
+                endpoints = try reader.readEndpoints(remembering: previous, into: &current)
+                memo.slices[memoKey] = current
             }
             else if key == "ports" { guard seen.first(3) else { throw reader.duplicate(key) }; ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
             else { try reader.skipValue() }
         }
         guard let metadata else { throw reader.failure("EndpointSlice has no metadata") }
         guard let addressType else { throw reader.failure("EndpointSlice has no addressType") }
-        self.init(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports, endpointDigests: ReadingDigests(digests))
+        self.init(metadata: metadata, addressType: addressType, endpoints: endpoints, ports: ports)
     }
 }
 
@@ -222,11 +184,20 @@ extension StatusObject: KubernetesReadable {
 
 extension WatchEvent where Object: KubernetesReadable {
     /// Reads one watch event. `type` normally comes first; when `object` comes first it is read once the
-    /// type is known. `memo`: the stream's, to reuse what earlier events were read as; `objectEnds`:
-    /// the framer's index of these bytes (`JSONObjectFramer.feedIndexed`), to skip unchanged parts fast.
-    public init<Bytes: Collection>(json bytes: Bytes, memo: ReadMemo? = nil, objectEnds: ObjectEnds? = nil) throws(JSONReader.Failure)
-    where Bytes.Element == UInt8 {
-        self = try JSONReader.parse(bytes, memo: memo, objectEnds: objectEnds) { (reader: inout JSONReader) throws(JSONReader.Failure) in
+    /// type is known. `memo`: the stream's, to reuse what earlier events were read as.
+    public init<Bytes: Collection>(json bytes: Bytes, memo: ReadMemo? = nil) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
+        guard let memo else {
+            self = try Self.read(bytes, memo: nil)
+            return
+        }
+        // The memo keeps this document (shared, when it is an array) for the spans it remembers.
+        memo.document = bytes as? [UInt8] ?? Array(bytes)
+        defer { memo.document = [] }
+        self = try Self.read(memo.document, memo: memo)
+    }
+
+    private static func read<Bytes: Collection>(_ bytes: Bytes, memo: ReadMemo?) throws(JSONReader.Failure) -> Self where Bytes.Element == UInt8 {
+        try JSONReader.parse(bytes, memo: memo) { (reader: inout JSONReader) throws(JSONReader.Failure) in
             var type: String?
             var event: WatchEvent?
             var objectBeforeType: JSONReader?

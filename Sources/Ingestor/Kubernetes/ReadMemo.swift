@@ -6,49 +6,109 @@ import Darwin
 
 /// What one stream's earlier documents were read as: a watch stream sends each EndpointSlice whole on
 /// every change, and most of its endpoints are byte for byte what they were. For each slice, the
-/// endpoints last read with their JSON bytes: an endpoint whose bytes equal an earlier one's (compared
-/// in full, first at the same position, then by digest) is skipped, not read again, and the earlier
-/// value reused. The bytes are kept (about the slice's JSON size per slice) so that reuse never rests
-/// on a digest alone.
+/// endpoints last read and where their bytes are in the document they came from (kept whole: the
+/// framer made it, so it is shared, not copied). An endpoint whose bytes equal an earlier one's
+/// (compared in full, at the same position or a step or two off) is not read again: the earlier value
+/// is handed out, the identical value, so the aggregator knows it unchanged too. Equal bytes are the
+/// same complete JSON object, validated when first read, so nothing rests on a digest.
 ///
 /// Owned by one stream and used by one reader at a time (the watch task that made it), hence
 /// `@unchecked Sendable`. Entries are replaced on each read of their slice; a deleted slice's entry
-/// lives until the stream ends (watches end every few minutes).
+/// lives until the stream ends (watches end every few minutes). Memory: about one event per slice.
 public final class ReadMemo: @unchecked Sendable {
-    /// One slice's endpoints as last read: `bytes` holds their JSON back to back, `ends[i]` where the
-    /// i-th ends in it.
+    /// One slice's endpoints as last read.
     struct Slice {
-        var bytes: [UInt8] = []
-        var ends: [Int] = []
+        /// The document they were read from.
+        var document: [UInt8] = []
+        /// Where each endpoint's bytes start and end in `document`.
+        var starts: [Int32] = []
+        var ends: [Int32] = []
         var endpoints: [EndpointSliceObject.Endpoint] = []
-        var digests: [UInt64] = []
 
         var count: Int { endpoints.count }
 
-        func span(_ index: Int) -> Range<Int> { (index == 0 ? 0 : ends[index - 1])..<ends[index] }
-
-        /// Whether the i-th endpoint's bytes are `candidate`.
-        func matches(_ index: Int, _ candidate: UnsafeBufferPointer<UInt8>) -> Bool {
-            let span = span(index)
-            guard span.count == candidate.count else { return false }
-            return bytes.withUnsafeBufferPointer { stored in
-                guard let base = stored.baseAddress, let other = candidate.baseAddress else { return span.isEmpty }
-                return memcmp(base + span.lowerBound, other, span.count) == 0
+        /// Whether the `index`-th endpoint's bytes are at `offset` in `input` (`count` bytes of it left).
+        func matches(_ index: Int, at offset: UnsafePointer<UInt8>, available: Int) -> Bool {
+            let length = Int(ends[index] - starts[index])
+            guard length <= available else { return false }
+            return document.withUnsafeBufferPointer { stored in
+                memcmp(stored.baseAddress! + Int(starts[index]), offset, length) == 0
             }
         }
 
-        /// Adds an endpoint and its bytes (`digests` is set once, from the reader's).
-        mutating func append(_ endpoint: EndpointSliceObject.Endpoint, bytes source: UnsafeBufferPointer<UInt8>) {
-            bytes.append(contentsOf: source)
-            ends.append(bytes.count)
-            endpoints.append(endpoint)
-        }
+        func length(_ index: Int) -> Int { Int(ends[index] - starts[index]) }
     }
 
     var slices: [String: Slice] = [:]
+    /// The document being read now (set by the reader's caller; spans of the slice read from it refer to it).
+    var document: [UInt8] = []
 
     public init() {}
 
     /// How many slices it holds endpoints of.
     public var sliceCount: Int { slices.count }
+}
+
+extension JSONReader {
+    /// An EndpointSlice's `endpoints` (an array, or null) read against what `previous` remembers of the
+    /// slice: an endpoint whose bytes it holds is handed out again, the rest are read. `current` learns
+    /// where each endpoint is in this document, for the next version.
+    mutating func readEndpoints(remembering previous: ReadMemo.Slice, into current: inout ReadMemo.Slice) throws(Failure)
+        -> [EndpointSliceObject.Endpoint]?
+    {
+        if readNull() { return nil }
+        try expect(UInt8(ascii: "["), "an array")
+        try enter()
+        var endpoints: [EndpointSliceObject.Endpoint] = []
+        endpoints.reserveCapacity(previous.count)
+        current.starts.reserveCapacity(previous.count)
+        current.ends.reserveCapacity(previous.count)
+        skipWhitespace()
+        if peekByte() == UInt8(ascii: "]") {
+            position += 1
+            depth -= 1
+            return endpoints
+        }
+        var next = 0
+        while true {
+            skipWhitespace()
+            let start = position
+            if let match = matchRemembered(previous, near: next) {
+                next = match + 1
+                endpoints.append(previous.endpoints[match])
+            } else {
+                endpoints.append(try EndpointSliceObject.Endpoint(reading: &self))
+            }
+            current.starts.append(Int32(truncatingIfNeeded: start))
+            current.ends.append(Int32(truncatingIfNeeded: position))
+            skipWhitespace()
+            guard let byte = peekByte() else { throw failure("array not closed") }
+            position += 1
+            if byte == UInt8(ascii: "]") { break }
+            guard byte == UInt8(ascii: ",") else { throw failure("expected ',' or ']', found \(Self.describe(byte))", at: position - 1) }
+        }
+        depth -= 1
+        current.endpoints = endpoints
+        return endpoints
+    }
+
+    /// Whether the value here is byte for byte one of `remembered`'s endpoints, looked for at `index`,
+    /// then a step or two around it; if so, moves past it. - Returns: which one.
+    mutating func matchRemembered(_ remembered: ReadMemo.Slice, near index: Int) -> Int? {
+        guard remembered.count > 0, let base = bytes.baseAddress, position < bytes.count, base[position] == UInt8(ascii: "{") else {
+            return nil
+        }
+        let here = base + position, available = bytes.count - position
+        var offset = 0
+        while true {
+            let candidate = index + offset
+            if candidate >= 0, candidate < remembered.count, remembered.matches(candidate, at: here, available: available) {
+                position += remembered.length(candidate)
+                return candidate
+            }
+            // 0, then 1, -1, 2: the same place, then a step or two off.
+            guard offset != 2 else { return nil }
+            offset = offset == 0 ? 1 : (offset == 1 ? -1 : 2)
+        }
+    }
 }
