@@ -111,14 +111,15 @@ struct IngestBenchmark: AsyncParsableCommand {
         let started = ContinuousClock.now
         var framer = JSONObjectFramer()
         let memo = ReadMemo()
-        var published = 0
+        var published = 0, read = 0
         // As the Kubernetes source does: the events of one 64 KiB read are aggregated, then their
         // changes handed to the publisher together.
         for chunkStart in stride(from: 0, to: stream.count, by: 64 << 10) {
             var changes: [EndpointSliceAggregator.Change] = []
-            for object in try framer.feedIndexed(stream[chunkStart..<min(chunkStart + (64 << 10), stream.count)]) {
-                let event = try WatchEvent<EndpointSliceObject>(json: object.bytes, memo: memo, objectEnds: object.objectEnds)
+            for object in try framer.feed(stream[chunkStart..<min(chunkStart + (64 << 10), stream.count)]) {
+                let event = try WatchEvent<EndpointSliceObject>(json: object, memo: memo)
                 guard case .modified(let slice) = event else { continue }
+                read += 1
                 changes += aggregator.upsert(slice: slice).changes
             }
             published += changes.count
@@ -129,6 +130,11 @@ struct IngestBenchmark: AsyncParsableCommand {
         let drained = ContinuousClock.now - started
         let cpu = cpuSeconds() - cpuBefore
         let commands = await FanoutBenchmark.redisCommandsProcessed(port: redis.port) - commandsBefore - 1  // less INFO itself
+        // What Redis holds must be what the aggregator holds: a fast run that published wrong is no run.
+        let stored = try await store.storedHashes(source: publisher.source)
+        guard read == events, stored == aggregator.sets.mapValues(\.contentHash) else {
+            throw ValidationError("the events run is wrong: \(read) of \(events) events read; Redis holds \(stored.count) services, \(stored.filter { aggregator.sets[$0.key]?.contentHash != $0.value }.count) of them not as aggregated")
+        }
         task.cancel()
         await task.value
         await store.close()
@@ -180,8 +186,8 @@ struct IngestBenchmark: AsyncParsableCommand {
         for (index, line) in lines.enumerated() {
             try await Task.sleep(until: started + interval * index, clock: .continuous)
             let fedAt = ContinuousClock.now
-            for object in try framer.feedIndexed(line) {
-                guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: object.bytes, memo: memo, objectEnds: object.objectEnds) else { continue }
+            for object in try framer.feed(line) {
+                guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: object, memo: memo) else { continue }
                 let changes = aggregator.upsert(slice: slice).changes
                 if changes.isEmpty { unchanged += 1 }
                 for change in changes {
