@@ -161,15 +161,10 @@ struct EnvoyEndToEndTests {
             let hosts = await Self.envoyHosts(envoy), answers = await Self.answers(envoy, count: 6)
             return "Redis: \(stored). Envoy's hosts: \(hosts); answers: \(answers). Envoy's log ends with:\n\(envoy.log.suffix(3000))"
         }
-        var reached = await eventually(within: .seconds(30)) { await Self.answers(envoy, count: 6).count == 3 }
-        if !reached {
-            // Seen about once in ten parallel passes (delta mode, also before this check was added):
-            // printed for diagnosis, then given another minute; only never routing fails the test.
-            print("e2e (delta \(delta)): Envoy did not route to all three pods within 30 s. \(await diagnosis())")
-            reached = await eventually(within: .seconds(60)) { await Self.answers(envoy, count: 6).count == 3 }
-        }
-        if !reached {
-            Issue.record("Envoy never routed to all three pods. \(await diagnosis())")
+        // (This once failed about one pass in ten: the fake API server registered a watch after writing
+        // its backlog, so the slice applied in between never reached the ingestor. Fixed there.)
+        guard await eventually(within: .seconds(30), { await Self.answers(envoy, count: 6).count == 3 }) else {
+            Issue.record("Envoy did not route to all three pods within 30 s. \(await diagnosis())")
             return
         }
         let spread = await Self.answers(envoy)
