@@ -256,8 +256,8 @@ public struct EndpointSliceAggregator: Sendable {
     }
 
     /// One slice's endpoints, with target ports aligned to the service's ports. An item identical to one
-    /// of the previous version (the watch memo's reuse: same place, or one or two places off after an
-    /// insertion or removal) keeps what it was made into; the rest are converted and validated.
+    /// of the previous version (the watch memo's reuse) keeps what it was made into; the rest are
+    /// converted and validated.
     private func convert(
         _ slice: EndpointSliceObject, named sliceName: String, of key: ServiceKey, ports: [ServicePort], previous: ConvertedSlice?
     ) -> ConvertedSlice {
@@ -320,24 +320,17 @@ public struct EndpointSliceAggregator: Sendable {
     }
 
     /// What the previous version made of each item that is identical to one of its items (the watch
-    /// memo's reuse), looked for at the same place and a step or two around it (after an insertion or
-    /// a removal); nil for the rest.
+    /// memo's reuse), looked for where the previous item was found and a step or two around it (after
+    /// insertions or removals); nil for the rest.
     private static func reused(_ items: [EndpointSliceObject.Endpoint], from previous: ConvertedSlice) -> [Endpoint?] {
         items.withUnsafeBufferPointer { items in
             previous.items.withUnsafeBufferPointer { before in
                 var made = [Endpoint?](repeating: nil, count: items.count)
+                var next = 0
                 for index in items.indices {
-                    var offset = 0
-                    while true {
-                        let candidate = index + offset
-                        if candidate >= 0, candidate < before.count, before[candidate].isIdentical(to: items[index]) {
-                            made[index] = previous.made[candidate]
-                            break
-                        }
-                        // 0, then 1, -1, 2: the same place, then a step or two off.
-                        guard offset != 2 else { break }
-                        offset = offset == 0 ? 1 : (offset == 1 ? -1 : 2)
-                    }
+                    guard let found = nearbyMatch(next, count: before.count, { before[$0].isIdentical(to: items[index]) }) else { continue }
+                    made[index] = previous.made[found]
+                    next = found + 1
                 }
                 return made
             }

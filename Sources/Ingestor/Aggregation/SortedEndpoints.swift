@@ -21,7 +21,7 @@ final class SortedEndpoints: @unchecked Sendable {
 
     var count: Int { endpoints.count }
 
-    /// - Parameter endpoints: sorted by address, each address once (`rank` gives their ranks).
+    /// - Parameter endpoints: sorted by address, each address once; `ranks` are theirs, index by index.
     init(sorted endpoints: [Endpoint], ranks: [UInt8]) {
         precondition(ranks.count == endpoints.count)
         self.endpoints = endpoints

@@ -99,16 +99,23 @@ extension JSONReader {
             return nil
         }
         let here = base + position, available = bytes.count - position
-        var offset = 0
-        while true {
-            let candidate = index + offset
-            if candidate >= 0, candidate < remembered.count, remembered.matches(candidate, at: here, available: available) {
-                position += remembered.length(candidate)
-                return candidate
-            }
-            // 0, then 1, -1, 2: the same place, then a step or two off.
-            guard offset != 2 else { return nil }
-            offset = offset == 0 ? 1 : (offset == 1 ? -1 : 2)
+        guard let match = nearbyMatch(index, count: remembered.count, { remembered.matches($0, at: here, available: available) }) else {
+            return nil
         }
+        position += remembered.length(match)
+        return match
     }
+}
+
+/// The first index in `0..<count` for which `matches` holds, tried at `index`, then `index + 1`,
+/// `index - 1` and `index + 2`: where a list's next element is after one just found (the same place),
+/// or after an element was inserted or removed before it. The watch memo and the aggregator follow a
+/// slice's endpoints from one version to the next with it.
+func nearbyMatch(_ index: Int, count: Int, _ matches: (Int) -> Bool) -> Int? {
+    let candidates: InlineArray<4, Int> = [index, index + 1, index - 1, index + 2]
+    for slot in candidates.indices {
+        let candidate = candidates[slot]
+        if candidate >= 0, candidate < count, matches(candidate) { return candidate }
+    }
+    return nil
 }
