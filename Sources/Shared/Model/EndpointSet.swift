@@ -53,13 +53,7 @@ public struct EndpointSet: Hashable, Sendable {
     package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], mergedEndpoints endpoints: EndpointList, content: [UInt8])
         throws(ModelError)
     {
-        guard ports.count <= Self.maximumPorts else {
-            throw ModelError(.tooLarge, "\(service) declares \(ports.count) ports; at most \(Self.maximumPorts) are allowed")
-        }
-        guard endpoints.count <= Self.maximumEndpoints else {
-            throw ModelError(.tooLarge, "\(service) has \(endpoints.count) endpoints; at most \(Self.maximumEndpoints) are allowed")
-        }
-        try Self.checkPortNames(ports, of: service)
+        try Self.checkSizesAndPorts(ports, endpointCount: endpoints.count, of: service)
         assert((try? EndpointSet(source: source, service: service, ports: ports, sortedEndpoints: endpoints.endpoints))?.content == content, "assembled content differs")
         self.source = source
         self.service = service
@@ -88,7 +82,15 @@ public struct EndpointSet: Hashable, Sendable {
         }
     }
 
-    private static func checkPortNames(_ ports: [ServicePort], of service: ServiceKey) throws(ModelError) {
+    /// The checks every set passes whoever builds it: sizes within the limits, port names unique (and
+    /// named when there are several).
+    private static func checkSizesAndPorts(_ ports: [ServicePort], endpointCount: Int, of service: ServiceKey) throws(ModelError) {
+        guard ports.count <= Self.maximumPorts else {
+            throw ModelError(.tooLarge, "\(service) declares \(ports.count) ports; at most \(Self.maximumPorts) are allowed")
+        }
+        guard endpointCount <= Self.maximumEndpoints else {
+            throw ModelError(.tooLarge, "\(service) has \(endpointCount) endpoints; at most \(Self.maximumEndpoints) are allowed")
+        }
         var portNames = Set<String>()
         for port in ports where !portNames.insert(port.name).inserted {
             throw ModelError(.invalidPort, "\(service) declares port name \(String(reflecting: port.name)) twice")
@@ -102,13 +104,7 @@ public struct EndpointSet: Hashable, Sendable {
     init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], knownHash: UInt64?, sorted isSorted: Bool = false)
         throws(ModelError)
     {
-        guard ports.count <= Self.maximumPorts else {
-            throw ModelError(.tooLarge, "\(service) declares \(ports.count) ports; at most \(Self.maximumPorts) are allowed")
-        }
-        guard endpoints.count <= Self.maximumEndpoints else {
-            throw ModelError(.tooLarge, "\(service) has \(endpoints.count) endpoints; at most \(Self.maximumEndpoints) are allowed")
-        }
-        try Self.checkPortNames(ports, of: service)
+        try Self.checkSizesAndPorts(ports, endpointCount: endpoints.count, of: service)
         let sorted = knownHash == nil && !isSorted ? endpoints.sorted { $0.addressPrecedes($1) } : endpoints
         for (index, endpoint) in sorted.enumerated() {
             guard endpoint.targetPorts.count == ports.count else {
