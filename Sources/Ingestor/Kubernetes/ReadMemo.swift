@@ -27,7 +27,7 @@ public final class ReadMemo: @unchecked Sendable {
 
         var count: Int { endpoints.count }
 
-        /// Whether the `index`-th endpoint's bytes are at `offset` in `input` (`count` bytes of it left).
+        /// Whether the `index`-th endpoint's bytes are those at `offset` (`available` bytes from there to the end).
         func matches(_ index: Int, at offset: UnsafePointer<UInt8>, available: Int) -> Bool {
             let length = Int(ends[index] - starts[index])
             guard length <= available else { return false }
