@@ -238,24 +238,20 @@ import Testing
                 // Unique addresses within one slice (as the EndpointSlice controller writes them).
                 var seen = Set<String>()
                 slices[changed] = slices[changed].filter { seen.insert($0.0).inserted }
-                let json = slices[changed].map { address, ready, serving in
-                    #"{"addresses":["\#(address)"],"conditions":{"ready":\#(ready),"serving":\#(serving)},"nodeName":"n1","targetRef":{"kind":"Pod","name":"p-\#(address)"}}"#
-                }.joined(separator: ",")
-                let sliceNames = (0..<sliceCount).map { "web-\(String(UnicodeScalar(UInt8(97 + $0))))" }
-                let targets = #"[{"name":"http","port":8080},{"name":"grpc","port":9090}]"#
-                let event = #"{"type":"MODIFIED","object":{"metadata":{"name":"\#(sliceNames[changed])","namespace":"shop","resourceVersion":"\#(round * 100 + version)","labels":{"kubernetes.io/service-name":"web"}},"addressType":"\#(slices[changed].first?.0.contains(":") == true ? "IPv6" : "IPv4")","endpoints":[\#(json)],"ports":\#(targets)}}"#
-                if version == 0 {
-                    // First every slice once.
-                    for (index, endpoints) in slices.enumerated() {
-                        let items = endpoints.map { address, ready, serving in
-                            #"{"addresses":["\#(address)"],"conditions":{"ready":\#(ready),"serving":\#(serving)},"nodeName":"n1","targetRef":{"kind":"Pod","name":"p-\#(address)"}}"#
-                        }.joined(separator: ",")
-                        let first = #"{"type":"ADDED","object":{"metadata":{"name":"\#(sliceNames[index])","namespace":"shop","resourceVersion":"\#(round * 100)","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4","endpoints":[\#(items)],"ports":\#(targets)}}"#
-                        guard case .added(let slice) = try WatchEvent<EndpointSliceObject>(json: Array(first.utf8), memo: memo) else { Issue.record("not added"); return }
-                        _ = aggregator.upsert(slice: slice)
+                /// Slice `index` as its watch event, through the memo as the ingestor reads it.
+                func read(_ index: Int, type: String) throws -> EndpointSliceObject? {
+                    let items = slices[index].map { address, ready, serving in
+                        #"{"addresses":["\#(address)"],"conditions":{"ready":\#(ready),"serving":\#(serving)},"nodeName":"n1","targetRef":{"kind":"Pod","name":"p-\#(address)"}}"#
+                    }.joined(separator: ",")
+                    let event = #"{"type":"\#(type)","object":{"metadata":{"name":"web-\#(String(UnicodeScalar(UInt8(97 + index))))","namespace":"shop","resourceVersion":"\#(round * 100 + version)","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4","endpoints":[\#(items)],"ports":[{"name":"http","port":8080},{"name":"grpc","port":9090}]}}"#
+                    switch try WatchEvent<EndpointSliceObject>(json: Array(event.utf8), memo: memo) {
+                    case .added(let slice), .modified(let slice): return slice
+                    default: return nil
                     }
-                } else {
-                    guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: Array(event.utf8), memo: memo) else { Issue.record("not modified"); return }
+                }
+                // First every slice once, then one changed slice per version.
+                for index in version == 0 ? Array(0..<sliceCount) : [changed] {
+                    let slice = try #require(try read(index, type: version == 0 ? "ADDED" : "MODIFIED"))
                     _ = aggregator.upsert(slice: slice)
                 }
                 // Plainly: every endpoint, the best conditions per address (then the first slice by name).

@@ -290,33 +290,9 @@ public struct EndpointSliceAggregator: Sendable {
                 rejections.append(Rejection(object: "slice \(key.namespace)/\(sliceName) endpoint \(index)", reason: error.description))
             }
         }
-        // Sorted by address (stable: on equal addresses the first comes first), then one per address.
-        let present = made.indices.filter { made[$0] != nil }
-        let keys = made.map { $0?.addressOrderKey ?? (0, 0) }
-        let sorted = present.sorted { a, b in
-            if keys[a] != keys[b] { return keys[a] < keys[b] }
-            let first = made[a]!, second = made[b]!
-            return first.hasAddress(of: second) ? a < b : first.addressPrecedes(second)
-        }
-        var endpoints: [Endpoint] = [], ranks: [UInt8] = []
-        endpoints.reserveCapacity(sorted.count)
-        ranks.reserveCapacity(sorted.count)
-        for index in sorted {
-            let endpoint = made[index]!
-            let rank = SortedEndpoints.rank(endpoint.conditions)
-            if let last = endpoints.last, last.addressOrderKey == keys[index], last.hasAddress(of: endpoint) {
-                if rank > ranks[ranks.count - 1] {
-                    endpoints[endpoints.count - 1] = endpoint
-                    ranks[ranks.count - 1] = rank
-                }
-                continue
-            }
-            endpoints.append(endpoint)
-            ranks.append(rank)
-        }
         return ConvertedSlice(
             resourceVersion: slice.metadata.resourceVersion ?? "", servicePorts: ports, targets: targets,
-            sorted: SortedEndpoints(sorted: endpoints, ranks: ranks), items: items, made: made, rejections: rejections)
+            sorted: SortedEndpoints(slice: made.compactMap { $0 }), items: items, made: made, rejections: rejections)
     }
 
     /// What the previous version made of each item that is identical to one of its items (the watch

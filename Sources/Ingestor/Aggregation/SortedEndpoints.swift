@@ -21,9 +21,31 @@ final class SortedEndpoints: @unchecked Sendable {
 
     var count: Int { endpoints.count }
 
-    /// - Parameter endpoints: sorted by address, each address once; `ranks` are theirs, index by index.
-    init(sorted endpoints: [Endpoint], ranks: [UInt8]) {
-        precondition(ranks.count == endpoints.count)
+    /// Sorts a slice's endpoints by address (stable) and keeps one per address: the best rank
+    /// (ready > serving > neither), then the first. Each order key is read once, for the sort, the
+    /// de-duplication and the layout.
+    init(slice items: [Endpoint]) {
+        let itemKeys = items.map(\.addressOrderKey)
+        let order = items.indices.sorted { a, b in
+            if itemKeys[a] != itemKeys[b] { return itemKeys[a] < itemKeys[b] }
+            return items[a].hasAddress(of: items[b]) ? a < b : items[a].addressPrecedes(items[b])
+        }
+        var kept: [Int] = [], keptRanks: [UInt8] = []
+        kept.reserveCapacity(order.count)
+        keptRanks.reserveCapacity(order.count)
+        for index in order {
+            let rank = Self.rank(items[index].conditions)
+            if let last = kept.last, itemKeys[last] == itemKeys[index], items[last].hasAddress(of: items[index]) {
+                if rank > keptRanks[keptRanks.count - 1] {
+                    kept[kept.count - 1] = index
+                    keptRanks[keptRanks.count - 1] = rank
+                }
+                continue
+            }
+            kept.append(index)
+            keptRanks.append(rank)
+        }
+        let endpoints = kept.map { items[$0] }
         self.endpoints = endpoints
         let count = endpoints.count
         let flat = UnsafeMutablePointer<Endpoint>.allocate(capacity: count)
@@ -32,16 +54,15 @@ final class SortedEndpoints: @unchecked Sendable {
         }
         flatEndpoints = flat
         keys = .allocate(capacity: 2 * count)
-        self.ranks = .allocate(capacity: count)
+        ranks = .allocate(capacity: count)
         ends = .allocate(capacity: count)
         var total = 0
-        for (index, endpoint) in endpoints.enumerated() {
-            let key = endpoint.addressOrderKey
-            keys[2 * index] = key.0
-            keys[2 * index + 1] = key.1
-            self.ranks[index] = ranks[index]
-            total += endpoint.framedCount
-            ends[index] = total
+        for (position, index) in kept.enumerated() {
+            keys[2 * position] = itemKeys[index].0
+            keys[2 * position + 1] = itemKeys[index].1
+            ranks[position] = keptRanks[position]
+            total += items[index].framedCount
+            ends[position] = total
         }
         framedCount = total
         framed = .allocate(capacity: Swift.max(total, 1))
@@ -59,8 +80,8 @@ final class SortedEndpoints: @unchecked Sendable {
         framed.deallocate()
     }
 
-    /// The rank the aggregator gives an endpoint when the same address appears in several slices.
-    static func rank(_ conditions: Endpoint.Conditions) -> UInt8 {
+    /// The rank that decides which endpoint stays when the same address appears twice.
+    private static func rank(_ conditions: Endpoint.Conditions) -> UInt8 {
         conditions.ready ? 2 : (conditions.serving ? 1 : 0)
     }
 
@@ -92,12 +113,10 @@ final class SortedEndpoints: @unchecked Sendable {
         }
         // Runs of consecutive endpoints of one slice, in merged order.
         var runs: [(list: Int, start: Int, end: Int)] = []
-        var total = 0
         withExtendedLifetime(lists) {
             var heap = Heads(cursors: cursors, heap: order, count: 0)
             for index in lists.indices where lists[index].count > 0 { heap.push(index) }
             while let taken = heap.takeNext() {
-                total += 1
                 if let last = runs.last, last.list == taken.list, last.end == taken.index {
                     runs[runs.count - 1].end += 1
                 } else {
@@ -106,6 +125,7 @@ final class SortedEndpoints: @unchecked Sendable {
             }
         }
         // The list itself is made only if someone asks (the publish path does not).
+        let total = runs.reduce(0) { $0 + $1.end - $1.start }
         let endpoints = DeferredEndpoints(count: total) { [runs, total] in
             var endpoints: [Endpoint] = []
             endpoints.reserveCapacity(total)

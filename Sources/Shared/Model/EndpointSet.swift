@@ -139,20 +139,12 @@ public struct EndpointSet: Hashable, Sendable {
     /// `ports` and `endpoints` as a record's fields 6 and 7, from each value's encoding made once
     /// (`wire`): the bytes `hash(content:)` would hash, assembled with one allocation and a copy per value.
     static func contentBytes(ports: [ServicePort], endpoints: [Endpoint]) -> [UInt8] {
-        var total = 0
-        for port in ports { total += WireFormat.lengthDelimitedSize(port.wire.count) }
-        for index in endpoints.indices { total += WireFormat.lengthDelimitedSize(endpoints[index].encodedCount) }
-        return [UInt8](unsafeUninitializedCapacity: total) { buffer, initialized in
-            guard let base = buffer.baseAddress else { return }
-            var cursor = base
-            for port in ports {
-                cursor = port.wire.withUnsafeBufferPointer { WireFormat.writeLengthDelimited(6, $0, to: cursor) }
-            }
-            for index in endpoints.indices {
-                cursor = endpoints[index].writeEncoded(field: 7, to: cursor)
-            }
-            precondition(cursor - base == total)
-            initialized = total
+        let endpointBytes = endpoints.reduce(0) { $0 + $1.framedCount }
+        return assembleContent(ports: ports, endpointBytes: endpointBytes) { start in
+            var cursor = start
+            for endpoint in endpoints { cursor = endpoint.writeFramed(to: cursor) }
+            precondition(cursor - start == endpointBytes)
+            return cursor
         }
     }
 
