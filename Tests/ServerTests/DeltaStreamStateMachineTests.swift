@@ -110,6 +110,46 @@ extension DeltaStreamStateMachine.Action {
         #expect(again.responses.map { $0.resources.map(\.name) } == [["default/api:http"]])
     }
 
+    /// xDS "Subscribing to Resources": a subscription for a name the client already holds is answered with
+    /// the resource again. Envoy relies on it when a cluster is removed and added back: its new EDS
+    /// subscription must be answered although the name (and version) never changed here.
+    @Test func subscribingToANameTheClientHoldsSendsItAgain() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        var machine = connected(fixture)
+        let web = "default/web:http"
+
+        // Subscribed again while subscribed.
+        let again = machine.onRequest(deltaRequest(.endpoint, subscribe: [web]), snapshot: fixture.snapshot).responses
+        #expect(again.map { $0.resources.map(\.name) } == [[web]])
+        #expect(again.first?.resources.first?.version == fixture.snapshot.resource(.endpoint, named: web)?.version)
+        _ = machine.onRequest(deltaRequest(.endpoint, nonce: again[0].nonce), snapshot: fixture.snapshot)
+
+        // Under the wildcard (CDS): unsubscribing a name keeps it held; subscribing it again sends it.
+        _ = machine.onRequest(deltaRequest(.cluster, unsubscribe: [web]), snapshot: fixture.snapshot)
+        let cluster = machine.onRequest(deltaRequest(.cluster, subscribe: [web]), snapshot: fixture.snapshot).responses
+        #expect(cluster.first.map { ($0.type, $0.resources.map(\.name)) }.map { $0 == (.cluster, [web]) } == true)
+
+        // Unsubscribed, then subscribed again in the same stream (explicit names).
+        var eds = DeltaStreamStateMachine(allowedTypes: [.endpoint])
+        let first = eds.onRequest(deltaRequest(.endpoint, subscribe: [web]), snapshot: fixture.snapshot).responses[0]
+        _ = eds.onRequest(deltaRequest(.endpoint, nonce: first.nonce), snapshot: fixture.snapshot)
+        #expect(eds.onRequest(deltaRequest(.endpoint, unsubscribe: [web]), snapshot: fixture.snapshot) == .none)
+        let back = eds.onRequest(deltaRequest(.endpoint, subscribe: [web]), snapshot: fixture.snapshot).responses
+        #expect(back.map { $0.resources.map(\.name) } == [[web]])
+
+        // A subscribed name that does not exist is reported absent again when subscribed again.
+        _ = eds.onRequest(deltaRequest(.endpoint, nonce: back[0].nonce), snapshot: fixture.snapshot)
+        let absent = eds.onRequest(deltaRequest(.endpoint, subscribe: ["default/nope:http"]), snapshot: fixture.snapshot).responses[0]
+        _ = eds.onRequest(deltaRequest(.endpoint, nonce: absent.nonce), snapshot: fixture.snapshot)
+        #expect(eds.onRequest(deltaRequest(.endpoint, subscribe: ["default/nope:http"]), snapshot: fixture.snapshot).responses.map(\.removed) == [["default/nope:http"]])
+
+        // A reconnect that reports the current version is not sent it (the subscription comes with it).
+        var reconnect = DeltaStreamStateMachine(allowedTypes: [.endpoint])
+        let held = [web: fixture.snapshot.resource(.endpoint, named: web)!.version]
+        #expect(reconnect.onRequest(deltaRequest(.endpoint, subscribe: [web], initial: held), snapshot: fixture.snapshot) == .none)
+    }
+
     @Test func aReconnectWithInitialVersionsGetsOnlyWhatDiffers() {
         var fixture = XDSFixture()
         fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"]), F.set("old", ["10.0.0.3"])])

@@ -8,6 +8,8 @@ import Shared
 /// - subscriptions change by `resource_names_subscribe` / `_unsubscribe`, honoured even when the request
 ///   echoes a stale nonce; `*` subscribes to everything (and an empty first CDS request, the legacy
 ///   wildcard), explicit names may be subscribed beside it;
+/// - a name subscribed to is sent even when the client holds it (subscribed again, or unsubscribed and
+///   subscribed under the wildcard);
 /// - `initial_resource_versions` (a reconnect) says what the client holds: only what differs is sent, and
 ///   names it holds that no longer exist are removed;
 /// - only changed resources go out; deletions and subscribed names that do not exist go in
@@ -100,9 +102,15 @@ public struct DeltaStreamStateMachine: Sendable {
             state.wildcard = false
             state.checkEverything = true
         }
-        for name in subscribe.subtracting(["*"]) where !state.subscribed.contains(name) {
+        // A subscription asks for the resource even when the client holds it already (subscribed again,
+        // or under the wildcard): the server must still send it ("Subscribing to Resources"). Envoy
+        // relies on this when a cluster is removed and added back. On a reconnect, the versions in
+        // `initial_resource_versions` (set below) say what it holds, and only differences go out.
+        for name in subscribe.subtracting(["*"]) {
             state.subscribed.insert(name)
             state.dirty.insert(name)
+            state.known[name] = nil
+            state.reportedAbsent.remove(name)
         }
         for name in unsubscribe.subtracting(["*"]) {
             state.subscribed.remove(name)
