@@ -1,13 +1,38 @@
 import Shared
 import Synchronization
 
+/// A stream's cell, whatever its machine.
+protocol StreamCellReading: Sendable {
+    var current: (machine: XDSHub.MachineRecord, pushes: Int, bytesSent: Int) { get }
+}
+
 /// What the serving side shares: the current snapshot, readiness, and every open stream (for fan-out
 /// and for `/debug/clients`). Streams read the snapshot; the pipeline publishes it; nothing here blocks.
 public final class XDSHub: Sendable {
     /// A signal to a stream's loop. Signals coalesce: a stream that is busy sees only the latest.
     public enum Signal: Sendable {
-        case snapshot
+        /// A new snapshot, and when its oldest change reached the server (push latency starts there).
+        case snapshot(ResourceSnapshot, changeArrivedAt: ContinuousClock.Instant?)
         case shutdown
+    }
+
+    /// What a stream's loop owns and `/debug/clients` reads: its protocol machine and its counters.
+    /// The loop mutates the machine in place under an uncontended lock, so recording costs no copy; a
+    /// reader copies the machine out only when it asks.
+    final class StreamCell<Machine: XDSStreamMachine>: StreamCellReading {
+        struct State {
+            var machine: Machine
+            var pushes = 0
+            var bytesSent = 0
+        }
+
+        let state: Mutex<State>
+
+        init(_ machine: Machine) { state = Mutex(State(machine: machine)) }
+
+        var current: (machine: MachineRecord, pushes: Int, bytesSent: Int) {
+            state.withLock { ($0.machine.record, $0.pushes, $0.bytesSent) }
+        }
     }
 
     /// The kind of stream: aggregated or one type.
@@ -59,7 +84,7 @@ public final class XDSHub: Sendable {
         }
     }
 
-    /// One open stream, as `/debug/clients` shows it.
+    /// One open stream, as `/debug/clients` shows it: read from its cell when asked.
     public struct StreamRecord: Sendable {
         public var id: UInt64
         public var kind: StreamKind
@@ -70,6 +95,14 @@ public final class XDSHub: Sendable {
         public var machine: SotWStreamStateMachine? { state?.sotw }
         public var pushes = 0
         public var bytesSent = 0
+    }
+
+    private struct Registration: Sendable {
+        var id: UInt64
+        var kind: StreamKind
+        var peer: String
+        var connectedAtUnixMilliseconds: Int64
+        var cell: any StreamCellReading
         var notify: @Sendable (Signal) -> Void
     }
 
@@ -78,7 +111,7 @@ public final class XDSHub: Sendable {
         /// When the oldest change in `snapshot` reached the server (push latency is measured from it).
         var changeArrivedAt: ContinuousClock.Instant?
         var notReadyReason: String? = "the store has not been read yet"
-        var streams: [UInt64: StreamRecord] = [:]
+        var streams: [UInt64: Registration] = [:]
         /// Open streams by kind, kept as streams come and go (read on every change for the metric).
         var counts: [StreamKind: Int] = Dictionary(uniqueKeysWithValues: StreamKind.allCases.map { ($0, 0) })
         var nextID: UInt64 = 0
@@ -109,7 +142,7 @@ public final class XDSHub: Sendable {
             state.changeArrivedAt = changeArrivedAt
             return state.streams.values.map(\.notify)
         }
-        for notify in notifiers { notify(.snapshot) }
+        for notify in notifiers { notify(.snapshot(snapshot, changeArrivedAt: changeArrivedAt)) }
     }
 
     /// Ends every stream (UNAVAILABLE, so clients reconnect to another replica) and refuses new ones.
@@ -121,15 +154,20 @@ public final class XDSHub: Sendable {
         for notify in notifiers { notify(.shutdown) }
     }
 
-    /// Registers a stream. - Returns: its id, or nil when `limit` streams are open already.
-    func register(kind: StreamKind, peer: String, limit: Int, nowUnixMilliseconds: Int64, notify: @escaping @Sendable (Signal) -> Void) -> UInt64? {
+    /// Registers a stream. - Returns: its id and the snapshot to start from (later ones come as
+    /// signals), or nil when `limit` streams are open already.
+    func register(
+        kind: StreamKind, peer: String, limit: Int, nowUnixMilliseconds: Int64, cell: any StreamCellReading,
+        notify: @escaping @Sendable (Signal) -> Void
+    ) -> (id: UInt64, snapshot: ResourceSnapshot)? {
         state.withLock { state in
             guard state.streams.count < limit else { return nil }
             state.nextID += 1
             let id = state.nextID
-            state.streams[id] = StreamRecord(id: id, kind: kind, peer: peer, connectedAtUnixMilliseconds: nowUnixMilliseconds, notify: notify)
+            state.streams[id] = Registration(
+                id: id, kind: kind, peer: peer, connectedAtUnixMilliseconds: nowUnixMilliseconds, cell: cell, notify: notify)
             state.counts[kind, default: 0] += 1
-            return id
+            return (id, state.snapshot)
         }
     }
 
@@ -139,18 +177,15 @@ public final class XDSHub: Sendable {
         }
     }
 
-    /// Records a stream's state after it handled an event (cheap: the machine's storage is shared).
-    func record(_ id: UInt64, machine: MachineRecord, pushes: Int = 0, bytes: Int = 0) {
-        state.withLock { state in
-            state.streams[id]?.state = machine
-            state.streams[id]?.pushes += pushes
-            state.streams[id]?.bytesSent += bytes
-        }
-    }
-
-    /// Every open stream, by id.
+    /// Every open stream, by id, with its state as of now.
     public var streams: [StreamRecord] {
-        state.withLock { Array($0.streams.values) }.sorted { $0.id < $1.id }
+        state.withLock { Array($0.streams.values) }.sorted { $0.id < $1.id }.map { registration in
+            let current = registration.cell.current
+            return StreamRecord(
+                id: registration.id, kind: registration.kind, peer: registration.peer,
+                connectedAtUnixMilliseconds: registration.connectedAtUnixMilliseconds, state: current.machine, pushes: current.pushes,
+                bytesSent: current.bytesSent)
+        }
     }
 
     /// Open streams by kind (the HPA's signal).

@@ -1,4 +1,3 @@
-import AsyncAlgorithms
 import EnvoyAPI
 import GRPCCore
 import GRPCNIOTransportHTTP2
@@ -63,12 +62,6 @@ public struct XDSService: RegistrableRPCService {
             })
     }
 
-    private enum Event<Request: Sendable>: Sendable {
-        case request(Request)
-        case requestsEnded
-        case signal(XDSHub.Signal)
-    }
-
     private func stream<Machine: XDSStreamMachine>(
         _ request: StreamingServerRequest<Machine.Request>, context: ServerContext, kind: XDSHub.StreamKind, machine initial: Machine
     ) throws -> StreamingServerResponse<EncodedMessage> {
@@ -76,10 +69,17 @@ public struct XDSService: RegistrableRPCService {
             metrics.refused(reason: "not_ready")
             throw RPCError(code: .unavailable, message: "not ready: \(reason)")
         }
-        let (signals, continuation) = AsyncStream<XDSHub.Signal>.makeStream(bufferingPolicy: .bufferingNewest(1))
-        guard let id = hub.register(
+        let inbox = StreamInbox<Machine.Request>()
+        let cell = XDSHub.StreamCell(initial)
+        guard let (id, initialSnapshot) = hub.register(
             kind: kind, peer: context.remotePeer, limit: options.maximumStreams, nowUnixMilliseconds: WallClock.nowUnixMilliseconds,
-            notify: { continuation.yield($0) })
+            cell: cell,
+            notify: { signal in
+                switch signal {
+                case .snapshot(let snapshot, let changeArrivedAt): inbox.publish(snapshot, changeArrivedAt: changeArrivedAt)
+                case .shutdown: inbox.shutdown()
+                }
+            })
         else {
             metrics.refused(reason: "too_many_streams")
             throw RPCError(code: .resourceExhausted, message: "this server has \(options.maximumStreams) xDS streams open already; try another replica")
@@ -93,70 +93,92 @@ public struct XDSService: RegistrableRPCService {
         let logger = self.logger
         return StreamingServerResponse { writer in
             defer {
-                continuation.finish()
+                inbox.close()
                 hub.unregister(id)
                 metrics.streamsChanged(hub.streamCounts)
             }
-            var machine = initial
-            var identityChecked = options.nodeIdentity == nil
-            let events = merge(
-                chain(request.messages.map { Event.request($0) }, [Event<Machine.Request>.requestsEnded].async),
-                signals.map { Event<Machine.Request>.signal($0) })
-            for try await event in events {
-                let snapshot = hub.snapshot
-                let responses: [Machine.Response]
-                switch event {
-                case .request(let message):
-                    let (typeURL, nack) = Machine.describe(message)
-                    metrics.request(typeURL, nack: nack != nil)
-                    switch machine.receive(message, snapshot: snapshot) {
-                    case .success(let decided):
-                        responses = decided
-                        if !identityChecked, let rule = options.nodeIdentity, let node = machine.node {
-                            identityChecked = true
-                            guard rule.allows(nodeID: node.id, identities: identities) else {
-                                hub.record(id, machine: machine.record)
-                                metrics.refused(reason: "identity")
-                                let shown = identities.isEmpty ? "no URI or DNS name" : identities.prefix(4).joined(separator: ", ")
-                                logger.warning(
-                                    "refused an xDS client: its node id does not match its certificate",
-                                    metadata: ["peer": "\(context.remotePeer)", "node": "\(node.id.prefix(256))", "identities": "\(shown.prefix(512))"])
-                                throw RPCError(
-                                    code: .permissionDenied,
-                                    message: "node id \"\(node.id.prefix(256))\" does not match the client certificate (\(shown.prefix(512))) under grpc.tls.nodeIdentity \(rule)")
-                            }
+            return try await withThrowingDiscardingTaskGroup { group in
+                // Requests go through the inbox, which holds at most a few: one task reads them.
+                group.addTask {
+                    do {
+                        for try await message in request.messages { await inbox.push(message) }
+                        inbox.endRequests(nil)
+                    } catch {
+                        inbox.endRequests(error)
+                    }
+                }
+                defer {
+                    inbox.close()
+                    group.cancelAll()
+                }
+                // The snapshot this stream serves from: the one it registered with, then each one signalled.
+                // A request handled before a queued signal is answered from the older one; the signal's
+                // refresh then sends what changed.
+                var snapshot = initialSnapshot
+                var identityChecked = options.nodeIdentity == nil
+                while let event = await inbox.next() {
+                    let responses: [Machine.Response]
+                    var changeArrivedAt: ContinuousClock.Instant?
+                    switch event {
+                    case .request(let message):
+                        let (typeURL, nack) = Machine.describe(message)
+                        metrics.request(typeURL, nack: nack != nil)
+                        let (result, node) = cell.state.withLock { state in
+                            (state.machine.receive(message, snapshot: snapshot), state.machine.node)
                         }
-                    case .failure(let error):
-                        hub.record(id, machine: machine.record)
-                        metrics.protocolError(error.code)
-                        logger.info("ending an xDS stream", metadata: ["peer": "\(context.remotePeer)", "error": "\(error)"])
-                        throw RPCError(code: error.code.rpcCode, message: error.message)
+                        switch result {
+                        case .success(let decided):
+                            responses = decided
+                            if !identityChecked, let rule = options.nodeIdentity, let node {
+                                identityChecked = true
+                                guard rule.allows(nodeID: node.id, identities: identities) else {
+                                    metrics.refused(reason: "identity")
+                                    let shown = identities.isEmpty ? "no URI or DNS name" : identities.prefix(4).joined(separator: ", ")
+                                    logger.warning(
+                                        "refused an xDS client: its node id does not match its certificate",
+                                        metadata: ["peer": "\(context.remotePeer)", "node": "\(node.id.prefix(256))", "identities": "\(shown.prefix(512))"])
+                                    throw RPCError(
+                                        code: .permissionDenied,
+                                        message: "node id \"\(node.id.prefix(256))\" does not match the client certificate (\(shown.prefix(512))) under grpc.tls.nodeIdentity \(rule)")
+                                }
+                            }
+                        case .failure(let error):
+                            metrics.protocolError(error.code)
+                            logger.info("ending an xDS stream", metadata: ["peer": "\(context.remotePeer)", "error": "\(error)"])
+                            throw RPCError(code: error.code.rpcCode, message: error.message)
+                        }
+                        if let nack, let node {
+                            logger.warning(
+                                "client rejected a response (NACK)",
+                                metadata: ["node": "\(node.id)", "type": "\(typeURL)", "error": "\(nack.prefix(512))"])
+                        }
+                    case .requestsEnded:
+                        return [:]
+                    case .requestsFailed(let error):
+                        throw error
+                    case .shutdown:
+                        throw RPCError(code: .unavailable, message: "the server is shutting down; reconnect to another replica")
+                    case .snapshot(let latest, let arrived):
+                        snapshot = latest
+                        changeArrivedAt = arrived
+                        responses = cell.state.withLock { $0.machine.refresh(latest) }
                     }
-                    if let nack, let node = machine.node {
-                        logger.warning(
-                            "client rejected a response (NACK)",
-                            metadata: ["node": "\(node.id)", "type": "\(typeURL)", "error": "\(nack.prefix(512))"])
+                    guard !responses.isEmpty else { continue }
+                    var bytes = 0
+                    for response in responses {
+                        let encoded = response.encoded(controlPlane: options.controlPlaneIdentifier)
+                        try await writer.write(EncodedMessage(bytes: encoded))
+                        bytes += encoded.count
+                        metrics.pushed(response.type, bytes: encoded.count, resources: response.resourceCount)
                     }
-                case .requestsEnded:
-                    return [:]
-                case .signal(.shutdown):
-                    throw RPCError(code: .unavailable, message: "the server is shutting down; reconnect to another replica")
-                case .signal(.snapshot):
-                    responses = machine.refresh(snapshot)
+                    if let changeArrivedAt { metrics.pushLatency(ContinuousClock.now - changeArrivedAt) }
+                    cell.state.withLock { [bytes] in
+                        $0.pushes += responses.count
+                        $0.bytesSent += bytes
+                    }
                 }
-                var bytes = 0
-                for response in responses {
-                    let encoded = response.encoded(controlPlane: options.controlPlaneIdentifier)
-                    try await writer.write(EncodedMessage(bytes: encoded))
-                    bytes += encoded.count
-                    metrics.pushed(response.type, bytes: encoded.count, resources: response.resourceCount)
-                }
-                if !responses.isEmpty, case .signal = event, let arrived = hub.changeArrivedAt {
-                    metrics.pushLatency(ContinuousClock.now - arrived)
-                }
-                hub.record(id, machine: machine.record, pushes: responses.count, bytes: bytes)
+                return [:]
             }
-            return [:]
         }
     }
 }
