@@ -18,10 +18,24 @@ public struct OutboundResponse: Sendable, Hashable {
     /// The `DiscoveryResponse` bytes: version_info (1), resources (2), type_url (4), nonce (5),
     /// control_plane.identifier (6). No resource is encoded again.
     public func encoded(controlPlane: String = "") -> [UInt8] {
-        var bytes: [UInt8] = []
+        var bytes = head(controlPlane: controlPlane)
         bytes.reserveCapacity(resources.reduce(96 + controlPlane.utf8.count) { $0 + $1.responseField.count })
-        WireFormat.appendString(1, versionInfo, to: &bytes)
         for resource in resources { bytes += resource.responseField }
+        bytes += tail(controlPlane: controlPlane)
+        return bytes
+    }
+
+    /// The fields before the resources: version_info.
+    public func head(controlPlane: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        WireFormat.appendString(1, versionInfo, to: &bytes)
+        return bytes
+    }
+
+    /// The fields after the resources: type_url, nonce, control_plane.
+    public func tail(controlPlane: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(80 + controlPlane.utf8.count)
         WireFormat.appendString(4, type.typeURL, to: &bytes)
         WireFormat.appendString(5, nonce, to: &bytes)
         if !controlPlane.isEmpty {

@@ -36,8 +36,33 @@ public struct SotWStreamStateMachine: Sendable {
         public internal(set) var wildcard = false
         /// What the client has, or will have once it ACKs the response in flight.
         public internal(set) var sent: [String: EncodedResource] = [:]
+        /// What `sent` held at the last ACK for each name changed since (nil: absent): an ACK clears it,
+        /// a NACK puts it back. Kept as changes rather than a second dictionary, so that sending never
+        /// copies a dictionary the ACKed state shares.
+        var sinceAck: [String: EncodedResource?] = [:]
         /// What the client has ACKed.
-        public internal(set) var acked: [String: EncodedResource] = [:]
+        public var acked: [String: EncodedResource] {
+            var acked = sent
+            for (name, previous) in sinceAck { acked[name] = previous }
+            return acked
+        }
+
+        func ackedResource(_ name: String) -> EncodedResource? {
+            if let previous = sinceAck[name] { return previous }
+            return sent[name]
+        }
+
+        /// Changes what the client will hold, remembering what it ACKed.
+        mutating func setSent(_ name: String, _ resource: EncodedResource?) {
+            if sinceAck[name] == nil { sinceAck[name] = .some(sent[name]) }
+            sent[name] = resource
+        }
+
+        /// The client no longer holds `name` at all (unsubscribed).
+        mutating func forget(_ name: String) {
+            sent[name] = nil
+            sinceAck[name] = nil
+        }
         /// Versions the client refused, by name: never sent again.
         public internal(set) var nacked: [String: String] = [:]
         /// The nonce of the response in flight.
@@ -90,27 +115,29 @@ public struct SotWStreamStateMachine: Sendable {
             node = ClientNode(request.node)
         }
 
-        var state = types[type] ?? TypeState()
-        let isFirst = types[type] == nil || request.responseNonce.isEmpty
-        if !request.responseNonce.isEmpty {
-            guard request.responseNonce == state.lastNonce else {
-                staleNonces += 1
-                return .none
-            }
+        // Taken out while it changes, so that its dictionaries are not shared with `types` and change in place.
+        if !request.responseNonce.isEmpty, request.responseNonce != types[type]?.lastNonce {
+            staleNonces += 1
+            return .none
         }
+        let isNewType = types[type] == nil
+        var state = types.removeValue(forKey: type) ?? TypeState()
+        defer { types[type] = state }
+        let isFirst = isNewType || request.responseNonce.isEmpty
         if !request.responseNonce.isEmpty, request.responseNonce == state.pendingNonce {
             state.pendingNonce = nil
             if request.hasErrorDetail {
                 // NACK: the client keeps what it ACKed before; remember the refused versions.
-                for (name, resource) in state.sent where state.acked[name]?.version != resource.version {
-                    state.nacked[name] = resource.version
+                for (name, previous) in state.sinceAck {
+                    if let refused = state.sent[name], previous?.version != refused.version { state.nacked[name] = refused.version }
+                    state.sent[name] = previous
                 }
-                state.sent = state.acked
+                state.sinceAck = [:]
                 state.sentVersionInfo = state.ackedVersionInfo
                 state.nackCount += 1
                 state.lastNack = String(request.errorDetail.message.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
             } else {
-                state.acked = state.sent
+                state.sinceAck = [:]
                 state.ackedVersionInfo = state.sentVersionInfo
                 state.ackCount += 1
             }
@@ -124,7 +151,7 @@ public struct SotWStreamStateMachine: Sendable {
             let version = EncodedResource.version(ofSet: desired.values)
             if version == request.versionInfo {
                 state.sent = desired
-                state.acked = desired
+                state.sinceAck = [:]
                 state.sentVersionInfo = version
                 state.ackedVersionInfo = version
                 state.checkedRevision = snapshot.revision
@@ -134,15 +161,14 @@ public struct SotWStreamStateMachine: Sendable {
             }
         }
 
-        var responses: [OutboundResponse] = []
-        if state.pendingNonce == nil, let response = nextResponse(&state, type: type, snapshot: snapshot) {
-            responses.append(response)
+        var response: OutboundResponse?
+        if state.pendingNonce == nil { response = nextResponse(&state, type: type, snapshot: snapshot) }
+        guard let response else { return .none }
+        if type == .cluster {
+            types[type] = state
+            if let endpoints = warm(after: response, snapshot: snapshot) { return .send([response, endpoints]) }
         }
-        types[type] = state
-        if type == .cluster, let clusters = responses.first, let endpoints = warm(after: clusters, snapshot: snapshot) {
-            responses.append(endpoints)
-        }
-        return responses.isEmpty ? .none : .send(responses)
+        return .send([response])
     }
 
     /// A new snapshot: send what changed to every type not waiting for an ACK, CDS first.
@@ -150,9 +176,8 @@ public struct SotWStreamStateMachine: Sendable {
         var responses: [OutboundResponse] = []
         var warmed = false
         for type in types.keys.sorted() {
-            guard var state = types[type] else { continue }
             if type == .endpoint, warmed { continue }
-            guard state.pendingNonce == nil else { continue }
+            guard types[type]?.pendingNonce == nil, var state = types.removeValue(forKey: type) else { continue }
             if let response = nextResponse(&state, type: type, snapshot: snapshot) {
                 types[type] = state
                 responses.append(response)
@@ -200,14 +225,12 @@ public struct SotWStreamStateMachine: Sendable {
         if !wildcard {
             for name in state.subscribed.subtracting(explicit) {
                 // Unsubscribed: the client forgot it; a later subscription is sent again.
-                state.sent[name] = nil
-                state.acked[name] = nil
+                state.forget(name)
                 state.nacked[name] = nil
             }
             if state.wildcard {
                 for name in state.sent.keys where !explicit.contains(name) {
-                    state.sent[name] = nil
-                    state.acked[name] = nil
+                    state.forget(name)
                 }
             }
         }
@@ -223,7 +246,7 @@ public struct SotWStreamStateMachine: Sendable {
         for name in candidates where state.isSubscribed(name) {
             guard let current = snapshot.resource(type, named: name) else { continue }
             if state.nacked[name] == current.version {
-                if let kept = state.acked[name] { desired[name] = kept }
+                if let kept = state.ackedResource(name) { desired[name] = kept }
             } else {
                 desired[name] = current
             }
@@ -248,18 +271,19 @@ public struct SotWStreamStateMachine: Sendable {
             let changed = desired.filter { state.sent[$0.key]?.version != $0.value.version }.keys.sorted()
             if changed.isEmpty, desired.count == state.sent.count, state.answered { return nil }
             toSend = desired.values.sorted { $0.name < $1.name }
-            state.sent = desired
+            for name in state.sent.keys where desired[name] == nil { state.setSent(name, nil) }
+            for name in changed { state.setSent(name, desired[name]) }
             state.lastChanged = changed
         } else {
             let names = candidates ?? Set(state.subscribed).union(state.sent.keys)
             for name in names.sorted() where state.isSubscribed(name) {
                 guard let current = snapshot.resource(type, named: name) else {
-                    state.sent[name] = nil  // gone: sent again if it comes back
+                    if state.sent[name] != nil { state.setSent(name, nil) }  // gone: sent again if it comes back
                     continue
                 }
                 guard state.sent[name]?.version != current.version, state.nacked[name] != current.version else { continue }
                 toSend.append(current)
-                state.sent[name] = current
+                state.setSent(name, current)
             }
             // A first request for names that do not exist yet still gets an (empty) answer, so clients
             // waiting on their initial fetch are not held up.
@@ -277,9 +301,9 @@ public struct SotWStreamStateMachine: Sendable {
 
     /// Warming: every cluster just sent gets its load assignment sent again, right after it.
     private mutating func warm(after clusters: OutboundResponse, snapshot: ResourceSnapshot) -> OutboundResponse? {
-        guard var endpoints = types[.endpoint], let changed = types[.cluster]?.lastChanged else { return nil }
+        guard types[.endpoint] != nil, let changed = types[.cluster]?.lastChanged, var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
         for name in changed where endpoints.isSubscribed(name) && endpoints.sent[name] != nil {
-            endpoints.sent[name] = nil
+            endpoints.setSent(name, nil)
             endpoints.dirty.insert(name)
         }
         defer { types[.endpoint] = endpoints }

@@ -1,4 +1,5 @@
 import Crypto
+import NIOCore
 import Shared
 import SwiftProtobuf
 
@@ -22,6 +23,10 @@ public final class EncodedResource: Sendable, Hashable {
     /// The resource as a `Resource {version, resource: Any, name}`, as field 2 (`resources`) of a
     /// `DeltaDiscoveryResponse`.
     public let deltaResponseField: [UInt8]
+    /// `responseField` and `deltaResponseField` as buffers: a transport writes them to every stream
+    /// that sends this resource without copying them.
+    public let responseFieldBuffer: ByteBuffer
+    public let deltaResponseFieldBuffer: ByteBuffer
     /// This (name, version) pair's share of a set's version (see `version(ofSet:)`).
     let memberDigest: UInt64
 
@@ -48,6 +53,8 @@ public final class EncodedResource: Sendable, Hashable {
         delta.reserveCapacity(wrapped.count + 6)
         WireFormat.appendLengthDelimited(2, wrapped, to: &delta)
         self.deltaResponseField = delta
+        self.responseFieldBuffer = ByteBuffer(bytes: field)
+        self.deltaResponseFieldBuffer = ByteBuffer(bytes: delta)
     }
 
     /// Encodes a message once (deterministically) and wraps it.

@@ -1,5 +1,15 @@
 /// The gRPC listener's limits and connection management.
 public struct ServingOptions: Sendable, Hashable {
+    /// Which gRPC server carries the xDS streams.
+    public enum Transport: String, Sendable, Hashable, CaseIterable {
+        /// gRPC over HTTP/2 on SwiftNIO directly, streams on their connection's event loop
+        /// (`XDSListener`). The default.
+        case nio
+        /// grpc-swift-2's server: each stream a task. Kept as a fallback for one release.
+        case grpcSwift = "grpc-swift"
+    }
+
+    public var transport = Transport.nio
     public var host = "0.0.0.0"
     /// 0 picks a free port (tests).
     public var port = 18000

@@ -4,6 +4,7 @@ import NIOCertificateReloading
 import Logging
 import Metrics
 import NIOCore
+import NIOSSL
 import ServiceLifecycle
 import Shared
 
@@ -52,60 +53,25 @@ public final class XDSServerRuntime: Service, Sendable {
             caughtUp: { await pipeline.markCaughtUp() },
             deliver: { await pipeline.deliver($0) })
 
-        var config = HTTP2ServerTransport.Posix.Config.defaults
-        config.rpc.maxRequestPayloadSize = options.serving.maximumRequestBytes
-        config.http2.maxConcurrentStreams = options.serving.maximumStreamsPerConnection
-        config.connection.keepalive.time = options.serving.keepaliveTime
-        config.connection.keepalive.timeout = options.serving.keepaliveTimeout
-        config.connection.keepalive.clientBehavior.allowWithoutCalls = true
-        config.connection.keepalive.clientBehavior.minPingIntervalWithoutCalls = .seconds(5)
-        // Max connection age, jittered per connection (gRPC's MAX_CONNECTION_AGE): at its age the
-        // connection gets the same graceful GOAWAY as at shutdown, and clients reconnect through the
-        // Service, spreading over replicas added since.
-        config.connection.maxAge = nil
-        config.connection.maxGraceTime = options.serving.closeGracePeriod
-        let serving = options.serving
-        config.channelDebuggingCallbacks.onBindTCPListener = { channel in
-            // Runs before the listener binds. NIO's accept queue is 128 connections: when a replica dies
-            // or at a rollout, thousands of sidecars reconnect at once, and beyond it the kernel drops
-            // their SYNs (each retries after 1 s, then 3 s). Linux caps this at net.core.somaxconn.
-            channel.setOption(ChannelOptions.backlog, value: 4096)
-        }
-        config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
-            var random = SystemRandomNumberGenerator()
-            if let age = serving.connectionAge(using: &random) {
-                channel.eventLoop.scheduleTask(in: .nanoseconds(age.nanoseconds)) {
-                    channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
-                }
-            }
-            return channel.eventLoop.makeSucceededVoidFuture()
-        }
-        let (security, reloader) = try Self.transportSecurity(options.serving.tls, logger: logger)
-        let transport = HTTP2ServerTransport.Posix(
-            address: .ipv4(host: options.serving.host, port: options.serving.port), transportSecurity: security, config: config)
-        let server = GRPCServer(
-            transport: transport,
-            services: [XDSService(hub: hub, options: options.service, logger: logger, metricsFactory: metricsFactory)])
+        let server = try makeServer()
         let hub = self.hub
         let reader = self.reader
         let interval = options.heartbeatCheckInterval
         let grace = options.serving.closeGracePeriod
         let logger = self.logger
         let boundPort = self.boundPort.continuation
+        let transportName = options.serving.transport.rawValue
 
         do {
         try await withGracefulShutdownHandler {
             try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await server.serve() }
-                group.addTask {
-                    if let address = try? await transport.listeningAddress, let port = address.ipv4?.port ?? address.ipv6?.port {
-                        logger.info("serving xDS", metadata: ["port": "\(port)"])
-                        boundPort.yield(port)
-                    }
-                }
+                group.addTask { try await server.serve { port in
+                    logger.info("serving xDS", metadata: ["port": "\(port)", "transport": "\(transportName)"])
+                    boundPort.yield(port)
+                } }
                 group.addTask { await pipeline.run() }
                 group.addTask { await follower.run() }
-                if let reloader {
+                if let reloader = server.reloader {
                     group.addTask { try? await reloader.run() }
                 }
                 group.addTask {
@@ -139,14 +105,10 @@ public final class XDSServerRuntime: Service, Sendable {
 
     private struct ShutdownComplete: Error {}
 
-    /// Plaintext, TLS, or mutual TLS. The certificate and key come through a reloader that re-reads the
-    /// files every `reloadInterval` (new connections get the new certificate); loading them now makes a
-    /// bad file an error at start, not at the first handshake.
-    static func transportSecurity(_ tls: ServingOptions.TLS?, logger: Logger) throws
-        -> (HTTP2ServerTransport.Posix.TransportSecurity, TimedCertificateReloader?)
-    {
-        guard let tls else { return (.plaintext, nil) }
-        let reloader: TimedCertificateReloader
+    /// The certificate and key of the xDS listener come through a reloader that re-reads the files every
+    /// `reloadInterval` (new connections get the new certificate); loading them now makes a bad file an
+    /// error at start, not at the first handshake.
+    static func certificateReloader(_ tls: ServingOptions.TLS, logger: Logger) throws -> TimedCertificateReloader {
         do {
             let configuration = TimedCertificateReloader.Configuration(
                 refreshInterval: tls.reloadInterval,
@@ -165,16 +127,122 @@ public final class XDSServerRuntime: Service, Sendable {
                         metadata: ["file": "\(tls.certificateChainFile)", "error": "\(failure.error)"])
                 }
             }
-            reloader = try TimedCertificateReloader.makeReloaderValidatingSources(configuration: configuration)
+            return try TimedCertificateReloader.makeReloaderValidatingSources(configuration: configuration)
         } catch {
             throw XDSServerStartError("cannot load the xDS TLS certificate \(tls.certificateChainFile) and key \(tls.privateKeyFile): \(error)")
         }
+    }
+
+    /// grpc-swift-2's transport security: plaintext, TLS, or mutual TLS.
+    static func transportSecurity(_ tls: ServingOptions.TLS?, logger: Logger) throws
+        -> (HTTP2ServerTransport.Posix.TransportSecurity, TimedCertificateReloader?)
+    {
+        guard let tls else { return (.plaintext, nil) }
+        let reloader = try certificateReloader(tls, logger: logger)
         guard let clientCA = tls.clientCAFile else { return (try .tls(certificateReloader: reloader), reloader) }
         let security = try HTTP2ServerTransport.Posix.TransportSecurity.mTLS(certificateReloader: reloader) { config in
             config.trustRoots = .certificates([.file(path: clientCA, format: .pem)])
             config.clientCertificateVerification = .noHostnameVerification
         }
         return (security, reloader)
+    }
+
+    /// NIOSSL's context for the NIO listener: TLS (ALPN h2), or mutual TLS against the client CAs.
+    static func sslContext(_ tls: ServingOptions.TLS?, logger: Logger) throws -> (NIOSSLContext?, TimedCertificateReloader?) {
+        guard let tls else { return (nil, nil) }
+        let reloader = try certificateReloader(tls, logger: logger)
+        do {
+            var configuration: TLSConfiguration
+            if let clientCA = tls.clientCAFile {
+                configuration = try .makeServerConfigurationWithMTLS(certificateReloader: reloader, trustRoots: .file(clientCA))
+                configuration.certificateVerification = .noHostnameVerification
+            } else {
+                configuration = try .makeServerConfiguration(certificateReloader: reloader)
+            }
+            configuration.applicationProtocols = ["h2"]
+            return (try NIOSSLContext(configuration: configuration), reloader)
+        } catch {
+            throw XDSServerStartError("cannot set up TLS for the xDS listener (\(tls.certificateChainFile), \(tls.privateKeyFile), client CA \(tls.clientCAFile ?? "none")): \(error)")
+        }
+    }
+
+    /// The gRPC server the options name, not started.
+    private func makeServer() throws -> XDSGRPCServer {
+        let serving = options.serving
+        switch serving.transport {
+        case .nio:
+            let (context, reloader) = try Self.sslContext(serving.tls, logger: logger)
+            let shared = XDSStreamHandler.Shared(
+                hub: hub, options: options.service, maximumRequestBytes: serving.maximumRequestBytes, metrics: XDSMetrics(factory: metricsFactory),
+                logger: logger)
+            return .nio(XDSListener(serving: serving, shared: shared, tls: context, logger: logger), reloader)
+        case .grpcSwift:
+            var config = HTTP2ServerTransport.Posix.Config.defaults
+            config.rpc.maxRequestPayloadSize = serving.maximumRequestBytes
+            config.http2.maxConcurrentStreams = serving.maximumStreamsPerConnection
+            config.connection.keepalive.time = serving.keepaliveTime
+            config.connection.keepalive.timeout = serving.keepaliveTimeout
+            config.connection.keepalive.clientBehavior.allowWithoutCalls = true
+            config.connection.keepalive.clientBehavior.minPingIntervalWithoutCalls = .seconds(5)
+            // Max connection age, jittered per connection (gRPC's MAX_CONNECTION_AGE): at its age the
+            // connection gets the same graceful GOAWAY as at shutdown.
+            config.connection.maxAge = nil
+            config.connection.maxGraceTime = serving.closeGracePeriod
+            config.channelDebuggingCallbacks.onBindTCPListener = { channel in
+                channel.setOption(ChannelOptions.backlog, value: 4096)
+            }
+            config.channelDebuggingCallbacks.onAcceptTCPConnection = { channel in
+                var random = SystemRandomNumberGenerator()
+                if let age = serving.connectionAge(using: &random) {
+                    channel.eventLoop.scheduleTask(in: .nanoseconds(age.nanoseconds)) {
+                        channel.pipeline.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent())
+                    }
+                }
+                return channel.eventLoop.makeSucceededVoidFuture()
+            }
+            let (security, reloader) = try Self.transportSecurity(serving.tls, logger: logger)
+            let transport = HTTP2ServerTransport.Posix(
+                address: .ipv4(host: serving.host, port: serving.port), transportSecurity: security, config: config)
+            let server = GRPCServer(
+                transport: transport, services: [XDSService(hub: hub, options: options.service, logger: logger, metricsFactory: metricsFactory)])
+            return .grpcSwift(server, transport, reloader)
+        }
+    }
+}
+
+/// The xDS gRPC server, either transport, behind one face.
+enum XDSGRPCServer: Sendable {
+    case nio(XDSListener, TimedCertificateReloader?)
+    case grpcSwift(GRPCServer<HTTP2ServerTransport.Posix>, HTTP2ServerTransport.Posix, TimedCertificateReloader?)
+
+    var reloader: TimedCertificateReloader? {
+        switch self {
+        case .nio(_, let reloader), .grpcSwift(_, _, let reloader): reloader
+        }
+    }
+
+    /// Serves until shut down; calls `bound` with the port once listening.
+    func serve(bound: @escaping @Sendable (Int) -> Void) async throws {
+        switch self {
+        case .nio(let listener, _):
+            let port = try await listener.bind()
+            bound(port)
+            // Runs until cancelled (the runtime's group ends at shutdown), then closes what is left.
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            await listener.close()
+        case .grpcSwift(let server, let transport, _):
+            try await withThrowingDiscardingTaskGroup { group in
+                group.addTask { try await server.serve() }
+                if let address = try? await transport.listeningAddress, let port = address.ipv4?.port ?? address.ipv6?.port { bound(port) }
+            }
+        }
+    }
+
+    func beginGracefulShutdown() {
+        switch self {
+        case .nio(let listener, _): listener.beginGracefulShutdown()
+        case .grpcSwift(let server, _, _): server.beginGracefulShutdown()
+        }
     }
 }
 

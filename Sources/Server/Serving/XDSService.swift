@@ -85,13 +85,15 @@ public struct XDSService: RegistrableRPCService {
             throw RPCError(code: .resourceExhausted, message: "this server has \(options.maximumStreams) xDS streams open already; try another replica")
         }
         metrics.streamsChanged(hub.streamCounts)
-        // The client certificate's SANs, when node ids are bound to them (checked on the first request).
         let identities = options.nodeIdentity == nil ? [] : Self.peerIdentities(context)
+        let initialDriver = StreamDriver(
+            cell: cell, snapshot: initialSnapshot, peer: context.remotePeer, identities: identities, nodeIdentity: options.nodeIdentity,
+            metrics: metrics, logger: logger)
         let hub = self.hub
-        let options = self.options
         let metrics = self.metrics
-        let logger = self.logger
+        let controlPlane = options.controlPlaneIdentifier
         return StreamingServerResponse { writer in
+            var driver = initialDriver
             defer {
                 inbox.close()
                 hub.unregister(id)
@@ -111,71 +113,33 @@ public struct XDSService: RegistrableRPCService {
                     inbox.close()
                     group.cancelAll()
                 }
-                // The snapshot this stream serves from: the one it registered with, then each one signalled.
-                // A request handled before a queued signal is answered from the older one; the signal's
-                // refresh then sends what changed.
-                var snapshot = initialSnapshot
-                var identityChecked = options.nodeIdentity == nil
                 while let event = await inbox.next() {
                     let responses: [Machine.Response]
                     var changeArrivedAt: ContinuousClock.Instant?
                     switch event {
                     case .request(let message):
-                        let (typeURL, nack) = Machine.describe(message)
-                        metrics.request(typeURL, nack: nack != nil)
-                        let (result, node) = cell.state.withLock { state in
-                            (state.machine.receive(message, snapshot: snapshot), state.machine.node)
-                        }
-                        switch result {
-                        case .success(let decided):
-                            responses = decided
-                            if !identityChecked, let rule = options.nodeIdentity, let node {
-                                identityChecked = true
-                                guard rule.allows(nodeID: node.id, identities: identities) else {
-                                    metrics.refused(reason: "identity")
-                                    let shown = identities.isEmpty ? "no URI or DNS name" : identities.prefix(4).joined(separator: ", ")
-                                    logger.warning(
-                                        "refused an xDS client: its node id does not match its certificate",
-                                        metadata: ["peer": "\(context.remotePeer)", "node": "\(node.id.prefix(256))", "identities": "\(shown.prefix(512))"])
-                                    throw RPCError(
-                                        code: .permissionDenied,
-                                        message: "node id \"\(node.id.prefix(256))\" does not match the client certificate (\(shown.prefix(512))) under grpc.tls.nodeIdentity \(rule)")
-                                }
-                            }
-                        case .failure(let error):
-                            metrics.protocolError(error.code)
-                            logger.info("ending an xDS stream", metadata: ["peer": "\(context.remotePeer)", "error": "\(error)"])
-                            throw RPCError(code: error.code.rpcCode, message: error.message)
-                        }
-                        if let nack, let node {
-                            logger.warning(
-                                "client rejected a response (NACK)",
-                                metadata: ["node": "\(node.id)", "type": "\(typeURL)", "error": "\(nack.prefix(512))"])
+                        switch driver.receive(message) {
+                        case .send(let decided): responses = decided
+                        case .fail(let error): throw RPCError(code: error.code.rpcCode, message: error.message)
                         }
                     case .requestsEnded:
                         return [:]
                     case .requestsFailed(let error):
                         throw error
                     case .shutdown:
-                        throw RPCError(code: .unavailable, message: "the server is shutting down; reconnect to another replica")
+                        throw RPCError(code: .unavailable, message: XDSError.shuttingDown.message)
                     case .snapshot(let latest, let arrived):
-                        snapshot = latest
                         changeArrivedAt = arrived
-                        responses = cell.state.withLock { $0.machine.refresh(latest) }
+                        responses = driver.refresh(latest)
                     }
                     guard !responses.isEmpty else { continue }
-                    var bytes = 0
+                    var sizes: [Int] = []
                     for response in responses {
-                        let encoded = response.encoded(controlPlane: options.controlPlaneIdentifier)
+                        let encoded = response.encoded(controlPlane: controlPlane)
                         try await writer.write(EncodedMessage(bytes: encoded))
-                        bytes += encoded.count
-                        metrics.pushed(response.type, bytes: encoded.count, resources: response.resourceCount)
+                        sizes.append(encoded.count)
                     }
-                    if let changeArrivedAt { metrics.pushLatency(ContinuousClock.now - changeArrivedAt) }
-                    cell.state.withLock { [bytes] in
-                        $0.pushes += responses.count
-                        $0.bytesSent += bytes
-                    }
+                    driver.sent(responses, sizes: sizes, changeArrivedAt: changeArrivedAt)
                 }
                 return [:]
             }
@@ -198,6 +162,7 @@ extension XDSError.Code {
         case .invalidArgument: .invalidArgument
         case .resourceExhausted: .resourceExhausted
         case .unavailable: .unavailable
+        case .permissionDenied: .permissionDenied
         }
     }
 }
