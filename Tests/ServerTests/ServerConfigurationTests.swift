@@ -8,7 +8,7 @@ import Testing
             sources: [east, west]
             readinessTimeoutSeconds: 12
             identifier: replica-a
-            grpc: {address: "127.0.0.1:18001", maxStreams: 50, maxConnectionAgeSeconds: 600, connectionAgeJitter: 0.2}
+            grpc: {address: "127.0.0.1:18001", maxStreams: 50, maxConnectionAgeSeconds: 600, connectionAgeJitter: 0.2, transport: grpc-swift}
             debounce: {quietMilliseconds: 5, maximumMilliseconds: 50}
             resources: {connectTimeoutMilliseconds: 250, loadBalancing: MAGLEV, keepUnservingEndpoints: true}
             redis: {url: "redis://xds@redis:6379"}
@@ -21,6 +21,8 @@ import Testing
         #expect(options.service.maximumStreams == 50)
         #expect(options.service.controlPlaneIdentifier == "replica-a")
         #expect(options.serving.maximumConnectionAge == .seconds(600))
+        #expect(options.serving.transport == .grpcSwift)
+        #expect(XDSServerConfiguration().runtimeOptions().serving.transport == .nio, "the NIO listener by default")
         #expect(options.pipeline.debounce == DebounceOptions(quiet: .milliseconds(5), maximum: .milliseconds(50)))
         #expect(options.pipeline.resources.loadBalancing == .maglev)
         #expect(options.pipeline.resources.keepUnservingEndpoints)
@@ -29,12 +31,12 @@ import Testing
     @Test func problemsNameTheField() throws {
         let configuration = try XDSServerConfiguration.parse(yaml: """
             sources: [East_1]
-            grpc: {address: nowhere, maxStreams: 0, connectionAgeJitter: 2, tls: {certificateChainFile: /etc/hostname, privateKeyFile: /etc/hostname, nodeIdentity: "a**"}}
+            grpc: {address: nowhere, maxStreams: 0, connectionAgeJitter: 2, transport: h3, tls: {certificateChainFile: /etc/hostname, privateKeyFile: /etc/hostname, nodeIdentity: "a**"}}
             debounce: {quietMilliseconds: 500, maximumMilliseconds: 100}
             resources: {loadBalancing: FASTEST}
             """)
         let problems = configuration.problems().joined(separator: "\n")
-        for expected in ["sources: East_1", "grpc.address", "grpc.maxStreams", "grpc.connectionAgeJitter", "must not be below", "resources.loadBalancing",
+        for expected in ["sources: East_1", "grpc.address", "grpc.maxStreams", "grpc.connectionAgeJitter", "grpc.transport h3 is not one of nio, grpc-swift", "must not be below", "resources.loadBalancing",
                          "grpc.tls.nodeIdentity needs grpc.tls.clientCAFile", "grpc.tls.nodeIdentity a**: `**` is not a pattern"] {
             #expect(problems.contains(expected), "missing \(expected) in \(problems)")
         }

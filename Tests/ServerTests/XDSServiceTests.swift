@@ -6,12 +6,16 @@ import Server
 import Shared
 import Testing
 
-/// The server over real gRPC on loopback, fed by a store: store events in, exact responses out.
+/// The server over real gRPC on loopback, fed by a store: store events in, exact responses out. The
+/// tests that speak gRPC run against both transports (the NIO listener and grpc-swift-2's server).
 @Suite struct XDSServiceTests {
     typealias F = XDSFixture
 
-    static func options(required: [SourceCluster] = [F.east], maximumStreams: Int = 100) -> XDSServerRuntime.Options {
+    static func options(
+        required: [SourceCluster] = [F.east], maximumStreams: Int = 100, transport: ServingOptions.Transport = .nio
+    ) -> XDSServerRuntime.Options {
         var options = XDSServerRuntime.Options()
+        options.serving.transport = transport
         options.serving.host = "127.0.0.1"
         options.serving.port = 0
         options.serving.closeGracePeriod = .milliseconds(200)
@@ -46,10 +50,10 @@ import Testing
 
     /// A reconnect storm of thousands of sidecars must not overflow the accept queue (NIO's is 128):
     /// `ss` shows the listening socket's backlog as Send-Q.
-    @Test func theXDSListenerQueuesAReconnectStorm() async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func theXDSListenerQueuesAReconnectStorm(transport: ServingOptions.Transport) async throws {
         let somaxconn = Int((try? String(contentsOfFile: "/proc/sys/net/core/somaxconn", encoding: .utf8))?
             .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 4096
-        try await Self.withServer(InMemoryEndpointStore()) { _, port in
+        try await Self.withServer(InMemoryEndpointStore(), options: Self.options(transport: transport)) { _, port in
             let directory = try TemporaryDirectory(prefix: "legation-ss")
             defer { directory.remove() }
             let status = try await ChildProcess("/usr/bin/ss", ["-ltnH", "sport = :\(port)"], outputFile: directory.file("out")).wait(timeout: .seconds(10))
@@ -60,11 +64,11 @@ import Testing
         }
     }
 
-    @Test func envoyLikeClientGetsClustersThenEndpointsThenUpdates() async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func envoyLikeClientGetsClustersThenEndpointsThenUpdates(transport: ServingOptions.Transport) async throws {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])
-        try await Self.withServer(store) { runtime, port in
+        try await Self.withServer(store, options: Self.options(transport: transport)) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
             try await withADSStream(port: port) { stream in
                 stream.send(request(.cluster))
@@ -96,9 +100,9 @@ import Testing
         }
     }
 
-    @Test func notReadyRefusesStreamsWithUnavailable() async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func notReadyRefusesStreamsWithUnavailable(transport: ServingOptions.Transport) async throws {
         let store = InMemoryEndpointStore()
-        try await Self.withServer(store, options: Self.options(required: [F.west])) { runtime, port in
+        try await Self.withServer(store, options: Self.options(required: [F.west], transport: transport)) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason?.contains("west") == true })
             let error = await #expect(throws: RPCError.self) {
                 try await withADSStream(port: port) { stream in
@@ -111,11 +115,11 @@ import Testing
         }
     }
 
-    @Test func streamsBeyondTheLimitAreRefusedAndOthersKeepWorking() async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func streamsBeyondTheLimitAreRefusedAndOthersKeepWorking(transport: ServingOptions.Transport) async throws {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])
-        try await Self.withServer(store, options: Self.options(maximumStreams: 1)) { runtime, port in
+        try await Self.withServer(store, options: Self.options(maximumStreams: 1, transport: transport)) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
             try await withADSStream(port: port) { first in
                 first.send(request(.cluster))
@@ -134,11 +138,11 @@ import Testing
         }
     }
 
-    @Test func protocolErrorsEndOnlyTheirStream() async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func protocolErrorsEndOnlyTheirStream(transport: ServingOptions.Transport) async throws {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])
-        try await Self.withServer(store) { runtime, port in
+        try await Self.withServer(store, options: Self.options(transport: transport)) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
             let bogus = {
                 var bogus = request(.cluster)
@@ -171,11 +175,11 @@ import Testing
         }
     }
 
-    @Test func shutdownEndsStreamsWithUnavailable() async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func shutdownEndsStreamsWithUnavailable(transport: ServingOptions.Transport) async throws {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])
-        try await Self.withServer(store) { runtime, port in
+        try await Self.withServer(store, options: Self.options(transport: transport)) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
             let error = await #expect(throws: RPCError.self) {
                 try await withADSStream(port: port) { stream in
@@ -189,11 +193,11 @@ import Testing
         }
     }
 
-    @Test func connectionsAreClosedAtTheirMaximumAge() async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func connectionsAreClosedAtTheirMaximumAge(transport: ServingOptions.Transport) async throws {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])
-        var options = Self.options()
+        var options = Self.options(transport: transport)
         options.serving.maximumConnectionAge = .milliseconds(500)
         options.serving.connectionAgeJitter = 0.2
         options.serving.closeGracePeriod = .milliseconds(200)

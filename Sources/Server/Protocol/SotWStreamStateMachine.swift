@@ -177,7 +177,12 @@ public struct SotWStreamStateMachine: Sendable {
         var warmed = false
         for type in types.keys.sorted() {
             if type == .endpoint, warmed { continue }
-            guard types[type]?.pendingNonce == nil, var state = types.removeValue(forKey: type) else { continue }
+            // Taken out, not copied: a copy would retain every field, and a change would copy its dictionaries.
+            guard var state = types.removeValue(forKey: type) else { continue }
+            guard state.pendingNonce == nil else {
+                types[type] = state
+                continue
+            }
             if let response = nextResponse(&state, type: type, snapshot: snapshot) {
                 types[type] = state
                 responses.append(response)

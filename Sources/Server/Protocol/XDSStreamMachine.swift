@@ -38,6 +38,12 @@ public protocol XDSStreamMachine: Sendable {
     mutating func refresh(_ snapshot: ResourceSnapshot) -> [Response]
     /// For metrics and logs: the request's type URL and NACK message, if it is a NACK.
     static func describe(_ request: Request) -> (typeURL: String, nack: String?)
+    /// The request's field numbers for what a transport may skip decoding (`RequestReader`): the
+    /// node, used from the first request only, and the resource names an ACK repeats (nil: none).
+    static var requestNodeField: Int { get }
+    static var requestRepeatedNamesField: Int? { get }
+    static func names(of request: Request) -> [String]
+    static func setNames(_ names: [String], of request: inout Request)
     /// For `/debug/clients`.
     var record: XDSHub.MachineRecord { get }
 }
@@ -60,6 +66,12 @@ extension SotWStreamStateMachine: XDSStreamMachine {
     }
 
     public var record: XDSHub.MachineRecord { .stateOfTheWorld(self) }
+
+    /// `DiscoveryRequest.node` (2) and `resource_names` (3).
+    public static var requestNodeField: Int { 2 }
+    public static var requestRepeatedNamesField: Int? { 3 }
+    public static func names(of request: Envoy_Service_Discovery_V3_DiscoveryRequest) -> [String] { request.resourceNames }
+    public static func setNames(_ names: [String], of request: inout Envoy_Service_Discovery_V3_DiscoveryRequest) { request.resourceNames = names }
 }
 
 extension DeltaStreamStateMachine: XDSStreamMachine {
@@ -81,6 +93,12 @@ extension DeltaStreamStateMachine: XDSStreamMachine {
     }
 
     public var record: XDSHub.MachineRecord { .delta(self) }
+
+    /// `DeltaDiscoveryRequest.node` (1); its names are changes, never repeated.
+    public static var requestNodeField: Int { 1 }
+    public static var requestRepeatedNamesField: Int? { nil }
+    public static func names(of request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) -> [String] { [] }
+    public static func setNames(_ names: [String], of request: inout Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) {}
 }
 
 extension SotWStreamStateMachine.Action {

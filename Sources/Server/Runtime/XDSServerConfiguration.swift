@@ -17,6 +17,8 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         public var maxConnectionAgeSeconds: Double?
         public var connectionAgeJitter: Double?
         public var gracePeriodSeconds: Double?
+        /// `nio` (default): the xDS listener on SwiftNIO HTTP/2; `grpc-swift`: grpc-swift-2's server.
+        public var transport: String?
         public var tls: TLS?
         public init() {}
 
@@ -114,6 +116,9 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         }
         if let value = grpc?.connectionAgeJitter, !(0...0.5).contains(value) { problems.append("grpc.connectionAgeJitter must be 0...0.5") }
         if let value = grpc?.gracePeriodSeconds, !(0...600).contains(value) { problems.append("grpc.gracePeriodSeconds must be 0...600") }
+        if let value = grpc?.transport, ServingOptions.Transport(rawValue: value) == nil {
+            problems.append("grpc.transport \(value.prefix(40)) is not one of \(ServingOptions.Transport.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
         if let tls = grpc?.tls {
             for (field, path) in [("certificateChainFile", tls.certificateChainFile), ("privateKeyFile", tls.privateKeyFile)] {
                 guard let path else {
@@ -169,6 +174,7 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         if let value = grpc?.maxConnectionAgeSeconds { options.serving.maximumConnectionAge = value == 0 ? nil : .milliseconds(Int64(value * 1000)) }
         if let value = grpc?.connectionAgeJitter { options.serving.connectionAgeJitter = value }
         if let value = grpc?.gracePeriodSeconds { options.serving.closeGracePeriod = .milliseconds(Int64(value * 1000)) }
+        if let value = grpc?.transport, let transport = ServingOptions.Transport(rawValue: value) { options.serving.transport = transport }
         if let tls = grpc?.tls, let chain = tls.certificateChainFile, let key = tls.privateKeyFile {
             var settings = ServingOptions.TLS(certificateChainFile: chain, privateKeyFile: key, clientCAFile: tls.clientCAFile)
             if let seconds = tls.reloadSeconds { settings.reloadInterval = .milliseconds(Int64(seconds * 1000)) }

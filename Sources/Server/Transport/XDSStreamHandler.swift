@@ -367,6 +367,7 @@ enum WireOutcome {
 /// A registered stream: its driver, and its place in the hub until `close`.
 final class WireStreamSession<Machine: XDSStreamMachine>: WireSession {
     private var driver: StreamDriver<Machine>
+    private var reader = RequestReader<Machine>()
     private let hub: XDSHub
     private let id: UInt64
     private var closed = false
@@ -391,7 +392,7 @@ final class WireStreamSession<Machine: XDSStreamMachine>: WireSession {
     func receive(_ message: ByteBuffer) -> WireOutcome {
         let request: Machine.Request
         do {
-            request = try Machine.Request(serializedBytes: Array(message.readableBytesView))
+            request = try reader.read(Array(message.readableBytesView))
         } catch {
             return .fail(.invalidArgument, "the request is not a valid \(Machine.Request.protoMessageName): \(error)")
         }

@@ -1,0 +1,102 @@
+import SwiftProtobuf
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Decodes a stream's requests without decoding again what they repeat. Envoy sends its node (a few
+/// KB: metadata, the list of its extensions) on every request unless told otherwise, and a state of
+/// the world EDS ACK names every cluster again; after the first request, the node is skipped (the
+/// machines read it from the first request only), and names whose bytes equal the last request's are
+/// not decoded: the last array is reused, which also makes the machine's "same names" check O(1).
+struct RequestReader<Machine: XDSStreamMachine> {
+    private var nodeSeen = false
+    private var lastNames: (bytes: [UInt8], names: [String])?
+
+    mutating func read(_ bytes: [UInt8]) throws -> Machine.Request {
+        guard let fields = Self.fields(of: bytes) else { return try Machine.Request(serializedBytes: bytes) }
+        let namesField = Machine.requestRepeatedNamesField
+        let skipNode = nodeSeen
+        var namesCount = 0
+        var skipped = 0
+        for field in fields {
+            if field.number == namesField { namesCount += field.range.count }
+            if field.number == namesField || (skipNode && field.number == Machine.requestNodeField) { skipped += 1 }
+        }
+        if fields.contains(where: { $0.number == Machine.requestNodeField }) { nodeSeen = true }
+        guard skipped > 0 else { return try Machine.Request(serializedBytes: bytes) }
+        // The same names as last time, byte for byte?
+        if namesField != nil, let lastNames, lastNames.bytes.count == namesCount, Self.names(in: bytes, fields, field: namesField, equal: lastNames.bytes) {
+            var kept: [UInt8] = []
+            kept.reserveCapacity(bytes.count - namesCount)
+            for field in fields where field.number != namesField && !(skipNode && field.number == Machine.requestNodeField) {
+                kept += bytes[field.range]
+            }
+            var request = try Machine.Request(serializedBytes: kept)
+            Machine.setNames(lastNames.names, of: &request)
+            return request
+        }
+        var kept: [UInt8] = []
+        kept.reserveCapacity(bytes.count)
+        var names: [UInt8] = []
+        names.reserveCapacity(namesCount)
+        for field in fields where !(skipNode && field.number == Machine.requestNodeField) {
+            if field.number == namesField { names += bytes[field.range] } else { kept += bytes[field.range] }
+        }
+        let request = try Machine.Request(serializedBytes: kept + names)
+        if namesField != nil { lastNames = (names, Machine.names(of: request)) }
+        return request
+    }
+
+    /// Whether the concatenated ranges of `field` in `bytes` equal `expected` (of the same length).
+    private static func names(in bytes: [UInt8], _ fields: [(number: Int, range: Range<Int>)], field: Int?, equal expected: [UInt8]) -> Bool {
+        bytes.withUnsafeBytes { bytes in
+            expected.withUnsafeBytes { expected in
+                var offset = 0
+                for entry in fields where entry.number == field {
+                    guard entry.range.isEmpty || memcmp(bytes.baseAddress! + entry.range.lowerBound, expected.baseAddress! + offset, entry.range.count) == 0
+                    else { return false }
+                    offset += entry.range.count
+                }
+                return true
+            }
+        }
+    }
+
+    /// The top-level fields of a message, as byte ranges; nil if the bytes are not well-formed (the
+    /// decoder then says why).
+    static func fields(of bytes: [UInt8]) -> [(number: Int, range: Range<Int>)]? {
+        var fields: [(number: Int, range: Range<Int>)] = []
+        var index = 0
+        func varint() -> UInt64? {
+            var value: UInt64 = 0
+            var shift: UInt64 = 0
+            while index < bytes.count, shift < 64 {
+                let byte = bytes[index]
+                index += 1
+                value |= UInt64(byte & 0x7f) << shift
+                if byte & 0x80 == 0 { return value }
+                shift += 7
+            }
+            return nil
+        }
+        while index < bytes.count {
+            let start = index
+            guard let tag = varint(), tag >> 3 > 0, tag >> 3 <= UInt64(Int32.max) else { return nil }
+            switch tag & 7 {
+            case 0: guard varint() != nil else { return nil }
+            case 1: index += 8
+            case 2:
+                guard let length = varint(), length <= UInt64(bytes.count - index) else { return nil }
+                index += Int(length)
+            case 5: index += 4
+            default: return nil  // groups are not used by xDS requests
+            }
+            guard index <= bytes.count else { return nil }
+            fields.append((Int(tag >> 3), start..<index))
+        }
+        return fields
+    }
+}

@@ -1,0 +1,186 @@
+import EnvoyAPI
+import GRPCCore
+import GRPCNIOTransportHTTP2
+import GRPCProtobuf
+import LegationTestSupport
+import NIOCore
+@testable import Server
+import Shared
+import SwiftProtobuf
+import Testing
+
+/// A message sent and received as raw bytes: requests the server must refuse, responses read as they are.
+struct RawBytesSerializer: MessageSerializer {
+    func serialize<Bytes: GRPCContiguousBytes>(_ message: [UInt8]) throws -> Bytes { Bytes(message) }
+}
+
+struct RawBytesDeserializer: MessageDeserializer {
+    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> [UInt8] { bytes.withUnsafeBytes { Array($0) } }
+}
+
+/// The NIO listener's own gRPC: what it refuses and how, and the request reader that skips what ACKs
+/// repeat. (XDSServiceTests, the Envoy, TLS and proxyless tests run the listener end to end.)
+@Suite struct XDSListenerTests {
+    typealias F = XDSFixture
+
+    /// Sends `messages` as raw bytes on `path`'s stream and returns the status the stream ends with.
+    static func status(port: Int, service: String, method: String, messages: [[UInt8]]) async throws -> RPCError? {
+        try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)) {
+            client in
+            do {
+                try await client.bidirectionalStreaming(
+                    request: StreamingClientRequest(of: [UInt8].self) { writer in
+                        for message in messages { try await writer.write(message) }
+                        try await Task.sleep(for: .seconds(5))  // the server ends the stream before this
+                    },
+                    descriptor: MethodDescriptor(fullyQualifiedService: service, method: method),
+                    serializer: RawBytesSerializer(), deserializer: RawBytesDeserializer(), options: .defaults
+                ) { response in
+                    for try await _ in response.messages {}
+                }
+                return nil
+            } catch let error as RPCError {
+                return error
+            }
+        }
+    }
+
+    static let ads = "envoy.service.discovery.v3.AggregatedDiscoveryService"
+
+    @Test func anUnknownMethodIsUnimplementedAndBadBytesEndOnlyTheirStream() async throws {
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        var options = XDSServiceTests.options()
+        options.serving.maximumRequestBytes = 64 * 1024
+        try await XDSServiceTests.withServer(store, options: options) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+
+            let unknown = try await Self.status(port: port, service: "legation.NotAService", method: "Nope", messages: [])
+            #expect(unknown?.code == .unimplemented)
+            #expect(unknown?.message.contains("/legation.NotAService/Nope") == true)
+
+            let garbage = try await Self.status(port: port, service: Self.ads, method: "StreamAggregatedResources", messages: [[0xff, 0xff, 0xff]])
+            #expect(garbage?.code == .invalidArgument)
+            #expect(garbage?.message.contains("DiscoveryRequest") == true)
+
+            // A message above grpc.maxRequestBytes is refused as soon as its length is read, naming both sizes.
+            var huge = request(.cluster)
+            huge.resourceNames = Array(repeating: String(repeating: "n", count: 1000), count: 100)
+            let big = try await Self.status(port: port, service: Self.ads, method: "StreamAggregatedResources", messages: [try huge.serializedBytes()])
+            #expect(big?.code == .resourceExhausted)
+            #expect(big?.message.contains("65536") == true && big?.message.contains("grpc.maxRequestBytes") == true)
+
+            #expect(await eventually { runtime.hub.streams.isEmpty }, "refused streams are not left registered")
+            try await withADSStream(port: port) { stream in
+                stream.send(request(.cluster))
+                let response = try await stream.next()
+                #expect(response?.resources.count == 1, "the server still serves")
+            }
+        }
+    }
+
+    @Test func framingRefusesCompressedAndOversizedMessagesAndKeepsPartialOnes() throws {
+        var deframer = GRPCWire.Deframer(maximumBytes: 10)
+        deframer.append(ByteBuffer(bytes: [0, 0, 0, 0, 3, 1, 2]))
+        #expect(try deframer.next() == nil, "3 bytes announced, 2 arrived")
+        #expect(deframer.pendingBytes == 7)
+        deframer.append(ByteBuffer(bytes: [3, 0, 0, 0, 0, 1, 9]))
+        #expect(try deframer.next() == ByteBuffer(bytes: [1, 2, 3]))
+        #expect(try deframer.next() == ByteBuffer(bytes: [9]))
+        #expect(try deframer.next() == nil && deframer.pendingBytes == 0)
+
+        deframer.append(ByteBuffer(bytes: [0, 0, 0, 0, 11]))
+        #expect(throws: GRPCWire.FramingError.self) { try deframer.next() }
+        var compressed = GRPCWire.Deframer(maximumBytes: 10)
+        compressed.append(ByteBuffer(bytes: [1, 0, 0, 0, 1, 7]))
+        #expect { try compressed.next() } throws: { ($0 as? GRPCWire.FramingError)?.status == .internal }
+
+        #expect(GRPCWire.percentEncoded("naïve 100% \n") == "na%C3%AFve 100%25 %0A")
+    }
+
+    /// Requests read with the node and repeated names skipped decode to what a plain decoder makes of
+    /// them, apart from the node after the first request.
+    @Test func theRequestReaderMatchesPlainDecoding() throws {
+        var generator = SystemRandomNumberGenerator()
+        for round in 0..<50 {
+            var reader = RequestReader<SotWStreamStateMachine>()
+            var names = (0..<Int.random(in: 0...6, using: &generator)).map { "default/svc-\($0)-\(round):http" }
+            for index in 0..<8 {
+                var message = request(.endpoint, names: names, node: index == 0 || Bool.random(using: &generator) ? "sidecar-\(round)" : nil)
+                message.versionInfo = String(index)
+                message.responseNonce = String(index * 7)
+                if Bool.random(using: &generator) { message.errorDetail = .with { $0.message = "no \(index)" } }
+                let bytes: [UInt8] = try message.serializedBytes()
+                let read = try reader.read(bytes)
+                var expected = message
+                if index > 0 { expected.clearNode() }
+                #expect(read == expected, "round \(round), request \(index)")
+                if Int.random(in: 0..<3, using: &generator) == 0 { names.append("default/new-\(index):http") }
+                if Int.random(in: 0..<4, using: &generator) == 0, !names.isEmpty { names.removeFirst() }
+            }
+        }
+        // Not well-formed: the decoder's own error.
+        var reader = RequestReader<DeltaStreamStateMachine>()
+        #expect(throws: (any Error).self) { try reader.read([0x0a, 0x05, 0x01]) }
+    }
+
+    static func holdsLastRound(_ assignment: Envoy_Config_Endpoint_V3_ClusterLoadAssignment) -> Bool {
+        assignment.endpoints.flatMap(\.lbEndpoints).contains { $0.endpoint.address.socketAddress.address == "10.9.9.9" }
+    }
+
+    /// Slow readers during a storm of changes: a stream whose client does not read is sent nothing more
+    /// until it does (the machine waits for the ACK, and a snapshot waits for the stream to be writable),
+    /// then it gets the latest of every assignment: nothing lost, nothing queued per change.
+    @Test func slowReadersGetTheLatestOfEverythingOnceTheyRead() async throws {
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        let services = (0..<200).map { "svc-\($0)" }
+        let addresses = (0..<40).map { "10.1.\($0 / 200).\($0 % 200 + 1)" }
+        try await writer.publish(services.map { F.set($0, addresses) })
+        try await XDSServiceTests.withServer(store) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            let names = services.map { "default/\($0):http" }.sorted()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                let readers = 8
+                let releases = (0..<readers).map { _ in AsyncStream<Void>.makeStream() }
+                for (release, _) in releases {
+                    group.addTask {
+                        try await withADSStream(port: port) { stream in
+                            stream.send(request(.endpoint, names: names))
+                            // Blocked until released: the first response (about 400 KB) waits behind flow control.
+                            for await _ in release { break }
+                            var held: [String: Bool] = [:]  // cluster → holds the last round
+                            while let response = try await stream.next(timeout: .seconds(2)) {
+                                for resource in response.resources {
+                                    let assignment = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(unpackingAny: resource)
+                                    held[assignment.clusterName] = Self.holdsLastRound(assignment)
+                                }
+                                stream.ack(response, names: names)
+                                if held.count == names.count, held.values.allSatisfy({ $0 }) { break }
+                            }
+                            #expect(held.count == names.count && held.values.allSatisfy { $0 }, "latest everywhere: \(held.values.filter { !$0 }.count) stale")
+                        }
+                    }
+                }
+                #expect(await eventually { runtime.hub.streams.count == readers })
+                // Twenty rounds of changes to every service while nobody reads.
+                for round in 0..<20 {
+                    let first = round == 19 ? "10.9.9.9" : "10.8.\(round).1"
+                    try await writer.publish(services.map { F.set($0, [first] + addresses.dropFirst()) })
+                }
+                #expect(await eventually {
+                    guard let last = runtime.hub.snapshot.resource(.endpoint, named: "default/svc-199:http"),
+                        let assignment = try? Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: last.resource)
+                    else { return false }
+                    return Self.holdsLastRound(assignment)
+                })
+                try await Task.sleep(for: .milliseconds(300))
+                let pushes = runtime.hub.streams.map(\.pushes)
+                #expect(pushes.allSatisfy { $0 <= 1 }, "nothing more went out before the first ACK: \(pushes)")
+                for (_, releaser) in releases { releaser.yield() }
+                try await group.waitForAll()
+            }
+        }
+    }
+}
