@@ -177,6 +177,19 @@ struct EnvoyEndToEndTests {
         #expect(await eventually(within: .seconds(10)) { await Self.envoyHosts(envoy).keys.sorted() == ["127.0.0.2", "127.0.0.4"] })
         #expect(Set(await Self.answers(envoy).keys) == ["east-0", "west-0"])
 
+        // 2b. The service removed from both clusters, then added back: Envoy drops the cluster, and when
+        // it returns subscribes to its assignment again, which must be answered. (Envoy unsubscribes as
+        // the cluster goes, so this holds even without the delta rule for names a client still holds;
+        // that rule is DeltaStreamStateMachineTests.subscribingToANameTheClientHoldsSendsItAgain.)
+        for rig in [east, west] {
+            try rig.api.delete(.endpointslices, namespace: "default", name: "echo-\(rig.name)")
+            try rig.api.delete(.services, namespace: "default", name: "echo")
+        }
+        #expect(await eventually(within: .seconds(10)) { await Self.envoyHosts(envoy).isEmpty }, "the cluster left Envoy")
+        try east.publish(port: podPort, pods: [("127.0.0.2", true, true, false)])
+        try west.publish(port: podPort, pods: [("127.0.0.4", true, true, false)])
+        #expect(await eventually(within: .seconds(10)) { Set(await Self.answers(envoy, count: 6).keys) == ["east-0", "west-0"] }, "served again after it came back")
+
         // 3. A terminating pod in west becomes DRAINING in Envoy's /clusters, and gets no new requests.
         try west.publish(port: podPort, pods: [("127.0.0.4", false, true, true)])
         #expect(await eventually(within: .seconds(10)) { await Self.envoyHosts(envoy)["127.0.0.4"] == "DRAINING" })
