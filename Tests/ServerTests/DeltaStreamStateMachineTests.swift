@@ -1,5 +1,5 @@
 import EnvoyAPI
-import Server
+@testable import Server
 import Shared
 import Testing
 
@@ -224,6 +224,44 @@ extension DeltaStreamStateMachine.Action {
             #expect(error.code == .resourceExhausted)
         } else {
             Issue.record("too many names must fail")
+        }
+    }
+
+    /// The system_version_info kept as `known` changes equals the one computed over `known` from
+    /// scratch, through random subscriptions, ACKs, NACKs, reconnect versions and snapshot changes.
+    @Test func theRunningVersionEqualsTheVersionOfWhatTheClientHolds() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<30 {
+            var fixture = XDSFixture()
+            let services = (0..<6).map { "svc-\($0)" }
+            fixture.publish(services.map { F.set($0, ["10.0.0.\(Int.random(in: 1...3, using: &generator))"]) })
+            var machine = DeltaStreamStateMachine(allowedTypes: [.endpoint])
+            var pending: OutboundDeltaResponse?
+            func check(_ responses: [OutboundDeltaResponse]) {
+                for response in responses {
+                    let known = machine.types[.endpoint]!.known
+                    #expect(response.systemVersionInfo == EncodedResource.version(ofKnown: known) { fixture.snapshot.resource(.endpoint, named: $0) })
+                    pending = response
+                }
+            }
+            let held = Dictionary(uniqueKeysWithValues: services.prefix(2).map { ("default/\($0):http", "stale") })
+            check(machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/svc-0:http"], initial: held), snapshot: fixture.snapshot).responses)
+            for _ in 0..<25 {
+                let name = "default/\(services.randomElement(using: &generator)!):http"
+                switch Int.random(in: 0..<5, using: &generator) {
+                case 0: check(machine.onRequest(deltaRequest(.endpoint, subscribe: [name], nonce: pending?.nonce ?? ""), snapshot: fixture.snapshot).responses)
+                case 1: check(machine.onRequest(deltaRequest(.endpoint, unsubscribe: [name], nonce: pending?.nonce ?? ""), snapshot: fixture.snapshot).responses)
+                case 2: check(machine.onRequest(deltaRequest(.endpoint, nonce: pending?.nonce ?? "", nack: "no"), snapshot: fixture.snapshot).responses)
+                case 3: check(machine.onRequest(deltaRequest(.endpoint, nonce: pending?.nonce ?? ""), snapshot: fixture.snapshot).responses)
+                default:
+                    if Bool.random(using: &generator) {
+                        fixture.publish([F.set(String(name.dropFirst(8).dropLast(5)), ["10.0.1.\(Int.random(in: 1...3, using: &generator))"])])
+                    } else {
+                        fixture.publish(removing: [String(name.dropFirst(8).dropLast(5))])
+                    }
+                    check(machine.onSnapshot(fixture.snapshot).responses)
+                }
+            }
         }
     }
 }

@@ -27,8 +27,12 @@ public struct DeltaStreamStateMachine: Sendable {
     public struct TypeState: Sendable {
         public internal(set) var subscribed: Set<String> = []
         public internal(set) var wildcard = false
-        /// Name → version the client holds (or will, once it ACKs the response in flight).
-        public internal(set) var known: [String: String] = [:]
+        /// Name → version the client holds (or will, once it ACKs the response in flight). Changed only
+        /// through `setKnown`, which keeps `knownSum` with it.
+        public private(set) var known: [String: String] = [:]
+        /// The sum of the (name, version) digests of `known`: the `system_version_info` of the next
+        /// response, kept as `known` changes rather than recomputed over every name at each response.
+        private(set) var knownSum: UInt64 = 0
         public internal(set) var nacked: [String: String] = [:]
         public internal(set) var pendingNonce: String?
         public internal(set) var lastNack: String?
@@ -45,6 +49,20 @@ public struct DeltaStreamStateMachine: Sendable {
         var lastChanged: [String] = []
 
         func isSubscribed(_ name: String) -> Bool { wildcard || subscribed.contains(name) }
+
+        /// Sets what the client holds of `name`. A pair's digest comes from the snapshot's resource when
+        /// the version is current (computed once per resource), else it is hashed now.
+        mutating func setKnown(_ name: String, _ version: String?, type: ResourceType, snapshot: ResourceSnapshot) {
+            let old = known[name]
+            guard old != version else { return }
+            func digest(_ version: String) -> UInt64 {
+                if let current = snapshot.resource(type, named: name), current.version == version { return current.memberDigest }
+                return EncodedResource.memberDigest(name: name, version: version)
+            }
+            if let old { knownSum &-= digest(old) }
+            if let version { knownSum &+= digest(version) }
+            known[name] = version
+        }
     }
 
     public let allowedTypes: Set<ResourceType>
@@ -70,7 +88,8 @@ public struct DeltaStreamStateMachine: Sendable {
             node = ClientNode(request.node)
         }
         let isFirst = types[type] == nil
-        var state = types[type] ?? TypeState()
+        // Taken out while it changes, so that its dictionaries are not shared with `types` and change in place.
+        var state = types.removeValue(forKey: type) ?? TypeState()
 
         if !request.responseNonce.isEmpty {
             if request.responseNonce == state.pendingNonce {
@@ -78,7 +97,7 @@ public struct DeltaStreamStateMachine: Sendable {
                 if request.hasErrorDetail {
                     for (name, previous) in state.pendingUndo {
                         if let version = state.known[name] { state.nacked[name] = version }
-                        state.known[name] = previous
+                        state.setKnown(name, previous, type: type, snapshot: snapshot)
                     }
                     state.nackCount += 1
                     state.lastNack = String(request.errorDetail.message.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
@@ -109,17 +128,17 @@ public struct DeltaStreamStateMachine: Sendable {
         for name in subscribe.subtracting(["*"]) {
             state.subscribed.insert(name)
             state.dirty.insert(name)
-            state.known[name] = nil
+            state.setKnown(name, nil, type: type, snapshot: snapshot)
             state.reportedAbsent.remove(name)
         }
         for name in unsubscribe.subtracting(["*"]) {
             state.subscribed.remove(name)
             state.reportedAbsent.remove(name)
-            if !state.wildcard { state.known[name] = nil }
+            if !state.wildcard { state.setKnown(name, nil, type: type, snapshot: snapshot) }
         }
         if isFirst {
             for (name, version) in request.initialResourceVersions {
-                state.known[name] = version
+                state.setKnown(name, version, type: type, snapshot: snapshot)
                 state.dirty.insert(name)
             }
         }
@@ -137,7 +156,13 @@ public struct DeltaStreamStateMachine: Sendable {
         var responses: [OutboundDeltaResponse] = []
         var warmed = false
         for type in types.keys.sorted() {
-            guard var state = types[type], !(type == .endpoint && warmed), state.pendingNonce == nil else { continue }
+            if type == .endpoint, warmed { continue }
+            // Taken out, not copied: a copy would make the next change copy its dictionaries.
+            guard var state = types.removeValue(forKey: type) else { continue }
+            guard state.pendingNonce == nil else {
+                types[type] = state
+                continue
+            }
             let response = nextResponse(&state, type: type, snapshot: snapshot)
             types[type] = state
             if let response {
@@ -183,19 +208,19 @@ public struct DeltaStreamStateMachine: Sendable {
                 state.reportedAbsent.remove(name)
                 guard state.known[name] != current.version, state.nacked[name] != current.version else { continue }
                 undo[name] = .some(state.known[name])
-                state.known[name] = current.version
+                state.setKnown(name, current.version, type: type, snapshot: snapshot)
                 resources.append(current)
             } else if state.isSubscribed(name) {
                 // Subscribed but absent: removed if the client holds it, or (explicit names) reported once.
                 if state.known[name] != nil || (state.subscribed.contains(name) && !state.reportedAbsent.contains(name)) {
                     undo[name] = .some(state.known[name])
-                    state.known[name] = nil
+                    state.setKnown(name, nil, type: type, snapshot: snapshot)
                     state.reportedAbsent.insert(name)
                     removed.append(name)
                 }
             } else if state.known[name] != nil {
                 // Not subscribed any more (wildcard dropped): the client forgets it.
-                state.known[name] = nil
+                state.setKnown(name, nil, type: type, snapshot: snapshot)
             }
         }
         state.lastChanged = resources.map(\.name)
@@ -204,14 +229,14 @@ public struct DeltaStreamStateMachine: Sendable {
         state.pendingNonce = String(nonceCounter)
         state.pendingUndo = undo
         state.responseCount += 1
-        let version = EncodedResource.version(ofKnown: state.known) { snapshot.resource(type, named: $0) }
+        let version = EncodedResource.hex(state.knownSum)
         return OutboundDeltaResponse(type: type, systemVersionInfo: version, nonce: String(nonceCounter), resources: resources, removed: removed)
     }
 
     private mutating func warm(after clusters: OutboundDeltaResponse, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
-        guard var endpoints = types[.endpoint], let changed = types[.cluster]?.lastChanged else { return nil }
+        guard types[.endpoint] != nil, let changed = types[.cluster]?.lastChanged, var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
         for name in changed where endpoints.isSubscribed(name) && endpoints.known[name] != nil {
-            endpoints.known[name] = nil
+            endpoints.setKnown(name, nil, type: .endpoint, snapshot: snapshot)
             endpoints.dirty.insert(name)
         }
         defer { types[.endpoint] = endpoints }
