@@ -77,6 +77,9 @@ public final class SimulatedSidecar: Sendable {
         public var assignments: [String: ContinuousClock.Instant] = [:]
         /// Every arrival of each assignment, for update latency.
         public var arrivals: [(name: String, at: ContinuousClock.Instant)] = []
+        /// The latest arrival of each assignment, and of any: what the fan-out harness polls.
+        public var latestArrival: [String: ContinuousClock.Instant] = [:]
+        public var latestAnyArrival: ContinuousClock.Instant?
         public var bytes = 0
         public var responses = 0
         public var error: String?
@@ -135,21 +138,28 @@ public final class SimulatedSidecar: Sendable {
 
     /// Connects and follows the stream until cancelled; with `reconnect`, a stream that ends is opened
     /// again on the next server after a short jittered pause (by default 50–250 ms, as Envoy's backoff starts).
-    public func run(servers: [(host: String, port: Int)], zone: String, reconnect: Bool = false, retryPause: ClosedRange<Int> = 50...250) async {
+    public func run(
+        servers: [(host: String, port: Int)], zone: String, reconnect: Bool = false, retryPause: ClosedRange<Int> = 50...250, client: Client = .grpcSwift
+    ) async {
         var index = id % servers.count
+        var node = Envoy_Config_Core_V3_Node()
+        node.id = "bench-sidecar-\(id)"
+        node.cluster = "bench"
+        node.locality.zone = zone
         repeat {
             let (host, port) = servers[index]
             do {
-                try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: host, port: port), transportSecurity: .plaintext)) { client in
-                    var node = Envoy_Config_Core_V3_Node()
-                    node.id = "bench-sidecar-\(id)"
-                    node.cluster = "bench"
-                    node.locality.zone = zone
-                    if delta {
-                        try await runDelta(client, node: node, port: port)
-                    } else {
-                        try await runSotW(client, node: node, port: port)
+                switch client {
+                case .grpcSwift:
+                    try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: host, port: port), transportSecurity: .plaintext)) { client in
+                        if delta {
+                            try await runDelta(client, node: node, port: port)
+                        } else {
+                            try await runSotW(client, node: node, port: port)
+                        }
                     }
+                case .nio:
+                    try await runWire(host: host, port: port, node: node)
                 }
             } catch is CancellationError {
                 return
@@ -175,22 +185,36 @@ public final class SimulatedSidecar: Sendable {
         }
     }
 
-    private func runSotW(_ client: GRPCClient<HTTP2ClientTransport.Posix>, node: Envoy_Config_Core_V3_Node, port: Int) async throws {
-        let (requests, sink) = AsyncStream<Envoy_Service_Discovery_V3_DiscoveryRequest>.makeStream()
-        let (held, versions) = state.withLock { (Array($0.clusters).sorted(), $0.sotwVersions) }
-        var first = Envoy_Service_Discovery_V3_DiscoveryRequest()
-        first.node = node
-        first.typeURL = ResourceType.cluster.typeURL
-        first.versionInfo = versions[ResourceType.cluster.typeURL] ?? ""
-        sink.yield(first)
-        if !held.isEmpty {
-            // A reconnect: ask again for the assignments held, with the version they came in.
-            var eds = Envoy_Service_Discovery_V3_DiscoveryRequest()
-            eds.typeURL = ResourceType.endpoint.typeURL
-            eds.resourceNames = held
-            eds.versionInfo = versions[ResourceType.endpoint.typeURL] ?? ""
-            sink.yield(eds)
+    /// What carries a sidecar's stream.
+    public enum Client: String, Sendable, CaseIterable {
+        /// gRPC over SwiftNIO's HTTP/2 directly, the stream's logic on its event loop: the harness's own
+        /// cost stays well below the server's.
+        case nio
+        /// grpc-swift-2's client.
+        case grpcSwift = "grpc-swift"
+    }
+
+    private func runWire(host: String, port: Int, node: Envoy_Config_Core_V3_Node) async throws {
+        let opened: @Sendable () -> Void = { self.opened(port: port) }
+        if delta {
+            let session = DeltaSession(self, node: node)
+            try await WireSidecarStream.run(
+                host: host, port: port, path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources",
+                start: session.start().compactMap { try? $0.serializedBytes() },
+                handle: { bytes in session.handle(bytes, at: .now).compactMap { try? $0.serializedBytes() } }, opened: opened)
+        } else {
+            let session = SotWSession(self, node: node)
+            try await WireSidecarStream.run(
+                host: host, port: port, path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
+                start: session.start().compactMap { try? $0.serializedBytes() },
+                handle: { bytes in session.handle(bytes, at: .now).compactMap { try? $0.serializedBytes() } }, opened: opened)
         }
+    }
+
+    private func runSotW(_ client: GRPCClient<HTTP2ClientTransport.Posix>, node: Envoy_Config_Core_V3_Node, port: Int) async throws {
+        let session = SotWSession(self, node: node)
+        let (requests, sink) = AsyncStream<Envoy_Service_Discovery_V3_DiscoveryRequest>.makeStream()
+        for request in session.start() { sink.yield(request) }
         try await client.bidirectionalStreaming(
             request: StreamingClientRequest(of: Envoy_Service_Discovery_V3_DiscoveryRequest.self) { writer in
                 for await request in requests { try await writer.write(request) }
@@ -202,81 +226,16 @@ public final class SimulatedSidecar: Sendable {
         ) { response in
             defer { sink.finish() }
             self.opened(port: port)
-            var subscribed = held
-            var acceptedEndpoints = versions[ResourceType.endpoint.typeURL] ?? ""
             for try await bytes in response.messages {
-                let now = ContinuousClock.now
-                var version = "", nonce = "", typeURL = ""
-                var resources: [(name: String, value: ArraySlice<UInt8>)] = []
-                for field in MiniProtobuf.fields(bytes[...]) {
-                    switch field.number {
-                    case 1: version = MiniProtobuf.string(field.value)
-                    case 2:
-                        if let value = MiniProtobuf.valueOfAny(field.value),
-                            let name = MiniProtobuf.fields(value).first(where: { $0.number == 1 })
-                        {
-                            resources.append((MiniProtobuf.string(name.value), value))
-                        }
-                    case 4: typeURL = MiniProtobuf.string(field.value)
-                    case 5: nonce = MiniProtobuf.string(field.value)
-                    default: break
-                    }
-                }
-                var ack = Envoy_Service_Discovery_V3_DiscoveryRequest()
-                ack.typeURL = typeURL
-                ack.versionInfo = version
-                ack.responseNonce = nonce
-                self.state.withLock { $0.sotwVersions[typeURL] = version }
-                if typeURL == ResourceType.cluster.typeURL {
-                    let clusters = resources.map(\.name).sorted()
-                    self.state.withLock {
-                        $0.clustersRemoved += $0.clusters.subtracting(clusters).count
-                        $0.clusters = Set(clusters)
-                        $0.bytes += bytes.count
-                        $0.responses += 1
-                    }
-                    sink.yield(ack)
-                    if clusters != subscribed {
-                        subscribed = clusters
-                        var eds = Envoy_Service_Discovery_V3_DiscoveryRequest()
-                        eds.typeURL = ResourceType.endpoint.typeURL
-                        eds.resourceNames = clusters
-                        sink.yield(eds)
-                    }
-                } else {
-                    self.record(resources, at: now, bytes: bytes.count)
-                    ack.resourceNames = subscribed
-                    if self.injectNack() {
-                        // A NACK names the last version accepted, with the reason.
-                        ack.versionInfo = acceptedEndpoints
-                        ack.errorDetail = .with { $0.code = 3; $0.message = "injected NACK (legation-bench --nack-every)" }
-                        self.state.withLock { $0.sotwVersions[typeURL] = acceptedEndpoints }
-                    } else {
-                        acceptedEndpoints = version
-                    }
-                    sink.yield(ack)
-                }
+                for request in session.handle(bytes, at: .now) { sink.yield(request) }
             }
         }
     }
 
     private func runDelta(_ client: GRPCClient<HTTP2ClientTransport.Posix>, node: Envoy_Config_Core_V3_Node, port: Int) async throws {
+        let session = DeltaSession(self, node: node)
         let (requests, sink) = AsyncStream<Envoy_Service_Discovery_V3_DeltaDiscoveryRequest>.makeStream()
-        let versions = state.withLock { $0.deltaVersions }
-        var first = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
-        first.node = node
-        first.typeURL = ResourceType.cluster.typeURL
-        first.resourceNamesSubscribe = ["*"]
-        first.initialResourceVersions = versions[ResourceType.cluster.typeURL] ?? [:]
-        sink.yield(first)
-        let heldAssignments = Set(versions[ResourceType.endpoint.typeURL]?.keys ?? [:].keys)
-        if let held = versions[ResourceType.endpoint.typeURL], !held.isEmpty {
-            var eds = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
-            eds.typeURL = ResourceType.endpoint.typeURL
-            eds.resourceNamesSubscribe = held.keys.sorted()
-            eds.initialResourceVersions = held
-            sink.yield(eds)
-        }
+        for request in session.start() { sink.yield(request) }
         try await client.bidirectionalStreaming(
             request: StreamingClientRequest(of: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest.self) { writer in
                 for await request in requests { try await writer.write(request) }
@@ -288,77 +247,186 @@ public final class SimulatedSidecar: Sendable {
         ) { response in
             defer { sink.finish() }
             self.opened(port: port)
-            var subscribed = heldAssignments
             for try await bytes in response.messages {
-                let now = ContinuousClock.now
-                var nonce = "", typeURL = ""
-                var resources: [(name: String, value: ArraySlice<UInt8>)] = []
-                var resourceVersions: [(String, String)] = []
-                var removed: [String] = []
-                for field in MiniProtobuf.fields(bytes[...]) {
-                    switch field.number {
-                    case 2:
-                        // Resource: version 1, resource (Any) 2, name 3.
-                        let parts = MiniProtobuf.fields(field.value)
-                        guard let name = parts.first(where: { $0.number == 3 }).map({ MiniProtobuf.string($0.value) }) else { continue }
-                        let value = parts.first(where: { $0.number == 2 }).flatMap { MiniProtobuf.valueOfAny($0.value) } ?? []
-                        resources.append((name, value))
-                        resourceVersions.append((name, parts.first(where: { $0.number == 1 }).map { MiniProtobuf.string($0.value) } ?? ""))
-                    case 4: typeURL = MiniProtobuf.string(field.value)
-                    case 5: nonce = MiniProtobuf.string(field.value)
-                    case 6: removed.append(MiniProtobuf.string(field.value))
-                    default: break
-                    }
-                }
-                self.state.withLock { state in
-                    for (name, version) in resourceVersions { state.deltaVersions[typeURL, default: [:]][name] = version }
-                    for name in removed { state.deltaVersions[typeURL]?[name] = nil }
-                }
-                var ack = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
-                ack.typeURL = typeURL
-                ack.responseNonce = nonce
-                if typeURL == ResourceType.cluster.typeURL {
-                    let clusters = self.state.withLock { state -> Set<String> in
-                        state.clustersRemoved += removed.filter(state.clusters.contains).count
-                        state.clusters.formUnion(resources.map(\.name))
-                        state.clusters.subtract(removed)
-                        state.bytes += bytes.count
-                        state.responses += 1
-                        return state.clusters
-                    }
-                    sink.yield(ack)
-                    let new = clusters.subtracting(subscribed)
-                    let gone = subscribed.subtracting(clusters)
-                    if !new.isEmpty || !gone.isEmpty {
-                        subscribed = clusters
-                        var eds = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
-                        eds.typeURL = ResourceType.endpoint.typeURL
-                        eds.resourceNamesSubscribe = new.sorted()
-                        eds.resourceNamesUnsubscribe = gone.sorted()
-                        sink.yield(eds)
-                    }
-                } else {
-                    self.record(resources, at: now, bytes: bytes.count)
-                    if self.trackContent, !removed.isEmpty {
-                        self.state.withLock { state in
-                            for name in removed {
-                                guard let held = state.endpoints.removeValue(forKey: name) else { continue }
-                                state.heldBytes[name] = nil
-                                state.changes.append(Change(assignment: name, at: now, added: 0, removed: held.count))
-                            }
-                        }
-                    }
-                    if self.injectNack() {
-                        ack.errorDetail = .with { $0.code = 3; $0.message = "injected NACK (legation-bench --nack-every)" }
-                    }
-                    sink.yield(ack)
-                }
+                for request in session.handle(bytes, at: .now) { sink.yield(request) }
             }
         }
     }
 
+    /// One state-of-the-world ADS stream's client logic, whatever carries it: the first requests, then
+    /// for each response the requests it calls for (the ACK, and EDS subscriptions when clusters change).
+    /// Used by one stream at a time.
+    final class SotWSession: @unchecked Sendable {
+        private let sidecar: SimulatedSidecar
+        private let node: Envoy_Config_Core_V3_Node
+        private var subscribed: [String] = []
+        private var acceptedEndpoints = ""
+
+        init(_ sidecar: SimulatedSidecar, node: Envoy_Config_Core_V3_Node) {
+            self.sidecar = sidecar
+            self.node = node
+        }
+
+        func start() -> [Envoy_Service_Discovery_V3_DiscoveryRequest] {
+            let (held, versions) = sidecar.state.withLock { (Array($0.clusters).sorted(), $0.sotwVersions) }
+            subscribed = held
+            acceptedEndpoints = versions[ResourceType.endpoint.typeURL] ?? ""
+            var first = Envoy_Service_Discovery_V3_DiscoveryRequest()
+            first.node = node
+            first.typeURL = ResourceType.cluster.typeURL
+            first.versionInfo = versions[ResourceType.cluster.typeURL] ?? ""
+            guard !held.isEmpty else { return [first] }
+            // A reconnect: ask again for the assignments held, with the version they came in.
+            var eds = Envoy_Service_Discovery_V3_DiscoveryRequest()
+            eds.typeURL = ResourceType.endpoint.typeURL
+            eds.resourceNames = held
+            eds.versionInfo = versions[ResourceType.endpoint.typeURL] ?? ""
+            return [first, eds]
+        }
+
+        func handle(_ bytes: [UInt8], at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DiscoveryRequest] {
+            var version = "", nonce = "", typeURL = ""
+            var resources: [(name: String, value: ArraySlice<UInt8>)] = []
+            for field in MiniProtobuf.fields(bytes[...]) {
+                switch field.number {
+                case 1: version = MiniProtobuf.string(field.value)
+                case 2:
+                    if let value = MiniProtobuf.valueOfAny(field.value),
+                        let name = MiniProtobuf.fields(value).first(where: { $0.number == 1 })
+                    {
+                        resources.append((MiniProtobuf.string(name.value), value))
+                    }
+                case 4: typeURL = MiniProtobuf.string(field.value)
+                case 5: nonce = MiniProtobuf.string(field.value)
+                default: break
+                }
+            }
+            var ack = Envoy_Service_Discovery_V3_DiscoveryRequest()
+            ack.typeURL = typeURL
+            ack.versionInfo = version
+            ack.responseNonce = nonce
+            sidecar.state.withLock { $0.sotwVersions[typeURL] = version }
+            if typeURL == ResourceType.cluster.typeURL {
+                let clusters = resources.map(\.name).sorted()
+                sidecar.state.withLock {
+                    $0.clustersRemoved += $0.clusters.subtracting(clusters).count
+                    $0.clusters = Set(clusters)
+                    $0.bytes += bytes.count
+                    $0.responses += 1
+                }
+                guard clusters != subscribed else { return [ack] }
+                subscribed = clusters
+                var eds = Envoy_Service_Discovery_V3_DiscoveryRequest()
+                eds.typeURL = ResourceType.endpoint.typeURL
+                eds.resourceNames = clusters
+                return [ack, eds]
+            }
+            sidecar.record(resources, at: now, bytes: bytes.count)
+            ack.resourceNames = subscribed
+            if sidecar.injectNack() {
+                // A NACK names the last version accepted, with the reason.
+                ack.versionInfo = acceptedEndpoints
+                ack.errorDetail = .with { $0.code = 3; $0.message = "injected NACK (legation-bench --nack-every)" }
+                sidecar.state.withLock { [acceptedEndpoints] in $0.sotwVersions[typeURL] = acceptedEndpoints }
+            } else {
+                acceptedEndpoints = version
+            }
+            return [ack]
+        }
+    }
+
+    /// One delta ADS stream's client logic, whatever carries it (see `SotWSession`).
+    final class DeltaSession: @unchecked Sendable {
+        private let sidecar: SimulatedSidecar
+        private let node: Envoy_Config_Core_V3_Node
+        private var subscribed: Set<String> = []
+
+        init(_ sidecar: SimulatedSidecar, node: Envoy_Config_Core_V3_Node) {
+            self.sidecar = sidecar
+            self.node = node
+        }
+
+        func start() -> [Envoy_Service_Discovery_V3_DeltaDiscoveryRequest] {
+            let versions = sidecar.state.withLock { $0.deltaVersions }
+            var first = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+            first.node = node
+            first.typeURL = ResourceType.cluster.typeURL
+            first.resourceNamesSubscribe = ["*"]
+            first.initialResourceVersions = versions[ResourceType.cluster.typeURL] ?? [:]
+            subscribed = Set(versions[ResourceType.endpoint.typeURL]?.keys ?? [:].keys)
+            guard let held = versions[ResourceType.endpoint.typeURL], !held.isEmpty else { return [first] }
+            var eds = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+            eds.typeURL = ResourceType.endpoint.typeURL
+            eds.resourceNamesSubscribe = held.keys.sorted()
+            eds.initialResourceVersions = held
+            return [first, eds]
+        }
+
+        func handle(_ bytes: [UInt8], at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DeltaDiscoveryRequest] {
+            var nonce = "", typeURL = ""
+            var resources: [(name: String, value: ArraySlice<UInt8>)] = []
+            var resourceVersions: [(String, String)] = []
+            var removed: [String] = []
+            for field in MiniProtobuf.fields(bytes[...]) {
+                switch field.number {
+                case 2:
+                    // Resource: version 1, resource (Any) 2, name 3.
+                    let parts = MiniProtobuf.fields(field.value)
+                    guard let name = parts.first(where: { $0.number == 3 }).map({ MiniProtobuf.string($0.value) }) else { continue }
+                    let value = parts.first(where: { $0.number == 2 }).flatMap { MiniProtobuf.valueOfAny($0.value) } ?? []
+                    resources.append((name, value))
+                    resourceVersions.append((name, parts.first(where: { $0.number == 1 }).map { MiniProtobuf.string($0.value) } ?? ""))
+                case 4: typeURL = MiniProtobuf.string(field.value)
+                case 5: nonce = MiniProtobuf.string(field.value)
+                case 6: removed.append(MiniProtobuf.string(field.value))
+                default: break
+                }
+            }
+            sidecar.state.withLock { state in
+                for (name, version) in resourceVersions { state.deltaVersions[typeURL, default: [:]][name] = version }
+                for name in removed { state.deltaVersions[typeURL]?[name] = nil }
+            }
+            var ack = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+            ack.typeURL = typeURL
+            ack.responseNonce = nonce
+            if typeURL == ResourceType.cluster.typeURL {
+                let clusters = sidecar.state.withLock { state -> Set<String> in
+                    state.clustersRemoved += removed.filter(state.clusters.contains).count
+                    state.clusters.formUnion(resources.map(\.name))
+                    state.clusters.subtract(removed)
+                    state.bytes += bytes.count
+                    state.responses += 1
+                    return state.clusters
+                }
+                let new = clusters.subtracting(subscribed)
+                let gone = subscribed.subtracting(clusters)
+                guard !new.isEmpty || !gone.isEmpty else { return [ack] }
+                subscribed = clusters
+                var eds = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+                eds.typeURL = ResourceType.endpoint.typeURL
+                eds.resourceNamesSubscribe = new.sorted()
+                eds.resourceNamesUnsubscribe = gone.sorted()
+                return [ack, eds]
+            }
+            sidecar.record(resources, at: now, bytes: bytes.count)
+            if sidecar.trackContent, !removed.isEmpty {
+                sidecar.state.withLock { state in
+                    for name in removed {
+                        guard let held = state.endpoints.removeValue(forKey: name) else { continue }
+                        state.heldBytes[name] = nil
+                        state.changes.append(Change(assignment: name, at: now, added: 0, removed: held.count))
+                    }
+                }
+            }
+            if sidecar.injectNack() {
+                ack.errorDetail = .with { $0.code = 3; $0.message = "injected NACK (legation-bench --nack-every)" }
+            }
+            return [ack]
+        }
+    }
+
     /// Counts an EDS response; whether to refuse it.
-    private func injectNack() -> Bool {
+    fileprivate func injectNack() -> Bool {
         state.withLock { state in
             state.endpointResponses += 1
             guard nackEvery > 0, state.endpointResponses % nackEvery == 0 else { return false }
@@ -367,7 +435,7 @@ public final class SimulatedSidecar: Sendable {
         }
     }
 
-    private func record(_ resources: [(name: String, value: ArraySlice<UInt8>)], at now: ContinuousClock.Instant, bytes: Int) {
+    fileprivate func record(_ resources: [(name: String, value: ArraySlice<UInt8>)], at now: ContinuousClock.Instant, bytes: Int) {
         let decoded: [(String, Set<String>)]? = trackContent ? resources.map { ($0.name, Self.endpoints(in: $0.value)) } : nil
         state.withLock { state in
             state.bytes += bytes
@@ -376,6 +444,8 @@ public final class SimulatedSidecar: Sendable {
                 let name = resource.name
                 if state.assignments[name] == nil { state.assignments[name] = now }
                 state.arrivals.append((name, now))
+                state.latestArrival[name] = now
+                state.latestAnyArrival = now
                 guard let decoded else { continue }
                 let value = Array(resource.value)
                 if state.heldBytes[name] == value {

@@ -33,6 +33,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
     @Option(help: "With --xds: URL called to make update k (placeholders {k} and {v}).") var hook: String?
     @Option(help: "Give up after this many seconds.") var timeout = 180
     @Option(help: "Write results as JSON here.") var output: String?
+    @Option(help: "The sidecars' gRPC client: nio (cheap, the default) or grpc-swift (grpc-swift-2's client, as the harness had until 2026-12).")
+    var client = SimulatedSidecar.Client.nio
 
     func validate() throws {
         guard (1...20_000).contains(streams), (1...10_000).contains(clusters), (1...1000).contains(endpoints), (1...10_000).contains(updates),
@@ -99,7 +101,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let started = ContinuousClock.now
         let tasks = sidecars.map { sidecar in
             // Like Envoy, a sidecar whose connection fails (a full accept queue under thousands of connects) tries again.
-            Task { await sidecar.run(servers: [(host, port)], zone: "zone-\(sidecar.id % 3)", reconnect: true) }
+            Task { await sidecar.run(servers: [(host, port)], zone: "zone-\(sidecar.id % 3)", reconnect: true, client: client) }
         }
         defer { tasks.forEach { $0.cancel() } }
         while sidecars.contains(where: { $0.syncedClusters < clusters }) {
@@ -115,6 +117,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let rssAfter = server.map { Self.rssKilobytes($0.pid) } ?? 0
         let bytesBefore = sidecars.reduce(0) { total, sidecar in total + sidecar.state.withLock { $0.bytes } }
         let cpuBefore = server.map { Self.cpuSeconds($0.pid) } ?? 0
+        // The harness's own CPU (its N clients), beside the server's: both share the machine's cores.
+        let harnessCPUBefore = Self.cpuSeconds(getpid())
         let commandsBefore = redis == nil ? 0 : await Self.redisCommandsProcessed(port: redis!.port)
 
         // Updates.
@@ -132,8 +136,9 @@ struct FanoutBenchmark: AsyncParsableCommand {
             var pending = Set(0..<streams)
             while !pending.isEmpty {
                 for index in pending.sorted() {
+                    // A dictionary lookup, not a scan of every arrival: this runs for every pending sidecar each millisecond.
                     let arrival = sidecars[index].state.withLock { state in
-                        state.arrivals.last { ($0.name == name || writer == nil) && $0.at >= changedAt }?.at
+                        (writer == nil ? state.latestAnyArrival : state.latestArrival[name]).flatMap { $0 >= changedAt ? $0 : nil }
                     }
                     if let arrival {
                         latencies.append(arrival - changedAt)
@@ -146,6 +151,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
             try await Task.sleep(for: .milliseconds(intervalMs))
         }
         let cpuAfter = server.map { Self.cpuSeconds($0.pid) } ?? 0
+        let harnessCPUPerUpdate = (Self.cpuSeconds(getpid()) - harnessCPUBefore) / Double(updates)
         let commandsAfter = redis == nil ? 0 : await Self.redisCommandsProcessed(port: redis!.port)
         let bytesAfter = sidecars.reduce(0) { total, sidecar in total + sidecar.state.withLock { $0.bytes } }
 
@@ -159,8 +165,9 @@ struct FanoutBenchmark: AsyncParsableCommand {
             "update_max_ms": sorted.last!.milliseconds, "debounce_quiet_ms": debounceQuietMs, "debounce_max_ms": debounceMaxMs,
             "bytes_per_update": (bytesAfter - bytesBefore) / updates,
             "command": CommandLine.arguments.joined(separator: " "), "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores",
-            "commit": Self.commit(),
+            "commit": Self.commit(), "client": client.rawValue,
         ]
+        results["harness_cpu_us_per_stream_update"] = harnessCPUPerUpdate * 1_000_000 / Double(streams)
         results["nacks_sent"] = sidecars.reduce(0) { $0 + $1.state.withLock { $0.nacks } }
         results["stream_errors"] = sidecars.filter { $0.state.withLock { $0.error != nil } }.count
         if redis != nil { results["redis_commands_per_update"] = Double(commandsAfter - commandsBefore) / Double(updates) }
@@ -176,6 +183,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
             debounceQuietMs, debounceMaxMs, (bytesAfter - bytesBefore) / updates,
             server == nil ? "" : String(format: "; server CPU %.2f ms/update (%.2f µs per stream-update), RSS %.0f MB (%.1f KB/stream)",
                 cpuPerUpdate * 1000, cpuPerUpdate * 1_000_000 / Double(streams), Double(rssAfter) / 1024, Double(rssAfter - rssBefore) / Double(streams)))
+            + String(format: "; harness CPU %.2f µs per stream-update", harnessCPUPerUpdate * 1_000_000 / Double(streams))
         server?.kill(SIGTERM)
         _ = try? await server?.wait(timeout: .seconds(5))
         await writer?.store.close()
@@ -257,3 +265,5 @@ struct FanoutBenchmark: AsyncParsableCommand {
 extension Duration {
     var milliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
 }
+
+extension SimulatedSidecar.Client: ExpressibleByArgument {}

@@ -28,6 +28,7 @@ struct ScenarioCommand: AsyncParsableCommand {
     @Option(help: "P3: EndpointSlice changes (bounded).") var changes = 50
     @Option(help: "P3: changes per second.") var rate = 5.0
     @Flag(help: "Incremental xDS instead of state of the world.") var delta = false
+    @Option(help: "The sidecars' gRPC client: nio (cheap, the default) or grpc-swift.") var client = SimulatedSidecar.Client.nio
     @Option(help: "The xds-server's debounce quiet period, ms.") var debounceQuietMs = 10
     @Option(help: "The xds-server's debounce maximum, ms.") var debounceMaxMs = 100
     @Option(help: "The legation binary (default: next to this one).") var legation: String?
@@ -78,6 +79,7 @@ struct ScenarioCommand: AsyncParsableCommand {
                              "--debounce-quiet-ms", String(debounceQuietMs), "--debounce-max-ms", String(debounceMaxMs)]
             if delta { arguments.append("--delta") }
             if let legation { arguments += ["--legation", legation] }
+            arguments += ["--client", client.rawValue]
             let result = try await FanoutBenchmark.parse(arguments).measure()
             say(result.line)
             runs.append(result.figures)
@@ -179,7 +181,7 @@ struct ScenarioCommand: AsyncParsableCommand {
             server.process.kill(SIGTERM)
         }
         let first = SimulatedSidecar(id: 0, delta: delta)
-        let firstTask = Task { await first.run(servers: [("127.0.0.1", server.port)], zone: "cluster-0-zone-0", reconnect: true, retryPause: 1...3) }
+        let firstTask = Task { await first.run(servers: [("127.0.0.1", server.port)], zone: "cluster-0-zone-0", reconnect: true, retryPause: 1...3, client: client) }
         _ = try await wait("the first sidecar after a cold start", until: deadline) { Self.syncedAt(first, clusters: services) != nil }
         let coldStart = Self.syncedAt(first, clusters: services)! - startedAt
         firstTask.cancel()
@@ -190,7 +192,7 @@ struct ScenarioCommand: AsyncParsableCommand {
         for id in 1...newSidecars {
             let sidecar = SimulatedSidecar(id: id, delta: delta)
             let connectedAt = ContinuousClock.now
-            let task = Task { await sidecar.run(host: "127.0.0.1", port: server.port, zone: "cluster-0-zone-0") }
+            let task = Task { await sidecar.run(servers: [("127.0.0.1", server.port)], zone: "cluster-0-zone-0", client: client) }
             _ = try await wait("new sidecar \(id)", until: deadline) { Self.syncedAt(sidecar, clusters: services) != nil }
             newSync.append((Self.syncedAt(sidecar, clusters: services)! - connectedAt).milliseconds)
             task.cancel()
@@ -203,7 +205,7 @@ struct ScenarioCommand: AsyncParsableCommand {
         // (3) Reconnect storm.
         let stormAt = ContinuousClock.now
         let storm = (0..<sidecars).map { SimulatedSidecar(id: 1000 + $0, delta: delta) }
-        let tasks = storm.map { sidecar in Task { await sidecar.run(servers: [("127.0.0.1", server.port)], zone: "cluster-0-zone-0", reconnect: true) } }
+        let tasks = storm.map { sidecar in Task { await sidecar.run(servers: [("127.0.0.1", server.port)], zone: "cluster-0-zone-0", reconnect: true, client: client) } }
         defer { tasks.forEach { $0.cancel() } }
         _ = try await wait("the reconnect storm", until: deadline, poll: .milliseconds(20)) {
             storm.allSatisfy { Self.syncedAt($0, clusters: services) != nil }
@@ -259,7 +261,7 @@ struct ScenarioCommand: AsyncParsableCommand {
             ingestors.forEach { $0.kill(SIGTERM) }
         }
         let fleet = (0..<sidecars).map { SimulatedSidecar(id: $0, delta: delta) }
-        let tasks = fleet.map { sidecar in Task { await sidecar.run(servers: [("127.0.0.1", server.port)], zone: "cluster-0-zone-0", reconnect: true) } }
+        let tasks = fleet.map { sidecar in Task { await sidecar.run(servers: [("127.0.0.1", server.port)], zone: "cluster-0-zone-0", reconnect: true, client: client) } }
         defer { tasks.forEach { $0.cancel() } }
         let synced = try await wait("all sidecars synced", until: deadline, poll: .milliseconds(20)) {
             fleet.allSatisfy { Self.syncedAt($0, clusters: services) != nil }
