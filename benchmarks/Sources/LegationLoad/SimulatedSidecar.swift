@@ -29,6 +29,23 @@ public enum MiniProtobuf {
         return fields
     }
 
+    /// The length-delimited (or skipped) field that starts at `start`, if all of it is in `bytes`:
+    /// its number, its value's range and where it ends.
+    static func nextField(_ bytes: [UInt8], from start: Int) -> (number: Int, value: Range<Int>, end: Int)? {
+        let slice = bytes[...]
+        var index = start
+        guard index < bytes.count, let tag = varint(slice, &index) else { return nil }
+        switch tag & 7 {
+        case 0: return varint(slice, &index).map { _ in (Int(tag >> 3), index..<index, index) }
+        case 1: return index + 8 <= bytes.count ? (Int(tag >> 3), index..<index, index + 8) : nil
+        case 5: return index + 4 <= bytes.count ? (Int(tag >> 3), index..<index, index + 4) : nil
+        case 2:
+            guard let length = varint(slice, &index), index + Int(length) <= bytes.count else { return nil }
+            return (Int(tag >> 3), index..<(index + Int(length)), index + Int(length))
+        default: return nil
+        }
+    }
+
     static func varint(_ bytes: ArraySlice<UInt8>, _ index: inout Int) -> UInt64? {
         var value: UInt64 = 0
         var shift: UInt64 = 0
@@ -53,6 +70,47 @@ public enum MiniProtobuf {
     static func nameInAny(_ any: ArraySlice<UInt8>) -> String? {
         guard let value = valueOfAny(any) else { return nil }
         return fields(value).first(where: { $0.number == 1 }).map { string($0.value) }
+    }
+}
+
+/// What a simulated sidecar reads of a response, field by field: so a response can be read as its
+/// frames arrive, keeping each resource only as long as it takes to read its name (and its bytes only
+/// when the sidecar tracks content).
+public struct ResponseSummary: Sendable {
+    let delta: Bool
+    let keepValues: Bool
+    var version = "", nonce = "", typeURL = ""
+    var resources: [(name: String, value: ArraySlice<UInt8>)] = []
+    var versions: [(String, String)] = []
+    var removed: [String] = []
+    var bytes = 0
+
+    init(delta: Bool, keepValues: Bool) {
+        self.delta = delta
+        self.keepValues = keepValues
+    }
+
+    /// One top-level field of a `DiscoveryResponse` (version 1, resources 2, type_url 4, nonce 5) or a
+    /// `DeltaDiscoveryResponse` (resources 2 as `Resource {version 1, resource 2, name 3}`, type_url 4,
+    /// nonce 5, removed_resources 6).
+    mutating func add(_ number: Int, _ value: ArraySlice<UInt8>) {
+        switch (number, delta) {
+        case (1, false): version = MiniProtobuf.string(value)
+        case (2, false):
+            if let any = MiniProtobuf.valueOfAny(value), let name = MiniProtobuf.fields(any).first(where: { $0.number == 1 }) {
+                resources.append((MiniProtobuf.string(name.value), keepValues ? any : []))
+            }
+        case (2, true):
+            let parts = MiniProtobuf.fields(value)
+            guard let name = parts.first(where: { $0.number == 3 }).map({ MiniProtobuf.string($0.value) }) else { return }
+            let any = keepValues ? parts.first(where: { $0.number == 2 }).flatMap { MiniProtobuf.valueOfAny($0.value) } ?? [] : []
+            resources.append((name, any))
+            versions.append((name, parts.first(where: { $0.number == 1 }).map { MiniProtobuf.string($0.value) } ?? ""))
+        case (4, _): typeURL = MiniProtobuf.string(value)
+        case (5, _): nonce = MiniProtobuf.string(value)
+        case (6, true): removed.append(MiniProtobuf.string(value))
+        default: break
+        }
     }
 }
 
@@ -196,18 +254,20 @@ public final class SimulatedSidecar: Sendable {
 
     private func runWire(host: String, port: Int, node: Envoy_Config_Core_V3_Node) async throws {
         let opened: @Sendable () -> Void = { self.opened(port: port) }
+        let (delta, keepValues) = (self.delta, trackContent)
+        let summary: @Sendable () -> ResponseSummary = { ResponseSummary(delta: delta, keepValues: keepValues) }
         if delta {
             let session = DeltaSession(self, node: node)
             try await WireSidecarStream.run(
                 host: host, port: port, path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources",
-                start: session.start().compactMap { try? $0.serializedBytes() },
-                handle: { bytes in session.handle(bytes, at: .now).compactMap { try? $0.serializedBytes() } }, opened: opened)
+                start: session.start().compactMap { try? $0.serializedBytes() }, summary: summary,
+                handle: { response in session.handle(response, at: .now).compactMap { try? $0.serializedBytes() } }, opened: opened)
         } else {
             let session = SotWSession(self, node: node)
             try await WireSidecarStream.run(
                 host: host, port: port, path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
-                start: session.start().compactMap { try? $0.serializedBytes() },
-                handle: { bytes in session.handle(bytes, at: .now).compactMap { try? $0.serializedBytes() } }, opened: opened)
+                start: session.start().compactMap { try? $0.serializedBytes() }, summary: summary,
+                handle: { response in session.handle(response, at: .now).compactMap { try? $0.serializedBytes() } }, opened: opened)
         }
     }
 
@@ -285,22 +345,14 @@ public final class SimulatedSidecar: Sendable {
         }
 
         func handle(_ bytes: [UInt8], at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DiscoveryRequest] {
-            var version = "", nonce = "", typeURL = ""
-            var resources: [(name: String, value: ArraySlice<UInt8>)] = []
-            for field in MiniProtobuf.fields(bytes[...]) {
-                switch field.number {
-                case 1: version = MiniProtobuf.string(field.value)
-                case 2:
-                    if let value = MiniProtobuf.valueOfAny(field.value),
-                        let name = MiniProtobuf.fields(value).first(where: { $0.number == 1 })
-                    {
-                        resources.append((MiniProtobuf.string(name.value), value))
-                    }
-                case 4: typeURL = MiniProtobuf.string(field.value)
-                case 5: nonce = MiniProtobuf.string(field.value)
-                default: break
-                }
-            }
+            var response = ResponseSummary(delta: false, keepValues: sidecar.trackContent)
+            for field in MiniProtobuf.fields(bytes[...]) { response.add(field.number, field.value) }
+            response.bytes = bytes.count
+            return handle(response, at: now)
+        }
+
+        func handle(_ response: ResponseSummary, at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DiscoveryRequest] {
+            let (version, nonce, typeURL, resources) = (response.version, response.nonce, response.typeURL, response.resources)
             var ack = Envoy_Service_Discovery_V3_DiscoveryRequest()
             ack.typeURL = typeURL
             ack.versionInfo = version
@@ -311,7 +363,7 @@ public final class SimulatedSidecar: Sendable {
                 sidecar.state.withLock {
                     $0.clustersRemoved += $0.clusters.subtracting(clusters).count
                     $0.clusters = Set(clusters)
-                    $0.bytes += bytes.count
+                    $0.bytes += response.bytes
                     $0.responses += 1
                 }
                 guard clusters != subscribed else { return [ack] }
@@ -321,7 +373,7 @@ public final class SimulatedSidecar: Sendable {
                 eds.resourceNames = clusters
                 return [ack, eds]
             }
-            sidecar.record(resources, at: now, bytes: bytes.count)
+            sidecar.record(resources, at: now, bytes: response.bytes)
             ack.resourceNames = subscribed
             if sidecar.injectNack() {
                 // A NACK names the last version accepted, with the reason.
@@ -363,25 +415,15 @@ public final class SimulatedSidecar: Sendable {
         }
 
         func handle(_ bytes: [UInt8], at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DeltaDiscoveryRequest] {
-            var nonce = "", typeURL = ""
-            var resources: [(name: String, value: ArraySlice<UInt8>)] = []
-            var resourceVersions: [(String, String)] = []
-            var removed: [String] = []
-            for field in MiniProtobuf.fields(bytes[...]) {
-                switch field.number {
-                case 2:
-                    // Resource: version 1, resource (Any) 2, name 3.
-                    let parts = MiniProtobuf.fields(field.value)
-                    guard let name = parts.first(where: { $0.number == 3 }).map({ MiniProtobuf.string($0.value) }) else { continue }
-                    let value = parts.first(where: { $0.number == 2 }).flatMap { MiniProtobuf.valueOfAny($0.value) } ?? []
-                    resources.append((name, value))
-                    resourceVersions.append((name, parts.first(where: { $0.number == 1 }).map { MiniProtobuf.string($0.value) } ?? ""))
-                case 4: typeURL = MiniProtobuf.string(field.value)
-                case 5: nonce = MiniProtobuf.string(field.value)
-                case 6: removed.append(MiniProtobuf.string(field.value))
-                default: break
-                }
-            }
+            var response = ResponseSummary(delta: true, keepValues: sidecar.trackContent)
+            for field in MiniProtobuf.fields(bytes[...]) { response.add(field.number, field.value) }
+            response.bytes = bytes.count
+            return handle(response, at: now)
+        }
+
+        func handle(_ response: ResponseSummary, at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DeltaDiscoveryRequest] {
+            let (nonce, typeURL, resources, removed) = (response.nonce, response.typeURL, response.resources, response.removed)
+            let resourceVersions = response.versions
             sidecar.state.withLock { state in
                 for (name, version) in resourceVersions { state.deltaVersions[typeURL, default: [:]][name] = version }
                 for name in removed { state.deltaVersions[typeURL]?[name] = nil }
@@ -394,7 +436,7 @@ public final class SimulatedSidecar: Sendable {
                     state.clustersRemoved += removed.filter(state.clusters.contains).count
                     state.clusters.formUnion(resources.map(\.name))
                     state.clusters.subtract(removed)
-                    state.bytes += bytes.count
+                    state.bytes += response.bytes
                     state.responses += 1
                     return state.clusters
                 }
@@ -408,7 +450,7 @@ public final class SimulatedSidecar: Sendable {
                 eds.resourceNamesUnsubscribe = gone.sorted()
                 return [ack, eds]
             }
-            sidecar.record(resources, at: now, bytes: bytes.count)
+            sidecar.record(resources, at: now, bytes: response.bytes)
             if sidecar.trackContent, !removed.isEmpty {
                 sidecar.state.withLock { state in
                     for name in removed {

@@ -13,7 +13,8 @@ import Synchronization
 enum WireSidecarStream {
     /// Opens a connection and one ADS stream to `host:port`; returns when the stream ends.
     static func run(
-        host: String, port: Int, path: String, start: [[UInt8]], handle: @escaping @Sendable ([UInt8]) -> [[UInt8]], opened: @escaping @Sendable () -> Void
+        host: String, port: Int, path: String, start: [[UInt8]], summary: @escaping @Sendable () -> ResponseSummary,
+        handle: @escaping @Sendable (ResponseSummary) -> [[UInt8]], opened: @escaping @Sendable () -> Void
     ) async throws {
         let loop = MultiThreadedEventLoopGroup.singleton.next()
         let connection = try await ClientBootstrap(group: loop)
@@ -42,7 +43,7 @@ enum WireSidecarStream {
                 multiplexer.createStreamChannel(promise: promise) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
-                            Handler(authority: "\(host):\(port)", path: path, start: start, handle: handle, opened: opened, outcome: outcome))
+                            Handler(authority: "\(host):\(port)", path: path, start: start, summary: summary, handle: handle, opened: opened, outcome: outcome))
                     }
                 }
             } catch {
@@ -78,19 +79,28 @@ enum WireSidecarStream {
         private let authority: String
         private let path: String
         private let start: [[UInt8]]
-        private let handle: @Sendable ([UInt8]) -> [[UInt8]]
+        private let summary: @Sendable () -> ResponseSummary
+        private let handle: @Sendable (ResponseSummary) -> [[UInt8]]
         private let opened: @Sendable () -> Void
-        private var buffered = ByteBuffer()
+        /// A response is read field by field as its frames arrive: only the field being read is held
+        /// (a storm's 3 MB answers, held whole by each of 1,000 sidecars, made the harness's time page
+        /// faults). `prefix`: the gRPC length prefix being read; `remaining`: bytes of the message not yet
+        /// read; `pending`: bytes of the field being read.
+        private var prefix = ByteBuffer()
+        private var reading: ResponseSummary?
+        private var remaining = 0
+        private var pending: [UInt8] = []
         private let outcome: Outcome
 
         init(
-            authority: String, path: String, start: [[UInt8]], handle: @escaping @Sendable ([UInt8]) -> [[UInt8]], opened: @escaping @Sendable () -> Void,
-            outcome: Outcome
+            authority: String, path: String, start: [[UInt8]], summary: @escaping @Sendable () -> ResponseSummary,
+            handle: @escaping @Sendable (ResponseSummary) -> [[UInt8]], opened: @escaping @Sendable () -> Void, outcome: Outcome
         ) {
             self.outcome = outcome
             self.authority = authority
             self.path = path
             self.start = start
+            self.summary = summary
             self.handle = handle
             self.opened = opened
         }
@@ -108,16 +118,34 @@ enum WireSidecarStream {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch unwrapInboundIn(data) {
             case .data(let frame):
-                if case .byteBuffer(var bytes) = frame.data { buffered.writeBuffer(&bytes) }
+                guard case .byteBuffer(var bytes) = frame.data else { return }
                 var requests: [[UInt8]] = []
-                while buffered.readableBytes >= 5, let length = buffered.getInteger(at: buffered.readerIndex + 1, as: UInt32.self),
-                    buffered.readableBytes >= 5 + Int(length)
-                {
-                    buffered.moveReaderIndex(forwardBy: 5)
-                    let message = buffered.readBytes(length: Int(length)) ?? []
-                    requests += handle(message)
+                while bytes.readableBytes > 0 {
+                    guard reading != nil else {
+                        var part = bytes.readSlice(length: min(5 - prefix.readableBytes, bytes.readableBytes))!
+                        prefix.writeBuffer(&part)
+                        guard prefix.readableBytes == 5, let length = prefix.getInteger(at: prefix.readerIndex + 1, as: UInt32.self) else { continue }
+                        prefix.clear()
+                        var response = summary()
+                        response.bytes = Int(length)
+                        (reading, remaining) = (response, Int(length))
+                        if length == 0 { finishMessage(&requests) }
+                        continue
+                    }
+                    let take = min(remaining, bytes.readableBytes)
+                    bytes.readWithUnsafeReadableBytes { raw in
+                        pending.append(contentsOf: raw.prefix(take))
+                        return take
+                    }
+                    remaining -= take
+                    var consumed = 0
+                    while let (number, value, end) = MiniProtobuf.nextField(pending, from: consumed) {
+                        reading!.add(number, pending[value])  // in place: a copy would copy the resources read so far
+                        consumed = end
+                    }
+                    pending.removeFirst(consumed)
+                    if remaining == 0 { finishMessage(&requests) }
                 }
-                buffered.discardReadBytes()
                 if !requests.isEmpty { send(requests, context: context) }
             case .headers(let headers) where headers.endStream:
                 let status = headers.headers.first(name: "grpc-status") ?? "?"
@@ -139,6 +167,13 @@ enum WireSidecarStream {
         func channelInactive(context: ChannelHandlerContext) {
             outcome.fail("the connection closed")
             context.fireChannelInactive()
+        }
+
+        private func finishMessage(_ requests: inout [[UInt8]]) {
+            guard let response = reading else { return }
+            reading = nil
+            pending.removeAll(keepingCapacity: true)
+            requests += handle(response)
         }
 
         private func send(_ messages: [[UInt8]], context: ChannelHandlerContext) {
