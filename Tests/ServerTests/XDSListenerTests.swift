@@ -99,6 +99,26 @@ struct RawBytesDeserializer: MessageDeserializer {
         #expect(GRPCWire.percentEncoded("naïve 100% \n") == "na%C3%AFve 100%25 %0A")
     }
 
+    /// A block is made once for the same resources in the same order, and never serves other versions.
+    @Test func sharedBlocksAreFoundByTheIdentityOfTheirResources() throws {
+        let blocks = SharedBlocks(capacity: 2)
+        func resources(_ version: Int) -> [EncodedResource] {
+            (0..<40).map { EncodedResource(type: .endpoint, name: "r\($0)", resource: [UInt8(version), UInt8($0)]) }
+        }
+        let first = resources(1), second = resources(2)
+        func block(_ resources: [EncodedResource]) -> ByteBuffer {
+            blocks.block(delta: false, resources: resources, fields: resources.map(\.responseFieldBuffer))
+        }
+        func address(_ buffer: ByteBuffer) -> UnsafeRawPointer? { buffer.withUnsafeReadableBytes { $0.baseAddress } }
+        let made = block(first)
+        #expect(made == ByteBuffer(bytes: first.flatMap(\.responseField)), "the fields, concatenated in order")
+        #expect(address(block(first)) == address(made), "the same resources: the same bytes, not a copy")
+        let other = block(second)
+        #expect(other == ByteBuffer(bytes: second.flatMap(\.responseField)), "other versions of the same names: their own block")
+        #expect(address(block(Array(first.reversed()))) != address(made), "another order: another block")
+        #expect(blocks.block(delta: true, resources: first, fields: first.map(\.deltaResponseFieldBuffer)) == ByteBuffer(bytes: first.flatMap(\.deltaResponseField)))
+    }
+
     /// Requests read with the node and repeated names skipped decode to what a plain decoder makes of
     /// them, apart from the node after the first request.
     @Test func theRequestReaderMatchesPlainDecoding() throws {

@@ -13,17 +13,24 @@ public protocol OutboundMessage: Sendable {
     func head(controlPlane: String) -> [UInt8]
     /// Each resource's field of the message, shared.
     var resourceFields: [ByteBuffer] { get }
+    /// The resources, in the order of `resourceFields`, and which of their encodings the fields are.
+    var encodedResources: [EncodedResource] { get }
+    static var usesDeltaFields: Bool { get }
     func tail(controlPlane: String) -> [UInt8]
 }
 
 extension OutboundResponse: OutboundMessage {
     public var resourceCount: Int { resources.count }
     public var resourceFields: [ByteBuffer] { resources.map(\.responseFieldBuffer) }
+    public var encodedResources: [EncodedResource] { resources }
+    public static var usesDeltaFields: Bool { false }
 }
 
 extension OutboundDeltaResponse: OutboundMessage {
     public var resourceCount: Int { resources.count + removed.count }
     public var resourceFields: [ByteBuffer] { resources.map(\.deltaResponseFieldBuffer) }
+    public var encodedResources: [EncodedResource] { resources }
+    public static var usesDeltaFields: Bool { true }
 }
 
 /// What `XDSService` needs of a stream's state machine, state of the world or delta: one loop drives

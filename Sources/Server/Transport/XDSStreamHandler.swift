@@ -27,6 +27,7 @@ final class XDSStreamHandler: ChannelInboundHandler {
         var maximumRequestBytes: Int
         var metrics: XDSMetrics
         var logger: Logger
+        var blocks = SharedBlocks()
     }
 
     private enum Phase {
@@ -208,6 +209,11 @@ final class XDSStreamHandler: ChannelInboundHandler {
                 for field in fields { first.writeImmutableBuffer(field) }
                 first.writeBytes(tail)
                 context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(first)))), promise: nil)
+            } else if fields.count >= SharedBlocks.minimumResources {
+                let block = shared.blocks.block(delta: type(of: response).usesDeltaFields, resources: response.encodedResources, fields: fields)
+                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(first)))), promise: nil)
+                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(block)))), promise: nil)
+                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(context.channel.allocator.buffer(bytes: tail))))), promise: nil)
             } else {
                 context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(first)))), promise: nil)
                 for field in fields { context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(field)))), promise: nil) }
