@@ -90,6 +90,13 @@ public struct ResponseSummary: Sendable {
         self.keepValues = keepValues
     }
 
+    /// A whole response's summary.
+    init(reading bytes: [UInt8], delta: Bool, keepValues: Bool) {
+        self.init(delta: delta, keepValues: keepValues)
+        for field in MiniProtobuf.fields(bytes[...]) { add(field.number, field.value) }
+        self.bytes = bytes.count
+    }
+
     /// One top-level field of a `DiscoveryResponse` (version 1, resources 2, type_url 4, nonce 5) or a
     /// `DeltaDiscoveryResponse` (resources 2 as `Resource {version 1, resource 2, name 3}`, type_url 4,
     /// nonce 5, removed_resources 6).
@@ -345,10 +352,7 @@ public final class SimulatedSidecar: Sendable {
         }
 
         func handle(_ bytes: [UInt8], at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DiscoveryRequest] {
-            var response = ResponseSummary(delta: false, keepValues: sidecar.trackContent)
-            for field in MiniProtobuf.fields(bytes[...]) { response.add(field.number, field.value) }
-            response.bytes = bytes.count
-            return handle(response, at: now)
+            handle(ResponseSummary(reading: bytes, delta: false, keepValues: sidecar.trackContent), at: now)
         }
 
         func handle(_ response: ResponseSummary, at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DiscoveryRequest] {
@@ -415,10 +419,7 @@ public final class SimulatedSidecar: Sendable {
         }
 
         func handle(_ bytes: [UInt8], at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DeltaDiscoveryRequest] {
-            var response = ResponseSummary(delta: true, keepValues: sidecar.trackContent)
-            for field in MiniProtobuf.fields(bytes[...]) { response.add(field.number, field.value) }
-            response.bytes = bytes.count
-            return handle(response, at: now)
+            handle(ResponseSummary(reading: bytes, delta: true, keepValues: sidecar.trackContent), at: now)
         }
 
         func handle(_ response: ResponseSummary, at now: ContinuousClock.Instant) -> [Envoy_Service_Discovery_V3_DeltaDiscoveryRequest] {
