@@ -39,7 +39,7 @@ struct XDSServerCommand: AsyncParsableCommand {
         }
         if checkConfig {
             let options = settings.runtimeOptions()
-            print("configuration OK: xDS on \(options.serving.host):\(options.serving.port), Redis \((try? RedisConfiguration(url: settings.redis!.url!).redactedURL) ?? "?"), waiting for sources \(settings.sources ?? [])")
+            print("configuration OK: xDS on \(options.serving.host):\(options.serving.port) (\(options.serving.transport.rawValue) listener), Redis \((try? RedisConfiguration(url: settings.redis!.url!).redactedURL) ?? "?"), waiting for sources \(settings.sources ?? [])")
             return
         }
         LoggingSetup.bootstrap(level: Logger.Level(rawValue: settings.log?.level ?? "info") ?? .info, json: settings.log?.format == "json")
