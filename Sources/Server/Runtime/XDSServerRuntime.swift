@@ -225,7 +225,13 @@ enum XDSGRPCServer: Sendable {
     func serve(bound: @escaping @Sendable (Int) -> Void) async throws {
         switch self {
         case .nio(let listener, _):
-            let port = try await listener.bind()
+            let port: Int
+            do {
+                port = try await listener.bind()
+            } catch {
+                await listener.close()  // its event loops stop with it
+                throw XDSServerStartError("cannot listen for xDS on the configured address: \(error)")
+            }
             bound(port)
             // Runs until cancelled (the runtime's group ends at shutdown), then closes what is left.
             while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
