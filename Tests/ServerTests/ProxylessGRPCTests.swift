@@ -1,3 +1,4 @@
+import EnvoyAPI
 import Foundation
 import LegationTestSupport
 import Server
@@ -51,6 +52,15 @@ struct ProxylessGRPCTests {
         let replica = try await EnvoyEndToEndTests.startReplica(store, identifier: "replica-grpc")
         #expect(await eventually(within: .seconds(20)) { replica.runtime.hub.notReadyReason == nil })
         #expect(await eventually { replica.runtime.hub.snapshot.resource(.listener, named: "echo.default:9090") != nil })
+        // Ready means each source's canary is in; a slice applied after an ingestor's first list may come
+        // later. Without both pods in the assignment, the client's first answer could name east only
+        // (it once did: 20 of 20 calls to east-0, no errors).
+        #expect(await eventually(within: .seconds(20)) {
+            guard let resource = replica.runtime.hub.snapshot.resource(.endpoint, named: "default/echo:grpc"),
+                let assignment = try? Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: resource.resource)
+            else { return false }
+            return Set(assignment.endpoints.flatMap(\.lbEndpoints).map(\.endpoint.address.socketAddress.address)) == ["127.0.0.2", "127.0.0.4"]
+        })
 
         let bootstrap = try directory.write("bootstrap.json", """
             {"xds_servers": [{"server_uri": "127.0.0.1:\(replica.port)", "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
