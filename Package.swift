@@ -149,6 +149,7 @@ let package = Package(
             name: "LegationLoad",
             dependencies: [
                 "Server",
+                "Shared",
                 "EnvoyAPI",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

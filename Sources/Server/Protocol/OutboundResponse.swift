@@ -19,8 +19,8 @@ public struct OutboundResponse: Sendable, Hashable {
     /// control_plane.identifier (6). No resource is encoded again.
     public func encoded(controlPlane: String = "") -> [UInt8] {
         var bytes = head(controlPlane: controlPlane)
-        bytes.reserveCapacity(resources.reduce(96 + controlPlane.utf8.count) { $0 + $1.responseField.count })
-        for resource in resources { bytes += resource.responseField }
+        bytes.reserveCapacity(resources.reduce(96 + controlPlane.utf8.count) { $0 + $1.responseFieldBuffer.readableBytes })
+        for resource in resources { bytes.append(contentsOf: resource.responseFieldBuffer.readableBytesView) }
         bytes += tail(controlPlane: controlPlane)
         return bytes
     }

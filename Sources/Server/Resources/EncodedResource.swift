@@ -18,15 +18,16 @@ public final class EncodedResource: Sendable, Hashable {
     /// The resource message itself (`Cluster`, `ClusterLoadAssignment`).
     public let resource: [UInt8]
     /// The resource wrapped in a `google.protobuf.Any`, as field 2 (`resources`) of a
-    /// `DiscoveryResponse`: tag, length and Any. A response is the concatenation of these.
-    public let responseField: [UInt8]
+    /// `DiscoveryResponse`: tag, length and Any. A response is the concatenation of these. A buffer,
+    /// so that a transport writes it to every stream that sends this resource without copying it.
+    public let responseFieldBuffer: ByteBuffer
     /// The resource as a `Resource {version, resource: Any, name}`, as field 2 (`resources`) of a
     /// `DeltaDiscoveryResponse`.
-    public let deltaResponseField: [UInt8]
-    /// `responseField` and `deltaResponseField` as buffers: a transport writes them to every stream
-    /// that sends this resource without copying them.
-    public let responseFieldBuffer: ByteBuffer
     public let deltaResponseFieldBuffer: ByteBuffer
+
+    /// `responseFieldBuffer`'s bytes, copied (for whole-message encoders and tests).
+    public var responseField: [UInt8] { Array(responseFieldBuffer.readableBytesView) }
+    public var deltaResponseField: [UInt8] { Array(deltaResponseFieldBuffer.readableBytesView) }
     /// This (name, version) pair's share of a set's version (see `version(ofSet:)`).
     let memberDigest: UInt64
 
@@ -43,7 +44,7 @@ public final class EncodedResource: Sendable, Hashable {
         var field: [UInt8] = []
         field.reserveCapacity(any.count + 6)
         WireFormat.appendLengthDelimited(2, any, to: &field)
-        self.responseField = field
+        self.responseFieldBuffer = ByteBuffer(bytes: field)
         var wrapped: [UInt8] = []
         wrapped.reserveCapacity(any.count + name.utf8.count + 32)
         WireFormat.appendString(1, version, to: &wrapped)
@@ -52,8 +53,6 @@ public final class EncodedResource: Sendable, Hashable {
         var delta: [UInt8] = []
         delta.reserveCapacity(wrapped.count + 6)
         WireFormat.appendLengthDelimited(2, wrapped, to: &delta)
-        self.deltaResponseField = delta
-        self.responseFieldBuffer = ByteBuffer(bytes: field)
         self.deltaResponseFieldBuffer = ByteBuffer(bytes: delta)
     }
 

@@ -1,3 +1,4 @@
+import Shared
 import SwiftProtobuf
 
 #if canImport(Glibc)
@@ -69,33 +70,11 @@ struct RequestReader<Machine: XDSStreamMachine> {
     /// decoder then says why).
     static func fields(of bytes: [UInt8]) -> [(number: Int, range: Range<Int>)]? {
         var fields: [(number: Int, range: Range<Int>)] = []
-        var index = 0
-        func varint() -> UInt64? {
-            var value: UInt64 = 0
-            var shift: UInt64 = 0
-            while index < bytes.count, shift < 64 {
-                let byte = bytes[index]
-                index += 1
-                value |= UInt64(byte & 0x7f) << shift
-                if byte & 0x80 == 0 { return value }
-                shift += 7
-            }
-            return nil
-        }
-        while index < bytes.count {
-            let start = index
-            guard let tag = varint(), tag >> 3 > 0, tag >> 3 <= UInt64(Int32.max) else { return nil }
-            switch tag & 7 {
-            case 0: guard varint() != nil else { return nil }
-            case 1: index += 8
-            case 2:
-                guard let length = varint(), length <= UInt64(bytes.count - index) else { return nil }
-                index += Int(length)
-            case 5: index += 4
-            default: return nil  // groups are not used by xDS requests
-            }
-            guard index <= bytes.count else { return nil }
-            fields.append((Int(tag >> 3), start..<index))
+        var offset = 0
+        while offset < bytes.count {
+            guard let field = WireFormat.field(in: bytes, at: offset) else { return nil }
+            fields.append((field.number, offset..<field.end))
+            offset = field.end
         }
         return fields
     }

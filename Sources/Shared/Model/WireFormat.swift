@@ -96,3 +96,41 @@ extension EndpointSet {
         return bytes
     }
 }
+
+/// Reading: what a transport or a load generator needs to split a message into its top-level fields.
+extension WireFormat {
+    /// The varint at `index`, moving `index` past it; nil if the bytes end inside it.
+    @inlinable
+    package static func readVarint(_ bytes: some RandomAccessCollection<UInt8>, _ index: inout Int) -> UInt64? {
+        var value: UInt64 = 0
+        var shift: UInt64 = 0
+        let base = bytes.startIndex
+        while index < bytes.count, shift < 64 {
+            let byte = bytes[bytes.index(base, offsetBy: index)]
+            index += 1
+            value |= UInt64(byte & 0x7f) << shift
+            if byte & 0x80 == 0 { return value }
+            shift += 7
+        }
+        return nil
+    }
+
+    /// The top-level field that starts at `offset` (from the collection's start): its number, its
+    /// value's offsets (empty for varint and fixed fields) and where it ends; nil if it is not all in
+    /// `bytes` or is not well-formed (groups included: xDS does not use them).
+    @inlinable
+    package static func field(in bytes: some RandomAccessCollection<UInt8>, at offset: Int) -> (number: Int, value: Range<Int>, end: Int)? {
+        var index = offset
+        guard let tag = readVarint(bytes, &index), tag >> 3 > 0, tag >> 3 <= UInt64(Int32.max) else { return nil }
+        let number = Int(tag >> 3)
+        switch tag & 7 {
+        case 0: return readVarint(bytes, &index).map { _ in (number, index..<index, index) }
+        case 1: return index + 8 <= bytes.count ? (number, index..<index, index + 8) : nil
+        case 5: return index + 4 <= bytes.count ? (number, index..<index, index + 4) : nil
+        case 2:
+            guard let length = readVarint(bytes, &index), length <= UInt64(bytes.count - index) else { return nil }
+            return (number, index..<(index + Int(length)), index + Int(length))
+        default: return nil
+        }
+    }
+}

@@ -3,6 +3,7 @@ import NIOCore
 import NIOHPACK
 import NIOHTTP2
 import NIOPosix
+import Shared
 import SwiftProtobuf
 import Synchronization
 
@@ -139,7 +140,7 @@ enum WireSidecarStream {
                     }
                     remaining -= take
                     var consumed = 0
-                    while let (number, value, end) = MiniProtobuf.nextField(pending, from: consumed) {
+                    while consumed < pending.count, let (number, value, end) = WireFormat.field(in: pending, at: consumed) {
                         reading!.add(number, pending[value])  // in place: a copy would copy the resources read so far
                         consumed = end
                     }
