@@ -94,24 +94,27 @@ struct DemoCommand: AsyncParsableCommand {
             mesh = started
             print("xds-server on 127.0.0.1:\(started.xdsPort) (admin 127.0.0.1:\(started.adminPort)); Envoy \(envoyBinary) connected over ADS,")
             print("listening on 127.0.0.1:\(started.envoyListenerPort) and routing to \(DemoMesh.echoCluster).")
-            guard try await started.waitUntil({ await started.requestsThroughEnvoy(3).count == 3 }) else {
+            guard try await started.waitUntil({ await started.envoyHosts().count == 3 }) else {
                 await started.stop()
-                throw ValidationError("Envoy did not route to all three echo pods within 30 s; its log: \(started.envoyLog)")
+                throw ValidationError("Envoy did not get all three echo pods within 30 s; its log: \(started.envoyLog)")
             }
-            print("  12 requests through Envoy: \(DemoMesh.render(await started.requestsThroughEnvoy()))  (pods of both clusters)\n")
+            print("The sidecar is in zone \(DemoMesh.sidecarZone). Its priorities by locality: its zone, then its region, then the rest.")
+            print("Envoy's own view (its admin /clusters):")
+            print(started.renderHosts(await started.envoyHosts()))
+            print("  12 requests through Envoy: \(DemoMesh.render(await started.requestsThroughEnvoy()))  (all in the sidecar's zone)\n")
         } else if !noEnvoy {
             print("(No Envoy found: run scripts/install-deps.sh --e2e, or pass --envoy; showing the merged view only.)\n")
         }
 
-        try await change(files["west"]!, to: DemoData.westDraining.replacingOccurrences(of: "ECHO_PORT", with: echoPort), view: view,
-            what: "west: pods checkout-7 and echo-west-a are terminating (ready=false, serving=true, terminating=true)",
-            expect: { $0.health(of: "10.20.1.21") == .draining && $0.health(of: "127.0.0.4") == .draining })
+        try await change(files["east"]!, to: DemoData.eastDraining.replacingOccurrences(of: "ECHO_PORT", with: echoPort), view: view,
+            what: "east: pod echo-east-a, in the sidecar's zone, is terminating (ready=false, serving=true, terminating=true)",
+            expect: { $0.health(of: "127.0.0.2") == .draining })
         if let mesh {
             let started = ContinuousClock.now
-            _ = try await mesh.waitUntil(timeout: .seconds(10)) { await mesh.envoyHosts()["127.0.0.4"] == "DRAINING" }
+            _ = try await mesh.waitUntil(timeout: .seconds(10)) { await mesh.envoyHosts()["127.0.0.2"]?.health == "DRAINING" }
             print("Envoy's own view (its admin /clusters), \((ContinuousClock.now - started).formatted(.units(allowed: [.milliseconds]))) later:")
             print(mesh.renderHosts(await mesh.envoyHosts()))
-            print("  12 requests through Envoy: \(DemoMesh.render(await mesh.requestsThroughEnvoy()))  (no new requests to the draining pod)\n")
+            print("  12 requests through Envoy: \(DemoMesh.render(await mesh.requestsThroughEnvoy()))  (none to the draining pod: on to the next priority)\n")
         }
         try await change(files["east"]!, to: DemoData.eastScaled.replacingOccurrences(of: "ECHO_PORT", with: echoPort), view: view,
             what: "east: web scaled from 2 to 3 replicas",
@@ -120,7 +123,9 @@ struct DemoCommand: AsyncParsableCommand {
         print("""
             What to look at:
               - default/web:http and default/checkout:grpc hold endpoints of both clusters (east and west);
-              - locality = zone/source cluster, so Envoy can prefer its own zone and fail over across clusters;
+              - locality = zone/source cluster; each sidecar gets priorities by its own place (zone, then region,
+                then the rest; a Service's legation.io/failover annotation changes the order): traffic stays in its
+                zone and moves across zones and clusters only as its zone's pods go;
               - a terminating pod is DRAINING, not removed: Envoy stops sending it new requests while it finishes.
             """)
         if let mesh {

@@ -47,17 +47,14 @@ enum DemoData {
     /// The echo pods: name, address.
     static let echoPods = [("echo-east-a", "127.0.0.2"), ("echo-east-b", "127.0.0.3"), ("echo-west-a", "127.0.0.4")]
 
-    /// West after `checkout-7` and `echo-west-a` got their termination signal: serving their last
+    /// East after `echo-east-a` (in the sidecar's zone) got its termination signal: serving its last
     /// requests, terminating.
-    static let westDraining = west.replacingOccurrences(
-        of: "{address: 10.20.1.21, zone: us-west-2a, node: west-node-1, pod: default/checkout-7}",
-        with: "{address: 10.20.1.21, zone: us-west-2a, node: west-node-1, pod: default/checkout-7, ready: false, serving: true, terminating: true}"
-    ).replacingOccurrences(
-        of: "pod: default/echo-west-a}",
-        with: "pod: default/echo-west-a, ready: false, serving: true, terminating: true}")
+    static let eastDraining = east.replacingOccurrences(
+        of: "pod: default/echo-east-a}",
+        with: "pod: default/echo-east-a, ready: false, serving: true, terminating: true}")
 
-    /// East after `web` was scaled from two replicas to three.
-    static let eastScaled = east.replacingOccurrences(
+    /// East after `web` was scaled from two replicas to three (with `echo-east-a` still terminating).
+    static let eastScaled = eastDraining.replacingOccurrences(
         of: "      - {address: 10.10.0.12, ports: {http: 8080}, zone: us-east-1b, node: east-node-2, pod: default/web-7d9f-b}",
         with: """
                   - {address: 10.10.0.12, ports: {http: 8080}, zone: us-east-1b, node: east-node-2, pod: default/web-7d9f-b}

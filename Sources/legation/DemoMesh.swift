@@ -64,7 +64,7 @@ final class DemoMesh: Sendable {
         envoyAdminPort = try Self.freePort()
         envoyListenerPort = try Self.freePort()
         let bootstrap = EnvoyBootstrap(
-            nodeID: "demo-sidecar", nodeCluster: "demo", zone: "us-east-1a", xdsServers: [("127.0.0.1", xdsPort)],
+            nodeID: "demo-sidecar", nodeCluster: "demo", zone: Self.sidecarZone, xdsServers: [("127.0.0.1", xdsPort)],
             adminPort: envoyAdminPort, listener: (envoyListenerPort, Self.echoCluster))
         let config = directory + "/envoy.yaml"
         try bootstrap.yaml.write(toFile: config, atomically: true, encoding: .utf8)
@@ -73,6 +73,9 @@ final class DemoMesh: Sendable {
             envoyBinary, ["-c", config, "--disable-hot-restart", "--concurrency", "1", "--log-level", "warning"], outputFile: envoyLog,
             ownProcessGroup: false)
     }
+
+    /// Where the demo's sidecar is: east's first zone.
+    static let sidecarZone = "us-east-1a"
 
     /// Who answers `count` requests sent through Envoy's listener, by upstream name.
     func requestsThroughEnvoy(_ count: Int = 12) async -> [String: Int] {
@@ -86,18 +89,18 @@ final class DemoMesh: Sendable {
         return answers
     }
 
-    /// Envoy's own view of the echo cluster (its admin `/clusters`): address → health.
-    func envoyHosts() async -> [String: String] {
+    /// Envoy's own view of the echo cluster (its admin `/clusters`): address → health and priority.
+    func envoyHosts() async -> [String: (health: String, priority: Int)] {
         guard let response = try? await HTTPClient.shared.execute(
             HTTPClientRequest(url: "http://127.0.0.1:\(envoyAdminPort)/clusters?format=json"), timeout: .seconds(2)),
             let body = try? await response.body.collect(upTo: 16 << 20),
             let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
             let cluster = (json["cluster_statuses"] as? [[String: Any]])?.first(where: { $0["name"] as? String == Self.echoCluster })
         else { return [:] }
-        var hosts: [String: String] = [:]
+        var hosts: [String: (health: String, priority: Int)] = [:]
         for host in cluster["host_statuses"] as? [[String: Any]] ?? [] {
             guard let address = ((host["address"] as? [String: Any])?["socket_address"] as? [String: Any])?["address"] as? String else { continue }
-            hosts[address] = (host["health_status"] as? [String: Any])?["eds_health_status"] as? String ?? "HEALTHY"
+            hosts[address] = ((host["health_status"] as? [String: Any])?["eds_health_status"] as? String ?? "HEALTHY", host["priority"] as? Int ?? 0)
         }
         return hosts
     }
@@ -115,10 +118,11 @@ final class DemoMesh: Sendable {
         answers.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
     }
 
-    func renderHosts(_ hosts: [String: String]) -> String {
+    func renderHosts(_ hosts: [String: (health: String, priority: Int)]) -> String {
         let names = Dictionary(uniqueKeysWithValues: DemoData.echoPods.map { ($0.1, $0.0) })
-        return hosts.sorted { $0.key < $1.key }.map { "    \(($0.key + " (" + (names[$0.key] ?? "?") + ")").padding(toLength: 26, withPad: " ", startingAt: 0)) \($0.value)" }
-            .joined(separator: "\n")
+        return hosts.sorted { $0.key < $1.key }.map { address, host in
+            "    \((address + " (" + (names[address] ?? "?") + ")").padding(toLength: 26, withPad: " ", startingAt: 0)) priority \(host.priority)  \(host.health)"
+        }.joined(separator: "\n")
     }
 
     func stop() async {

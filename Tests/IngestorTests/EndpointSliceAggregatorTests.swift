@@ -303,3 +303,52 @@ extension ServiceObject {
         return try JSONDecoder().decode(ServiceObject.self, from: Data(text.utf8))
     }
 }
+
+/// The `legation.io/failover` annotation: read with the Service, carried by its set, bad values
+/// reported and ignored.
+@Suite struct FailoverAnnotationTests {
+    let source = try! SourceCluster("kind")
+
+    func service(annotation: String?) throws -> ServiceObject {
+        let annotations = annotation.map { #","annotations":{"legation.io/failover":"\#($0)"}"# } ?? ""
+        let json = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default"\#(annotations)},"spec":{"ports":[{"name":"http","port":80}]}}"#
+        return try JSONDecoder().decode(ServiceObject.self, from: Data(json.utf8))
+    }
+
+    func set(_ changes: [EndpointSliceAggregator.Change]) -> EndpointSet? {
+        guard case .upsert(let set)? = changes.first else { return nil }
+        return set
+    }
+
+    @Test func theAnnotationSetsThePolicyAndAChangeToItIsPublished() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        let first = aggregator.upsert(service: try service(annotation: "zone, cluster,region"))
+        #expect(first.rejections.isEmpty)
+        #expect(set(first.changes)?.failover?.order == [.zone, .cluster, .region])
+
+        let again = aggregator.upsert(service: try service(annotation: "zone,cluster,region"))
+        #expect(again.changes.isEmpty, "the same policy (in other spacing) changes nothing")
+
+        let off = aggregator.upsert(service: try service(annotation: "off"))
+        #expect(set(off.changes)?.failover == .off)
+
+        let removed = aggregator.upsert(service: try service(annotation: nil))
+        #expect(set(removed.changes)?.failover == nil, "no annotation: the server's default")
+    }
+
+    @Test func aBadAnnotationIsReportedAndIgnored() throws {
+        var aggregator = EndpointSliceAggregator(source: source)
+        _ = aggregator.upsert(service: try service(annotation: "zone"))
+        let bad = aggregator.upsert(service: try service(annotation: "zone,nearest"))
+        #expect(bad.rejections.count == 1)
+        #expect(bad.rejections.first?.description.contains("legation.io/failover") == true)
+        #expect(bad.rejections.first?.description.contains("\"nearest\"") == true)
+        #expect(set(bad.changes)?.failover == nil, "published with the server's default instead")
+
+        // A relist reports it too, and the set keeps no policy.
+        var relisted = EndpointSliceAggregator(source: source)
+        let rejections = relisted.replaceAll(services: [try service(annotation: "cluster=Not A Label")], slices: []).rejections
+        #expect(rejections.count == 1)
+        #expect(relisted.sets.values.first?.failover == nil)
+    }
+}

@@ -18,6 +18,7 @@ struct FileSourceTests {
               - {address: "fd00::7", zone: us-east-1b, ready: false, serving: true, terminating: true}
           - name: empty-service
             ports: [{port: 80}]
+            failover: zone, cluster=vm-fleet
         """
 
     @Test func parsesServicesPortsEndpointsAndConditions() throws {
@@ -32,11 +33,14 @@ struct FileSourceTests {
         #expect(ledger.endpoints[1].conditions == .init(ready: false, serving: true, terminating: true))
         #expect(parsed.sets[1].service.namespace == "default")
         #expect(parsed.sets[1].endpoints.isEmpty, "a service with no endpoints is published as empty")
+        #expect(ledger.failover == nil)
+        #expect(parsed.sets[1].failover?.description == "zone,cluster=vm-fleet")
     }
 
     @Test(arguments: [
         ("services: []", "missing cluster"),
         ("cluster: Bad_Name", "cluster"),
+        ("cluster: c\nservices: [{name: web, ports: [{port: 80}], failover: nearest}]", "services[0].failover"),
         ("cluster: c\nservices: [{name: web, ports: [{port: 70000}]}]", "services[0].ports[0]"),
         ("cluster: c\nservices: [{name: web, ports: [{port: 80}], endpoints: [{address: nope}]}]", "services[0].endpoints[0]"),
         ("cluster: c\nservices: [{name: web, ports: [{name: http, port: 80}], endpoints: [{address: 10.0.0.1, ports: {grpc: 1}}]}]", "grpc"),

@@ -37,12 +37,15 @@ struct EnvoyEndToEndTests {
         }
 
         /// The echo Service and one EndpointSlice with these pods: (address, ready, serving, terminating).
-        func publish(port: Int, pods: [(String, Bool, Bool, Bool)], portName: String = "http", servicePort: Int = 80, appProtocol: String? = nil) throws {
+        func publish(
+            port: Int, pods: [(String, Bool, Bool, Bool)], portName: String = "http", servicePort: Int = 80, appProtocol: String? = nil,
+            zone: String? = nil
+        ) throws {
             let app = appProtocol.map { #","appProtocol":"\#($0)""# } ?? ""
             let service = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"echo","namespace":"default","uid":"svc-\#(name)"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.10","ports":[{"name":"\#(portName)","port":\#(servicePort),"protocol":"TCP","targetPort":\#(port)\#(app)}]}}"#
             try api.apply(.services, json: Data(service.utf8))
             let endpoints = pods.enumerated().map { offset, pod in
-                #"{"addresses":["\#(pod.0)"],"conditions":{"ready":\#(pod.1),"serving":\#(pod.2),"terminating":\#(pod.3)},"zone":"\#(name)-zone-a","nodeName":"\#(name)-node","targetRef":{"kind":"Pod","namespace":"default","name":"echo-\#(name)-\#(offset)"}}"#
+                #"{"addresses":["\#(pod.0)"],"conditions":{"ready":\#(pod.1),"serving":\#(pod.2),"terminating":\#(pod.3)},"zone":"\#(zone ?? "\(name)-zone-a")","nodeName":"\#(name)-node","targetRef":{"kind":"Pod","namespace":"default","name":"echo-\#(name)-\#(offset)"}}"#
             }.joined(separator: ",")
             let slice = #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"echo-\#(name)","namespace":"default","labels":{"kubernetes.io/service-name":"echo"}},"addressType":"IPv4","ports":[{"name":"\#(portName)","port":\#(port),"protocol":"TCP"\#(app)}],"endpoints":[\#(endpoints)]}"#
             try api.apply(.endpointslices, json: Data(slice.utf8))
@@ -63,8 +66,11 @@ struct EnvoyEndToEndTests {
         let task: Task<Void, any Error>
     }
 
-    static func startReplica(_ store: RedisEndpointStore, identifier: String) async throws -> Replica {
+    static func startReplica(
+        _ store: RedisEndpointStore, identifier: String, configure: (inout XDSServerRuntime.Options) -> Void = { _ in }
+    ) async throws -> Replica {
         var options = XDSServiceTests.options(required: [try SourceCluster("east"), try SourceCluster("west")])
+        configure(&options)
         options.service.controlPlaneIdentifier = identifier
         let runtime = XDSServerRuntime(reader: store, options: options, logger: .quiet())
         let task = Task { try await runtime.run() }
@@ -139,10 +145,12 @@ struct EnvoyEndToEndTests {
         let adminPort = try freeLoopbackPort()
         let listenerPort = try freeLoopbackPort()
         let spare = try freeLoopbackPort()  // the second replica's port, in the bootstrap from the start
+        // A sidecar that says nothing of where it is: every locality at priority 0, so requests spread over
+        // both clusters (EnvoyLocalityTests places one in a zone).
         let envoy = try EnvoyProcess(
             binary: binary,
             bootstrap: EnvoyBootstrap(
-                nodeID: "sidecar-e2e", zone: "east-zone-a", xdsServers: [("127.0.0.1", first.port), ("127.0.0.1", spare)],
+                nodeID: "sidecar-e2e", zone: "", xdsServers: [("127.0.0.1", first.port), ("127.0.0.1", spare)],
                 adminPort: adminPort, listener: (listenerPort, Self.cluster), delta: delta
             ).yaml,
             adminPort: adminPort, listenerPort: listenerPort, directory: directory)

@@ -6,7 +6,8 @@ import Shared
 import Testing
 
 /// A real proxyless gRPC client (Python grpcio, `xds:///` target) resolving through Legation: listener →
-/// route → cluster → endpoints of two source clusters, and following an endpoint change.
+/// route → cluster → endpoints of two source clusters; a client that says where it is calls its own zone
+/// and fails over to the other cluster when its zone's pod terminates.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct ProxylessGRPCTests {
     static let python = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -62,21 +63,33 @@ struct ProxylessGRPCTests {
             return Set(assignment.endpoints.flatMap(\.lbEndpoints).map(\.endpoint.address.socketAddress.address)) == ["127.0.0.2", "127.0.0.4"]
         })
 
-        let bootstrap = try directory.write("bootstrap.json", """
+        // A client that says nothing of where it is: both clusters at priority 0.
+        let anywhere = try directory.write("bootstrap.json", """
             {"xds_servers": [{"server_uri": "127.0.0.1:\(replica.port)", "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
-             "node": {"id": "proxyless-1", "cluster": "e2e", "locality": {"zone": "east-zone-a"}}}
+             "node": {"id": "proxyless-1", "cluster": "e2e"}}
             """)
-        let both = try await Self.call("xds:///echo.default:9090", count: 20, bootstrap: bootstrap, directory: directory)
+        let both = try await Self.call("xds:///echo.default:9090", count: 20, bootstrap: anywhere, directory: directory)
         #expect(Set(both.answers.keys) == ["east-0", "west-0"], "\(both)")
         #expect(both.answers.values.reduce(0, +) == 20)
 
-        // The west pod terminates: the client stops calling it.
+        // A client in east's zone: its own zone is priority 0, and every call stays there.
+        let inEast = try directory.write("bootstrap-east.json", """
+            {"xds_servers": [{"server_uri": "127.0.0.1:\(replica.port)", "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
+             "node": {"id": "proxyless-2", "cluster": "e2e", "locality": {"zone": "east-zone-a", "sub_zone": "east"}}}
+            """)
+        let local = try await Self.call("xds:///echo.default:9090", count: 20, bootstrap: inEast, directory: directory)
+        #expect(local.answers == ["east-0": 20], "\(local)")
+        print("locality: proxyless gRPC local share, zone healthy: \(local.answers["east-0"] ?? 0) of \(local.answers.values.reduce(0, +)) calls")
+
+        // The east pod terminates: both clients stop calling it; the placed one fails over to west.
         let before = replica.runtime.hub.snapshot.resource(.endpoint, named: "default/echo:grpc")?.version
-        try west.publish(port: podPort, pods: [("127.0.0.4", false, true, true)], portName: "grpc", servicePort: 9090, appProtocol: "grpc")
+        try east.publish(port: podPort, pods: [("127.0.0.2", false, true, true)], portName: "grpc", servicePort: 9090, appProtocol: "grpc")
         #expect(await eventually { replica.runtime.hub.snapshot.resource(.endpoint, named: "default/echo:grpc")?.version != before })
         try await Task.sleep(for: .milliseconds(300))
-        let eastOnly = try await Self.call("xds:///echo.default:9090", count: 10, bootstrap: bootstrap, directory: directory)
-        #expect(Set(eastOnly.answers.keys) == ["east-0"], "\(eastOnly)")
+        for bootstrap in [anywhere, inEast] {
+            let westOnly = try await Self.call("xds:///echo.default:9090", count: 10, bootstrap: bootstrap, directory: directory)
+            #expect(westOnly.answers == ["west-0": 10], "\(westOnly)")
+        }
 
         let clients = DebugViews.clients(replica.runtime.hub)
         #expect(clients.allSatisfy { $0.types.allSatisfy { $0.nacks == 0 } }, "grpc NACKed nothing")

@@ -10,7 +10,7 @@ import Testing
             identifier: replica-a
             grpc: {address: "127.0.0.1:18001", maxStreams: 50, maxConnectionAgeSeconds: 600, connectionAgeJitter: 0.2, transport: grpc-swift}
             debounce: {quietMilliseconds: 5, maximumMilliseconds: 50}
-            resources: {connectTimeoutMilliseconds: 250, loadBalancing: MAGLEV, keepUnservingEndpoints: true}
+            resources: {connectTimeoutMilliseconds: 250, loadBalancing: MAGLEV, keepUnservingEndpoints: true, failoverOrder: "zone,cluster,region"}
             redis: {url: "redis://xds@redis:6379"}
             """)
         #expect(configuration.problems().isEmpty)
@@ -26,6 +26,12 @@ import Testing
         #expect(options.pipeline.debounce == DebounceOptions(quiet: .milliseconds(5), maximum: .milliseconds(50)))
         #expect(options.pipeline.resources.loadBalancing == .maglev)
         #expect(options.pipeline.resources.keepUnservingEndpoints)
+        #expect(options.pipeline.resources.failoverOrder.order == [.zone, .cluster, .region])
+        #expect(options.pipeline.resources.localityPriorities, "on by default")
+        let defaults = XDSServerConfiguration().runtimeOptions().pipeline.resources
+        #expect(defaults.failoverOrder == .proximity)
+        let off = try XDSServerConfiguration.parse(yaml: "resources: {localityPriorities: false}").runtimeOptions()
+        #expect(!off.pipeline.resources.localityPriorities)
     }
 
     @Test func problemsNameTheField() throws {
@@ -33,11 +39,11 @@ import Testing
             sources: [East_1]
             grpc: {address: nowhere, maxStreams: 0, connectionAgeJitter: 2, transport: h3, tls: {certificateChainFile: /etc/hostname, privateKeyFile: /etc/hostname, nodeIdentity: "a**"}}
             debounce: {quietMilliseconds: 500, maximumMilliseconds: 100}
-            resources: {loadBalancing: FASTEST}
+            resources: {loadBalancing: FASTEST, failoverOrder: "zone,nearest"}
             """)
         let problems = configuration.problems().joined(separator: "\n")
         for expected in ["sources: East_1", "grpc.address", "grpc.maxStreams", "grpc.connectionAgeJitter", "grpc.transport h3 is not one of nio, grpc-swift", "must not be below", "resources.loadBalancing",
-                         "grpc.tls.nodeIdentity needs grpc.tls.clientCAFile", "grpc.tls.nodeIdentity a**: `**` is not a pattern"] {
+                         "resources.failoverOrder: failover criterion \"nearest\"", "grpc.tls.nodeIdentity needs grpc.tls.clientCAFile", "grpc.tls.nodeIdentity a**: `**` is not a pattern"] {
             #expect(problems.contains(expected), "missing \(expected) in \(problems)")
         }
         #expect(throws: ModelError.self) { try XDSServerConfiguration.parse(yaml: "grpc: [1, 2]") }
@@ -72,5 +78,10 @@ import Testing
         #expect(yaml.contains("type: STRICT_DNS"))
         #expect(yaml.contains(#"route: {cluster: "default/web:http"}"#))
         #expect(EnvoyBootstrap(nodeID: "n", xdsServers: [("127.0.0.1", 1)]).yaml.contains("type: STATIC"))
+        #expect(yaml.contains(#"locality: {zone: "us-east-1a"}"#))
+        var placed = EnvoyBootstrap(nodeID: "n", zone: "us-east-1a", xdsServers: [("127.0.0.1", 1)])
+        placed.region = "us-east-1"
+        placed.sourceCluster = "east"
+        #expect(placed.yaml.contains(#"locality: {region: "us-east-1", zone: "us-east-1a", sub_zone: "east"}"#))
     }
 }

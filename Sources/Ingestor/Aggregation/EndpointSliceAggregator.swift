@@ -13,7 +13,9 @@ import Shared
 ///   `terminating` means not terminating (the EndpointSlice API's rules);
 /// - `"endpoints": null` is an empty slice; a service with no ready endpoints is published as empty;
 ///   FQDN slices are skipped; a slice without a known, exported service waits for it;
-/// - a malformed endpoint is skipped and reported; the rest of its slice stands.
+/// - a malformed endpoint is skipped and reported; the rest of its slice stands;
+/// - the Service's `legation.io/failover` annotation sets the set's failover policy; a value that does
+///   not parse is reported (when the Service changes) and ignored: the server's default applies.
 public struct EndpointSliceAggregator: Sendable {
     /// What happened to one service.
     public enum Change: Sendable, Equatable {
@@ -31,6 +33,8 @@ public struct EndpointSliceAggregator: Sendable {
     public let source: SourceCluster
     public let selection: ServiceSelection
     private var services: [ServiceKey: ServiceObject] = [:]
+    /// Each service's failover policy, from its annotation (absent: none, or one that did not parse).
+    private var failoverPolicies: [ServiceKey: FailoverPolicy] = [:]
     private var slices: [ServiceKey: [String: EndpointSliceObject]] = [:]
     /// Which service each slice (`namespace/name`) is filed under.
     private var sliceOwners: [String: ServiceKey] = [:]
@@ -68,13 +72,16 @@ public struct EndpointSliceAggregator: Sendable {
             return ([], [Rejection(object: "service \(service.metadata.name.prefix(80))", reason: "namespace or name is not a DNS label")])
         }
         services[key] = service
-        return rebuild(key)
+        let problem = readFailover(of: service, key: key)
+        let result = rebuild(key)
+        return (result.changes, problem.map { [$0] + result.rejections } ?? result.rejections)
     }
 
     /// A Service was deleted.
     public mutating func delete(service: ServiceObject) -> [Change] {
         guard let key = key(namespace: service.metadata.namespace, name: service.metadata.name) else { return [] }
         services[key] = nil
+        failoverPolicies[key] = nil
         return rebuild(key).changes
     }
 
@@ -120,10 +127,12 @@ public struct EndpointSliceAggregator: Sendable {
     @discardableResult
     public mutating func replace(services: [ServiceObject], rebuilding: Bool = true) -> [Rejection] {
         self.services = [:]
+        failoverPolicies = [:]
         var rejections: [Rejection] = []
         for service in services {
             if let key = key(namespace: service.metadata.namespace, name: service.metadata.name) {
                 self.services[key] = service
+                if let problem = readFailover(of: service, key: key) { rejections.append(problem) }
             } else {
                 rejections.append(Rejection(object: "service \(service.metadata.name.prefix(80))", reason: "namespace or name is not a DNS label"))
             }
@@ -172,6 +181,22 @@ public struct EndpointSliceAggregator: Sendable {
         var rejections: [Rejection] = []
         for (index, key) in keys.enumerated() { rejections += rebuild(key, prebuilt: prebuilt.isEmpty ? nil : prebuilt[index]).rejections }
         return rejections
+    }
+
+    /// Reads a Service's failover annotation into `failoverPolicies`. - Returns: why it was ignored.
+    private mutating func readFailover(of service: ServiceObject, key: ServiceKey) -> Rejection? {
+        guard let text = service.metadata.annotations?[FailoverPolicy.annotation] else {
+            failoverPolicies[key] = nil
+            return nil
+        }
+        do {
+            failoverPolicies[key] = try FailoverPolicy(parsing: text)
+            return nil
+        } catch {
+            failoverPolicies[key] = nil
+            return Rejection(
+                object: "service \(key) annotation \(FailoverPolicy.annotation)", reason: "\(error.message); the server's default order applies")
+        }
     }
 
     // MARK: Building
@@ -250,7 +275,8 @@ public struct EndpointSliceAggregator: Sendable {
         }
         let set = Result { () throws(ModelError) in
             let (endpoints, content) = SortedEndpoints.merge(lists.map(\.sorted), ports: ports)
-            return try EndpointSet(source: source, service: key, ports: ports, mergedEndpoints: endpoints, content: content)
+            return try EndpointSet(
+                source: source, service: key, ports: ports, mergedEndpoints: endpoints, content: content, failover: failoverPolicies[key])
         }
         return Built(set: set, conversions: cache, rejections: rejections)
     }

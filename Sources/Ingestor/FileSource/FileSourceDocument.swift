@@ -10,6 +10,7 @@ import Yams
 ///   - namespace: payments
 ///     name: ledger
 ///     ports: [{name: http, port: 80, appProtocol: http}]
+///     failover: zone,region      # optional: priorities by locality (as legation.io/failover)
 ///     endpoints:
 ///       - address: 10.20.0.5
 ///         ports: {http: 8080}  # target port per service port name; default: the service port
@@ -43,6 +44,7 @@ struct FileSourceDocument: Decodable {
         var namespace: String?
         var name: String
         var ports: [Port]
+        var failover: String?
         var endpoints: [EndpointEntry]?
     }
 
@@ -96,6 +98,10 @@ public enum FileSourceParser {
                     ports.append(try ServicePort(name: port.name ?? "", port: number, transportProtocol: transport, appProtocol: port.appProtocol ?? ""))
                 } catch { throw at(portPlace, error) }
             }
+            var failover: FailoverPolicy?
+            if let text = entry.failover {
+                do { failover = try FailoverPolicy(parsing: text) } catch { throw at("\(place).failover", error) }
+            }
             var endpoints: [Endpoint] = []
             for (endpointIndex, endpoint) in (entry.endpoints ?? []).enumerated() {
                 let endpointPlace = "\(place).endpoints[\(endpointIndex)]"
@@ -120,7 +126,7 @@ public enum FileSourceParser {
                 } catch { throw at(endpointPlace, error) }
             }
             do {
-                sets.append(try EndpointSet(source: source, service: key, ports: ports, endpoints: endpoints))
+                sets.append(try EndpointSet(source: source, service: key, ports: ports, endpoints: endpoints, failover: failover))
             } catch { throw at(place, error) }
         }
         return Parsed(source: source, sets: sets)

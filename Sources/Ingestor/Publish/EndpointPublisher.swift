@@ -261,7 +261,7 @@ public actor EndpointPublisher {
         guard let lease else { return }
         let stored = try await store.storedHashes(source: source)
         var writes: [StoreWrite] = []
-        for (key, set) in desired.sorted(by: { $0.key < $1.key }) where stored[key] != set.contentHash {
+        for (key, set) in desired.sorted(by: { $0.key < $1.key }) where stored[key] != set.versionHash {
             writes.append(.put(set))
         }
         for key in stored.keys.sorted() where desired[key] == nil { writes.append(.delete(key)) }

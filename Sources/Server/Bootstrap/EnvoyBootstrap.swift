@@ -4,8 +4,11 @@
 public struct EnvoyBootstrap: Sendable, Hashable {
     public var nodeID: String
     public var nodeCluster: String
-    /// The node's zone, for locality-aware routing.
+    /// The node's zone, region and source cluster (`locality.sub_zone`): where it is, for priorities by
+    /// locality (an empty region is derived from the zone by the server).
     public var zone: String
+    public var region: String = ""
+    public var sourceCluster: String = ""
     /// xds-server addresses (`host`, `port`); a Kubernetes Service name in production.
     public var xdsServers: [(host: String, port: Int)]
     public var adminAddress: String
@@ -58,7 +61,7 @@ public struct EnvoyBootstrap: Sendable, Hashable {
         }.joined(separator: ", ")
         let isIP = xdsServers.allSatisfy { server in server.host.allSatisfy { $0.isNumber || $0 == "." || $0 == ":" } }
         var text = """
-            node: {id: \(quoted(nodeID)), cluster: \(quoted(nodeCluster)), locality: {zone: \(quoted(zone))}}
+            node: {id: \(quoted(nodeID)), cluster: \(quoted(nodeCluster)), locality: {\(locality)}}
             admin: {address: {socket_address: {address: \(quoted(adminAddress)), port_value: \(adminPort)}}}
             dynamic_resources:
               ads_config:
@@ -123,6 +126,14 @@ public struct EnvoyBootstrap: Sendable, Hashable {
                 """
         }
         return text
+    }
+
+    /// The node's locality fields (zone always, the others when set).
+    private var locality: String {
+        var fields = ["zone: \(quoted(zone))"]
+        if !region.isEmpty { fields.insert("region: \(quoted(region))", at: 0) }
+        if !sourceCluster.isEmpty { fields.append("sub_zone: \(quoted(sourceCluster))") }
+        return fields.joined(separator: ", ")
     }
 
     private func quoted(_ text: String) -> String {

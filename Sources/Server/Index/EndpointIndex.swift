@@ -58,6 +58,15 @@ public struct EndpointIndex: Sendable {
         return nil
     }
 
+    /// The failover policy of a cluster's service: the first source by name that sets one (the same on
+    /// every replica), or nil when none does.
+    public func failover(of cluster: ClusterKey) -> FailoverPolicy? {
+        for (_, set) in (sets[cluster.service] ?? [:]).sorted(by: { $0.key < $1.key }) {
+            if let policy = set.failover { return policy }
+        }
+        return nil
+    }
+
     /// The members of one cluster, sorted by source then address.
     public func members(of cluster: ClusterKey) -> [Member] {
         var members: [Member] = []

@@ -52,11 +52,11 @@ public struct DeltaStreamStateMachine: Sendable {
 
         /// Sets what the client holds of `name`. A pair's digest comes from the snapshot's resource when
         /// the version is current (computed once per resource), else it is hashed now.
-        mutating func setKnown(_ name: String, _ version: String?, type: ResourceType, snapshot: ResourceSnapshot) {
+        mutating func setKnown(_ name: String, _ version: String?, type: ResourceType, snapshot: ResourceSnapshot, locality: ClientLocality) {
             let old = known[name]
             guard old != version else { return }
             func digest(_ version: String) -> UInt64 {
-                if let current = snapshot.resource(type, named: name), current.version == version { return current.memberDigest }
+                if let current = snapshot.resource(type, named: name, for: locality), current.version == version { return current.memberDigest }
                 return EncodedResource.memberDigest(name: name, version: version)
             }
             if let old { knownSum &-= digest(old) }
@@ -68,6 +68,8 @@ public struct DeltaStreamStateMachine: Sendable {
     public let allowedTypes: Set<ResourceType>
     public let limits: StreamLimits
     public private(set) var node: ClientNode?
+    /// Where the client is (from its node): which priorities its load assignments carry.
+    public private(set) var locality = ClientLocality.unknown
     public private(set) var types: [ResourceType: TypeState] = [:]
     public private(set) var staleNonces = 0
     private var nonceCounter: UInt64 = 0
@@ -85,7 +87,9 @@ public struct DeltaStreamStateMachine: Sendable {
         }
         if node == nil {
             guard request.hasNode else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
-            node = ClientNode(request.node)
+            let first = ClientNode(request.node)
+            node = first
+            locality = ClientLocality(first)
         }
         let isFirst = types[type] == nil
         // Taken out while it changes, so that its dictionaries are not shared with `types` and change in place.
@@ -97,7 +101,7 @@ public struct DeltaStreamStateMachine: Sendable {
                 if request.hasErrorDetail {
                     for (name, previous) in state.pendingUndo {
                         if let version = state.known[name] { state.nacked[name] = version }
-                        state.setKnown(name, previous, type: type, snapshot: snapshot)
+                        state.setKnown(name, previous, type: type, snapshot: snapshot, locality: locality)
                     }
                     state.nackCount += 1
                     state.lastNack = String(request.errorDetail.message.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
@@ -128,17 +132,17 @@ public struct DeltaStreamStateMachine: Sendable {
         for name in subscribe.subtracting(["*"]) {
             state.subscribed.insert(name)
             state.dirty.insert(name)
-            state.setKnown(name, nil, type: type, snapshot: snapshot)
+            state.setKnown(name, nil, type: type, snapshot: snapshot, locality: locality)
             state.reportedAbsent.remove(name)
         }
         for name in unsubscribe.subtracting(["*"]) {
             state.subscribed.remove(name)
             state.reportedAbsent.remove(name)
-            if !state.wildcard { state.setKnown(name, nil, type: type, snapshot: snapshot) }
+            if !state.wildcard { state.setKnown(name, nil, type: type, snapshot: snapshot, locality: locality) }
         }
         if isFirst {
             for (name, version) in request.initialResourceVersions {
-                state.setKnown(name, version, type: type, snapshot: snapshot)
+                state.setKnown(name, version, type: type, snapshot: snapshot, locality: locality)
                 state.dirty.insert(name)
             }
         }
@@ -203,24 +207,24 @@ public struct DeltaStreamStateMachine: Sendable {
         var removed: [String] = []
         var undo: [String: String?] = [:]
         for name in candidates.sorted() {
-            let current = snapshot.resource(type, named: name)
+            let current = snapshot.resource(type, named: name, for: locality)
             if state.isSubscribed(name), let current {
                 state.reportedAbsent.remove(name)
                 guard state.known[name] != current.version, state.nacked[name] != current.version else { continue }
                 undo[name] = .some(state.known[name])
-                state.setKnown(name, current.version, type: type, snapshot: snapshot)
+                state.setKnown(name, current.version, type: type, snapshot: snapshot, locality: locality)
                 resources.append(current)
             } else if state.isSubscribed(name) {
                 // Subscribed but absent: removed if the client holds it, or (explicit names) reported once.
                 if state.known[name] != nil || (state.subscribed.contains(name) && !state.reportedAbsent.contains(name)) {
                     undo[name] = .some(state.known[name])
-                    state.setKnown(name, nil, type: type, snapshot: snapshot)
+                    state.setKnown(name, nil, type: type, snapshot: snapshot, locality: locality)
                     state.reportedAbsent.insert(name)
                     removed.append(name)
                 }
             } else if state.known[name] != nil {
                 // Not subscribed any more (wildcard dropped): the client forgets it.
-                state.setKnown(name, nil, type: type, snapshot: snapshot)
+                state.setKnown(name, nil, type: type, snapshot: snapshot, locality: locality)
             }
         }
         state.lastChanged = resources.map(\.name)
@@ -236,7 +240,7 @@ public struct DeltaStreamStateMachine: Sendable {
     private mutating func warm(after clusters: OutboundDeltaResponse, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
         guard types[.endpoint] != nil, let changed = types[.cluster]?.lastChanged, var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
         for name in changed where endpoints.isSubscribed(name) && endpoints.known[name] != nil {
-            endpoints.setKnown(name, nil, type: .endpoint, snapshot: snapshot)
+            endpoints.setKnown(name, nil, type: .endpoint, snapshot: snapshot, locality: locality)
             endpoints.dirty.insert(name)
         }
         defer { types[.endpoint] = endpoints }

@@ -91,6 +91,8 @@ public struct SotWStreamStateMachine: Sendable {
     public let allowedTypes: Set<ResourceType>
     public let limits: StreamLimits
     public private(set) var node: ClientNode?
+    /// Where the client is (from its node): which priorities its load assignments carry.
+    public private(set) var locality = ClientLocality.unknown
     public private(set) var types: [ResourceType: TypeState] = [:]
     public private(set) var staleNonces = 0
     private var nonceCounter: UInt64 = 0
@@ -112,7 +114,9 @@ public struct SotWStreamStateMachine: Sendable {
         }
         if node == nil {
             guard request.hasNode else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
-            node = ClientNode(request.node)
+            let first = ClientNode(request.node)
+            node = first
+            locality = ClientLocality(first)
         }
 
         // Taken out while it changes, so that its dictionaries are not shared with `types` and change in place.
@@ -249,7 +253,7 @@ public struct SotWStreamStateMachine: Sendable {
         var desired: [String: EncodedResource] = [:]
         let candidates: [String] = names.map(Array.init) ?? (state.wildcard ? Array(snapshot.all(type).keys) + Array(state.subscribed) : Array(state.subscribed))
         for name in candidates where state.isSubscribed(name) {
-            guard let current = snapshot.resource(type, named: name) else { continue }
+            guard let current = snapshot.resource(type, named: name, for: locality) else { continue }
             if state.nacked[name] == current.version {
                 if let kept = state.ackedResource(name) { desired[name] = kept }
             } else {
@@ -282,7 +286,7 @@ public struct SotWStreamStateMachine: Sendable {
         } else {
             let names = candidates ?? Set(state.subscribed).union(state.sent.keys)
             for name in names.sorted() where state.isSubscribed(name) {
-                guard let current = snapshot.resource(type, named: name) else {
+                guard let current = snapshot.resource(type, named: name, for: locality) else {
                     if state.sent[name] != nil { state.setSent(name, nil) }  // gone: sent again if it comes back
                     continue
                 }

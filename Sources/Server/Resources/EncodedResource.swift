@@ -30,11 +30,15 @@ public final class EncodedResource: Sendable, Hashable {
     public var deltaResponseField: [UInt8] { Array(deltaResponseFieldBuffer.readableBytesView) }
     /// This (name, version) pair's share of a set's version (see `version(ofSet:)`).
     let memberDigest: UInt64
+    /// For a load assignment with several localities under a failover policy: how to make its variant
+    /// with priorities for a client's place. nil: every client gets this resource as it is.
+    public let priorities: LocalityPriorities?
 
-    public init(type: ResourceType, name: String, resource: [UInt8]) {
+    public init(type: ResourceType, name: String, resource: [UInt8], priorities: LocalityPriorities? = nil) {
         self.type = type
         self.name = name
         self.resource = resource
+        self.priorities = priorities
         self.version = Self.version(of: resource)
         self.memberDigest = Self.memberDigest(name: name, version: version)
         var any: [UInt8] = []
@@ -54,6 +58,20 @@ public final class EncodedResource: Sendable, Hashable {
         delta.reserveCapacity(wrapped.count + 6)
         WireFormat.appendLengthDelimited(2, wrapped, to: &delta)
         self.deltaResponseFieldBuffer = ByteBuffer(bytes: delta)
+    }
+
+    /// This resource as a client at `locality` gets it: the variant with priorities for its place (made
+    /// once and shared), or this resource itself.
+    public func localized(for locality: ClientLocality) -> EncodedResource {
+        guard let priorities, !locality.isUnknown || priorities.prefersSources else { return self }
+        return priorities.resource(for: locality, base: self)
+    }
+
+    /// Whether `other` is this resource, the same bytes with the same way of localizing them: what the
+    /// resource table compares to decide that nothing changed.
+    func isSameContent(as other: EncodedResource?) -> Bool {
+        guard let other else { return false }
+        return version == other.version && priorities?.policy == other.priorities?.policy
     }
 
     /// Encodes a message once (deterministically) and wraps it.

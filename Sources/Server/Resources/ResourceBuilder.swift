@@ -87,6 +87,14 @@ public struct ResourceBuilder: Sendable {
     /// fraction of the cost. Profiling a cold start with 50,000 endpoints showed two thirds of it in
     /// SwiftProtobuf sizing and encoding each endpoint's metadata `Struct`.
     public func loadAssignmentBytes(_ key: ClusterKey, members: [EndpointIndex.Member]) -> [UInt8] {
+        loadAssignmentParts(key, members: members).bytes
+    }
+
+    /// The encoded load assignment (every locality at priority 0), with where each locality's fields lie
+    /// in it, for `LocalityPriorities` to assemble the variants with priorities from.
+    public func loadAssignmentParts(_ key: ClusterKey, members: [EndpointIndex.Member])
+        -> (bytes: [UInt8], headEnd: Int, localities: [LocalityPriorities.Locality])
+    {
         var byLocality: [LocalityKey: (count: Int, bytes: [UInt8])] = [:]
         for member in members {
             guard let health = EndpointHealth.of(member.endpoint.conditions, keepUnready: options.keepUnservingEndpoints) else {
@@ -98,9 +106,13 @@ public struct ResourceBuilder: Sendable {
         }
         var out: [UInt8] = []
         WireFormat.appendString(1, key.name, to: &out)
+        let headEnd = out.count
+        var localities: [LocalityPriorities.Locality] = []
+        localities.reserveCapacity(byLocality.count)
         for (locality, endpoints) in byLocality.sorted(by: { $0.key < $1.key }) {
+            let region = Self.region(ofZone: locality.zone)
             var place: [UInt8] = []
-            WireFormat.appendString(1, Self.region(ofZone: locality.zone), to: &place)
+            WireFormat.appendString(1, region, to: &place)
             WireFormat.appendString(2, locality.zone, to: &place)
             WireFormat.appendString(3, locality.source.name, to: &place)
             var weight: [UInt8] = []
@@ -111,8 +123,10 @@ public struct ResourceBuilder: Sendable {
             group += endpoints.bytes  // lb_endpoints (2), each already framed
             WireFormat.appendLengthDelimited(3, weight, to: &group)  // load_balancing_weight: UInt32Value
             WireFormat.appendLengthDelimited(2, group, to: &out)
+            localities.append(
+                .init(region: region, zone: locality.zone, source: locality.source.name, fields: (out.count - group.count)..<out.count))
         }
-        return out
+        return (out, headEnd, localities)
     }
 
     /// One `LbEndpoint` as field 2 of `LocalityLbEndpoints`, as `lbEndpoint(_:health:)` builds it.

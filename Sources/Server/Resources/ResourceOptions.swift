@@ -1,6 +1,8 @@
+import Shared
+
 /// How the server turns endpoint sets into Envoy resources. Every replica must use the same options, or
 /// their versions differ and a reconnecting Envoy is sent everything again.
-public struct ResourceOptions: Sendable, Hashable, Codable {
+public struct ResourceOptions: Sendable, Hashable {
     public enum LoadBalancing: String, Sendable, Hashable, Codable, CaseIterable {
         case roundRobin = "ROUND_ROBIN"
         case leastRequest = "LEAST_REQUEST"
@@ -14,6 +16,11 @@ public struct ResourceOptions: Sendable, Hashable, Codable {
     public var loadBalancing: LoadBalancing = .roundRobin
     /// Keep not-serving endpoints as UNHEALTHY instead of leaving them out (design §4).
     public var keepUnservingEndpoints = false
+    /// Priorities by locality for clients that say where they are (design §4). Off: every endpoint at
+    /// priority 0 for everyone, whatever services' annotations say.
+    public var localityPriorities = true
+    /// The order of services that set none (`legation.io/failover`).
+    public var failoverOrder = FailoverPolicy.proximity
 
     public init() {}
 

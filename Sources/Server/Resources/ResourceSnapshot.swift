@@ -21,6 +21,11 @@ public struct ResourceSnapshot: Sendable {
         resources[type]?[name]
     }
 
+    /// The resource as a client at `locality` gets it (see `EncodedResource.localized(for:)`).
+    public func resource(_ type: ResourceType, named name: String, for locality: ClientLocality) -> EncodedResource? {
+        resources[type]?[name]?.localized(for: locality)
+    }
+
     public func all(_ type: ResourceType) -> [String: EncodedResource] {
         resources[type] ?? [:]
     }

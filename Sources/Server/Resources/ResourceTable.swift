@@ -42,7 +42,7 @@ public struct ResourceTable: Sendable {
             if let port {
                 let members = index.members(of: key)
                 update(.cluster, name, (try? EncodedResource(type: .cluster, name: name, message: builder.cluster(key, port: port))), &changes)
-                update(.endpoint, name, EncodedResource(type: .endpoint, name: name, resource: builder.loadAssignmentBytes(key, members: members)), &changes)
+                update(.endpoint, name, loadAssignment(key, members: members), &changes)
             } else {
                 update(.cluster, name, nil, &changes)
                 update(.endpoint, name, nil, &changes)
@@ -72,9 +72,20 @@ public struct ResourceTable: Sendable {
         ResourceSnapshot(revision: revision, resources: resources, history: history)
     }
 
+    /// A cluster's load assignment, with its localities' priorities when its failover policy (the
+    /// service's, else the server's default) makes any and it has more than one locality.
+    private func loadAssignment(_ key: ClusterKey, members: [EndpointIndex.Member]) -> EncodedResource {
+        let parts = builder.loadAssignmentParts(key, members: members)
+        let policy = builder.options.localityPriorities ? index.failover(of: key) ?? builder.options.failoverOrder : .off
+        let priorities = policy.isOff || parts.localities.count < 2
+            ? nil : LocalityPriorities(policy: policy, localities: parts.localities, headEnd: parts.headEnd)
+        return EncodedResource(type: .endpoint, name: key.name, resource: parts.bytes, priorities: priorities)
+    }
+
     private mutating func update(_ type: ResourceType, _ name: String, _ resource: EncodedResource?, _ changes: inout [ResourceType: Set<String>]) {
         let previous = resources[type]?[name]
-        guard previous?.version != resource?.version else { return }
+        if let resource, resource.isSameContent(as: previous) { return }
+        if resource == nil, previous == nil { return }
         resources[type, default: [:]][name] = resource
         changes[type, default: []].insert(name)
     }

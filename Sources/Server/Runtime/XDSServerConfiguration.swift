@@ -47,6 +47,11 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         /// ROUND_ROBIN, LEAST_REQUEST, RANDOM, RING_HASH, MAGLEV.
         public var loadBalancing: String?
         public var keepUnservingEndpoints: Bool?
+        /// Priorities by locality for clients that say where they are (default true).
+        public var localityPriorities: Bool?
+        /// The failover order of services without a `legation.io/failover` annotation, in its syntax
+        /// (default `zone,region`).
+        public var failoverOrder: String?
         public init() {}
     }
 
@@ -144,6 +149,9 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         if let policy = resources?.loadBalancing, ResourceOptions.LoadBalancing(rawValue: policy) == nil {
             problems.append("resources.loadBalancing must be one of \(ResourceOptions.LoadBalancing.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+        if let order = resources?.failoverOrder {
+            do { _ = try FailoverPolicy(parsing: order) } catch { problems.append("resources.failoverOrder: \(error.message)") }
+        }
         if let timeout = resources?.connectTimeoutMilliseconds, !(1...600_000).contains(timeout) {
             problems.append("resources.connectTimeoutMilliseconds must be 1...600000")
         }
@@ -162,6 +170,8 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         if let timeout = resources?.connectTimeoutMilliseconds { options.pipeline.resources.connectTimeoutMilliseconds = timeout }
         if let policy = resources?.loadBalancing.flatMap(ResourceOptions.LoadBalancing.init(rawValue:)) { options.pipeline.resources.loadBalancing = policy }
         if let keep = resources?.keepUnservingEndpoints { options.pipeline.resources.keepUnservingEndpoints = keep }
+        if let enabled = resources?.localityPriorities { options.pipeline.resources.localityPriorities = enabled }
+        if let order = resources?.failoverOrder.flatMap({ try? FailoverPolicy(parsing: $0) }) { options.pipeline.resources.failoverOrder = order }
         if let address = grpc?.address, let (host, port) = splitHostAndPort(address) {
             options.serving.host = host
             options.serving.port = port

@@ -180,6 +180,11 @@ public nonisolated struct Legation_Store_V1_EndpointSetRecord: Sendable {
   /// the writer's fencing epoch
   public var epoch: UInt64 = 0
 
+  /// How the service's endpoints become priorities for each client (FailoverPolicy's text: "off", or
+  /// criteria such as "zone,region"); "" = the xds-server's default. Not part of content_hash, so
+  /// readers that predate it accept the record; the writer's skip-unchanged hash covers it.
+  public var failover: String = String()
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
@@ -358,7 +363,7 @@ nonisolated extension Legation_Store_V1_Endpoint: SwiftProtobuf.Message, SwiftPr
 
 nonisolated extension Legation_Store_V1_EndpointSetRecord: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".EndpointSetRecord"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}schema_version\0\u{3}source_cluster\0\u{1}namespace\0\u{1}name\0\u{3}content_hash\0\u{1}ports\0\u{1}endpoints\0\u{3}published_at_unix_ms\0\u{1}epoch\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}schema_version\0\u{3}source_cluster\0\u{1}namespace\0\u{1}name\0\u{3}content_hash\0\u{1}ports\0\u{1}endpoints\0\u{3}published_at_unix_ms\0\u{1}epoch\0\u{1}failover\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -375,6 +380,7 @@ nonisolated extension Legation_Store_V1_EndpointSetRecord: SwiftProtobuf.Message
       case 7: try { try decoder.decodeRepeatedMessageField(value: &self.endpoints) }()
       case 8: try { try decoder.decodeSingularInt64Field(value: &self.publishedAtUnixMs) }()
       case 9: try { try decoder.decodeSingularUInt64Field(value: &self.epoch) }()
+      case 10: try { try decoder.decodeSingularStringField(value: &self.failover) }()
       default: break
       }
     }
@@ -408,6 +414,9 @@ nonisolated extension Legation_Store_V1_EndpointSetRecord: SwiftProtobuf.Message
     if self.epoch != 0 {
       try visitor.visitSingularUInt64Field(value: self.epoch, fieldNumber: 9)
     }
+    if !self.failover.isEmpty {
+      try visitor.visitSingularStringField(value: self.failover, fieldNumber: 10)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
@@ -421,6 +430,7 @@ nonisolated extension Legation_Store_V1_EndpointSetRecord: SwiftProtobuf.Message
     if lhs.endpoints != rhs.endpoints {return false}
     if lhs.publishedAtUnixMs != rhs.publishedAtUnixMs {return false}
     if lhs.epoch != rhs.epoch {return false}
+    if lhs.failover != rhs.failover {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

@@ -22,6 +22,7 @@ extension EndpointSet {
         record.endpoints = endpoints.map(\.record)
         record.publishedAtUnixMs = publishedAtUnixMilliseconds
         record.epoch = epoch
+        record.failover = failover?.description ?? ""
         return record
     }
 
@@ -37,9 +38,11 @@ extension EndpointSet {
     }
 
     /// Decodes and validates a stored record, as `init(recordBytes:...)`, also returning when the writer
-    /// published it (for the reader's lag metric).
+    /// published it (for the reader's lag metric) and why its failover policy was ignored, if it was:
+    /// a policy readers cannot use (a newer writer's criterion, or damage) is dropped, not the record,
+    /// and the service gets the server's default order.
     public static func decode(recordBytes bytes: [UInt8], expectedSource: SourceCluster, expectedService: ServiceKey? = nil)
-        throws(ModelError) -> (set: EndpointSet, publishedAtUnixMilliseconds: Int64)
+        throws(ModelError) -> (set: EndpointSet, publishedAtUnixMilliseconds: Int64, ignoredFailover: ModelError?)
     {
         guard bytes.count <= Self.maximumRecordBytes else {
             throw ModelError(.tooLarge, "record of \(bytes.count) bytes exceeds \(Self.maximumRecordBytes)")
@@ -51,10 +54,21 @@ extension EndpointSet {
             throw ModelError(.badRecord, "not an EndpointSetRecord (\(bytes.count) bytes): \(error)")
         }
         let set = try EndpointSet(record: record, expectedSource: expectedSource, expectedService: expectedService)
-        return (set, record.publishedAtUnixMs)
+        return (set, record.publishedAtUnixMs, Self.failover(of: record).ignored)
     }
 
-    /// Validates a decoded record; see `init(recordBytes:expectedSource:expectedService:)`.
+    /// The record's failover policy: nil when it carries none or one that does not parse (then also why).
+    static func failover(of record: Legation_Store_V1_EndpointSetRecord) -> (policy: FailoverPolicy?, ignored: ModelError?) {
+        guard !record.failover.isEmpty else { return (nil, nil) }
+        do {
+            return (try FailoverPolicy(parsing: record.failover), nil)
+        } catch {
+            return (nil, ModelError(error.code, "failover policy ignored: \(error.message)"))
+        }
+    }
+
+    /// Validates a decoded record; see `init(recordBytes:expectedSource:expectedService:)`. A failover
+    /// policy that does not parse is dropped (`decode` says why).
     public init(record: Legation_Store_V1_EndpointSetRecord, expectedSource: SourceCluster, expectedService: ServiceKey?)
         throws(ModelError)
     {
@@ -90,7 +104,8 @@ extension EndpointSet {
             }
             endpoints.append(endpoint)
         }
-        try self.init(source: expectedSource, service: service, ports: ports, endpoints: endpoints, knownHash: hash)
+        try self.init(
+            source: expectedSource, service: service, ports: ports, endpoints: endpoints, knownHash: hash, failover: Self.failover(of: record).policy)
     }
 }
 

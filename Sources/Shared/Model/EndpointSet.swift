@@ -30,19 +30,34 @@ public struct EndpointSet: Hashable, Sendable {
     /// hashes: kept by sets a writer made, so each publish copies them once. Empty in sets decoded
     /// from a record (readers never write them back).
     let content: [UInt8]
+    /// How the service's endpoints become priorities for each client; nil: the xds-server's default.
+    /// Set by the `legation.io/failover` annotation (or the file source's `failover`).
+    public let failover: FailoverPolicy?
+    /// What the store compares to skip an unchanged write (STABLE API: stored in the source's `hashes`):
+    /// `contentHash` when there is no policy, else the first 64 bits of SHA-256 over `contentHash`
+    /// (big-endian) and the policy's text. The record's own `content_hash` stays the hash of ports and
+    /// endpoints, so readers that predate policies accept records that carry one.
+    public var versionHash: UInt64 {
+        guard let failover else { return contentHash }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(8 + failover.description.utf8.count)
+        for shift in stride(from: 56, through: 0, by: -8) { bytes.append(UInt8(truncatingIfNeeded: contentHash >> UInt64(shift))) }
+        bytes += failover.description.utf8
+        return Self.hash(contentBytes: bytes)
+    }
 
     /// - Throws: `ModelError` if ports or endpoints break the invariants above.
-    package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint])
+    package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], failover: FailoverPolicy? = nil)
         throws(ModelError)
     {
-        try self.init(source: source, service: service, ports: ports, endpoints: endpoints, knownHash: nil)
+        try self.init(source: source, service: service, ports: ports, endpoints: endpoints, knownHash: nil, failover: failover)
     }
 
     /// Endpoints already sorted by address (checked, not sorted again).
-    package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], sortedEndpoints: [Endpoint])
+    package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], sortedEndpoints: [Endpoint], failover: FailoverPolicy? = nil)
         throws(ModelError)
     {
-        try self.init(source: source, service: service, ports: ports, endpoints: sortedEndpoints, knownHash: nil, sorted: true)
+        try self.init(source: source, service: service, ports: ports, endpoints: sortedEndpoints, knownHash: nil, failover: failover, sorted: true)
     }
 
     /// A set the aggregator assembled: `endpoints` from its merge (sorted by address, each address once,
@@ -50,9 +65,10 @@ public struct EndpointSet: Hashable, Sendable {
     /// write it, spliced from each slice's encoding (`assembleContent`). Only the counts are checked
     /// here: the merge establishes the order by construction, and debug builds (the tests) check every
     /// invariant, content included, as the other initializers do.
-    package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], mergedEndpoints endpoints: EndpointList, content: [UInt8])
-        throws(ModelError)
-    {
+    package init(
+        source: SourceCluster, service: ServiceKey, ports: [ServicePort], mergedEndpoints endpoints: EndpointList, content: [UInt8],
+        failover: FailoverPolicy? = nil
+    ) throws(ModelError) {
         try Self.checkSizesAndPorts(ports, endpointCount: endpoints.count, of: service)
         assert((try? EndpointSet(source: source, service: service, ports: ports, sortedEndpoints: endpoints.endpoints))?.content == content, "assembled content differs")
         self.source = source
@@ -61,6 +77,7 @@ public struct EndpointSet: Hashable, Sendable {
         self.endpointList = endpoints
         self.content = content
         self.contentHash = Self.hash(contentBytes: content)
+        self.failover = failover
     }
 
     /// Content bytes for `ports` and endpoints written by `writeEndpoints` (at most `endpointBytes` of
@@ -101,9 +118,10 @@ public struct EndpointSet: Hashable, Sendable {
     }
 
     /// `knownHash`: the decoder's hash of the record it came from, already checked to be canonical.
-    init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], knownHash: UInt64?, sorted isSorted: Bool = false)
-        throws(ModelError)
-    {
+    init(
+        source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], knownHash: UInt64?, failover: FailoverPolicy?,
+        sorted isSorted: Bool = false
+    ) throws(ModelError) {
         try Self.checkSizesAndPorts(ports, endpointCount: endpoints.count, of: service)
         let sorted = knownHash == nil && !isSorted ? endpoints.sorted { $0.addressPrecedes($1) } : endpoints
         for (index, endpoint) in sorted.enumerated() {
@@ -122,6 +140,7 @@ public struct EndpointSet: Hashable, Sendable {
         self.service = service
         self.ports = ports
         self.endpointList = .ready(sorted)
+        self.failover = failover
         if let knownHash {
             self.content = []
             self.contentHash = knownHash
@@ -132,8 +151,8 @@ public struct EndpointSet: Hashable, Sendable {
     }
 
     /// An empty set: the service exists but has no endpoints (published as empty, never as absent).
-    package static func empty(source: SourceCluster, service: ServiceKey, ports: [ServicePort]) throws(ModelError) -> EndpointSet {
-        try EndpointSet(source: source, service: service, ports: ports, endpoints: [])
+    package static func empty(source: SourceCluster, service: ServiceKey, ports: [ServicePort], failover: FailoverPolicy? = nil) throws(ModelError) -> EndpointSet {
+        try EndpointSet(source: source, service: service, ports: ports, endpoints: [], failover: failover)
     }
 
     /// `ports` and `endpoints` as a record's fields 6 and 7, from each value's encoding made once
@@ -165,8 +184,8 @@ public struct EndpointSet: Hashable, Sendable {
 extension EndpointSet {
     /// The content hash first: sets that differ almost always differ there, without walking endpoints.
     public static func == (lhs: EndpointSet, rhs: EndpointSet) -> Bool {
-        lhs.contentHash == rhs.contentHash && lhs.source == rhs.source && lhs.service == rhs.service && lhs.ports == rhs.ports
-            && lhs.endpointCount == rhs.endpointCount && lhs.endpoints == rhs.endpoints
+        lhs.contentHash == rhs.contentHash && lhs.failover == rhs.failover && lhs.source == rhs.source && lhs.service == rhs.service
+            && lhs.ports == rhs.ports && lhs.endpointCount == rhs.endpointCount && lhs.endpoints == rhs.endpoints
     }
 }
 
@@ -176,11 +195,12 @@ extension EndpointSet {
         hasher.combine(source)
         hasher.combine(service)
         hasher.combine(contentHash)
+        hasher.combine(failover)
     }
 }
 
 extension EndpointSet: CustomStringConvertible {
     public var description: String {
-        "\(source)/\(service) (\(endpointCount) endpoints, hash \(String(contentHash, radix: 16)))"
+        "\(source)/\(service) (\(endpointCount) endpoints, hash \(String(contentHash, radix: 16))\(failover.map { ", failover \($0)" } ?? ""))"
     }
 }

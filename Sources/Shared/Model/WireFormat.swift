@@ -93,6 +93,7 @@ extension EndpointSet {
         bytes += content
         WireFormat.appendVarintField(8, UInt64(bitPattern: publishedAtUnixMilliseconds), to: &bytes)
         WireFormat.appendVarintField(9, epoch, to: &bytes)
+        if let failover { WireFormat.appendString(10, failover.description, to: &bytes) }
         return bytes
     }
 }

@@ -92,7 +92,7 @@ public final class RedisEndpointStore: EndpointStore {
                     throw StoreError(.configuration, "\(set) written under the lease of \(lease.source)")
                 }
                 let record = set.recordBytes(epoch: lease.epoch, publishedAtUnixMilliseconds: now)
-                arguments += ["put", RedisArgument(set.service.description), RedisArgument(RedisKeys.hashText(set.contentHash)), RedisArgument(record)]
+                arguments += ["put", RedisArgument(set.service.description), RedisArgument(RedisKeys.hashText(set.versionHash)), RedisArgument(record)]
             case .delete(let service):
                 arguments += ["del", RedisArgument(service.description), "", ""]
             }

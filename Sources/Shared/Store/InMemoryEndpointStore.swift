@@ -76,12 +76,12 @@ public actor InMemoryEndpointStore: EndpointStore {
                     throw StoreError(.configuration, "\(set) written under the lease of \(lease.source)")
                 }
                 let field = set.service.description
-                if state.records[field]?.hash == set.contentHash {
+                if state.records[field]?.hash == set.versionHash {
                     outcomes.append(.unchanged)
                     continue
                 }
                 let bytes = set.recordBytes(epoch: lease.epoch, publishedAtUnixMilliseconds: Int64(WallClock.milliseconds()))
-                state.records[field] = (bytes, set.contentHash)
+                state.records[field] = (bytes, set.versionHash)
                 outcomes.append(.written(revision: append(.put(service: field, record: bytes), to: &state)))
             case .delete(let service):
                 let field = service.description

@@ -26,6 +26,9 @@ public struct SourceFeed: Sendable {
     public struct Outcome: Sendable {
         public var updates: [Update] = []
         public var rejections: [Rejection] = []
+        /// Parts of records that were ignored while the rest was applied (a failover policy that does
+        /// not parse), with why.
+        public var ignored: [Rejection] = []
         /// Set when the source must be read again in full; the reason, for logs and metrics.
         public var resyncReason: String?
         /// When the writer published the newest record applied from the change stream (not from a
@@ -134,8 +137,9 @@ public struct SourceFeed: Sendable {
             return nil
         }
         do {
-            let (set, publishedAt) = try EndpointSet.decode(recordBytes: bytes, expectedSource: source, expectedService: key)
+            let (set, publishedAt, ignoredFailover) = try EndpointSet.decode(recordBytes: bytes, expectedSource: source, expectedService: key)
             if fromStream { outcome.newestPublishedAtUnixMilliseconds = max(outcome.newestPublishedAtUnixMilliseconds ?? 0, publishedAt) }
+            if let ignoredFailover { outcome.ignored.append(Rejection(field: field, error: ignoredFailover)) }
             if services[key] != set {
                 services[key] = set
                 outcome.updates.append(.upsert(set))

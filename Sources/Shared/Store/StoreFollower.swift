@@ -148,6 +148,12 @@ public final class StoreFollower: Sendable {
                 "rejected a stored record; keeping the last good state of that service",
                 metadata: ["source": "\(feed.source)", "record": "\(rejection.field)", "error": "\(rejection.error)"])
         }
+        for ignored in outcome.ignored {
+            count("legation_store_record_fields_ignored_total", feed.source, reason: "failover")
+            logger.warning(
+                "ignored part of a stored record; the rest of it is applied",
+                metadata: ["source": "\(feed.source)", "record": "\(ignored.field)", "error": "\(ignored.error)"])
+        }
         if !outcome.updates.isEmpty || fromSnapshot {
             await deliver(Delivery(source: feed.source, updates: outcome.updates, feed: feed, fromSnapshot: fromSnapshot))
         }
