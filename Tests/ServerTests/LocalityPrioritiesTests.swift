@@ -204,3 +204,39 @@ import Testing
         #expect(elsewhere.onRequest(moved, snapshot: snapshot).responses.first?.resources.first?.version != resource.version, "another place, another variant")
     }
 }
+
+/// What operators see of priorities: a placed client's assignments in sync (its variant, not the base),
+/// and each assignment's order and variants.
+@Suite(.timeLimit(.minutes(1)))
+struct LocalityDebugViewTests {
+    typealias F = XDSFixture
+
+    @Test func aPlacedClientIsInSyncAndTheAssignmentShowsItsVariants() async throws {
+        let store = InMemoryEndpointStore()
+        let east = try await TestWriter.start(store, source: F.east)
+        let west = try await TestWriter.start(store, source: F.west)
+        try await east.publish([F.set("web", ["10.0.0.1"], zone: "us-east-1a")])
+        try await west.publish([F.set("web", ["10.1.0.1"], source: F.west, zone: "us-west-2a")])
+        try await XDSServiceTests.withServer(store, options: XDSServiceTests.options(required: [F.east, F.west])) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            try await withADSStream(port: port) { stream in
+                var first = request(.endpoint, names: ["default/web:http"])
+                first.node.locality.zone = "us-east-1a"
+                stream.send(first)
+                let eds = try #require(try await stream.next())
+                let assignment = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(unpackingAny: eds.resources[0])
+                #expect(assignment.endpoints.map(\.priority) == [0, 1], "east first")
+                stream.ack(eds, names: ["default/web:http"])
+                #expect(await eventually {
+                    DebugViews.clients(runtime.hub).first?.types.first?.acks == 1
+                })
+                let view = try #require(DebugViews.clients(runtime.hub).first)
+                #expect(view.node?.zone == "us-east-1a")
+                #expect(view.types.map(\.outOfSync) == [0], "it holds its own variant, which is current")
+                let resource = try #require(DebugViews.resources(runtime.hub.snapshot).first { $0.type == "eds" })
+                #expect(resource.failoverOrder == "zone,region")
+                #expect(resource.variants == 1)
+            }
+        }
+    }
+}

@@ -38,6 +38,10 @@ public enum DebugViews {
         public var name: String
         public var version: String
         public var bytes: Int
+        /// Load assignments with several localities: the failover order that ranks them per client, and
+        /// how many variants with priorities have been made (one per distinct priority assignment).
+        public var failoverOrder: String?
+        public var variants: Int?
     }
 
     public struct SourceView: Codable, Sendable, Equatable {
@@ -60,7 +64,7 @@ public enum DebugViews {
             case .stateOfTheWorld(let machine)?:
                 staleNonces = machine.staleNonces
                 types = machine.types.sorted { $0.key < $1.key }.map { type, state in
-                    let outOfSync = state.acked.filter { snapshot.resource(type, named: $0.key)?.version != $0.value.version }.count
+                    let outOfSync = state.acked.filter { snapshot.resource(type, named: $0.key, for: machine.locality)?.version != $0.value.version }.count
                     return TypeView(
                         type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
                         subscribedCount: state.subscribed.count, sentVersion: state.sentVersionInfo, ackedVersion: state.ackedVersionInfo,
@@ -70,8 +74,8 @@ public enum DebugViews {
             case .delta(let machine)?:
                 staleNonces = machine.staleNonces
                 types = machine.types.sorted { $0.key < $1.key }.map { type, state in
-                    let outOfSync = state.known.filter { snapshot.resource(type, named: $0.key)?.version != $0.value }.count
-                    let version = EncodedResource.version(ofKnown: state.known) { snapshot.resource(type, named: $0) }
+                    let outOfSync = state.known.filter { snapshot.resource(type, named: $0.key, for: machine.locality)?.version != $0.value }.count
+                    let version = EncodedResource.version(ofKnown: state.known) { snapshot.resource(type, named: $0, for: machine.locality) }
                     return TypeView(
                         type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
                         subscribedCount: state.subscribed.count, sentVersion: version,
@@ -92,7 +96,9 @@ public enum DebugViews {
     public static func resources(_ snapshot: ResourceSnapshot) -> [ResourceView] {
         ResourceType.allCases.flatMap { type in
             snapshot.all(type).values.sorted { $0.name < $1.name }.map {
-                ResourceView(type: type.shortName, name: $0.name, version: $0.version, bytes: $0.resource.count)
+                ResourceView(
+                    type: type.shortName, name: $0.name, version: $0.version, bytes: $0.resource.count, failoverOrder: $0.priorities?.policy.description,
+                    variants: $0.priorities?.variantCount)
             }
         }
     }
