@@ -6,8 +6,8 @@ import Server
 import Shared
 import Testing
 
-/// Everything of a Legation mesh as separate processes on loopback, for the fault tests: one
-/// redis-server, a fake Kubernetes API server per source cluster ("east", "west"), `legation ingestor`
+/// Everything of a Legation mesh as separate processes on loopback, for the fault tests: Redis (one
+/// redis-server, a Sentinel set, or a Redis Cluster), a fake Kubernetes API server per source cluster ("east", "west"), `legation ingestor`
 /// processes (one or two per source), `legation xds-server` replicas on fixed ports (so one can be
 /// restarted where its sidecars look for it), simulated sidecars (half state of the world, half delta)
 /// that reconnect like Envoy and keep what they hold, and optionally one real Envoy routing HTTP to
@@ -26,6 +26,15 @@ final class FaultRig: @unchecked Sendable {
         var envoy = false
         var redisAppendOnly = false
         var leaseTTLSeconds = 3
+        var redisTopology = RedisTopology.single
+    }
+
+    enum RedisTopology {
+        case single
+        /// A primary, one replica and three sentinels.
+        case sentinel
+        /// Three shards, each a primary with one replica.
+        case cluster
     }
 
     struct Process {
@@ -40,7 +49,12 @@ final class FaultRig: @unchecked Sendable {
 
     let options: Options
     let directory: TemporaryDirectory
-    let redis: RedisServer
+    /// The Redis server (single topology).
+    let redis: RedisServer?
+    let sentinels: RedisSentinelSet?
+    let cluster: RedisClusterNodes?
+    /// What the processes are given as `--redis-url`.
+    let redisURL: String
     private(set) var apis: [String: FakeKubernetesAPI] = [:]
     private(set) var ingestors: [String: Process] = [:]  // by holder: "east-a", "east-b"
     let replicaPorts: [Int]
@@ -61,7 +75,17 @@ final class FaultRig: @unchecked Sendable {
         directory = try TemporaryDirectory(prefix: "legation-fault")
         var redisOptions = RedisServer.Options()
         redisOptions.appendOnly = options.redisAppendOnly
-        redis = try await RedisServer(redisOptions)
+        switch options.redisTopology {
+        case .single:
+            let server = try await RedisServer(redisOptions)
+            (redis, sentinels, cluster, redisURL) = (server, nil, nil, server.url())
+        case .sentinel:
+            let set = try await RedisSentinelSet(replicas: 1, sentinels: 3)
+            (redis, sentinels, cluster, redisURL) = (nil, set, nil, set.url)
+        case .cluster:
+            let nodes = try await RedisClusterNodes(primaries: 3, replicasPerPrimary: 1)
+            (redis, sentinels, cluster, redisURL) = (nil, nil, nodes, nodes.url)
+        }
         replicaPorts = try (0..<options.replicas).map { _ in try freeLoopbackPort() }
         podPort = try freeLoopbackPort()
 
@@ -132,7 +156,7 @@ final class FaultRig: @unchecked Sendable {
         let admin = try freeLoopbackPort()
         let log = directory.file("ingestor-\(holder).log")
         let process = try ChildProcess(Self.legation, [
-            "ingestor", "--config", directory.file("ingestor-\(source).yaml"), "--source", source, "--kubeconfig", directory.file("kubeconfig-\(source)"), "--redis-url", redis.url(),
+            "ingestor", "--config", directory.file("ingestor-\(source).yaml"), "--source", source, "--kubeconfig", directory.file("kubeconfig-\(source)"), "--redis-url", redisURL,
             "--holder", holder, "--lease-ttl", String(options.leaseTTLSeconds), "--admin-address", "127.0.0.1:\(admin)",
             "--redis-timeout", "1", "--log-level", "info",
         ], outputFile: log)
@@ -144,7 +168,7 @@ final class FaultRig: @unchecked Sendable {
         let debug = try freeLoopbackPort()
         let log = directory.file("xds-\(port).log")
         let process = try ChildProcess(Self.legation, [
-            "xds-server", "--redis-url", redis.url(), "--listen", "127.0.0.1:\(port)", "--admin-address", "127.0.0.1:\(admin)",
+            "xds-server", "--redis-url", redisURL, "--listen", "127.0.0.1:\(port)", "--admin-address", "127.0.0.1:\(admin)",
             "--debug-address", "127.0.0.1:\(debug)", "--identifier", "replica-\(port)", "--debounce-quiet", "10", "--debounce-max", "100",
             "--redis-timeout", "1", "--log-level", "info",
         ] + options.sources.flatMap { ["--source", $0] }, outputFile: log)
@@ -324,7 +348,8 @@ final class FaultRig: @unchecked Sendable {
         for port in Array(replicas.keys) { await stopReplica(port: port, signal: SIGTERM) }
         for api in apis.values { await api.shutdown() }
         for upstream in upstreams { await upstream.close() }
-        redis.kill()
+        redis?.kill()
+        for server in (sentinels?.servers ?? []) + (sentinels?.sentinels ?? []) + (cluster?.nodes ?? []) { server.kill() }
         directory.remove()
     }
 }

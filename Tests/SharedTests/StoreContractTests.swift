@@ -100,10 +100,8 @@ struct StoreContractTests {
             try await store.markSynced(generation: first.generation, serviceCount: 1, lease: lease)
             var feed = try await read(store)
 
-            if let redis = harness.store as? RedisEndpointStore {
-                // Drop every client connection: the store must reconnect on its own.
-                _ = try? await redis.client.send(["CLIENT", "KILL", "TYPE", "normal"])
-            }
+            // Drop every client connection: the store must reconnect on its own.
+            try? await harness.everywhere(["CLIENT", "KILL", "TYPE", "normal"])
             let web2 = Fixtures.endpointSet("web", count: 4)
             let api = Fixtures.endpointSet("api")
             var written = false
@@ -380,6 +378,58 @@ struct StoreContractTests {
 
             let idle = try await store.changes(after: [source: changes[source]![0].cursor], limit: 10, wait: .milliseconds(100))
             #expect(idle.isEmpty)
+        }
+    }
+
+    /// Sources live in different slots (under Redis Cluster, on different shards): a reader waiting on
+    /// several wakes for a write to any of them, and a later wait still sees the others.
+    @Test(arguments: StoreKind.allCases)
+    func aReaderWaitingOnSeveralSourcesWakesForAnyOfThem(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let sources = (0..<4).map { Fixtures.source("source-\($0)") }
+            var leases: [Lease] = []
+            var cursors: [SourceCluster: StreamCursor] = [:]
+            for source in sources {
+                let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+                _ = try await store.write([], lease: lease)
+                leases.append(lease)
+                cursors[source] = try await store.snapshot(of: source).cursor
+            }
+            for (offset, lease) in leases.enumerated().reversed() {
+                let started = ContinuousClock.now
+                let waitingFrom = cursors
+                async let waited = store.changes(after: waitingFrom, limit: 10, wait: .seconds(30))
+                try await Task.sleep(for: .milliseconds(50))
+                _ = try await store.write([.put(Fixtures.endpointSet("web-\(offset)", source: lease.source))], lease: lease)
+                let changes = try await waited
+                #expect(Array(changes.keys) == [lease.source], "woken by \(lease.source)")
+                #expect(ContinuousClock.now - started < .seconds(15))
+                cursors[lease.source] = try #require(changes[lease.source]?.last?.cursor)
+            }
+            let idle = try await store.changes(after: cursors, limit: 10, wait: .milliseconds(200))
+            #expect(idle.isEmpty)
+        }
+    }
+
+    @Test(arguments: StoreKind.allCases)
+    func aChangedFailoverOrderIsWrittenAndTheSameIsNot(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
+            let plain = Fixtures.endpointSet("web")
+            func with(_ policy: FailoverPolicy?) throws -> EndpointSet {
+                try EndpointSet(source: plain.source, service: plain.service, ports: plain.ports, endpoints: plain.endpoints, failover: policy)
+            }
+            let zoneFirst = try with(try FailoverPolicy(parsing: "zone,cluster"))
+            #expect(try await store.write([.put(plain)], lease: lease).outcomes.count == 1)
+            let changed = try await store.write([.put(zoneFirst)], lease: lease)
+            #expect(changed.outcomes == [.written(revision: 2)], "same endpoints, another order: written")
+            #expect(try await store.write([.put(zoneFirst)], lease: lease).outcomes == [.unchanged])
+            #expect(try await store.storedHashes(source: source) == [plain.service: zoneFirst.versionHash])
+            var feed = SourceFeed(source: source)
+            _ = feed.apply(try await store.snapshot(of: source))
+            #expect(feed.services[plain.service]?.failover == zoneFirst.failover)
         }
     }
 

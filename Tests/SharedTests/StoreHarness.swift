@@ -5,8 +5,9 @@ import Shared
 /// The stores the contract suite runs against.
 enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
     /// The in-memory store; redis-server plain; over TLS; and as an ACL user (AUTH user password) with
-    /// the default user switched off.
-    case memory, redis, redisTLS, redisACL
+    /// the default user switched off; through a sentinel that names the primary; and a three-shard Redis
+    /// Cluster.
+    case memory, redis, redisTLS, redisACL, redisSentinel, redisCluster
     var description: String { rawValue }
 }
 
@@ -14,8 +15,10 @@ enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
 struct StoreHarness: Sendable {
     let store: any EndpointStore
     let kind: StoreKind
-    /// The Redis server behind the store (nil for the in-memory store).
+    /// The Redis server behind the store (nil for the in-memory store and the HA topologies).
     let redis: RedisServer?
+    /// The processes of a Sentinel set or a cluster, kept alive for the harness's lifetime.
+    var topology: (any Sendable)?
 
     static func make(_ kind: StoreKind, streamMaxLength: Int = 10_000) async throws -> StoreHarness {
         switch kind {
@@ -36,6 +39,27 @@ struct StoreHarness: Sendable {
                 ? try server.configuration(user: "contract", password: "contract-secret") : try server.configuration()
             let store = RedisEndpointStore(configuration, options: storeOptions, logger: .quiet())
             return StoreHarness(store: store, kind: kind, redis: server)
+        case .redisSentinel, .redisCluster:
+            var storeOptions = RedisEndpointStore.Options()
+            storeOptions.streamMaxLength = streamMaxLength
+            if kind == .redisSentinel {
+                let set = try await RedisSentinelSet(replicas: 0, sentinels: 1)
+                let store = RedisEndpointStore(try set.configuration(), options: storeOptions, logger: .quiet())
+                return StoreHarness(store: store, kind: kind, redis: nil, topology: set)
+            }
+            let cluster = try await RedisClusterNodes(primaries: 3)
+            let store = RedisEndpointStore(try cluster.configuration(), options: storeOptions, logger: .quiet())
+            return StoreHarness(store: store, kind: kind, redis: nil, topology: cluster)
+        }
+    }
+
+    /// Sends a command to every primary (one server, or each shard of a cluster).
+    func everywhere(_ arguments: [RedisArgument]) async throws {
+        guard let store = store as? RedisEndpointStore else { return }
+        if let cluster = store.client as? RedisClusterClient {
+            _ = try await cluster.broadcast(arguments)
+        } else {
+            _ = try await store.client.send(arguments, key: nil, timeout: nil)
         }
     }
 
@@ -43,8 +67,8 @@ struct StoreHarness: Sendable {
     func loseAllData() async throws {
         if let store = store as? InMemoryEndpointStore {
             await store.loseAllData()
-        } else if let store = store as? RedisEndpointStore {
-            _ = try await store.client.send(["FLUSHALL"])
+        } else {
+            try await everywhere(["FLUSHALL"])
         }
     }
 

@@ -15,6 +15,10 @@ public final class RedisServer: @unchecked Sendable {
         public var defaultPassword: String?
         /// Keep data in an append-only file across `restart()`.
         public var appendOnly = false
+        /// More configuration lines (`replicaof …`, `cluster-enabled yes`, `sentinel monitor …`).
+        public var extraConfiguration: [String] = []
+        /// Run as a sentinel (`--sentinel`): only `port`, `bind`, `dir`, `logfile` and the extra lines.
+        public var sentinel = false
         public init() {}
     }
 
@@ -76,6 +80,9 @@ public final class RedisServer: @unchecked Sendable {
         return configuration
     }
 
+    /// Whether the server process is alive.
+    public var isRunning: Bool { process?.isRunning ?? false }
+
     /// Kills the server (SIGKILL: no goodbye to clients).
     public func kill() {
         process?.kill()
@@ -88,16 +95,19 @@ public final class RedisServer: @unchecked Sendable {
         try await start()
     }
 
+    /// The server's log, for diagnosing a test.
+    public var log: String { (try? String(contentsOfFile: directory.file("redis.log"), encoding: .utf8)) ?? "" }
+
     private func start() async throws {
         var lines = [
             "bind 127.0.0.1",
             "protected-mode no",
             "dir \(directory.path)",
-            "save \"\"",
-            "appendonly \(options.appendOnly ? "yes" : "no")",
-            "appendfsync always",
             "logfile \(directory.file("redis.log"))",
         ]
+        if !options.sentinel {
+            lines += ["save \"\"", "appendonly \(options.appendOnly ? "yes" : "no")", "appendfsync always"]
+        }
         if let tls = options.tls {
             lines += [
                 "port 0", "tls-port \(port)", "tls-cert-file \(tls.serverCertificate)",
@@ -109,11 +119,16 @@ public final class RedisServer: @unchecked Sendable {
         }
         if let password = options.defaultPassword { lines.append("requirepass \(password)") }
         lines += options.aclUsers
+        lines += options.extraConfiguration
+        if options.extraConfiguration.contains("cluster-enabled yes") {
+            // The cluster bus would be port + 10,000 (above 65,535 for high ports, or taken): name a free one.
+            lines.append("cluster-port \(try freeLoopbackPort())")
+        }
         let config = try directory.write("redis.conf", lines.joined(separator: "\n") + "\n")
         try? FileManager.default.removeItem(atPath: directory.file("redis.log"))
 
         // Under `timeout`: if the test process dies without stopping it, the server still ends.
-        let process = try ChildProcess("/usr/bin/timeout", ["-s", "KILL", "900", Self.executable(), config])
+        let process = try ChildProcess("/usr/bin/timeout", ["-s", "KILL", "900", Self.executable(), config] + (options.sentinel ? ["--sentinel"] : []))
         self.process = process
 
         let deadline = ContinuousClock.now + .seconds(10)

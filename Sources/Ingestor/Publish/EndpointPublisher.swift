@@ -12,7 +12,9 @@ import Shared
 /// - Only while holding the source's lease; a standby waits and takes over when it expires. A lost lease
 ///   stops writing at once; a regained one reconciles the store with the desired state.
 /// - After the source's initial list: reconcile (put what differs, delete what no longer exists), then the
-///   sync canary. Data lost in Redis (a new generation) triggers the same reconcile and a new canary.
+///   sync canary. Data lost in Redis (a new generation) triggers the same reconcile and a new canary, and
+///   so does a new store session (a reconnect: a restart, or a failover to a replica that may lack the
+///   last writes acknowledged before it).
 /// - Store errors are retried with jittered backoff; nothing is dropped: the desired state is kept here.
 /// - On cancellation `run()` makes one last attempt to flush, then releases the lease.
 public actor EndpointPublisher {
@@ -60,6 +62,8 @@ public actor EndpointPublisher {
     private var lease: Lease?
     private var generation: String?
     private var needsReconcile = true
+    /// The store session the last reconcile read the store in.
+    private var reconciledSession: UInt64?
     private var synced = false
     private var lastError: String?
     private var reachable = true
@@ -207,6 +211,10 @@ public actor EndpointPublisher {
                     needsReconcile = true
                     nextReconcile = now + options.reconcileInterval
                 }
+                if let reconciledSession, await store.session() != reconciledSession, !needsReconcile {
+                    logger.info("reconnected to the store; reconciling it with the desired state")
+                    needsReconcile = true
+                }
                 if listed, needsReconcile {
                     try await reconcile()
                 } else if listed, !dirty.isEmpty {
@@ -259,6 +267,7 @@ public actor EndpointPublisher {
     /// Makes the store equal the desired state, then sets the canary.
     private func reconcile() async throws {
         guard let lease else { return }
+        let session = await store.session()
         let stored = try await store.storedHashes(source: source)
         var writes: [StoreWrite] = []
         for (key, set) in desired.sorted(by: { $0.key < $1.key }) where stored[key] != set.versionHash {
@@ -276,6 +285,7 @@ public actor EndpointPublisher {
             throw error
         }
         needsReconcile = false
+        reconciledSession = session
         if !synced {
             logger.info("initial state published; canary set", metadata: ["services": "\(desired.count)", "writes": "\(writes.count)"])
         }

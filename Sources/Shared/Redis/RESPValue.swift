@@ -43,6 +43,12 @@ public enum RESPValue: Sendable, Hashable {
         if case .null = self { return true }
         return false
     }
+
+    /// The message of an error reply.
+    public var errorMessage: String? {
+        if case .error(let message) = self { return message }
+        return nil
+    }
 }
 
 /// One argument of a Redis command: text or binary.

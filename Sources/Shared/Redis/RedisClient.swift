@@ -7,6 +7,12 @@ import NIOPosix
 /// reconnects on the next command. Failed connects back off exponentially (with ±50% jitter) up to the
 /// configured maximum; commands sent while backing off fail at once with `StoreError.unavailable`, so
 /// callers keep serving what they have instead of queueing behind a dead server.
+///
+/// Under Redis Sentinel every (re)connect asks the sentinels for the primary, and the server it names
+/// must say `ROLE` master. A reply that shows the server is no longer the primary (`READONLY` to a write,
+/// `UNBLOCKED` when it was demoted under a blocked read) drops the connection: the next command finds
+/// the primary again. `session` counts connections made, so a writer knows to check what a server it
+/// had not written through before holds.
 public actor RedisClient {
     public let configuration: RedisConfiguration
     private let group: any EventLoopGroup
@@ -14,10 +20,13 @@ public actor RedisClient {
     private let reconnects: Counter
     private let connectFailures: Counter
     private var connection: RedisConnection?
-    private var connecting: Task<RedisConnection, any Error>?
+    private var connecting: Task<(RedisConnection, Int), any Error>?
     private var consecutiveFailures = 0
     private var retryAt: ContinuousClock.Instant?
-    private var everConnected = false
+    /// Connections made so far; see `session`.
+    private var connections: UInt64 = 0
+    /// The sentinel that answered last: asked first next time.
+    private var preferredSentinel = 0
 
     public init(
         _ configuration: RedisConfiguration,
@@ -32,31 +41,33 @@ public actor RedisClient {
         self.connectFailures = Counter(label: "legation_redis_connect_failures_total", factory: metricsFactory)
     }
 
-    /// Sends one command; `.error` replies are returned, not thrown.
-    /// - Throws: `StoreError.unavailable` / `.timeout` / `.authentication`.
-    public func send(_ arguments: [RedisArgument], timeout: Duration? = nil) async throws -> RESPValue {
-        try await pipeline([arguments], timeout: timeout)[0]
-    }
-
     /// Sends commands in one write; replies in order.
     public func pipeline(_ commands: [[RedisArgument]], timeout: Duration? = nil) async throws -> [RESPValue] {
         let connection = try await currentConnection()
+        let replies: [RESPValue]
         do {
-            return try await connection.pipeline(commands, timeout: timeout)
+            replies = try await connection.pipeline(commands, timeout: timeout)
         } catch {
             drop(connection)
             throw error
         }
+        if let demoted = replies.lazy.compactMap(\.errorMessage).first(where: Self.showsDemotion) {
+            logger.warning(
+                "Redis is no longer the primary; finding it again", metadata: ["redis": "\(configuration.redactedURL)", "reply": "\(demoted.prefix(120))"])
+            connection.close()
+            if self.connection === connection { self.connection = nil }
+        }
+        return replies
     }
 
-    /// Runs a script by SHA, loading it on the first NOSCRIPT answer (after a restart or a flush).
-    func evaluate(_ script: RedisScript, keys: [String], arguments: [RedisArgument]) async throws -> RESPValue {
-        let tail = [RedisArgument(keys.count)] + keys.map { RedisArgument($0) } + arguments
-        let reply = try await send(["EVALSHA", RedisArgument(script.sha)] + tail)
-        if case .error(let message) = reply, message.hasPrefix("NOSCRIPT") {
-            return try await send(["EVAL", RedisArgument(script.source)] + tail)
-        }
-        return reply
+    /// Connections made so far (1 after the first): it changes whenever the client reconnected, to the
+    /// same server after a restart or to another after a failover. What was acknowledged before may be
+    /// missing from the server now.
+    public var session: UInt64 { connections }
+
+    /// An error reply that means the server was demoted to a replica under us.
+    static func showsDemotion(_ message: String) -> Bool {
+        message.hasPrefix("READONLY") || message.hasPrefix("UNBLOCKED") || message.hasPrefix("MASTERDOWN")
     }
 
     /// Closes the connection; the next command reconnects.
@@ -68,22 +79,24 @@ public actor RedisClient {
     private func currentConnection() async throws -> RedisConnection {
         if let connection, connection.isActive { return connection }
         connection = nil
-        if let connecting { return try await connecting.value }
+        if let connecting { return try await connecting.value.0 }
         if let retryAt, ContinuousClock.now < retryAt {
             throw StoreError(.unavailable, "Redis \(configuration.redactedURL) is unreachable; next attempt in \(retryAt - .now)")
         }
         let configuration = self.configuration
         let group = self.group
-        let task = Task { try await RedisConnection.connect(configuration, group: group) }
+        let first = preferredSentinel
+        let task = Task { try await Self.open(configuration, group: group, firstSentinel: first) }
         connecting = task
         defer { connecting = nil }
         do {
-            let connection = try await task.value
-            if everConnected {
+            let (connection, sentinel) = try await task.value
+            preferredSentinel = sentinel
+            if connections > 0 {
                 reconnects.increment()
-                logger.info("reconnected to Redis", metadata: ["redis": "\(configuration.redactedURL)"])
+                logger.info("reconnected to Redis", metadata: ["redis": "\(configuration.redactedURL)", "server": "\(connection.address)"])
             }
-            everConnected = true
+            connections += 1
             consecutiveFailures = 0
             retryAt = nil
             self.connection = connection
@@ -100,6 +113,61 @@ public actor RedisClient {
                 metadata: ["redis": "\(configuration.redactedURL)", "error": "\(error)", "retry_in": "\(delay)"])
             throw error
         }
+    }
+
+    /// Connects to the server the configuration names, or under Sentinel to the primary the sentinels
+    /// name (asking them in turn from `firstSentinel`). - Returns: the connection and the sentinel that
+    /// answered.
+    private static func open(_ configuration: RedisConfiguration, group: any EventLoopGroup, firstSentinel: Int) async throws
+        -> (RedisConnection, Int)
+    {
+        switch configuration.topology {
+        case .standalone:
+            return (try await RedisConnection.connect(configuration, group: group), firstSentinel)
+        case .cluster:
+            throw StoreError(.configuration, "a Redis Cluster is reached through RedisClusterClient, not RedisClient")
+        case .sentinel(let name, let sentinels):
+            var failures: [String] = []
+            for step in 0..<sentinels.count {
+                let index = (firstSentinel + step) % sentinels.count
+                let address: RedisConfiguration.Address
+                do {
+                    guard let named = try await primary(of: name, asking: configuration.sentinel(sentinels[index]), group: group) else {
+                        failures.append("\(sentinels[index]) knows no master \(name)")
+                        continue
+                    }
+                    address = named
+                } catch {
+                    failures.append("\(sentinels[index]): \(error)")
+                    continue
+                }
+                let connection = try await RedisConnection.connect(configuration.node(address), group: group)
+                let role = try await connection.send(["ROLE"])
+                guard role.array?.first?.string == "master" else {
+                    connection.close()
+                    throw StoreError(
+                        .unavailable, "sentinel \(sentinels[index]) names \(address) the primary of \(name), but it says it is not (a failover in progress?)")
+                }
+                return (connection, index)
+            }
+            throw StoreError(.unavailable, "no sentinel named the primary of \(name): \(failures.joined(separator: "; "))")
+        }
+    }
+
+    /// `SENTINEL GET-MASTER-ADDR-BY-NAME`: the primary's address, or nil when this sentinel does not
+    /// know the name.
+    private static func primary(of name: String, asking sentinel: RedisConfiguration, group: any EventLoopGroup) async throws
+        -> RedisConfiguration.Address?
+    {
+        let connection = try await RedisConnection.connect(sentinel, group: group)
+        defer { connection.close() }
+        let reply = try await connection.send(["SENTINEL", "GET-MASTER-ADDR-BY-NAME", RedisArgument(name)])
+        if reply.isNull { return nil }
+        if let message = reply.errorMessage { throw StoreError(.protocolError, "sentinel answered: \(message.prefix(200))") }
+        guard let parts = reply.array, parts.count == 2, let host = parts[0].string, !host.isEmpty,
+            let port = parts[1].string.flatMap({ Int($0) }), (1...65_535).contains(port)
+        else { throw StoreError(.protocolError, "sentinel answered \(String(describing: reply).prefix(200)) for the primary of \(name)") }
+        return RedisConfiguration.Address(host: host, port: port)
     }
 
     private func drop(_ failed: RedisConnection) {

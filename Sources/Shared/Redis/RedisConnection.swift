@@ -11,10 +11,13 @@ import NIOSSL
 public final class RedisConnection: Sendable {
     private let channel: any Channel
     private let commandTimeout: Duration
+    /// The server this connection reached.
+    public let address: RedisConfiguration.Address
 
-    private init(channel: any Channel, commandTimeout: Duration) {
+    private init(channel: any Channel, commandTimeout: Duration, address: RedisConfiguration.Address) {
         self.channel = channel
         self.commandTimeout = commandTimeout
+        self.address = address
     }
 
     /// Connects, then authenticates, selects the database and names the connection.
@@ -45,7 +48,7 @@ public final class RedisConnection: Sendable {
         } catch {
             throw StoreError(.unavailable, "cannot connect to \(configuration.redactedURL)", cause: error)
         }
-        let connection = RedisConnection(channel: channel, commandTimeout: configuration.commandTimeout)
+        let connection = RedisConnection(channel: channel, commandTimeout: configuration.commandTimeout, address: configuration.address)
         do {
             try await connection.handshake(configuration)
         } catch {

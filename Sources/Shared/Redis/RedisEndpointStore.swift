@@ -4,11 +4,14 @@ import NIOCore
 import NIOPosix
 import SwiftProtobuf
 
-/// The Redis store: the layout of `RedisKeys`, the rules of `RedisScripts`, over `RedisClient`.
+/// The Redis store: the layout of `RedisKeys`, the rules of `RedisScripts`, over one server, the primary
+/// Redis Sentinel names, or a Redis Cluster (`RedisConfiguration.Topology`).
 ///
-/// Two connections: one for commands (pipelined) and one for blocking `XREAD`s, so a reader waiting
-/// for changes never delays a write or a snapshot. Every call fails with a `StoreError` and leaves the
-/// caller's state alone; reconnecting is automatic.
+/// Commands go over one connection per server (pipelined); waiting for changes uses connections of its
+/// own, so a reader waiting never delays a write or a snapshot: one blocking `XREAD` over every source
+/// on one server, or one per source under Redis Cluster, whose sources live in different slots
+/// (`ClusterStreamTails`). Every call fails with a `StoreError` and leaves the caller's state alone;
+/// reconnecting (and finding the primary again) is automatic.
 public final class RedisEndpointStore: EndpointStore {
     public struct Options: Sendable {
         /// Change-stream entries kept per source (`XADD MAXLEN ~`); a reader further behind resyncs.
@@ -16,8 +19,13 @@ public final class RedisEndpointStore: EndpointStore {
         public init() {}
     }
 
-    private let commands: RedisClient
-    private let blocking: RedisClient
+    private let commands: any RedisCommandRunner
+    /// How to wait for changes: a blocking connection to the one server, or a read per source.
+    private enum Tail {
+        case single(RedisClient)
+        case perSource(ClusterStreamTails)
+    }
+    private let tail: Tail
     private let options: Options
     private let malformedEntries: Counter
 
@@ -28,21 +36,43 @@ public final class RedisEndpointStore: EndpointStore {
         logger: Logger = Logger(label: "legation.redis"),
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
-        var blockingConfiguration = configuration
-        blockingConfiguration.clientName = configuration.clientName + "-tail"
-        self.commands = RedisClient(configuration, group: group, logger: logger, metricsFactory: metricsFactory)
-        self.blocking = RedisClient(blockingConfiguration, group: group, logger: logger, metricsFactory: metricsFactory)
         self.options = options
-        self.malformedEntries = Counter(label: "legation_redis_malformed_replies_total", factory: metricsFactory)
+        let malformedEntries = Counter(label: "legation_redis_malformed_replies_total", factory: metricsFactory)
+        self.malformedEntries = malformedEntries
+        if case .cluster = configuration.topology {
+            let cluster = RedisClusterClient(configuration, group: group, logger: logger, metricsFactory: metricsFactory)
+            self.commands = cluster
+            self.tail = .perSource(ClusterStreamTails { source, cursor, limit, block in
+                let key = RedisKeys(source).changes
+                let reply = try Self.check(
+                    try await cluster.send(
+                        ["XREAD", "COUNT", RedisArgument(max(1, limit)), "BLOCK", RedisArgument(max(1, block.milliseconds)), "STREAMS", RedisArgument(key),
+                         RedisArgument(cursor.description)],
+                        key: key, timeout: block + configuration.commandTimeout, dedicated: "tail-\(source.name)"))
+                return try Self.entries(reply, keys: [key: source], malformed: malformedEntries)[source] ?? []
+            })
+        } else {
+            var blockingConfiguration = configuration
+            blockingConfiguration.clientName = configuration.clientName + "-tail"
+            self.commands = RedisClient(configuration, group: group, logger: logger, metricsFactory: metricsFactory)
+            self.tail = .single(RedisClient(blockingConfiguration, group: group, logger: logger, metricsFactory: metricsFactory))
+        }
     }
 
-    /// The command connection, for operator tools and tests that need raw commands.
-    public var client: RedisClient { commands }
+    /// The command client, for operator tools and tests that need raw commands (under Redis Cluster a
+    /// `RedisClusterClient`, which routes each by its key).
+    public var client: any RedisCommandRunner { commands }
 
-    /// Closes both connections.
+    /// Grows whenever a connection to Redis was (re)established (see `RedisCommandRunner.session`).
+    public func session() async -> UInt64 { await commands.session }
+
+    /// Closes every connection and stops waiting for changes.
     public func close() async {
         await commands.close()
-        await blocking.close()
+        switch tail {
+        case .single(let blocking): await blocking.close()
+        case .perSource(let tails): tails.close()
+        }
     }
 
     // MARK: EndpointStoreWriter
@@ -163,13 +193,13 @@ public final class RedisEndpointStore: EndpointStore {
 
     public func heartbeats(of sources: [SourceCluster]) async throws -> [SourceCluster: Heartbeat] {
         guard !sources.isEmpty else { return [:] }
-        var commandList: [[RedisArgument]] = []
+        var commandList: [RedisCommand] = []
         for source in sources {
-            let key = RedisArgument(RedisKeys(source).heartbeat)
-            commandList.append(["GET", key])
-            commandList.append(["PTTL", key])
+            let key = RedisKeys(source).heartbeat
+            commandList.append(RedisCommand(key: key, ["GET", RedisArgument(key)]))
+            commandList.append(RedisCommand(key: key, ["PTTL", RedisArgument(key)]))
         }
-        let replies = try await commands.pipeline(commandList)
+        let replies = try await commands.pipeline(commandList, timeout: nil)
         var result: [SourceCluster: Heartbeat] = [:]
         for (offset, source) in sources.enumerated() {
             let value = try check(replies[2 * offset])
@@ -224,28 +254,46 @@ public final class RedisEndpointStore: EndpointStore {
     {
         guard !cursors.isEmpty else { return [:] }
         let ordered = cursors.sorted { $0.key < $1.key }
-        var command: [RedisArgument] = ["XREAD", "COUNT", RedisArgument(max(1, limit))]
-        let client: RedisClient
-        var timeout: Duration?
-        if let wait, wait > .zero {
-            command += ["BLOCK", RedisArgument(max(1, wait.milliseconds))]
-            client = blocking
-            timeout = wait + client.configuration.commandTimeout
-        } else {
-            client = commands
-        }
-        command.append("STREAMS")
-        command += ordered.map { RedisArgument(RedisKeys($0.key).changes) }
-        command += ordered.map { RedisArgument($0.value.description) }
-        let reply = try check(await client.send(command, timeout: timeout))
-        if reply.isNull { return [:] }
-        guard let streams = reply.array else { throw unexpected(reply, "reading changes") }
         let byKey = Dictionary(uniqueKeysWithValues: ordered.map { (RedisKeys($0.key).changes, $0.key) })
+        switch tail {
+        case .single(let blocking):
+            var command: [RedisArgument] = ["XREAD", "COUNT", RedisArgument(max(1, limit))]
+            let client: any RedisCommandRunner
+            var timeout: Duration?
+            if let wait, wait > .zero {
+                command += ["BLOCK", RedisArgument(max(1, wait.milliseconds))]
+                client = blocking
+                timeout = wait + blocking.configuration.commandTimeout
+            } else {
+                client = commands
+            }
+            command.append("STREAMS")
+            command += ordered.map { RedisArgument(RedisKeys($0.key).changes) }
+            command += ordered.map { RedisArgument($0.value.description) }
+            return try Self.entries(try Self.check(await client.send(command, key: nil, timeout: timeout)), keys: byKey, malformed: malformedEntries)
+        case .perSource(let tails):
+            if let wait, wait > .zero { return try await tails.changes(after: cursors, limit: limit, wait: wait) }
+            // Without waiting: one XREAD per source (each in its own slot), pipelined by node.
+            let reads = ordered.map { source, cursor in
+                let key = RedisKeys(source).changes
+                return RedisCommand(key: key, ["XREAD", "COUNT", RedisArgument(max(1, limit)), "STREAMS", RedisArgument(key), RedisArgument(cursor.description)])
+            }
+            var result: [SourceCluster: [StoreChange]] = [:]
+            for reply in try await commands.pipeline(reads, timeout: nil) {
+                result.merge(try Self.entries(try Self.check(reply), keys: byKey, malformed: malformedEntries)) { $1 }
+            }
+            return result
+        }
+    }
+
+    /// An `XREAD` reply: `[[key, [entry, …]], …]` or null, by source.
+    private static func entries(_ reply: RESPValue, keys: [String: SourceCluster], malformed: Counter) throws(StoreError) -> [SourceCluster: [StoreChange]] {
+        if reply.isNull { return [:] }
+        guard let streams = reply.array else { throw unexpected(reply, "reading changes", malformed: malformed) }
         var result: [SourceCluster: [StoreChange]] = [:]
         for stream in streams {
-            guard let pair = stream.array, pair.count == 2, let key = pair[0].string, let source = byKey[key],
-                let entries = pair[1].array
-            else { throw unexpected(reply, "reading changes") }
+            guard let pair = stream.array, pair.count == 2, let key = pair[0].string, let source = keys[key], let entries = pair[1].array
+            else { throw unexpected(reply, "reading changes", malformed: malformed) }
             result[source] = entries.map(Self.change(from:))
         }
         return result
@@ -293,6 +341,10 @@ public final class RedisEndpointStore: EndpointStore {
 
     /// Turns Redis error replies into `StoreError`s.
     private func check(_ reply: RESPValue) throws(StoreError) -> RESPValue {
+        try Self.check(reply)
+    }
+
+    private static func check(_ reply: RESPValue) throws(StoreError) -> RESPValue {
         guard case .error(let message) = reply else { return reply }
         if message.contains("LEGATION_STALE_EPOCH") { throw StoreError(.staleEpoch, message) }
         if message.contains("LEGATION_NO_LEASE") { throw StoreError(.noLease, message) }
@@ -304,7 +356,11 @@ public final class RedisEndpointStore: EndpointStore {
     }
 
     private func unexpected(_ reply: RESPValue, _ doing: String) -> StoreError {
-        malformedEntries.increment()
+        Self.unexpected(reply, doing, malformed: malformedEntries)
+    }
+
+    private static func unexpected(_ reply: RESPValue, _ doing: String, malformed: Counter) -> StoreError {
+        malformed.increment()
         return StoreError(.protocolError, "unexpected reply while \(doing): \(String(describing: reply).prefix(200))")
     }
 }

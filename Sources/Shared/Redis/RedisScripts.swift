@@ -1,11 +1,11 @@
 import Crypto
 
 /// A Lua script sent by its SHA-1 (EVALSHA), falling back to EVAL when the server does not know it yet.
-struct RedisScript: Sendable {
-    let source: String
-    let sha: String
+public struct RedisScript: Sendable {
+    public let source: String
+    public let sha: String
 
-    init(_ source: String) {
+    public init(_ source: String) {
         self.source = source
         self.sha = Insecure.SHA1.hash(data: Array(source.utf8)).map { byte in
             let hex = String(byte, radix: 16)

@@ -3,7 +3,7 @@
 /// Semantics (both implementations, checked by the contract suite): latest value wins; a put whose
 /// content hash equals the stored one writes nothing; every write of a batch is applied atomically with
 /// its change-stream entry; a write with a stale epoch is refused whole with `StoreError.staleEpoch`.
-public protocol EndpointStoreWriter: Sendable {
+public protocol EndpointStoreWriter: EndpointStoreSession {
     /// Takes the source's lease for `holder`, or renews it if `holder` has it already.
     /// - Returns: the lease, or nil if another holder has it (the caller waits and tries again).
     func acquireLease(source: SourceCluster, holder: String, ttl: Duration) async throws -> Lease?
@@ -26,12 +26,12 @@ public protocol EndpointStoreWriter: Sendable {
     /// Refreshes the writer's heartbeat, which expires after `ttl`.
     func heartbeat(lease: Lease, ttl: Duration) async throws
 
-    /// Content hashes of every stored service of the source, for anti-entropy.
+    /// Version hashes (`EndpointSet.versionHash`) of every stored service of the source, for anti-entropy.
     func storedHashes(source: SourceCluster) async throws -> [ServiceKey: UInt64]
 }
 
 /// The reading side: any number of readers, each restartable from its last cursor.
-public protocol EndpointStoreReader: Sendable {
+public protocol EndpointStoreReader: EndpointStoreSession {
     /// Every source that has registered itself (a source's writer registers on taking its lease).
     func sources() async throws -> Set<SourceCluster>
 
@@ -46,6 +46,20 @@ public protocol EndpointStoreReader: Sendable {
     /// first change when there is none (nil: do not wait).
     func changes(after cursors: [SourceCluster: StreamCursor], limit: Int, wait: Duration?) async throws
         -> [SourceCluster: [StoreChange]]
+}
+
+/// What both sides need to know of their connection to the store.
+public protocol EndpointStoreSession: Sendable {
+    /// Grows whenever the connection to the store was re-established (a restart, a failover to a
+    /// replica, a cluster node reached anew): what was acknowledged before may be missing now, so a
+    /// writer compares the store with what it published (reconciles) and a reader reads every source
+    /// in full again.
+    func session() async -> UInt64
+}
+
+extension EndpointStoreSession {
+    /// A store that cannot lose what it acknowledged (the in-memory store) keeps one session.
+    public func session() async -> UInt64 { 0 }
 }
 
 /// Operator actions on the store.

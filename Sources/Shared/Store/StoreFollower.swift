@@ -69,6 +69,7 @@ public final class StoreFollower: Sendable {
         var nextFullResync = ContinuousClock.now + options.fullResyncInterval
         var failures = 0
         var hasCaughtUp = false
+        var session = await reader.session()
 
         while !Task.isCancelled {
             do {
@@ -84,6 +85,13 @@ public final class StoreFollower: Sendable {
                 if now >= nextFullResync {
                     pending.formUnion(feeds.keys)
                     nextFullResync = now + options.fullResyncInterval
+                }
+                let current = await reader.session()
+                if current != session {
+                    // Reconnected (a restart, a failover): read everything again; only differences reach the consumer.
+                    if hasCaughtUp { logger.info("reconnected to the store; reading every source again") }
+                    session = current
+                    pending.formUnion(feeds.keys)
                 }
                 for source in pending.sorted() {
                     let snapshot = try await reader.snapshot(of: source)
