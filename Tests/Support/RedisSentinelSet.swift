@@ -25,7 +25,7 @@ public final class RedisSentinelSet: @unchecked Sendable {
                 "sentinel down-after-milliseconds \(name) \(downAfterMilliseconds)",
                 "sentinel failover-timeout \(name) 4000",
                 "sentinel parallel-syncs \(name) 1",
-            ]
+            ] + servers.dropFirst().map { "sentinel known-replica \(name) 127.0.0.1 \($0.port)" }
             sentinels.append(try await RedisServer(options))
         }
         // Ready when every replica is in sync and every sentinel has found the replicas.

@@ -9,9 +9,10 @@ import NIOPosix
 /// callers keep serving what they have instead of queueing behind a dead server.
 ///
 /// Under Redis Sentinel every (re)connect asks the sentinels for the primary, and the server it names
-/// must say `ROLE` master. A reply that shows the server is no longer the primary (`READONLY` to a write,
-/// `UNBLOCKED` when it was demoted under a blocked read) drops the connection: the next command finds
-/// the primary again. `session` counts connections made, so a writer knows to check what a server it
+/// must say `ROLE` master. While connected, a sentinel is asked again every `primaryCheckInterval` (in
+/// the background, at the next command due), and a reply that shows the server is no longer the primary
+/// (`READONLY` to a write, `UNBLOCKED` when it was demoted under a blocked read): either drops the
+/// connection, and the next command finds the primary again. `session` counts connections made, so a writer knows to check what a server it
 /// had not written through before holds.
 public actor RedisClient {
     public let configuration: RedisConfiguration
@@ -27,6 +28,10 @@ public actor RedisClient {
     private var connections: UInt64 = 0
     /// The sentinel that answered last: asked first next time.
     private var preferredSentinel = 0
+    private var lastPrimaryCheck = ContinuousClock.now
+    private var checkingPrimary = false
+    /// Kept open for the periodic primary checks.
+    private var sentinelConnection: RedisConnection?
 
     public init(
         _ configuration: RedisConfiguration,
@@ -74,10 +79,19 @@ public actor RedisClient {
     public func close() {
         connection?.close()
         connection = nil
+        sentinelConnection?.close()
+        sentinelConnection = nil
     }
 
     private func currentConnection() async throws -> RedisConnection {
-        if let connection, connection.isActive { return connection }
+        if let connection, connection.isActive {
+            if case .sentinel = configuration.topology, !checkingPrimary, ContinuousClock.now - lastPrimaryCheck >= configuration.primaryCheckInterval {
+                checkingPrimary = true
+                lastPrimaryCheck = .now
+                Task { await self.checkPrimary(of: connection) }
+            }
+            return connection
+        }
         connection = nil
         if let connecting { return try await connecting.value.0 }
         if let retryAt, ContinuousClock.now < retryAt {
@@ -92,6 +106,7 @@ public actor RedisClient {
         do {
             let (connection, sentinel) = try await task.value
             preferredSentinel = sentinel
+            lastPrimaryCheck = .now
             if connections > 0 {
                 reconnects.increment()
                 logger.info("reconnected to Redis", metadata: ["redis": "\(configuration.redactedURL)", "server": "\(connection.address)"])
@@ -154,6 +169,29 @@ public actor RedisClient {
         }
     }
 
+    /// Asks the preferred sentinel which server is the primary; drops `connection` when it names another.
+    private func checkPrimary(of connection: RedisConnection) async {
+        defer { checkingPrimary = false }
+        guard case .sentinel(let name, let sentinels) = configuration.topology, !sentinels.isEmpty else { return }
+        let sentinel = sentinels[preferredSentinel % sentinels.count]
+        do {
+            if sentinelConnection?.isActive != true {
+                sentinelConnection = try await RedisConnection.connect(configuration.sentinel(sentinel), group: group)
+            }
+            guard let asked = sentinelConnection, let primary = try await Self.primary(of: name, asking: asked), primary != connection.address
+            else { return }
+            logger.warning(
+                "the sentinels name another primary; reconnecting",
+                metadata: ["redis": "\(configuration.redactedURL)", "was": "\(connection.address)", "now": "\(primary)"])
+        } catch {
+            sentinelConnection?.close()
+            sentinelConnection = nil
+            return  // the next check (or a reconnect) asks again
+        }
+        connection.close()
+        if self.connection === connection { self.connection = nil }
+    }
+
     /// `SENTINEL GET-MASTER-ADDR-BY-NAME`: the primary's address, or nil when this sentinel does not
     /// know the name.
     private static func primary(of name: String, asking sentinel: RedisConfiguration, group: any EventLoopGroup) async throws
@@ -161,6 +199,10 @@ public actor RedisClient {
     {
         let connection = try await RedisConnection.connect(sentinel, group: group)
         defer { connection.close() }
+        return try await primary(of: name, asking: connection)
+    }
+
+    private static func primary(of name: String, asking connection: RedisConnection) async throws -> RedisConfiguration.Address? {
         let reply = try await connection.send(["SENTINEL", "GET-MASTER-ADDR-BY-NAME", RedisArgument(name)])
         if reply.isNull { return nil }
         if let message = reply.errorMessage { throw StoreError(.protocolError, "sentinel answered: \(message.prefix(200))") }

@@ -71,6 +71,10 @@ public struct RedisConfiguration: Sendable, Hashable {
     public var maximumReplyBytes: Int
     /// `CLIENT SETNAME`, to tell Legation's connections apart in `CLIENT LIST`.
     public var clientName: String
+    /// Under Sentinel: how often a connected client asks a sentinel which server is the primary, and
+    /// drops its connection when it is another (after a failover the old primary can take writes until
+    /// the sentinels get round to demoting it, which can take seconds).
+    public var primaryCheckInterval: Duration = .seconds(1)
 
     /// The address of the server this configuration names directly (standalone), or the first
     /// sentinel or seed.
