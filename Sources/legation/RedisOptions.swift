@@ -5,11 +5,16 @@ import Shared
 /// How to reach Redis, shared by every subcommand that needs it. Secrets can come from files (Kubernetes
 /// Secrets mounted as volumes) or the environment instead of the URL.
 struct RedisOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Redis URL: redis://[user[:password]@]host[:port][/db], or rediss:// for TLS. Env: LEGATION_REDIS_URL.", valueName: "url"))
+    @Option(help: ArgumentHelp(
+        "Redis URL: redis://[user[:password]@]host[:port][/db]; Sentinel: redis+sentinel://host:26379[,host…]/<master>[/db]; Cluster: redis+cluster://host:6379[,host…]; rediss… for TLS. Env: LEGATION_REDIS_URL.",
+        valueName: "url"))
     var redisURL: String?
 
     @Option(help: ArgumentHelp("Read the Redis password from this file (overrides the URL's). Env: LEGATION_REDIS_PASSWORD.", valueName: "path"))
     var redisPasswordFile: String?
+
+    @Option(help: ArgumentHelp("Read the sentinels' password from this file (when they require one). Env: LEGATION_REDIS_SENTINEL_PASSWORD.", valueName: "path"))
+    var redisSentinelPasswordFile: String?
 
     @Option(help: ArgumentHelp("PEM CA bundle that signed the Redis server certificate (rediss://).", valueName: "path"))
     var redisCAFile: String?
@@ -31,6 +36,7 @@ struct RedisOptions: ParsableArguments {
         var settings = base
         if let redisURL { settings.url = redisURL }
         if let redisPasswordFile { settings.passwordFile = redisPasswordFile }
+        if let redisSentinelPasswordFile { settings.sentinelPasswordFile = redisSentinelPasswordFile }
         if let redisCAFile { settings.caFile = redisCAFile }
         if let redisCertFile { settings.certFile = redisCertFile }
         if let redisKeyFile { settings.keyFile = redisKeyFile }

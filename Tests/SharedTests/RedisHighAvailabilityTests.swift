@@ -148,6 +148,23 @@ struct RedisHighAvailabilityTests {
         await rival.close()
     }
 
+    @Test func sentinelsWithAPasswordOfTheirOwn() async throws {
+        let set = try await RedisSentinelSet(replicas: 0, sentinels: 1, sentinelPassword: "sentinel-secret")
+        var settings = RedisSettings()
+        settings.url = set.url
+        let refused = RedisClient(try settings.configuration(clientName: "t", environment: [:]), logger: .quiet())
+        do {
+            _ = try await refused.send(["PING"])
+            Issue.record("a sentinel answered without its password")
+        } catch let error as StoreError {
+            #expect(error.message.contains("no sentinel named the primary") && error.message.contains("NOAUTH"), "\(error)")
+        }
+        let client = RedisClient(try settings.configuration(clientName: "t", environment: ["LEGATION_REDIS_SENTINEL_PASSWORD": "sentinel-secret"]), logger: .quiet())
+        #expect(try await client.send(["PING"]) == .simpleString("PONG"))
+        await client.close()
+        await refused.close()
+    }
+
     /// A server demoted to a replica under a connected client (it keeps the connection and answers
     /// writes with READONLY): the client hands the reply back and drops the connection, so the next
     /// command connects again (under Sentinel: to the primary the sentinels name then).

@@ -8,8 +8,12 @@ public final class RedisSentinelSet: @unchecked Sendable {
     /// The data servers; `servers[0]` started as the primary.
     public private(set) var servers: [RedisServer] = []
     public private(set) var sentinels: [RedisServer] = []
+    private let sentinelPassword: String?
 
-    public init(replicas: Int = 1, sentinels sentinelCount: Int = 3, downAfterMilliseconds: Int = 1000) async throws {
+    /// - Parameter sentinelPassword: the sentinels require it (`requirepass`; one sentinel only: they
+    ///   would need it of each other too).
+    public init(replicas: Int = 1, sentinels sentinelCount: Int = 3, downAfterMilliseconds: Int = 1000, sentinelPassword: String? = nil) async throws {
+        self.sentinelPassword = sentinelPassword
         let primary = try await RedisServer()
         servers.append(primary)
         for _ in 0..<replicas {
@@ -26,6 +30,7 @@ public final class RedisSentinelSet: @unchecked Sendable {
                 "sentinel failover-timeout \(name) 4000",
                 "sentinel parallel-syncs \(name) 1",
             ] + servers.dropFirst().map { "sentinel known-replica \(name) 127.0.0.1 \($0.port)" }
+                + (sentinelPassword.map { ["requirepass \($0)"] } ?? [])
             sentinels.append(try await RedisServer(options))
         }
         // Ready when every replica is in sync and every sentinel has found the replicas.
@@ -55,7 +60,7 @@ public final class RedisSentinelSet: @unchecked Sendable {
     /// The primary's port as the first sentinel that answers names it.
     public func primaryPort() async -> Int? {
         for sentinel in sentinels {
-            guard let reply = try? await Self.command(sentinel.port, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", RedisArgument(name)]),
+            guard let reply = try? await Self.command(sentinel.port, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", RedisArgument(name)], password: sentinelPassword),
                 let parts = reply.array, parts.count == 2, let port = parts[1].string.flatMap({ Int($0) })
             else { continue }
             return port
@@ -93,7 +98,7 @@ public final class RedisSentinelSet: @unchecked Sendable {
     private func replicasKnown() async throws -> Int {
         var least = Int.max
         for sentinel in sentinels {
-            let reply = try await Self.command(sentinel.port, ["SENTINEL", "REPLICAS", RedisArgument(name)])
+            let reply = try await Self.command(sentinel.port, ["SENTINEL", "REPLICAS", RedisArgument(name)], password: sentinelPassword)
             least = min(least, reply.array?.count ?? 0)
         }
         return least
@@ -108,8 +113,9 @@ public final class RedisSentinelSet: @unchecked Sendable {
     }
 
     /// One command to a loopback server (sentinel or data node).
-    public static func command(_ port: Int, _ arguments: [RedisArgument]) async throws -> RESPValue {
+    public static func command(_ port: Int, _ arguments: [RedisArgument], password: String? = nil) async throws -> RESPValue {
         var configuration = try RedisConfiguration(url: "redis://127.0.0.1:\(port)")
+        configuration.password = password
         configuration.connectTimeout = .seconds(1)
         configuration.commandTimeout = .seconds(2)
         let connection = try await RedisConnection.connect(configuration)

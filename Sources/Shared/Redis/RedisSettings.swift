@@ -6,6 +6,9 @@ import Foundation
 public struct RedisSettings: Codable, Sendable, Equatable {
     public var url: String?
     public var passwordFile: String?
+    /// With a `redis+sentinel://` URL, when the sentinels require credentials of their own.
+    public var sentinelUsername: String?
+    public var sentinelPasswordFile: String?
     public var caFile: String?
     public var certFile: String?
     public var keyFile: String?
@@ -19,13 +22,16 @@ public struct RedisSettings: Codable, Sendable, Equatable {
     public func problems() -> [String] {
         var problems: [String] = []
         if url == nil { problems.append("redis.url is not set (or LEGATION_REDIS_URL, --redis-url)") }
-        if let url, (try? RedisConfiguration(url: url)) == nil { problems.append("redis.url is not a redis:// or rediss:// URL") }
+        if let url {
+            do { _ = try RedisConfiguration(url: url) } catch { problems.append("redis.url: \(error.message)") }
+        }
         if let timeout = timeoutSeconds, !(0.1...300).contains(timeout) { problems.append("redis.timeoutSeconds must be 0.1...300") }
         return problems
     }
 
     /// The connection configuration. The password comes from `passwordFile`, else
-    /// `LEGATION_REDIS_PASSWORD`, else the URL.
+    /// `LEGATION_REDIS_PASSWORD`, else the URL; the sentinels' from `sentinelPasswordFile`, else
+    /// `LEGATION_REDIS_SENTINEL_PASSWORD`.
     /// - Throws: `StoreError.configuration` naming what is wrong.
     public func configuration(
         clientName: String, environment: [String: String] = ProcessInfo.processInfo.environment
@@ -43,6 +49,15 @@ public struct RedisSettings: Codable, Sendable, Equatable {
             configuration.password = password.trimmingCharacters(in: .whitespacesAndNewlines)
         } else if let password = environment["LEGATION_REDIS_PASSWORD"] {
             configuration.password = password
+        }
+        configuration.sentinelUsername = sentinelUsername
+        if let sentinelPasswordFile {
+            guard let password = try? String(contentsOfFile: sentinelPasswordFile, encoding: .utf8) else {
+                throw StoreError(.configuration, "cannot read the sentinel password file \(sentinelPasswordFile)")
+            }
+            configuration.sentinelPassword = password.trimmingCharacters(in: .whitespacesAndNewlines)
+        } else if let password = environment["LEGATION_REDIS_SENTINEL_PASSWORD"] {
+            configuration.sentinelPassword = password
         }
         let timeout = timeoutSeconds ?? 5
         guard (0.1...300).contains(timeout) else { throw StoreError(.configuration, "redis.timeoutSeconds must be 0.1...300") }
