@@ -16,6 +16,45 @@ struct RedisACLTests {
         RedisEndpointStore(try server.configuration(user: user, password: password))
     }
 
+    enum Topology: String, CaseIterable, Sendable { case sentinel, cluster }
+
+    /// The same users are enough under Sentinel (`ROLE` after connecting) and Redis Cluster
+    /// (`CLUSTER SLOTS`, `ASKING`).
+    @Test(arguments: Topology.allCases)
+    func theUsersServeUnderSentinelAndCluster(_ topology: Topology) async throws {
+        let lines = try Self.aclLines()
+        var configuration: RedisConfiguration
+        var keepAlive: (any Sendable)?
+        switch topology {
+        case .sentinel:
+            let set = try await RedisSentinelSet(replicas: 0, sentinels: 1, aclUsers: lines)
+            configuration = try set.configuration()
+            keepAlive = set
+        case .cluster:
+            let cluster = try await RedisClusterNodes(primaries: 3, aclUsers: lines)
+            configuration = try cluster.configuration()
+            keepAlive = cluster
+        }
+        let east = try SourceCluster("east")
+        configuration.username = "legation-ingestor-east"
+        configuration.password = "CHANGE-ME-east"
+        let writer = RedisEndpointStore(configuration, logger: .quiet())
+        let lease = try #require(try await writer.acquireLease(source: east, holder: "e1", ttl: .seconds(10)))
+        let result = try await writer.write([.put(Fixtures.endpointSet("web", source: east))], lease: lease)
+        try await writer.markSynced(generation: result.generation, serviceCount: 1, lease: lease)
+        try await writer.heartbeat(lease: lease, ttl: .seconds(5))
+        configuration.username = "legation-xds-server"
+        configuration.password = "CHANGE-ME-reader"
+        let reader = RedisEndpointStore(configuration, logger: .quiet())
+        #expect(try await reader.sources() == [east])
+        #expect(try await reader.snapshot(of: east).records.count == 1)
+        #expect(try await reader.heartbeats(of: [east]).count == 1)
+        #expect(try await reader.changes(after: [east: .start], limit: 10, wait: .milliseconds(100))[east]?.count == 2)
+        await writer.close()
+        await reader.close()
+        _ = keepAlive
+    }
+
     @Test func ingestorsWriteOnlyTheirOwnSourceAndServersOnlyRead() async throws {
         var options = RedisServer.Options()
         options.aclUsers = ["user default off"] + (try Self.aclLines())

@@ -8,9 +8,12 @@ import Shared
 public final class RedisClusterNodes: @unchecked Sendable {
     public private(set) var nodes: [RedisServer] = []
 
-    public init(primaries: Int = 3, replicasPerPrimary: Int = 0, nodeTimeoutMilliseconds: Int = 1000) async throws {
+    /// - Parameter aclUsers: `user …` lines for every node (the default user stays on, for
+    ///   `redis-cli --cluster`).
+    public init(primaries: Int = 3, replicasPerPrimary: Int = 0, nodeTimeoutMilliseconds: Int = 1000, aclUsers: [String] = []) async throws {
         for _ in 0..<(primaries * (1 + replicasPerPrimary)) {
             var options = RedisServer.Options()
+            options.aclUsers = aclUsers
             options.extraConfiguration = [
                 "cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout \(nodeTimeoutMilliseconds)",
                 "cluster-replica-validity-factor 0",

@@ -12,12 +12,20 @@ public final class RedisSentinelSet: @unchecked Sendable {
 
     /// - Parameter sentinelPassword: the sentinels require it (`requirepass`; one sentinel only: they
     ///   would need it of each other too).
-    public init(replicas: Int = 1, sentinels sentinelCount: Int = 3, downAfterMilliseconds: Int = 1000, sentinelPassword: String? = nil) async throws {
+    /// - Parameter aclUsers: `user …` lines for the data servers (the default user stays on, for the
+    ///   sentinels and replication).
+    public init(
+        replicas: Int = 1, sentinels sentinelCount: Int = 3, downAfterMilliseconds: Int = 1000, sentinelPassword: String? = nil,
+        aclUsers: [String] = []
+    ) async throws {
         self.sentinelPassword = sentinelPassword
-        let primary = try await RedisServer()
+        var primaryOptions = RedisServer.Options()
+        primaryOptions.aclUsers = aclUsers
+        let primary = try await RedisServer(primaryOptions)
         servers.append(primary)
         for _ in 0..<replicas {
             var options = RedisServer.Options()
+            options.aclUsers = aclUsers
             options.extraConfiguration = ["replicaof 127.0.0.1 \(primary.port)", "replica-serve-stale-data yes"]
             servers.append(try await RedisServer(options))
         }

@@ -158,6 +158,11 @@ public actor RedisClient {
                 }
                 let connection = try await RedisConnection.connect(configuration.node(address), group: group)
                 let role = try await connection.send(["ROLE"])
+                if let refused = role.errorMessage {
+                    connection.close()
+                    throw StoreError(
+                        refused.hasPrefix("NOPERM") ? .authentication : .protocolError, "ROLE refused by \(address) (the primary of \(name)): \(refused.prefix(200))")
+                }
                 guard role.array?.first?.string == "master" else {
                     connection.close()
                     throw StoreError(
