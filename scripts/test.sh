@@ -28,6 +28,8 @@ set -e
 if [ "$status" = 0 ]; then
   count=$(sed -n 's/.*Test run with \([0-9][0-9]*\) tests\{0,1\} in .* passed.*/\1/p' "$log" | awk '{ total += $1 } END { print total }')
   [ -n "$count" ] && echo "tests: $count passed, 0 failed"
+  echo "locality figures:"
+  grep '^locality: ' "$log" || true
   echo "fault figures:"
   grep '^fault: ' "$log" || true
 fi

@@ -31,9 +31,9 @@ final class ClusterStreamTails: Sendable {
     /// Changes after each cursor; waits up to `wait` for the first when there are none.
     func changes(after cursors: [SourceCluster: StreamCursor], limit: Int, wait: Duration) async throws -> [SourceCluster: [StoreChange]] {
         startReads(cursors, limit: limit, block: wait)
-        if let ready = try take(cursors), !ready.isEmpty { return ready }
+        if let ready = try take(cursors) { return ready }
+        startReads(cursors, limit: limit, block: wait)  // again for sources whose result `take` discarded
         await waitForCompletion(of: Set(cursors.keys), upTo: wait)
-        startReads(cursors, limit: limit, block: wait)
         return try take(cursors) ?? [:]
     }
 

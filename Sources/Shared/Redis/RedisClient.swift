@@ -12,8 +12,8 @@ import NIOPosix
 /// must say `ROLE` master. While connected, a sentinel is asked again every `primaryCheckInterval` (in
 /// the background, at the next command due), and a reply that shows the server is no longer the primary
 /// (`READONLY` to a write, `UNBLOCKED` when it was demoted under a blocked read): either drops the
-/// connection, and the next command finds the primary again. `session` counts connections made, so a writer knows to check what a server it
-/// had not written through before holds.
+/// connection, and the next command finds the primary again. `session` counts connections made, so a
+/// writer knows to check what a server it had not written through before holds.
 public actor RedisClient {
     public let configuration: RedisConfiguration
     private let group: any EventLoopGroup
@@ -184,7 +184,10 @@ public actor RedisClient {
                 sentinelConnection = try await RedisConnection.connect(configuration.sentinel(sentinel), group: group)
             }
             guard let asked = sentinelConnection, let primary = try await Self.primary(of: name, asking: asked), primary != connection.address
-            else { return }
+            else {
+                if self.connection == nil { sentinelConnection?.close() }  // closed meanwhile
+                return
+            }
             logger.warning(
                 "the sentinels name another primary; reconnecting",
                 metadata: ["redis": "\(configuration.redactedURL)", "was": "\(connection.address)", "now": "\(primary)"])
