@@ -105,6 +105,24 @@ import Testing
         #expect(first.name == base.name && first.type == .endpoint)
     }
 
+    /// More than 16 localities (the packed key's limit): the same priorities, by the other key.
+    @Test func manyLocalitiesGetTheirPrioritiesToo() throws {
+        var table = ResourceTable()
+        let endpoints = try (0..<20).map { zone in
+            try Endpoint(address: "10.0.\(zone).1", targetPorts: [8080], zone: "us-east-1-z\(zone)", targetPod: "default/p\(zone)", conditions: .ready)
+        }
+        table.apply([.upsert(try EndpointSet(source: F.east, service: F.service("web"), ports: [F.http], endpoints: endpoints))], from: F.east)
+        let base = Self.assignment(&table)
+        #expect(base.priorities?.localities.count == 20)
+        let client = ClientLocality(region: "", zone: "us-east-1-z7", cluster: "")
+        let variant = base.localized(for: client)
+        let priorities = try Self.priorities(variant)
+        #expect(priorities["10.0.7.1"] == 0)
+        #expect(priorities.filter { $0.value == 1 }.count == 19)
+        #expect(base.localized(for: client) === variant, "shared")
+        #expect(base.localized(for: ClientLocality(region: "", zone: "us-east-1-z8", cluster: "")) !== variant)
+    }
+
     /// Random clusters, policies and clients: every variant is SwiftProtobuf's deterministic encoding of
     /// the assignment with those priorities set.
     @Test func variantBytesAreSwiftProtobufsBytes() throws {

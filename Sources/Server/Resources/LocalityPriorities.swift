@@ -29,7 +29,14 @@ public final class LocalityPriorities: Sendable {
     /// The policy names source clusters (`cluster=<name>`): those rank localities even for a client
     /// that says nothing of where it is.
     let prefersSources: Bool
-    private let variants = Mutex<[[UInt8]: EncodedResource]>([:])
+    private let variants = Mutex<[VariantKey: EncodedResource]>([:])
+
+    /// A priority assignment as a dictionary key: packed four bits per locality when there are at most
+    /// 16 (ranks are at most `FailoverPolicy.maximumCriteria`), so a lookup allocates nothing.
+    private enum VariantKey: Hashable {
+        case packed(UInt64)
+        case list([UInt8])
+    }
 
     /// - Parameters:
     ///   - localities: in the order of the base assignment's bytes.
@@ -73,14 +80,39 @@ public final class LocalityPriorities: Sendable {
     /// The assignment `base` with priorities for `client`: `base` itself when every locality gets
     /// priority 0, else the variant for those priorities, made on first use and shared.
     func resource(for client: ClientLocality, base: EncodedResource) -> EncodedResource {
-        let ranks = priorities(for: client)
-        guard ranks.contains(where: { $0 != 0 }) else { return base }
+        let key: VariantKey
+        if localities.count <= 16 {
+            let packed = packedPriorities(for: client)
+            guard packed != 0 else { return base }
+            key = .packed(packed)
+        } else {
+            let ranks = priorities(for: client)
+            guard ranks.contains(where: { $0 != 0 }) else { return base }
+            key = .list(ranks)
+        }
         return variants.withLock { variants in
-            if let made = variants[ranks] { return made }
-            let made = EncodedResource(type: base.type, name: base.name, resource: bytes(base: base.resource, priorities: ranks))
-            variants[ranks] = made
+            if let made = variants[key] { return made }
+            let made = EncodedResource(type: base.type, name: base.name, resource: bytes(base: base.resource, priorities: priorities(for: client)))
+            variants[key] = made
             return made
         }
+    }
+
+    /// `priorities(for:)` packed four bits per locality (at most 16 localities), without allocating.
+    private func packedPriorities(for client: ClientLocality) -> UInt64 {
+        var ranks: UInt64 = 0
+        var used: UInt64 = 0
+        for (index, locality) in localities.enumerated() {
+            let rank = UInt64(rank(locality, for: client))
+            ranks |= rank << UInt64(4 * index)
+            used |= 1 << rank
+        }
+        var dense: UInt64 = 0
+        for index in localities.indices {
+            let rank = ranks >> UInt64(4 * index) & 0xf
+            dense |= UInt64((used & ((1 << rank) - 1)).nonzeroBitCount) << UInt64(4 * index)
+        }
+        return dense
     }
 
     /// How many variants have been made (for `/debug/resources` and tests).
