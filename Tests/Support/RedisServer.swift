@@ -137,7 +137,9 @@ public final class RedisServer: @unchecked Sendable {
                 let log = (try? String(contentsOfFile: directory.file("redis.log"), encoding: .utf8)) ?? ""
                 throw TestSupportError("redis-server exited at start: \(log.suffix(800))")
             }
-            if isAccepting() { return }
+            // The port accepting is not enough: another test's server may have won the race for it
+            // while this one failed to bind. Ours says it is ready in its own log.
+            if isAccepting(), log.contains(options.sentinel ? "Sentinel ID is" : "Ready to accept connections") { return }
             try await Task.sleep(for: .milliseconds(10))
         }
         throw TestSupportError("redis-server did not accept connections on port \(port) within 10 s")

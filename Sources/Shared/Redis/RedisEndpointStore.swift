@@ -272,8 +272,8 @@ public final class RedisEndpointStore: EndpointStore {
             command += ordered.map { RedisArgument($0.value.description) }
             return try Self.entries(try Self.check(await client.send(command, key: nil, timeout: timeout)), keys: byKey, malformed: malformedEntries)
         case .perSource(let tails):
-            if let wait, wait > .zero { return try await tails.changes(after: cursors, limit: limit, wait: wait) }
-            // Without waiting: one XREAD per source (each in its own slot), pipelined by node.
+            // What is there already comes back at once: one XREAD per source (each in its own slot),
+            // pipelined by node. Only when there is nothing does the call wait on the blocking reads.
             let reads = ordered.map { source, cursor in
                 let key = RedisKeys(source).changes
                 return RedisCommand(key: key, ["XREAD", "COUNT", RedisArgument(max(1, limit)), "STREAMS", RedisArgument(key), RedisArgument(cursor.description)])
@@ -282,7 +282,8 @@ public final class RedisEndpointStore: EndpointStore {
             for reply in try await commands.pipeline(reads, timeout: nil) {
                 result.merge(try Self.entries(try Self.check(reply), keys: byKey, malformed: malformedEntries)) { $1 }
             }
-            return result
+            guard result.isEmpty, let wait, wait > .zero else { return result }
+            return try await tails.changes(after: cursors, limit: limit, wait: wait)
         }
     }
 
