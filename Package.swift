@@ -52,21 +52,51 @@ let package = Package(
             ],
             exclude: ["Generated/MANIFEST"]
         ),
-        // The model, the store protocols, the in-memory store and the Redis store.
+        // The core: the model and its records, the store protocols with the in-memory store beside them,
+        // the reader's state machine, and configuration values. No sockets, no NIO, no hiredis
+        // (docs/development.md, "Layout").
         .target(
             name: "Shared",
             dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The Redis store: hiredis's RESP codec over SwiftNIO (swift-nio-ssl for TLS); one server, Sentinel
+        // or Cluster.
+        .target(
+            name: "RedisStore",
+            dependencies: [
+                "Shared",
                 "CHiredis",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-                .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
+            swiftSettings: strictSettings
+        ),
+        // The admin HTTP endpoint every process serves: /healthz, /readyz, /metrics, debug routes.
+        .target(
+            name: "AdminHTTP",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Child processes and free loopback ports: the demo starts Envoy; the harness and the tests start
+        // servers.
+        .target(
+            name: "LocalProcesses",
             swiftSettings: strictSettings
         ),
         // Sources of endpoints (file; Kubernetes) and the publishing side of the store.
@@ -114,6 +144,9 @@ let package = Package(
             name: "legation",
             dependencies: [
                 "Shared",
+                "RedisStore",
+                "AdminHTTP",
+                "LocalProcesses",
                 "Ingestor",
                 "Server",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -130,6 +163,8 @@ let package = Package(
             name: "legation-bench",
             dependencies: [
                 "Shared",
+                "RedisStore",
+                "LocalProcesses",
                 "Ingestor",
                 "Server",
                 "EnvoyAPI",
@@ -167,6 +202,9 @@ let package = Package(
             name: "LegationTestSupport",
             dependencies: [
                 "Shared",
+                "RedisStore",
+                "AdminHTTP",
+                "LocalProcesses",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -185,7 +223,7 @@ let package = Package(
         .testTarget(
             name: "SharedTests",
             dependencies: [
-                "Shared", "LegationTestSupport",
+                "Shared", "RedisStore", "LegationTestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -195,9 +233,29 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "AdminHTTPTests",
+            dependencies: [
+                "AdminHTTP",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "RedisStoreTests",
+            dependencies: [
+                "RedisStore", "Shared", "LegationTestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "IngestorTests",
             dependencies: [
-                "Ingestor", "Shared", "LegationTestSupport",
+                "Ingestor", "Shared", "RedisStore", "LegationTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
@@ -208,7 +266,7 @@ let package = Package(
         .testTarget(
             name: "DeployTests",
             dependencies: [
-                "Server", "Ingestor", "Shared", "LegationTestSupport",
+                "Server", "Ingestor", "Shared", "LocalProcesses", "LegationTestSupport",
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSettings
@@ -216,7 +274,7 @@ let package = Package(
         .testTarget(
             name: "ServerTests",
             dependencies: [
-                "Server", "Shared", "Ingestor", "EnvoyAPI", "LegationTestSupport",
+                "Server", "Shared", "RedisStore", "Ingestor", "EnvoyAPI", "LegationTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
@@ -230,7 +288,7 @@ let package = Package(
         .testTarget(
             name: "FaultTests",
             dependencies: [
-                "Server", "Shared", "LegationLoad", "LegationTestSupport",
+                "Server", "Shared", "RedisStore", "LegationLoad", "LegationTestSupport",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ],
             swiftSettings: strictSettings

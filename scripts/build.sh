@@ -5,7 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 case "${1:-debug}" in
-  debug) swift build --build-tests ;;
+  # Every import must be of a declared dependency (Package.swift is the layout's rule book, docs/development.md).
+  debug) swift build --build-tests --explicit-target-dependency-import-check error ;;
   release) swift build -c release --product legation --static-swift-stdlib ;;
   *) echo "usage: $0 [debug|release]" >&2; exit 2 ;;
 esac

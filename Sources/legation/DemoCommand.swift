@@ -4,6 +4,7 @@ import Ingestor
 import Logging
 import Metrics
 import Prometheus
+import RedisStore
 import Server
 import Shared
 import Synchronization

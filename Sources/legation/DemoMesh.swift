@@ -1,5 +1,7 @@
+import AdminHTTP
 import AsyncHTTPClient
 import Foundation
+import LocalProcesses
 import Logging
 import NIOCore
 import Prometheus

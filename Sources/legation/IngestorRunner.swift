@@ -1,7 +1,9 @@
+import AdminHTTP
 import Foundation
 import Ingestor
 import Logging
 import Prometheus
+import RedisStore
 import ServiceLifecycle
 import Shared
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RedisStore
 import Shared
 
 /// `legation store`: look at and administer what is in Redis.

@@ -1,8 +1,9 @@
+import AdminHTTP
 import Foundation
 import Logging
 import Prometheus
-import ServiceLifecycle
 import Server
+import ServiceLifecycle
 import Shared
 
 /// Builds the xds-server's graph and runs it: store reader → pipeline → gRPC, plus admin HTTP with the

@@ -1,6 +1,7 @@
 import Foundation
 import Ingestor
 import LegationTestSupport
+import LocalProcesses
 import Server
 import Shared
 import Testing

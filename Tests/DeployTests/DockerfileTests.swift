@@ -1,5 +1,6 @@
 import Foundation
 import LegationTestSupport
+import LocalProcesses
 import Shared
 import Testing
 

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import LegationLoad
 import LegationTestSupport
+import LocalProcesses
 import Server
 import Shared
 import Testing

@@ -1,5 +1,6 @@
 import Foundation
 import LegationTestSupport
+import RedisStore
 import Shared
 import Testing
 

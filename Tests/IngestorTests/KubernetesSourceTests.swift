@@ -8,6 +8,7 @@ import Logging
 import MetricsTestKit
 import Shared
 import Testing
+import RedisStore
 
 /// A fake API server (TLS, bearer token) → KubernetesClient → aggregator → publisher → real Redis.
 @Suite(.timeLimit(.minutes(1)))

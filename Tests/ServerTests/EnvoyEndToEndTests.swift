@@ -3,6 +3,7 @@ import Foundation
 import Ingestor
 import LegationTestSupport
 import Logging
+import RedisStore
 import Server
 import Shared
 import Testing

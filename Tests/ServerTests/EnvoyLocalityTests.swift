@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import LegationTestSupport
+import RedisStore
 import Server
 import Shared
 import Testing

@@ -5,6 +5,7 @@ import FoundationXML
 #endif
 import Shared
 import Testing
+import LocalProcesses
 
 /// The benchmark harness's fan-out scenario, tiny, so it cannot rot: redis-server, a real
 /// `legation xds-server` process and simulated sidecars in both protocol modes.

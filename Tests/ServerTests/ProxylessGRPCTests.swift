@@ -1,6 +1,8 @@
 import EnvoyAPI
 import Foundation
 import LegationTestSupport
+import LocalProcesses
+import RedisStore
 import Server
 import Shared
 import Testing

@@ -1,7 +1,8 @@
 import EnvoyAPI
 import GRPCCore
-import Logging
 import LegationTestSupport
+import LocalProcesses
+import Logging
 import Server
 import Shared
 import Testing

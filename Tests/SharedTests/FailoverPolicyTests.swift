@@ -1,3 +1,4 @@
+import LegationTestSupport
 import Shared
 import SwiftProtobuf
 import Testing

@@ -1,3 +1,4 @@
+import LegationTestSupport
 @testable import Shared
 import SwiftProtobuf
 import Testing

@@ -433,6 +433,30 @@ struct StoreContractTests {
         }
     }
 
+    /// A writer reconciling after a reconnect marks synced again: with nothing changed, that writes
+    /// nothing; a new writer (a larger epoch) marks anew.
+    @Test(arguments: StoreKind.allCases)
+    func markingSyncedAgainChangesNothingUntilTheWriterChanges(_ kind: StoreKind) async throws {
+        try await withHarness(kind) { harness in
+            let store = harness.store
+            let lease = try await publishSynced([Fixtures.endpointSet("web")], to: store)
+            let before = try await store.snapshot(of: source)
+            let generation = try #require(before.generation)
+            try await store.markSynced(generation: generation, serviceCount: 1, lease: lease)
+            let again = try await store.snapshot(of: source)
+            #expect(again.revision == before.revision)
+            #expect(again.cursor == before.cursor, "no stream entry")
+            #expect(again.canary == before.canary)
+
+            try await store.releaseLease(lease)
+            let next = try #require(try await store.acquireLease(source: source, holder: "j", ttl: .seconds(10)))
+            try await store.markSynced(generation: generation, serviceCount: 1, lease: next)
+            let renewed = try await store.snapshot(of: source)
+            #expect(renewed.revision == before.revision + 1)
+            #expect(renewed.canary?.holder == "j")
+        }
+    }
+
     @Test(arguments: StoreKind.allCases)
     func aSetOfAnotherSourceIsRefusedWhole(_ kind: StoreKind) async throws {
         try await withHarness(kind) { harness in

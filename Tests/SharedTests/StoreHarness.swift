@@ -1,5 +1,6 @@
 import LegationTestSupport
 import Logging
+import RedisStore
 import Shared
 
 /// The stores the contract suite runs against.

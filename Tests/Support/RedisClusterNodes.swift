@@ -1,4 +1,6 @@
 import Foundation
+import LocalProcesses
+import RedisStore
 import Shared
 
 /// A Redis Cluster of real processes on loopback, made with `redis-cli --cluster create`: `primaries`

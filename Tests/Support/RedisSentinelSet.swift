@@ -1,4 +1,5 @@
 import Foundation
+import RedisStore
 import Shared
 
 /// A Redis Sentinel deployment of real processes on loopback: a primary, its replicas, and sentinels

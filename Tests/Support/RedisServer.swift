@@ -1,4 +1,5 @@
 import Foundation
+import LocalProcesses
 import Shared
 
 /// A real `redis-server` (Debian's) on a free loopback port, started for one test and stopped after it.

@@ -1,4 +1,5 @@
 import Foundation
+import LocalProcesses
 import Shared
 
 /// A throwaway PKI made with the `openssl` command: a CA, a server certificate for `localhost` and

@@ -1,8 +1,8 @@
 /// Validation of the names Kubernetes uses: RFC 1123 labels (namespaces, services, port names, source
 /// clusters) and subdomains (zones, nodes, hostnames). Checked byte by byte: no regex, no allocation.
-enum DNSName {
+package enum DNSName {
     /// `[a-z0-9]([-a-z0-9]*[a-z0-9])?`, at most 63 bytes.
-    static func isLabel(_ text: String) -> Bool {
+    package static func isLabel(_ text: String) -> Bool {
         let bytes = text.utf8
         guard (1...63).contains(bytes.count), bytes.first != UInt8(ascii: "-"), bytes.last != UInt8(ascii: "-")
         else { return false }
@@ -17,7 +17,7 @@ enum DNSName {
 
     /// Printable ASCII without spaces, at most `limit` bytes: topology labels such as zones
     /// (`us-east-1a`, `europe-west1-b`) and free-form identifiers that end up in metrics and Envoy config.
-    static func isToken(_ text: String, limit: Int = 253) -> Bool {
+    package static func isToken(_ text: String, limit: Int = 253) -> Bool {
         let bytes = text.utf8
         return bytes.count <= limit && bytes.allSatisfy { $0 > 0x20 && $0 < 0x7F }
     }

@@ -18,7 +18,8 @@ public protocol EndpointStoreWriter: EndpointStoreSession {
     /// - Throws: `StoreError.staleEpoch` / `.noLease` if the lease is not current; nothing is written.
     func write(_ writes: [StoreWrite], lease: Lease) async throws -> WriteResult
 
-    /// Sets the sync canary: every service of the source's `generation` has been written.
+    /// Sets the sync canary: every service of the source's `generation` has been written. Marking again
+    /// what the same lease marked for the same generation changes nothing (no revision, no entry).
     /// - Throws: `StoreError.generationChanged` if the stored generation is not `generation` (the data
     ///   was lost in between: republish, then mark synced again).
     func markSynced(generation: String, serviceCount: Int, lease: Lease) async throws

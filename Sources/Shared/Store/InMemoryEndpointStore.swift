@@ -99,6 +99,9 @@ public actor InMemoryEndpointStore: EndpointStore {
 
     public func markSynced(generation: String, serviceCount: Int, lease: Lease) throws {
         var state = try fenced(lease)
+        if let canary = state.canary, canary.generation == generation, canary.epoch == lease.epoch, state.generation == generation {
+            return  // marked already by this writer for this generation: nothing changes
+        }
         if state.generation == nil, state.records.isEmpty {
             state.generation = generation  // an empty source: the canary creates its generation
         }

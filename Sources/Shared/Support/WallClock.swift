@@ -17,7 +17,7 @@ package enum WallClock {
     package static var nowUnixMilliseconds: Int64 { Int64(milliseconds()) }
 
     /// A new random generation identity (16 hex digits at most).
-    static func newGeneration() -> String {
+    package static func newGeneration() -> String {
         String(UInt64.random(in: 1...UInt64.max), radix: 16)
     }
 }

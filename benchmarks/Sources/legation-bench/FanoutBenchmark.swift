@@ -8,6 +8,8 @@ import Shared
 
 #if canImport(Glibc)
 import Glibc
+import RedisStore
+import LocalProcesses
 #endif
 
 /// `legation-bench fanout` (scenario P1): N simulated sidecars, each on its own HTTP/2 connection, hold

@@ -7,6 +7,7 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import RedisStore
 #endif
 
 /// `legation-bench ingest`: the ingestor's hot paths against a real redis-server on loopback.

@@ -6,6 +6,8 @@ import Shared
 
 #if canImport(Glibc)
 import Glibc
+import RedisStore
+import LocalProcesses
 #endif
 
 /// `legation-bench scenario p1|p2|p3`: the scenario runner. It starts what a scenario needs

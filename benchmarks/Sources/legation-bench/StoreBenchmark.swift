@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LegationTestSupport
+import RedisStore
 import Shared
 
 /// `legation-bench store`: publish S services × E endpoints through the Redis store the way an ingestor

@@ -1,4 +1,5 @@
 import Crypto
+import Shared
 
 /// A Lua script sent by its SHA-1 (EVALSHA), falling back to EVAL when the server does not know it yet.
 public struct RedisScript: Sendable {
@@ -105,8 +106,13 @@ enum RedisScripts {
         """)
 
     /// KEYS epoch, meta, services, canary, changes · ARGV epoch, generation, canary record, max length
-    /// → revision
+    /// → revision. Marking again what the same writer marked for the same generation (a reconcile that
+    /// found nothing to write) changes nothing: `meta.synced` holds "<epoch> <generation>" of the mark.
     static let markSynced = RedisScript(fence + "\n" + """
+        local marker = ARGV[1] .. ' ' .. ARGV[2]
+        if redis.call('HGET', KEYS[2], 'synced') == marker and redis.call('EXISTS', KEYS[4]) == 1 then
+          return tonumber(redis.call('HGET', KEYS[2], 'revision') or '0')
+        end
         local generation = redis.call('HGET', KEYS[2], 'generation')
         if not generation then
           if redis.call('HLEN', KEYS[3]) > 0 then
@@ -119,6 +125,7 @@ enum RedisScripts {
           return redis.error_reply('LEGATION_GENERATION_CHANGED stored generation is ' .. generation)
         end
         redis.call('SET', KEYS[4], ARGV[3])
+        redis.call('HSET', KEYS[2], 'synced', marker)
         local revision = redis.call('HINCRBY', KEYS[2], 'revision', 1)
         redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'rev', revision, 'gen', generation, 'op', 'synced')
         return revision

@@ -1,3 +1,5 @@
+import Shared
+
 /// WARNING - STABLE API: the Redis key layout (docs/redis-schema.md). Every ingestor and xds-server
 /// version of a mesh reads and writes these names; changing one breaks mixed-version meshes. A new
 /// layout gets a new version prefix (`legation:v2:`) and a migration.

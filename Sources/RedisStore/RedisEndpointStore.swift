@@ -3,6 +3,7 @@ import Metrics
 import NIOCore
 import NIOPosix
 import SwiftProtobuf
+import Shared
 
 /// The Redis store: the layout of `RedisKeys`, the rules of `RedisScripts`, over one server, the primary
 /// Redis Sentinel names, or a Redis Cluster (`RedisConfiguration.Topology`).

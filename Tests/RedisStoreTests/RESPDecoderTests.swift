@@ -1,5 +1,6 @@
 import NIOCore
-@testable import Shared
+@testable import RedisStore
+import Shared
 import Testing
 
 /// hiredis's reader and formatter through our wrappers, fed byte by byte and with hostile input.

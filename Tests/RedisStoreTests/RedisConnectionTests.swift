@@ -1,6 +1,7 @@
 import LegationTestSupport
 import Logging
 import NIOCore
+import RedisStore
 import Shared
 import Testing
 

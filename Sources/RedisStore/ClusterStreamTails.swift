@@ -1,4 +1,5 @@
 import Synchronization
+import Shared
 
 /// Waiting for changes under Redis Cluster. A blocking `XREAD` may name streams of one slot only, and
 /// every source's stream has its own slot, so there is one blocking read per source, each on a

@@ -1,4 +1,5 @@
 import NIOCore
+import Shared
 
 /// Commands written on a Redis connection: their encoded bytes and one promise per command, completed in
 /// order as replies arrive (Redis answers a connection's commands in the order it received them).

@@ -65,11 +65,4 @@ public struct RedisSettings: Codable, Sendable, Equatable {
         configuration.commandTimeout = .milliseconds(Int64(timeout * 1000))
         return configuration
     }
-
-    /// Store options from these settings.
-    public var storeOptions: RedisEndpointStore.Options {
-        var options = RedisEndpointStore.Options()
-        if let streamMaxLength { options.streamMaxLength = streamMaxLength }
-        return options
-    }
 }

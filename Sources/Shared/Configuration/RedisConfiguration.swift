@@ -182,7 +182,7 @@ public struct RedisConfiguration: Sendable, Hashable {
     }
 
     /// The settings to talk to a sentinel: its credentials, no database.
-    func sentinel(_ address: Address) -> RedisConfiguration {
+    package func sentinel(_ address: Address) -> RedisConfiguration {
         var sentinel = node(address)
         sentinel.username = sentinelUsername
         sentinel.password = sentinelPassword

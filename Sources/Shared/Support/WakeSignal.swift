@@ -2,7 +2,7 @@ import Synchronization
 
 /// Wakes one waiting loop: `signal()` from anywhere; `wait(for:)` returns at the first signal or after
 /// the timeout, whichever comes first. A signal sent while nobody waits is kept for the next wait.
-final class WakeSignal: Sendable {
+public final class WakeSignal: Sendable {
     private struct State {
         var pending = false
         var waiter: CheckedContinuation<Void, Never>?
@@ -10,7 +10,9 @@ final class WakeSignal: Sendable {
 
     private let state = Mutex(State())
 
-    func signal() {
+    public init() {}
+
+    public func signal() {
         let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -23,7 +25,7 @@ final class WakeSignal: Sendable {
     }
 
     /// Returns when signalled, after `timeout`, or when the task is cancelled.
-    func wait(for timeout: Duration) async {
+    public func wait(for timeout: Duration) async {
         if state.withLock({ state in defer { state.pending = false }; return state.pending }) { return }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForSignal() }

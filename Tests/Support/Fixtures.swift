@@ -1,15 +1,15 @@
 import Shared
 
 /// Small builders for model values in tests.
-enum Fixtures {
-    static func source(_ name: String = "cluster-a") -> SourceCluster { try! SourceCluster(name) }
+public enum Fixtures {
+    public static func source(_ name: String = "cluster-a") -> SourceCluster { try! SourceCluster(name) }
 
-    static func service(_ name: String, namespace: String = "default") -> ServiceKey {
+    public static func service(_ name: String, namespace: String = "default") -> ServiceKey {
         try! ServiceKey(namespace: namespace, name: name)
     }
 
     /// `count` ready endpoints 10.<octet>.x.y on target port 8080 behind service port http/80.
-    static func endpointSet(
+    public static func endpointSet(
         _ name: String, source: SourceCluster = source(), count: Int = 3, octet: Int = 1,
         conditions: Endpoint.Conditions = .ready
     ) -> EndpointSet {

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOPosix
 import NIOSSL
+import Shared
 
 /// One connection to Redis over a SwiftNIO channel (TLS with swift-nio-ssl for `rediss://`), speaking
 /// RESP through hiredis's formatter and reader. Nothing here blocks a thread: hiredis does no I/O.

@@ -2,6 +2,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import Shared
 
 /// A Redis connection that comes back: connects on first use, and after the connection is lost
 /// reconnects on the next command. Failed connects back off exponentially (with ±50% jitter) up to the

@@ -1,5 +1,6 @@
 import LegationTestSupport
-@testable import Shared
+@testable import RedisStore
+import Shared
 import Testing
 
 /// The Sentinel and Cluster clients' own rules, against real redis-server processes where it matters.

@@ -1,7 +1,7 @@
+import AdminHTTP
 import AsyncHTTPClient
 import Metrics
 import Prometheus
-import Shared
 import Synchronization
 import Testing
 

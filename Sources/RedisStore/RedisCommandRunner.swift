@@ -1,3 +1,5 @@
+import Shared
+
 /// What the Redis store needs of a client, whatever the topology: commands by the key they touch (so
 /// that Redis Cluster can route them), pipelines, scripts, and how many connections it has made.
 public protocol RedisCommandRunner: Sendable {

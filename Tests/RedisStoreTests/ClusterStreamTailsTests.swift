@@ -1,4 +1,5 @@
-@testable import Shared
+@testable import RedisStore
+import Shared
 import Synchronization
 import Testing
 

@@ -1,5 +1,6 @@
 import Foundation
 import LegationTestSupport
+import RedisStore
 import Shared
 import Testing
 
@@ -42,7 +43,7 @@ struct RedisACLTests {
         let lease = try #require(try await writer.acquireLease(source: east, holder: "e1", ttl: .seconds(10)))
         let result = try await writer.write([.put(Fixtures.endpointSet("web", source: east))], lease: lease)
         try await writer.markSynced(generation: result.generation, serviceCount: 1, lease: lease)
-        try await writer.heartbeat(lease: lease, ttl: .seconds(5))
+        try await writer.heartbeat(lease: lease, ttl: .seconds(60))
         configuration.username = "legation-xds-server"
         configuration.password = "CHANGE-ME-reader"
         let reader = RedisEndpointStore(configuration, logger: .quiet())

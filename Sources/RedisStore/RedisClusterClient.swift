@@ -2,6 +2,7 @@ import Logging
 import Metrics
 import NIOCore
 import NIOPosix
+import Shared
 
 /// Redis Cluster: every command goes to the node that owns its key's hash slot, following the cluster as
 /// it changes:
