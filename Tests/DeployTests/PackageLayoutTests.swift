@@ -37,6 +37,19 @@ struct PackageLayoutTests {
         return result
     }
 
+    /// The protocol machines are the single source of protocol truth and take no wire or socket types:
+    /// requests arrive as values built at the serving edge.
+    @Test func theProtocolMachinesKnowNoWireTypes() throws {
+        let directory = Self.root.appendingPathComponent("Sources/Server/Protocol")
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory.path).filter { $0.hasSuffix(".swift") }
+        #expect(files.count >= 5)
+        for file in files {
+            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            let imports = text.split(separator: "\n").filter { $0.hasPrefix("import ") }.map { String($0.dropFirst("import ".count)) }
+            #expect(Set(imports).isSubset(of: ["Shared", "Synchronization"]), "\(file) imports \(imports)")
+        }
+    }
+
     @Test func theCoreHasNoSocketsAndTheRolesStayApart() async throws {
         let graph = try await Self.dependencies()
         let core = try #require(graph["Shared"])

@@ -18,12 +18,6 @@ func deltaRequest(
     return request
 }
 
-extension DeltaStreamStateMachine.Action {
-    var responses: [OutboundDeltaResponse] {
-        if case .send(let responses) = self { return responses }
-        return []
-    }
-}
 
 /// Incremental xDS, rule by rule, with no sockets.
 @Suite struct DeltaStreamStateMachineTests {

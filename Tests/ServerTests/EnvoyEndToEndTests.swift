@@ -221,7 +221,7 @@ struct EnvoyEndToEndTests {
         #expect(!rejected.isEmpty && rejected.values.allSatisfy { $0 == 0 }, "\(rejected)")
         let streams = first.runtime.hub.streams
         #expect(streams.map(\.kind) == [delta ? .adsDelta : .ads])
-        #expect(streams.flatMap { $0.state?.nackCounts.values.map { $0 } ?? [] }.allSatisfy { $0 == 0 })
+        #expect(streams.flatMap { $0.debug.types.map(\.nacks) }.allSatisfy { $0 == 0 })
 
         // 6. A second replica on the spare port; the first shuts down; Envoy reconnects and is sent nothing again.
         let successBefore = await Self.envoyStat(envoy, "update_success")
@@ -231,12 +231,11 @@ struct EnvoyEndToEndTests {
         first.runtime.hub.shutdown()
         first.task.cancel()
         #expect(await eventually(within: .seconds(30)) {
-            replica.runtime.hub.streams.contains { $0.state?.responseCounts[.endpoint] != nil }
+            replica.runtime.hub.streams.contains { $0.debug.type(.endpoint) != nil }
         }, "Envoy reconnected to the second replica")
-        let reconnected = try #require(replica.runtime.hub.streams.first { $0.state?.node?.id == "sidecar-e2e" })
-        let responses = try #require(reconnected.state?.responseCounts)
-        #expect(responses[.cluster] == 0, "same cluster versions: nothing re-sent")
-        #expect(responses[.endpoint] == 0, "same endpoint versions: nothing re-sent")
+        let reconnected = try #require(replica.runtime.hub.streams.first { $0.debug.node?.id == "sidecar-e2e" })
+        #expect(reconnected.debug.type(.cluster)?.responses == 0, "same cluster versions: nothing re-sent")
+        #expect(reconnected.debug.type(.endpoint)?.responses == 0, "same endpoint versions: nothing re-sent")
         #expect(await Self.envoyStat(envoy, "update_success") == successBefore)
         #expect(Set(await Self.answers(envoy).keys) == ["east-0", "west-0"])
 

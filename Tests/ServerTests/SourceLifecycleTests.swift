@@ -73,7 +73,7 @@ import Testing
                 stream.send(request(.endpoint, names: ["default/web:http"]))
                 let eds = try #require(try await stream.next())
                 stream.send(request(.endpoint, names: ["default/web:http"], version: "x", nonce: eds.nonce, nack: "endpoint rejected"))
-                #expect(await eventually { runtime.hub.streams.first?.machine?.types[.endpoint]?.nackCount == 1 })
+                #expect(await eventually { runtime.hub.streams.first?.debug.type(.endpoint)?.nacks == 1 })
                 let clients = DebugViews.clients(runtime.hub)
                 #expect(clients.count == 1)
                 let client = try #require(clients.first)

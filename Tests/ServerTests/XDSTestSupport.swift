@@ -48,15 +48,16 @@ func request(
     return request
 }
 
-extension SotWStreamStateMachine.Action {
-    var responses: [OutboundResponse] {
-        if case .send(let responses) = self { return responses }
-        return []
+extension SotWStreamStateMachine {
+    /// The machine fed a wire request, as the serving edge feeds it.
+    mutating func onRequest(_ wire: Envoy_Service_Discovery_V3_DiscoveryRequest, snapshot: ResourceSnapshot) -> Action {
+        onRequest(Self.request(wire), snapshot: snapshot)
     }
+}
 
-    var error: XDSError? {
-        if case .fail(let error) = self { return error }
-        return nil
+extension DeltaStreamStateMachine {
+    mutating func onRequest(_ wire: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, snapshot: ResourceSnapshot) -> Action {
+        onRequest(Self.request(wire), snapshot: snapshot)
     }
 }
 

@@ -1,6 +1,5 @@
-import EnvoyAPI
-
-/// Who is on the other end of a stream, from the `node` of its first request.
+/// Who is on the other end of a stream, from the `node` of its first request (read from the wire at
+/// the serving edge: `ClientNode+Envoy`).
 public struct ClientNode: Sendable, Hashable, Codable {
     public var id: String
     public var cluster: String
@@ -17,19 +16,5 @@ public struct ClientNode: Sendable, Hashable, Codable {
         self.zone = zone
         self.subZone = subZone
         self.userAgent = userAgent
-    }
-
-    init(_ node: Envoy_Config_Core_V3_Node) {
-        var version = ""
-        switch node.userAgentVersionType {
-        case .userAgentVersion(let text)?: version = text
-        case .userAgentBuildVersion(let build)?:
-            version = "\(build.version.majorNumber).\(build.version.minorNumber).\(build.version.patch)"
-        default: break
-        }
-        self.init(
-            id: node.id, cluster: node.cluster, region: node.locality.region, zone: node.locality.zone,
-            subZone: node.locality.subZone,
-            userAgent: [node.userAgentName, version].filter { !$0.isEmpty }.joined(separator: " "))
     }
 }

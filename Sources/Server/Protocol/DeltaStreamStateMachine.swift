@@ -1,4 +1,3 @@
-import EnvoyAPI
 import Shared
 
 /// The protocol logic of one incremental (delta) xDS stream, as a value type: requests and snapshots in,
@@ -18,11 +17,7 @@ import Shared
 /// - one response in flight per type; changes meanwhile are merged into the next;
 /// - after a Cluster changes, its ClusterLoadAssignment is sent again right after it (warming).
 public struct DeltaStreamStateMachine: Sendable {
-    public enum Action: Sendable, Equatable {
-        case none
-        case send([OutboundDeltaResponse])
-        case fail(XDSError)
-    }
+    public typealias Action = XDSAction<OutboundDeltaResponse>
 
     public struct TypeState: Sendable {
         public internal(set) var subscribed: Set<String> = []
@@ -79,15 +74,14 @@ public struct DeltaStreamStateMachine: Sendable {
         self.limits = limits
     }
 
-    public mutating func onRequest(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, snapshot: ResourceSnapshot) -> Action {
+    public mutating func onRequest(_ request: DeltaXDSRequest, snapshot: ResourceSnapshot) -> Action {
         let type: ResourceType
         switch validate(request) {
         case .success(let valid): type = valid
         case .failure(let error): return .fail(error)
         }
         if node == nil {
-            guard request.hasNode else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
-            let first = ClientNode(request.node)
+            guard let first = request.node else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
             node = first
             locality = ClientLocality(first)
         }
@@ -98,13 +92,13 @@ public struct DeltaStreamStateMachine: Sendable {
         if !request.responseNonce.isEmpty {
             if request.responseNonce == state.pendingNonce {
                 state.pendingNonce = nil
-                if request.hasErrorDetail {
+                if let refusal = request.errorMessage {
                     for (name, previous) in state.pendingUndo {
                         if let version = state.known[name] { state.nacked[name] = version }
                         state.setKnown(name, previous, type: type, snapshot: snapshot, locality: locality)
                     }
                     state.nackCount += 1
-                    state.lastNack = String(request.errorDetail.message.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
+                    state.lastNack = String(refusal.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
                 } else {
                     state.ackCount += 1
                 }
@@ -115,8 +109,8 @@ public struct DeltaStreamStateMachine: Sendable {
         }
 
         // Subscriptions.
-        let subscribe = Set(request.resourceNamesSubscribe)
-        let unsubscribe = Set(request.resourceNamesUnsubscribe)
+        let subscribe = Set(request.subscribe)
+        let unsubscribe = Set(request.unsubscribe)
         if subscribe.contains("*") || (isFirst && subscribe.isEmpty && type.allowsWildcard) {
             if !state.wildcard { state.checkEverything = true }
             state.wildcard = true
@@ -180,11 +174,11 @@ public struct DeltaStreamStateMachine: Sendable {
         return responses.isEmpty ? .none : .send(responses)
     }
 
-    private func validate(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) -> Result<ResourceType, XDSError> {
-        let names = [request.resourceNamesSubscribe, request.resourceNamesUnsubscribe, Array(request.initialResourceVersions.keys)].joined()
-        let count = request.resourceNamesSubscribe.count + request.resourceNamesUnsubscribe.count + request.initialResourceVersions.count
+    private func validate(_ request: DeltaXDSRequest) -> Result<ResourceType, XDSError> {
+        let names = [request.subscribe, request.unsubscribe, Array(request.initialResourceVersions.keys)].joined()
+        let count = request.subscribe.count + request.unsubscribe.count + request.initialResourceVersions.count
         if let error = RequestValidation.check(names: names, count: count, limits: limits)
-            ?? RequestValidation.check(node: request.hasNode ? request.node : nil, limits: limits)
+            ?? RequestValidation.check(node: request.node, limits: limits)
         {
             return .failure(error)
         }

@@ -1,5 +1,3 @@
-import EnvoyAPI
-
 /// The checks every xDS request gets, state of the world or delta: a served type URL, sane names, a sane
 /// node. One place, so both protocols refuse the same input with the same words.
 enum RequestValidation {
@@ -30,7 +28,7 @@ enum RequestValidation {
     }
 
     /// - Returns: why this node is refused, or nil.
-    static func check(node: Envoy_Config_Core_V3_Node?, limits: StreamLimits) -> XDSError? {
+    static func check(node: ClientNode?, limits: StreamLimits) -> XDSError? {
         guard let node, node.id.utf8.count > limits.maximumNodeFieldBytes || node.cluster.utf8.count > limits.maximumNodeFieldBytes else { return nil }
         return XDSError(.invalidArgument, "node id or cluster longer than \(limits.maximumNodeFieldBytes) bytes")
     }

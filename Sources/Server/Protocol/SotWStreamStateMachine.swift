@@ -1,8 +1,6 @@
-import EnvoyAPI
-
 /// The protocol logic of one state-of-the-world xDS stream (ADS, or a single-type CDS/EDS stream), as a
-/// value type: requests and new snapshots in, responses to send out. No sockets, no clocks, no tasks:
-/// `XDSService` executes what it returns; tests drive it directly.
+/// value type: requests and new snapshots in, responses to send out. No sockets, no clocks, no tasks, no
+/// wire types: the serving edge builds the `XDSRequest` and executes the action; tests drive it directly.
 ///
 /// The rules (design §3):
 /// - one response in flight per type: the next waits for its ACK or NACK, and changes made meanwhile
@@ -20,12 +18,7 @@ import EnvoyAPI
 ///   as "the client already has it" (it reconnected from a replica with the same content).
 public struct SotWStreamStateMachine: Sendable {
     /// What the shell must do.
-    public enum Action: Sendable, Equatable {
-        case none
-        case send([OutboundResponse])
-        /// End the stream with this error.
-        case fail(XDSError)
-    }
+    public typealias Action = XDSAction<OutboundResponse>
 
     /// One resource type's state on this stream.
     public struct TypeState: Sendable {
@@ -106,15 +99,14 @@ public struct SotWStreamStateMachine: Sendable {
     // MARK: - Inputs
 
     /// A request from the client.
-    public mutating func onRequest(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest, snapshot: ResourceSnapshot) -> Action {
+    public mutating func onRequest(_ request: XDSRequest, snapshot: ResourceSnapshot) -> Action {
         let type: ResourceType
         switch validate(request) {
         case .success(let validType): type = validType
         case .failure(let error): return .fail(error)
         }
         if node == nil {
-            guard request.hasNode else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
-            let first = ClientNode(request.node)
+            guard let first = request.node else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
             node = first
             locality = ClientLocality(first)
         }
@@ -130,7 +122,7 @@ public struct SotWStreamStateMachine: Sendable {
         let isFirst = isNewType || request.responseNonce.isEmpty
         if !request.responseNonce.isEmpty, request.responseNonce == state.pendingNonce {
             state.pendingNonce = nil
-            if request.hasErrorDetail {
+            if let refusal = request.errorMessage {
                 // NACK: the client keeps what it ACKed before; remember the refused versions.
                 for (name, previous) in state.sinceAck {
                     if let refused = state.sent[name], previous?.version != refused.version { state.nacked[name] = refused.version }
@@ -139,7 +131,7 @@ public struct SotWStreamStateMachine: Sendable {
                 state.sinceAck = [:]
                 state.sentVersionInfo = state.ackedVersionInfo
                 state.nackCount += 1
-                state.lastNack = String(request.errorDetail.message.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
+                state.lastNack = String(refusal.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
             } else {
                 state.sinceAck = [:]
                 state.ackedVersionInfo = state.sentVersionInfo
@@ -203,9 +195,9 @@ public struct SotWStreamStateMachine: Sendable {
 
     // MARK: - Rules
 
-    private func validate(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) -> Result<ResourceType, XDSError> {
+    private func validate(_ request: XDSRequest) -> Result<ResourceType, XDSError> {
         if let error = RequestValidation.check(names: request.resourceNames, count: request.resourceNames.count, limits: limits)
-            ?? RequestValidation.check(node: request.hasNode ? request.node : nil, limits: limits)
+            ?? RequestValidation.check(node: request.node, limits: limits)
         {
             return .failure(error)
         }

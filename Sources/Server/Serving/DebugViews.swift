@@ -4,22 +4,8 @@ import Shared
 /// The JSON behind `/debug/clients`, `/debug/resources` and `/debug/sources`, and what
 /// `legation status` reads back. Field names are a stable interface for operators' scripts.
 public enum DebugViews {
-    public struct TypeView: Codable, Sendable, Equatable {
-        public var type: String
-        public var wildcard: Bool
-        /// Subscribed names (at most 100 listed; `subscribedCount` has them all).
-        public var subscribed: [String]
-        public var subscribedCount: Int
-        public var sentVersion: String
-        public var ackedVersion: String
-        public var pendingNonce: String?
-        public var responses: Int
-        public var acks: Int
-        public var nacks: Int
-        public var lastNack: String?
-        /// Resources the client holds whose version is not the current one (0: in sync).
-        public var outOfSync: Int
-    }
+    /// One type of one stream (`StreamDebugRecord.TypeRecord`, made by the stream's machine).
+    public typealias TypeView = StreamDebugRecord.TypeRecord
 
     public struct ClientView: Codable, Sendable, Equatable {
         public var stream: UInt64
@@ -56,40 +42,11 @@ public enum DebugViews {
     }
 
     public static func clients(_ hub: XDSHub) -> [ClientView] {
-        let snapshot = hub.snapshot
-        return hub.streams.map { record in
-            var types: [TypeView] = []
-            var staleNonces = 0
-            switch record.state {
-            case .stateOfTheWorld(let machine)?:
-                staleNonces = machine.staleNonces
-                types = machine.types.sorted { $0.key < $1.key }.map { type, state in
-                    let outOfSync = state.acked.filter { snapshot.resource(type, named: $0.key, for: machine.locality)?.version != $0.value.version }.count
-                    return TypeView(
-                        type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
-                        subscribedCount: state.subscribed.count, sentVersion: state.sentVersionInfo, ackedVersion: state.ackedVersionInfo,
-                        pendingNonce: state.pendingNonce, responses: state.responseCount, acks: state.ackCount, nacks: state.nackCount,
-                        lastNack: state.lastNack, outOfSync: outOfSync)
-                }
-            case .delta(let machine)?:
-                staleNonces = machine.staleNonces
-                types = machine.types.sorted { $0.key < $1.key }.map { type, state in
-                    let outOfSync = state.known.filter { snapshot.resource(type, named: $0.key, for: machine.locality)?.version != $0.value }.count
-                    let version = EncodedResource.version(ofKnown: state.known) { snapshot.resource(type, named: $0, for: machine.locality) }
-                    return TypeView(
-                        type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
-                        subscribedCount: state.subscribed.count, sentVersion: version,
-                        ackedVersion: state.pendingNonce == nil ? version : "", pendingNonce: state.pendingNonce,
-                        responses: state.responseCount, acks: state.ackCount, nacks: state.nackCount, lastNack: state.lastNack,
-                        outOfSync: outOfSync)
-                }
-            case nil:
-                break
-            }
-            return ClientView(
-                stream: record.id, kind: record.kind.rawValue, peer: record.peer, node: record.state?.node,
+        hub.streams.map { record in
+            ClientView(
+                stream: record.id, kind: record.kind.rawValue, peer: record.peer, node: record.debug.node,
                 connectedAtUnixMilliseconds: record.connectedAtUnixMilliseconds, pushes: record.pushes, bytesSent: record.bytesSent,
-                staleNonces: staleNonces, types: types)
+                staleNonces: record.debug.staleNonces, types: record.debug.types)
         }
     }
 

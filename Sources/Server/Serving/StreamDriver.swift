@@ -1,9 +1,10 @@
 import Logging
 
-/// One xDS stream between its transport and its protocol machine: decoded requests and snapshots in,
-/// the responses to write (or the error to end the stream with) out. Synchronous and socket-free; the
-/// transport decides the order of events and owns the bytes. Metrics, the node-identity check and the
-/// logs of NACKs and protocol errors live here, so every transport behaves the same.
+/// One xDS stream between its transport and its protocol machine: decoded wire requests and snapshots
+/// in, the machine's action (the responses to write, or the error to end the stream with) out.
+/// Synchronous and socket-free; the transport decides the order of events and owns the bytes. Metrics,
+/// the node-identity check and the logs of NACKs and protocol errors live here, so every transport
+/// behaves the same.
 struct StreamDriver<Machine: XDSStreamMachine> {
     enum Outcome {
         case send([Machine.Response])
@@ -37,22 +38,16 @@ struct StreamDriver<Machine: XDSStreamMachine> {
         self.logger = logger
     }
 
-    mutating func receive(_ message: Machine.Request) -> Outcome {
+    mutating func receive(_ wire: Machine.WireRequest) -> Outcome {
+        let message = Machine.request(wire)
         let (typeURL, nack) = Machine.describe(message)
         metrics.request(typeURL, nack: nack != nil)
         let snapshot = self.snapshot
-        let (result, node) = cell.state.withLock { state in
-            (state.machine.receive(message, snapshot: snapshot), state.machine.node)
+        let (action, node) = cell.state.withLock { state in
+            (state.machine.onRequest(message, snapshot: snapshot), state.machine.node)
         }
-        let responses: [Machine.Response]
-        switch result {
-        case .success(let decided):
-            responses = decided
-        case .failure(let error):
-            metrics.protocolError(error.code)
-            logger.info("ending an xDS stream", metadata: ["peer": "\(peer)", "error": "\(error)"])
-            return .fail(error)
-        }
+        if let error = action.error { return ending(error) }
+        let responses = action.responses
         if !identityChecked, let rule = nodeIdentity, let node {
             identityChecked = true
             guard rule.allows(nodeID: node.id, identities: identities) else {
@@ -73,9 +68,17 @@ struct StreamDriver<Machine: XDSStreamMachine> {
         return .send(responses)
     }
 
-    mutating func refresh(_ latest: ResourceSnapshot) -> [Machine.Response] {
+    mutating func refresh(_ latest: ResourceSnapshot) -> Outcome {
         snapshot = latest
-        return cell.state.withLock { $0.machine.refresh(latest) }
+        let action = cell.state.withLock { $0.machine.onSnapshot(latest) }
+        if let error = action.error { return ending(error) }
+        return .send(action.responses)
+    }
+
+    private func ending(_ error: XDSError) -> Outcome {
+        metrics.protocolError(error.code)
+        logger.info("ending an xDS stream", metadata: ["peer": "\(peer)", "error": "\(error)"])
+        return .fail(error)
     }
 
     /// Counts what the transport wrote.

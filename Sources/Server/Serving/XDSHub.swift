@@ -3,7 +3,8 @@ import Synchronization
 
 /// A stream's cell, whatever its machine.
 protocol StreamCellReading: Sendable {
-    var current: (machine: XDSHub.MachineRecord, pushes: Int, bytesSent: Int) { get }
+    /// The stream as `/debug/clients` shows it, compared with `snapshot`, and its counters.
+    func current(snapshot: ResourceSnapshot) -> (debug: StreamDebugRecord, pushes: Int, bytesSent: Int)
 }
 
 /// What the serving side shares: the current snapshot, readiness, and every open stream (for fan-out
@@ -16,9 +17,9 @@ public final class XDSHub: Sendable {
         case shutdown
     }
 
-    /// What a stream's loop owns and `/debug/clients` reads: its protocol machine and its counters.
-    /// The loop mutates the machine in place under an uncontended lock, so recording costs no copy; a
-    /// reader copies the machine out only when it asks.
+    /// What a stream's loop owns: its protocol machine and its counters. The loop mutates the machine in
+    /// place under an uncontended lock, so recording costs no copy; `/debug/clients` asks the machine
+    /// for a small record of itself when it is read, and never holds the machine.
     final class StreamCell<Machine: XDSStreamMachine>: StreamCellReading {
         struct State {
             var machine: Machine
@@ -30,8 +31,8 @@ public final class XDSHub: Sendable {
 
         init(_ machine: Machine) { state = Mutex(State(machine: machine)) }
 
-        var current: (machine: MachineRecord, pushes: Int, bytesSent: Int) {
-            state.withLock { ($0.machine.record, $0.pushes, $0.bytesSent) }
+        func current(snapshot: ResourceSnapshot) -> (debug: StreamDebugRecord, pushes: Int, bytesSent: Int) {
+            state.withLock { ($0.machine.debugRecord(current: snapshot), $0.pushes, $0.bytesSent) }
         }
     }
 
@@ -45,54 +46,14 @@ public final class XDSHub: Sendable {
         case edsDelta = "eds_delta"
     }
 
-    /// A stream's protocol state, as last recorded.
-    public enum MachineRecord: Sendable {
-        case stateOfTheWorld(SotWStreamStateMachine)
-        case delta(DeltaStreamStateMachine)
-
-        public var node: ClientNode? {
-            switch self {
-            case .stateOfTheWorld(let machine): machine.node
-            case .delta(let machine): machine.node
-            }
-        }
-
-        public var sotw: SotWStreamStateMachine? {
-            if case .stateOfTheWorld(let machine) = self { return machine }
-            return nil
-        }
-
-        public var delta: DeltaStreamStateMachine? {
-            if case .delta(let machine) = self { return machine }
-            return nil
-        }
-
-        /// Responses sent, by type.
-        public var responseCounts: [ResourceType: Int] {
-            switch self {
-            case .stateOfTheWorld(let machine): machine.types.mapValues(\.responseCount)
-            case .delta(let machine): machine.types.mapValues(\.responseCount)
-            }
-        }
-
-        /// NACKs received, by type.
-        public var nackCounts: [ResourceType: Int] {
-            switch self {
-            case .stateOfTheWorld(let machine): machine.types.mapValues(\.nackCount)
-            case .delta(let machine): machine.types.mapValues(\.nackCount)
-            }
-        }
-    }
-
     /// One open stream, as `/debug/clients` shows it: read from its cell when asked.
     public struct StreamRecord: Sendable {
         public var id: UInt64
         public var kind: StreamKind
         public var peer: String
         public var connectedAtUnixMilliseconds: Int64
-        public var state: MachineRecord?
-        /// The state-of-the-world machine, for SotW streams.
-        public var machine: SotWStreamStateMachine? { state?.sotw }
+        /// What the stream holds and has done, per type.
+        public var debug: StreamDebugRecord
         public var pushes = 0
         public var bytesSent = 0
     }
@@ -179,11 +140,12 @@ public final class XDSHub: Sendable {
 
     /// Every open stream, by id, with its state as of now.
     public var streams: [StreamRecord] {
-        state.withLock { Array($0.streams.values) }.sorted { $0.id < $1.id }.map { registration in
-            let current = registration.cell.current
+        let (registrations, snapshot) = state.withLock { (Array($0.streams.values), $0.snapshot) }
+        return registrations.sorted { $0.id < $1.id }.map { registration in
+            let current = registration.cell.current(snapshot: snapshot)
             return StreamRecord(
                 id: registration.id, kind: registration.kind, peer: registration.peer,
-                connectedAtUnixMilliseconds: registration.connectedAtUnixMilliseconds, state: current.machine, pushes: current.pushes,
+                connectedAtUnixMilliseconds: registration.connectedAtUnixMilliseconds, debug: current.debug, pushes: current.pushes,
                 bytesSent: current.bytesSent)
         }
     }

@@ -55,7 +55,7 @@ public struct XDSService: RegistrableRPCService {
     ) {
         router.registerHandler(
             forMethod: descriptor,
-            deserializer: ProtobufDeserializer<Machine.Request>(),
+            deserializer: ProtobufDeserializer<Machine.WireRequest>(),
             serializer: EncodedMessageSerializer(),
             handler: { request, context in
                 try self.stream(request, context: context, kind: kind, machine: Machine(allowedTypes: types, limits: self.options.limits))
@@ -63,13 +63,13 @@ public struct XDSService: RegistrableRPCService {
     }
 
     private func stream<Machine: XDSStreamMachine>(
-        _ request: StreamingServerRequest<Machine.Request>, context: ServerContext, kind: XDSHub.StreamKind, machine initial: Machine
+        _ request: StreamingServerRequest<Machine.WireRequest>, context: ServerContext, kind: XDSHub.StreamKind, machine initial: Machine
     ) throws -> StreamingServerResponse<EncodedMessage> {
         if let reason = hub.notReadyReason {
             metrics.refused(reason: "not_ready")
             throw RPCError(code: .unavailable, message: "not ready: \(reason)")
         }
-        let inbox = StreamInbox<Machine.Request>()
+        let inbox = StreamInbox<Machine.WireRequest>()
         let cell = XDSHub.StreamCell(initial)
         guard let (id, initialSnapshot) = hub.register(
             kind: kind, peer: context.remotePeer, limit: options.maximumStreams, nowUnixMilliseconds: WallClock.nowUnixMilliseconds,
@@ -130,7 +130,10 @@ public struct XDSService: RegistrableRPCService {
                         throw RPCError(code: .unavailable, message: XDSError.shuttingDown.message)
                     case .snapshot(let latest, let arrived):
                         changeArrivedAt = arrived
-                        responses = driver.refresh(latest)
+                        switch driver.refresh(latest) {
+                        case .send(let decided): responses = decided
+                        case .fail(let error): throw RPCError(code: error.code.rpcCode, message: error.message)
+                        }
                     }
                     guard !responses.isEmpty else { continue }
                     var sizes: [Int] = []

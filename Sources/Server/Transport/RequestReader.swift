@@ -16,8 +16,8 @@ struct RequestReader<Machine: XDSStreamMachine> {
     private var nodeSeen = false
     private var lastNames: (bytes: [UInt8], names: [String])?
 
-    mutating func read(_ bytes: [UInt8]) throws -> Machine.Request {
-        guard let fields = Self.fields(of: bytes) else { return try Machine.Request(serializedBytes: bytes) }
+    mutating func read(_ bytes: [UInt8]) throws -> Machine.WireRequest {
+        guard let fields = Self.fields(of: bytes) else { return try Machine.WireRequest(serializedBytes: bytes) }
         let namesField = Machine.requestRepeatedNamesField
         let skipNode = nodeSeen
         var namesCount = 0
@@ -27,7 +27,7 @@ struct RequestReader<Machine: XDSStreamMachine> {
             if field.number == namesField || (skipNode && field.number == Machine.requestNodeField) { skipped += 1 }
         }
         if fields.contains(where: { $0.number == Machine.requestNodeField }) { nodeSeen = true }
-        guard skipped > 0 else { return try Machine.Request(serializedBytes: bytes) }
+        guard skipped > 0 else { return try Machine.WireRequest(serializedBytes: bytes) }
         // The same names as last time, byte for byte?
         if namesField != nil, let lastNames, lastNames.bytes.count == namesCount, Self.names(in: bytes, fields, field: namesField, equal: lastNames.bytes) {
             var kept: [UInt8] = []
@@ -35,7 +35,7 @@ struct RequestReader<Machine: XDSStreamMachine> {
             for field in fields where field.number != namesField && !(skipNode && field.number == Machine.requestNodeField) {
                 kept += bytes[field.range]
             }
-            var request = try Machine.Request(serializedBytes: kept)
+            var request = try Machine.WireRequest(serializedBytes: kept)
             Machine.setNames(lastNames.names, of: &request)
             return request
         }
@@ -46,7 +46,7 @@ struct RequestReader<Machine: XDSStreamMachine> {
         for field in fields where !(skipNode && field.number == Machine.requestNodeField) {
             if field.number == namesField { names += bytes[field.range] } else { kept += bytes[field.range] }
         }
-        let request = try Machine.Request(serializedBytes: kept + names)
+        let request = try Machine.WireRequest(serializedBytes: kept + names)
         if namesField != nil { lastNames = (names, Machine.names(of: request)) }
         return request
     }

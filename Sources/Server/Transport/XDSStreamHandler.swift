@@ -180,8 +180,12 @@ final class XDSStreamHandler: ChannelInboundHandler {
                 deferred = true
                 return
             }
-            let responses = session.refresh(snapshot)
-            if !responses.isEmpty { write(responses, session: session, changeArrivedAt: changeArrivedAt, context: context) }
+            switch session.refresh(snapshot) {
+            case .send(let responses):
+                if !responses.isEmpty { write(responses, session: session, changeArrivedAt: changeArrivedAt, context: context) }
+            case .fail(let status, let text):
+                fail(status, text, context: context)
+            }
         }
     }
 
@@ -360,7 +364,7 @@ enum XDSMethod {
 /// What the stream handler asks of a stream, whatever its machine.
 protocol WireSession: AnyObject {
     func receive(_ message: ByteBuffer) -> WireOutcome
-    func refresh(_ snapshot: ResourceSnapshot) -> [any OutboundMessage]
+    func refresh(_ snapshot: ResourceSnapshot) -> WireOutcome
     func sent(_ responses: [any OutboundMessage], sizes: [Int], changeArrivedAt: ContinuousClock.Instant?)
     func close()
 }
@@ -396,11 +400,11 @@ final class WireStreamSession<Machine: XDSStreamMachine>: WireSession {
     }
 
     func receive(_ message: ByteBuffer) -> WireOutcome {
-        let request: Machine.Request
+        let request: Machine.WireRequest
         do {
             request = try reader.read(Array(message.readableBytesView))
         } catch {
-            return .fail(.invalidArgument, "the request is not a valid \(Machine.Request.protoMessageName): \(error)")
+            return .fail(.invalidArgument, "the request is not a valid \(Machine.WireRequest.protoMessageName): \(error)")
         }
         switch driver.receive(request) {
         case .send(let responses): return .send(responses)
@@ -408,8 +412,11 @@ final class WireStreamSession<Machine: XDSStreamMachine>: WireSession {
         }
     }
 
-    func refresh(_ snapshot: ResourceSnapshot) -> [any OutboundMessage] {
-        driver.refresh(snapshot)
+    func refresh(_ snapshot: ResourceSnapshot) -> WireOutcome {
+        switch driver.refresh(snapshot) {
+        case .send(let responses): return .send(responses)
+        case .fail(let error): return .fail(GRPCWire.Status(error.code), error.message)
+        }
     }
 
     func sent(_ responses: [any OutboundMessage], sizes: [Int], changeArrivedAt: ContinuousClock.Instant?) {

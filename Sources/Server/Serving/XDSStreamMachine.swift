@@ -6,7 +6,7 @@ import SwiftProtobuf
 /// (`encoded`) or in three parts for a transport that sends shared bytes as they are: the fields before
 /// the resources, each resource's field (encoded once, shared by every stream), the fields after.
 /// Protobuf fields may come in any order, so the parts need not follow field numbers.
-public protocol OutboundMessage: Sendable {
+public protocol OutboundMessage: Sendable, Equatable {
     var type: ResourceType { get }
     var resourceCount: Int { get }
     func encoded(controlPlane: String) -> [UInt8]
@@ -33,46 +33,40 @@ extension OutboundDeltaResponse: OutboundMessage {
     public static var usesDeltaFields: Bool { true }
 }
 
-/// What `XDSService` needs of a stream's state machine, state of the world or delta: one loop drives
-/// either.
+/// What a transport needs of a stream's protocol machine, state of the world or delta: how its requests
+/// come off the wire, and the machine's two inputs. One driver (`StreamDriver`) runs either.
 public protocol XDSStreamMachine: Sendable {
-    associatedtype Request: SwiftProtobuf.Message & Sendable
+    /// The request as the machine reads it (no wire types).
+    associatedtype Request: Sendable
+    /// The request as it comes off the wire.
+    associatedtype WireRequest: SwiftProtobuf.Message & Sendable
     associatedtype Response: OutboundMessage
 
     init(allowedTypes: Set<ResourceType>, limits: StreamLimits)
     var node: ClientNode? { get }
-    mutating func receive(_ request: Request, snapshot: ResourceSnapshot) -> Result<[Response], XDSError>
-    mutating func refresh(_ snapshot: ResourceSnapshot) -> [Response]
+    mutating func onRequest(_ request: Request, snapshot: ResourceSnapshot) -> XDSAction<Response>
+    mutating func onSnapshot(_ snapshot: ResourceSnapshot) -> XDSAction<Response>
+    /// For `/debug/clients`.
+    func debugRecord(current snapshot: ResourceSnapshot) -> StreamDebugRecord
+
+    /// The wire request as the machine reads it.
+    static func request(_ wire: WireRequest) -> Request
     /// For metrics and logs: the request's type URL and NACK message, if it is a NACK.
     static func describe(_ request: Request) -> (typeURL: String, nack: String?)
-    /// The request's field numbers for what a transport may skip decoding (`RequestReader`): the
+    /// The wire request's field numbers for what a transport may skip decoding (`RequestReader`): the
     /// node, used from the first request only, and the resource names an ACK repeats (nil: none).
     static var requestNodeField: Int { get }
     static var requestRepeatedNamesField: Int? { get }
-    static func names(of request: Request) -> [String]
-    static func setNames(_ names: [String], of request: inout Request)
-    /// For `/debug/clients`.
-    var record: XDSHub.MachineRecord { get }
+    static func names(of request: WireRequest) -> [String]
+    static func setNames(_ names: [String], of request: inout WireRequest)
 }
 
 extension SotWStreamStateMachine: XDSStreamMachine {
-    public mutating func receive(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest, snapshot: ResourceSnapshot) -> Result<[OutboundResponse], XDSError> {
-        switch onRequest(request, snapshot: snapshot) {
-        case .none: .success([])
-        case .send(let responses): .success(responses)
-        case .fail(let error): .failure(error)
-        }
-    }
+    public static func request(_ wire: Envoy_Service_Discovery_V3_DiscoveryRequest) -> XDSRequest { XDSRequest(wire) }
 
-    public mutating func refresh(_ snapshot: ResourceSnapshot) -> [OutboundResponse] {
-        onSnapshot(snapshot).responses
+    public static func describe(_ request: XDSRequest) -> (typeURL: String, nack: String?) {
+        (request.typeURL, request.errorMessage)
     }
-
-    public static func describe(_ request: Envoy_Service_Discovery_V3_DiscoveryRequest) -> (typeURL: String, nack: String?) {
-        (request.typeURL, request.hasErrorDetail ? request.errorDetail.message : nil)
-    }
-
-    public var record: XDSHub.MachineRecord { .stateOfTheWorld(self) }
 
     /// `DiscoveryRequest.node` (2) and `resource_names` (3).
     public static var requestNodeField: Int { 2 }
@@ -82,35 +76,15 @@ extension SotWStreamStateMachine: XDSStreamMachine {
 }
 
 extension DeltaStreamStateMachine: XDSStreamMachine {
-    public mutating func receive(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, snapshot: ResourceSnapshot) -> Result<[OutboundDeltaResponse], XDSError> {
-        switch onRequest(request, snapshot: snapshot) {
-        case .none: .success([])
-        case .send(let responses): .success(responses)
-        case .fail(let error): .failure(error)
-        }
-    }
+    public static func request(_ wire: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) -> DeltaXDSRequest { DeltaXDSRequest(wire) }
 
-    public mutating func refresh(_ snapshot: ResourceSnapshot) -> [OutboundDeltaResponse] {
-        if case .send(let responses) = onSnapshot(snapshot) { return responses }
-        return []
+    public static func describe(_ request: DeltaXDSRequest) -> (typeURL: String, nack: String?) {
+        (request.typeURL, request.errorMessage)
     }
-
-    public static func describe(_ request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) -> (typeURL: String, nack: String?) {
-        (request.typeURL, request.hasErrorDetail ? request.errorDetail.message : nil)
-    }
-
-    public var record: XDSHub.MachineRecord { .delta(self) }
 
     /// `DeltaDiscoveryRequest.node` (1); its names are changes, never repeated.
     public static var requestNodeField: Int { 1 }
     public static var requestRepeatedNamesField: Int? { nil }
     public static func names(of request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) -> [String] { [] }
     public static func setNames(_ names: [String], of request: inout Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) {}
-}
-
-extension SotWStreamStateMachine.Action {
-    var responses: [OutboundResponse] {
-        if case .send(let responses) = self { return responses }
-        return []
-    }
 }
