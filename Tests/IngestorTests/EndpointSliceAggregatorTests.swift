@@ -8,7 +8,7 @@ import Testing
 @Suite struct EndpointSliceAggregatorTests {
     let source = try! SourceCluster("kind")
 
-    func upsert(_ aggregator: inout EndpointSliceAggregator, slice name: String) throws -> [EndpointSliceAggregator.Change] {
+    func upsert(_ aggregator: inout EndpointSliceAggregator, slice name: String) throws -> [EndpointChange] {
         let result = aggregator.upsert(slice: try KubeFixtures.decode(EndpointSliceObject.self, name))
         #expect(result.rejections.isEmpty)
         return result.changes
@@ -315,7 +315,7 @@ extension ServiceObject {
         return try JSONDecoder().decode(ServiceObject.self, from: Data(json.utf8))
     }
 
-    func set(_ changes: [EndpointSliceAggregator.Change]) -> EndpointSet? {
+    func set(_ changes: [EndpointChange]) -> EndpointSet? {
         guard case .upsert(let set)? = changes.first else { return nil }
         return set
     }

@@ -23,7 +23,7 @@ struct XDSFixture {
     /// Applies sets and removals, then takes the next snapshot.
     @discardableResult
     mutating func publish(_ sets: [EndpointSet] = [], removing: [String] = [], source: SourceCluster = east) -> ResourceSnapshot {
-        var updates = sets.map(SourceFeed.Update.upsert)
+        var updates = sets.map(EndpointChange.upsert)
         updates += removing.map { .remove(Self.service($0)) }
         table.apply(updates, from: source)
         if let next = table.snapshot() { snapshot = next }

@@ -17,12 +17,6 @@ import Shared
 /// - the Service's `legation.io/failover` annotation sets the set's failover policy; a value that does
 ///   not parse is reported (when the Service changes) and ignored: the server's default applies.
 public struct EndpointSliceAggregator: Sendable {
-    /// What happened to one service.
-    public enum Change: Sendable, Equatable {
-        case upsert(EndpointSet)
-        case remove(ServiceKey)
-    }
-
     /// A part of an object that was skipped, with why (to log and count).
     public struct Rejection: Sendable, Equatable, CustomStringConvertible {
         public var object: String
@@ -67,7 +61,7 @@ public struct EndpointSliceAggregator: Sendable {
     // MARK: Events
 
     /// A Service was added or modified.
-    public mutating func upsert(service: ServiceObject) -> (changes: [Change], rejections: [Rejection]) {
+    public mutating func upsert(service: ServiceObject) -> (changes: [EndpointChange], rejections: [Rejection]) {
         guard let key = key(namespace: service.metadata.namespace, name: service.metadata.name) else {
             return ([], [Rejection(object: "service \(service.metadata.name.prefix(80))", reason: "namespace or name is not a DNS label")])
         }
@@ -78,7 +72,7 @@ public struct EndpointSliceAggregator: Sendable {
     }
 
     /// A Service was deleted.
-    public mutating func delete(service: ServiceObject) -> [Change] {
+    public mutating func delete(service: ServiceObject) -> [EndpointChange] {
         guard let key = key(namespace: service.metadata.namespace, name: service.metadata.name) else { return [] }
         services[key] = nil
         failoverPolicies[key] = nil
@@ -86,7 +80,7 @@ public struct EndpointSliceAggregator: Sendable {
     }
 
     /// An EndpointSlice was added or modified.
-    public mutating func upsert(slice: EndpointSliceObject) -> (changes: [Change], rejections: [Rejection]) {
+    public mutating func upsert(slice: EndpointSliceObject) -> (changes: [EndpointChange], rejections: [Rejection]) {
         guard let serviceName = slice.serviceName,
             let key = key(namespace: slice.metadata.namespace, name: serviceName)
         else {
@@ -95,7 +89,7 @@ public struct EndpointSliceAggregator: Sendable {
         // A slice may move to another service only by being recreated; drop any old placement anyway
         // (and rebuild the service it left).
         let owner = Self.owner(key, slice)
-        var left: [Change] = []
+        var left: [EndpointChange] = []
         if let previous = sliceOwners.updateValue(key, forKey: owner), previous != key {
             slices[previous]?[slice.metadata.name] = nil
             if slices[previous]?.isEmpty == true { slices[previous] = nil }
@@ -107,7 +101,7 @@ public struct EndpointSliceAggregator: Sendable {
     }
 
     /// An EndpointSlice was deleted.
-    public mutating func delete(slice: EndpointSliceObject) -> [Change] {
+    public mutating func delete(slice: EndpointSliceObject) -> [EndpointChange] {
         guard let serviceName = slice.serviceName, let key = key(namespace: slice.metadata.namespace, name: serviceName) else { return [] }
         sliceOwners[Self.owner(key, slice)] = nil
         slices[key]?[slice.metadata.name] = nil
@@ -212,7 +206,7 @@ public struct EndpointSliceAggregator: Sendable {
 
     /// Recomputes one service's set (or applies one built already); reports a change only when the
     /// content differs.
-    private mutating func rebuild(_ key: ServiceKey, prebuilt: Built? = nil) -> (changes: [Change], rejections: [Rejection]) {
+    private mutating func rebuild(_ key: ServiceKey, prebuilt: Built? = nil) -> (changes: [EndpointChange], rejections: [Rejection]) {
         guard let service = services[key], selection.exports(service) else {
             converted[key] = nil
             return published.removeValue(forKey: key) == nil ? ([], []) : ([.remove(key)], [])

@@ -64,24 +64,17 @@ public actor KubernetesSource {
         let scopes: [String?] = options.namespaces.isEmpty ? [nil] : options.namespaces.map { Optional($0) }
         await withTaskGroup(of: Void.self) { group in
             for namespace in scopes {
-                group.addTask { await self.follow(ServiceObject.self, kind: "services", namespace: namespace) }
-                group.addTask { await self.follow(EndpointSliceObject.self, kind: "endpointslices", namespace: namespace) }
+                group.addTask { await self.follow(ServiceObject.self, namespace: namespace) }
+                group.addTask { await self.follow(EndpointSliceObject.self, namespace: namespace) }
             }
         }
     }
 
-    private func path(kind: String, namespace: String?) -> String {
-        switch (kind, namespace) {
-        case ("services", nil): "/api/v1/services"
-        case ("services", let namespace?): "/api/v1/namespaces/\(namespace)/services"
-        case (_, nil): "/apis/discovery.k8s.io/v1/endpointslices"
-        case (_, let namespace?): "/apis/discovery.k8s.io/v1/namespaces/\(namespace)/endpointslices"
-        }
-    }
-
-    private func follow<Object: KubernetesReadable & ResourceVersioned>(_ type: Object.Type, kind: String, namespace: String?) async {
-        let path = path(kind: kind, namespace: namespace)
-        var machine = WatchStateMachine(initialBackoff: options.initialBackoff, maximumBackoff: options.maximumBackoff)
+    /// Runs one resource's watch machine: executes each action it returns.
+    private func follow<Object: FollowedObject>(_ type: Object.Type, namespace: String?) async {
+        let path = Object.path(namespace: namespace)
+        let kind = Object.resource
+        var machine = WatchStateMachine<Object>(initialBackoff: options.initialBackoff, maximumBackoff: options.maximumBackoff)
         var action = machine.start()
         while !Task.isCancelled {
             switch action {
@@ -89,7 +82,7 @@ public actor KubernetesSource {
                 if delay > .zero { try? await Task.sleep(for: delay) }
                 do {
                     let (items, version) = try await client.list(Object.self, path: path, pageSize: options.pageSize)
-                    await listed(items, kind: kind, scope: path)
+                    await listed(items, scope: path)
                     await reached(path, true)
                     count("legation_ingestor_lists_total", kind)
                     action = machine.listSucceeded(resourceVersion: version)
@@ -104,16 +97,20 @@ public actor KubernetesSource {
                 }
             case .watch(let version, let delay):
                 if delay > .zero { try? await Task.sleep(for: delay) }
-                action = await watch(Object.self, kind: kind, path: path, from: version, machine: &machine)
-            case .apply, .none:
+                action = await watch(path: path, from: version, machine: &machine)
+            case .upsert, .delete, .none:
+                // Only a watch's events give these, and `watch` runs them itself: not reached.
                 action = machine.watchEnded()
             }
         }
     }
 
-    private func watch<Object: KubernetesReadable & ResourceVersioned>(
-        _ type: Object.Type, kind: String, path: String, from version: String, machine: inout WatchStateMachine
-    ) async -> WatchStateMachine.Action {
+    /// Runs one watch: each event goes to the machine, whose action says what to do with its object;
+    /// an action that abandons the watch (relist, or watch again) ends it and is returned.
+    private func watch<Object: FollowedObject>(path: String, from version: String, machine: inout WatchStateMachine<Object>) async
+        -> WatchStateMachine<Object>.Action
+    {
+        let kind = Object.resource
         count("legation_ingestor_watches_total", kind)
         watchAttempts += 1
         let attempt = watchAttempts
@@ -127,7 +124,7 @@ public actor KubernetesSource {
             {
                 // The events of one read are applied in order and their changes handed over together:
                 // a burst goes to Redis in one write, not one write per event.
-                var changes: [EndpointSliceAggregator.Change] = []
+                var changes: [EndpointChange] = []
                 for result in batch {
                     let event: WatchEvent<Object>
                     switch result {
@@ -137,15 +134,24 @@ public actor KubernetesSource {
                         logger.warning("skipped a malformed watch event", metadata: ["path": "\(path)", "error": "\(error)"])
                         continue
                     }
+                    let relists = machine.relists
                     let action = machine.received(event)
-                    switch event {
-                    case .added(let object), .modified(let object): changes += apply(object, deleted: false, kind: kind, type: "upsert")
-                    case .deleted(let object): changes += apply(object, deleted: true, kind: kind, type: "delete")
-                    case .bookmark: count("legation_ingestor_watch_events_total", kind, type: "bookmark")
-                    case .error(let status):
+                    switch action {
+                    case .upsert(let object):
+                        count("legation_ingestor_watch_events_total", kind, type: "upsert")
+                        let result = Object.upsert(object, into: &aggregator)
+                        report(result.rejections, kind: kind)
+                        changes += initialPublished ? result.changes : []  // the initial publish hands everything over at once
+                        recordLag(of: object)
+                    case .delete(let object):
+                        count("legation_ingestor_watch_events_total", kind, type: "delete")
+                        changes += initialPublished ? Object.delete(object, from: &aggregator) : []
+                    case .none:
+                        count("legation_ingestor_watch_events_total", kind, type: "bookmark")
+                    case .list, .watch:
                         count("legation_ingestor_watch_events_total", kind, type: "error")
-                        if status.isExpired { count("legation_ingestor_relists_total", kind) }
-                        logger.info("watch answered an error", metadata: ["path": "\(path)", "status": "\(status)"])
+                        if machine.relists > relists { count("legation_ingestor_relists_total", kind) }
+                        logger.info("watch answered an error", metadata: ["path": "\(path)", "event": "\(event)"])
                         await handOver(changes)
                         return action
                     }
@@ -178,16 +184,8 @@ public actor KubernetesSource {
         await publisher.sourceReachable(failing.isEmpty)
     }
 
-    private func listed<Object>(_ items: [Object], kind: String, scope: String) async {
-        let rejections: [EndpointSliceAggregator.Rejection]
-        if let services = items as? [ServiceObject] {
-            rejections = aggregator.replace(services: services)
-        } else if let slices = items as? [EndpointSliceObject] {
-            rejections = aggregator.replace(slices: slices)
-        } else {
-            return
-        }
-        report(rejections, kind: kind)
+    private func listed<Object: FollowedObject>(_ items: [Object], scope: String) async {
+        report(Object.replaceAll(items, in: &aggregator), kind: Object.resource)
         listed.insert(scope)
         let scopes = options.namespaces.isEmpty ? 2 : options.namespaces.count * 2
         guard listed.count == scopes else { return }
@@ -195,38 +193,15 @@ public actor KubernetesSource {
         await publisher.replaceAll(Array(aggregator.sets.values))
     }
 
-    /// Applies one watched object to the aggregator. - Returns: the changes to hand to the publisher.
-    private func apply<Object>(_ object: Object, deleted: Bool, kind: String, type: String) -> [EndpointSliceAggregator.Change] {
-        count("legation_ingestor_watch_events_total", kind, type: type)
-        var changes: [EndpointSliceAggregator.Change] = []
-        if let service = object as? ServiceObject {
-            if deleted { changes = aggregator.delete(service: service) } else {
-                let result = aggregator.upsert(service: service)
-                changes = result.changes
-                report(result.rejections, kind: kind)
-            }
-        } else if let slice = object as? EndpointSliceObject {
-            if deleted { changes = aggregator.delete(slice: slice) } else {
-                let result = aggregator.upsert(slice: slice)
-                changes = result.changes
-                report(result.rejections, kind: kind)
-            }
-            recordLag(of: slice)
-        }
-        return initialPublished ? changes : []  // the initial publish hands everything over at once
-    }
-
-    private func handOver(_ changes: [EndpointSliceAggregator.Change]) async {
+    private func handOver(_ changes: [EndpointChange]) async {
         guard !changes.isEmpty else { return }
         await publisher.apply(changes)
     }
 
     /// Lag from the EndpointSlice controller's `last-change-trigger-time` (when the pod or service
     /// changed) to the change reaching the publisher.
-    private func recordLag(of slice: EndpointSliceObject) {
-        guard let text = slice.metadata.annotations?["endpoints.kubernetes.io/last-change-trigger-time"],
-            let changed = timestampFormatter.date(from: text)
-        else { return }
+    private func recordLag<Object: FollowedObject>(of object: Object) {
+        guard let text = object.lastChangeTriggerTime, let changed = timestampFormatter.date(from: text) else { return }
         let lag = max(0, Date().timeIntervalSince(changed))
         lagTimer.recordNanoseconds(Int64(lag * 1e9))
     }

@@ -1,7 +1,8 @@
 import Shared
 
 /// The list-then-watch protocol for one resource, as a value-type state machine (no sockets): the
-/// async shell reports what happened and executes the action it gets back.
+/// async shell reports what happened and executes the action it gets back, including what to do with
+/// each watched object.
 ///
 /// - LIST (paginated) gives the full state and a resource version; WATCH resumes from it;
 /// - every event, and every bookmark, moves the resource version on;
@@ -9,16 +10,27 @@ import Shared
 /// - `410 Gone` / `Expired` (as an HTTP status or an `ERROR` event) means the version is too old:
 ///   relist, and the publisher sends only what really changed;
 /// - other errors back off exponentially with jitter; a successful event resets the backoff.
-public struct WatchStateMachine: Sendable {
-    public enum Action: Sendable, Equatable {
-        /// Start a LIST (after waiting `after`).
+public struct WatchStateMachine<Object: ResourceVersioned & Sendable>: Sendable {
+    public enum Action: Sendable {
+        /// Start a LIST (after waiting `after`); a watch in progress is abandoned.
         case list(after: Duration)
-        /// Start a WATCH from this resource version (after waiting `after`).
+        /// Start a WATCH from this resource version (after waiting `after`); a watch in progress is
+        /// abandoned.
         case watch(resourceVersion: String, after: Duration)
-        /// Apply the event's object to the aggregator; nothing else to do.
-        case apply
-        /// Nothing to do (a bookmark).
+        /// The object was added or modified: apply it; the watch goes on.
+        case upsert(Object)
+        /// The object was deleted: remove it; the watch goes on.
+        case delete(Object)
+        /// Nothing to do (a bookmark moved the version on); the watch goes on.
         case none
+
+        /// Whether the current watch goes on after this action.
+        public var continuesWatch: Bool {
+            switch self {
+            case .upsert, .delete, .none: true
+            case .list, .watch: false
+            }
+        }
     }
 
     public enum Phase: Sendable, Equatable { case listing, watching }
@@ -53,12 +65,13 @@ public struct WatchStateMachine: Sendable {
     }
 
     /// An event arrived on the watch.
-    public mutating func received<Object: ResourceVersioned>(_ event: WatchEvent<Object>) -> Action {
+    public mutating func received(_ event: WatchEvent<Object>) -> Action {
         switch event {
         case .added(let object), .modified(let object), .deleted(let object):
             if let version = object.resourceVersion, !version.isEmpty { resourceVersion = version }
             consecutiveFailures = 0
-            return .apply
+            if case .deleted = event { return .delete(object) }
+            return .upsert(object)
         case .bookmark(let version, _):
             resourceVersion = version
             consecutiveFailures = 0
@@ -98,3 +111,5 @@ public struct WatchStateMachine: Sendable {
         Backoff.delay(attempt: consecutiveFailures, initial: initialBackoff, maximum: maximumBackoff)
     }
 }
+
+extension WatchStateMachine.Action: Equatable where Object: Equatable {}

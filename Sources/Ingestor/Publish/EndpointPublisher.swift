@@ -146,7 +146,7 @@ public actor EndpointPublisher {
     /// the write loop wakes, so a burst goes out in one write. - Returns: the sequence number of the
     /// last upsert that changed something, or nil.
     @discardableResult
-    public func apply(_ changes: [EndpointSliceAggregator.Change]) -> UInt64? {
+    public func apply(_ changes: [EndpointChange]) -> UInt64? {
         var last: UInt64?
         for change in changes {
             switch change {

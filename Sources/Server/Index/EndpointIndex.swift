@@ -18,7 +18,7 @@ public struct EndpointIndex: Sendable {
     public init() {}
 
     /// Applies one source's updates. - Returns: the clusters whose membership or ports changed.
-    public mutating func apply(_ updates: [SourceFeed.Update], from source: SourceCluster) -> Set<ClusterKey> {
+    public mutating func apply(_ updates: [EndpointChange], from source: SourceCluster) -> Set<ClusterKey> {
         var changed = Set<ClusterKey>()
         for update in updates {
             switch update {

@@ -24,7 +24,7 @@ public struct ResourceTable: Sendable {
 
     /// Applies one source's updates. - Returns: whether any cluster became dirty.
     @discardableResult
-    public mutating func apply(_ updates: [SourceFeed.Update], from source: SourceCluster) -> Bool {
+    public mutating func apply(_ updates: [EndpointChange], from source: SourceCluster) -> Bool {
         let changed = index.apply(updates, from: source)
         dirty.formUnion(changed)
         return !changed.isEmpty

@@ -10,11 +10,6 @@
 ///   data was lost, or whose writer is still listing, keeps its last known endpoints;
 /// - an explicit removal (tombstone) drains everything.
 public struct SourceFeed: Sendable {
-    public enum Update: Hashable, Sendable {
-        case upsert(EndpointSet)
-        case remove(ServiceKey)
-    }
-
     /// A record the feed refused, with the model's reason.
     public struct Rejection: Sendable, CustomStringConvertible {
         public var field: String
@@ -24,7 +19,7 @@ public struct SourceFeed: Sendable {
 
     /// What applying a snapshot or a batch of changes did.
     public struct Outcome: Sendable {
-        public var updates: [Update] = []
+        public var updates: [EndpointChange] = []
         public var rejections: [Rejection] = []
         /// Parts of records that were ignored while the rest was applied (a failover policy that does
         /// not parse), with why.
@@ -62,7 +57,7 @@ public struct SourceFeed: Sendable {
         cursor = snapshot.cursor
         isRemoved = snapshot.removed
         if snapshot.removed {
-            outcome.updates = services.keys.sorted().map(Update.remove)
+            outcome.updates = services.keys.sorted().map(EndpointChange.remove)
             services = [:]
             isSynced = false
             return outcome

@@ -29,7 +29,7 @@ public final class StoreFollower: Sendable {
     /// One delivery: the updates of one source and where its feed stands.
     public struct Delivery: Sendable {
         public var source: SourceCluster
-        public var updates: [SourceFeed.Update]
+        public var updates: [EndpointChange]
         public var feed: SourceFeed
         /// True when the updates come from reading the source in full.
         public var fromSnapshot: Bool

@@ -116,7 +116,7 @@ struct IngestBenchmark: AsyncParsableCommand {
         // As the Kubernetes source does: the events of one 64 KiB read are aggregated, then their
         // changes handed to the publisher together.
         for chunkStart in stride(from: 0, to: stream.count, by: 64 << 10) {
-            var changes: [EndpointSliceAggregator.Change] = []
+            var changes: [EndpointChange] = []
             for object in try framer.feed(stream[chunkStart..<min(chunkStart + (64 << 10), stream.count)]) {
                 let event = try WatchEvent<EndpointSliceObject>(json: object, memo: memo)
                 guard case .modified(let slice) = event else { continue }
