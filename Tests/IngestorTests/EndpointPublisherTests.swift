@@ -58,9 +58,10 @@ struct EndpointPublisherTests {
         // A lease that cannot lapse on a loaded machine: a retaken lease reconciles instead of flushing.
         var options = fastOptions()
         options.leaseTTL = .seconds(60)
-        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: options, logger: .quiet())
         let flushes = Mutex<[[String]]>([])
-        await publisher.observeFlushes { keys, _, _ in flushes.withLock { $0.append(keys.map(\.name)) } }
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: options, logger: .quiet()) { acknowledgment, _ in
+            flushes.withLock { $0.append(acknowledgment.services.map(\.name)) }
+        }
         let task = Task { await publisher.run() }
         defer { task.cancel() }
         await publisher.replaceAll([set("web"), set("api")])

@@ -30,8 +30,7 @@ public actor ResourcePipeline {
     private var caughtUp = false
     private var ready = false
     private let startedAt = ContinuousClock.now
-    private let wakeups: AsyncStream<Void>
-    private let wake: AsyncStream<Void>.Continuation
+    private let wake = WakeSignal()
 
     public init(hub: XDSHub, options: Options = Options(), logger: Logger = Logger(label: "legation.xds.pipeline"), metricsFactory: any MetricsFactory = MetricsSystem.factory) {
         self.hub = hub
@@ -39,7 +38,6 @@ public actor ResourcePipeline {
         self.logger = logger
         self.metricsFactory = metricsFactory
         self.table = ResourceTable(options: options.resources)
-        (wakeups, wake) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
         for source in options.requiredSources {
             sources[source] = SourceStatus(source: source, services: 0, synced: false, removed: false, heartbeat: nil, stale: false, rejectedRecords: 0)
         }
@@ -60,7 +58,7 @@ public actor ResourcePipeline {
         if dirty {
             if firstChange == nil { firstChange = now }
             lastChange = now
-            wake.yield()
+            wake.signal()
         }
         if caughtUp { evaluateReadiness() }
     }
@@ -98,15 +96,18 @@ public actor ResourcePipeline {
 
     public var knownSources: [SourceCluster] { sources.keys.sorted() }
 
-    /// Debounces and publishes until cancelled.
+    /// Debounces and publishes until cancelled: idle until a change, then waits out the debounce
+    /// (changes meanwhile only move its end, up to the maximum) and publishes.
     public func run() async {
-        for await _ in wakeups {
-            while let first = firstChange, let last = lastChange {
-                let wait = options.debounce.remaining(first: first, last: last, now: .now)
-                if wait <= .zero {
-                    flush()
-                    break
-                }
+        while !Task.isCancelled {
+            guard let first = firstChange, let last = lastChange else {
+                await wake.wait()
+                continue
+            }
+            let wait = options.debounce.remaining(first: first, last: last, now: .now)
+            if wait <= .zero {
+                flush()
+            } else {
                 do { try await Task.sleep(for: wait) } catch { return }
             }
         }

@@ -35,6 +35,11 @@ public final class WakeSignal: Sendable {
         }
     }
 
+    /// Returns when signalled or when the task is cancelled.
+    public func wait() async {
+        await waitForSignal()
+    }
+
     private func waitForSignal() async {
         await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in

@@ -83,12 +83,12 @@ struct IngestBenchmark: AsyncParsableCommand {
 
     /// A publisher for `source` holding the lease with every service published and synced, and the
     /// aggregator that knows those services.
-    private func startPublishing(_ redis: RedisServer, source name: String) async throws
-        -> (RedisEndpointStore, EndpointPublisher, Task<Void, Never>, EndpointSliceAggregator)
-    {
+    private func startPublishing(
+        _ redis: RedisServer, source name: String, acknowledged: EndpointPublisher.AcknowledgmentObserver? = nil
+    ) async throws -> (RedisEndpointStore, EndpointPublisher, Task<Void, Never>, EndpointSliceAggregator) {
         let source = try SourceCluster(name)
         let store = RedisEndpointStore(try RedisConfiguration(url: redis.url()))
-        let publisher = EndpointPublisher(store: store, source: source, holder: "bench", logger: .quiet())
+        let publisher = EndpointPublisher(store: store, source: source, holder: "bench", logger: .quiet(), acknowledged: acknowledged)
         var aggregator = EndpointSliceAggregator(source: source, selection: ServiceSelection(excludeNamespaces: []))
         for service in 0..<max(1, slices / slicesPerService) {
             _ = aggregator.upsert(service: try ServiceObject(json: Array(serviceJSON(service).utf8)))
@@ -156,11 +156,8 @@ struct IngestBenchmark: AsyncParsableCommand {
     /// arriving to Redis acknowledging the write that carries it.
     private func pacedRun(_ redis: RedisServer) async throws -> [String: String] {
         let serviceCount = max(1, slices / slicesPerService)
-        let (store, publisher, task, initial) = try await startPublishing(redis, source: "bench-paced")
-        var aggregator = initial
-
-        // Each upsert's sequence number against the flushes' "through" numbers. A flush may be observed
-        // before its upsert is booked here; the last acknowledgement per service settles those.
+        // Each upsert's sequence number against the acknowledgments' "through" numbers. An
+        // acknowledgment may come before its upsert is booked here; the last one per service settles those.
         struct Pending { var fedAt: ContinuousClock.Instant; var sequence: UInt64 }
         struct Book {
             var pending: [ServiceKey: [Pending]] = [:]
@@ -168,16 +165,17 @@ struct IngestBenchmark: AsyncParsableCommand {
             var latencies: [Duration] = []
         }
         let book = Mutex(Book())
-        await publisher.observeFlushes { keys, through, at in
+        let (store, publisher, task, initial) = try await startPublishing(redis, source: "bench-paced") { acknowledgment, at in
             book.withLock { book in
-                for key in keys {
-                    book.acknowledged[key] = (through, at)
+                for key in acknowledgment.services {
+                    book.acknowledged[key] = (acknowledgment.through, at)
                     guard let waiting = book.pending[key] else { continue }
-                    book.latencies += waiting.filter { $0.sequence <= through }.map { at - $0.fedAt }
-                    book.pending[key] = waiting.filter { $0.sequence > through }
+                    book.latencies += waiting.filter { $0.sequence <= acknowledgment.through }.map { at - $0.fedAt }
+                    book.pending[key] = waiting.filter { $0.sequence > acknowledgment.through }
                 }
             }
         }
+        var aggregator = initial
         let lines = (0..<pacedEvents).map { eventLine($0, serviceCount: serviceCount) }
         var framer = JSONObjectFramer()
         let memo = ReadMemo()
