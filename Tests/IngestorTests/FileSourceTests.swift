@@ -1,4 +1,4 @@
-import Ingestor
+@testable import Ingestor
 import Logging
 import LegationTestSupport
 import MetricsTestKit

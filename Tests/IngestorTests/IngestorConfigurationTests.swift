@@ -1,5 +1,5 @@
 import Foundation
-import Ingestor
+@testable import Ingestor
 import Testing
 
 @Suite struct IngestorConfigurationTests {

@@ -182,7 +182,7 @@ import Testing
             let remembered = try WatchEvent<EndpointSliceObject>(json: line, memo: memo)
             #expect(fresh == remembered)
         }
-        #expect(memo.sliceCount >= 1)
+        #expect(memo.slices.count >= 1)
         // The same slice with one endpoint's conditions changed: that endpoint is read anew.
         let before = #"{"type":"MODIFIED","object":{"metadata":{"name":"s","namespace":"n"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":true}},{"addresses":["10.0.0.2"],"conditions":{"ready":true}}]}}"#
         let after = before.replacingOccurrences(of: #"["10.0.0.2"],"conditions":{"ready":true}"#, with: #"["10.0.0.2"],"conditions":{"ready":false}"#)
@@ -224,7 +224,7 @@ import Testing
             else { Issue.record("not modified"); return }
             #expect(fresh == remembered, "version \(version)")
         }
-        #expect(memo.sliceCount == 1)
+        #expect(memo.slices.count == 1)
     }
 
     /// A page large enough to be read on several cores reads as Foundation reads it; a broken item in

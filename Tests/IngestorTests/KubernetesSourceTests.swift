@@ -2,7 +2,7 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
-import Ingestor
+@testable import Ingestor
 import LegationTestSupport
 import Logging
 import MetricsTestKit

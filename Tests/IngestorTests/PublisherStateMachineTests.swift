@@ -1,4 +1,4 @@
-import Ingestor
+@testable import Ingestor
 import LegationTestSupport
 import Shared
 import Testing

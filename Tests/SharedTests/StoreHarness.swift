@@ -1,7 +1,7 @@
 import LegationTestSupport
 import Logging
 import RedisStore
-import Shared
+@testable import Shared
 
 /// The stores the contract suite runs against.
 enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
@@ -92,5 +92,26 @@ struct StoreHarness: Sendable {
 
     func shutdown() async {
         if let store = store as? RedisEndpointStore { await store.close() }
+    }
+}
+
+/// Damage the in-memory store the way the world damages Redis (for the contract suite only).
+extension InMemoryEndpointStore {
+    /// Forgets everything, as a Redis restarted without persistence does.
+    func loseAllData() {
+        stored = [:]
+        registered = []
+    }
+
+    /// Stores raw bytes as a service's record with a matching `put` entry, bypassing validation, as a
+    /// broken or hostile writer could.
+    func storeUnvalidated(source: SourceCluster, field: String, bytes: [UInt8]) {
+        var state = stored[source] ?? Stored()
+        if state.generation == nil { state.generation = WallClock.newGeneration() }
+        state.records[field] = (bytes, 0)
+        _ = append(.put(service: field, record: bytes), to: &state)
+        stored[source] = state
+        registered.insert(source)
+        wakeWaiters()
     }
 }

@@ -1,9 +1,10 @@
 import Foundation
 
-/// The ingestor's Kubernetes objects read straight from JSON bytes by `JSONReader` (the hot path). They
-/// stay `Decodable` too, and a differential test holds both readings equal on every fixture and on
-/// mutated input: same value, or both rejected (this reader is stricter: a member it reads twice in one
-/// object, and a string anywhere with invalid UTF-8, a raw control character or a bad escape, are errors).
+/// The ingestor's Kubernetes objects read straight from JSON bytes by `JSONReader` (the hot path). A
+/// differential test (`JSONReaderTests`, against Foundation's `JSONDecoder` through conformances that
+/// exist only in the tests) holds both readings equal on every fixture and on mutated input: same
+/// value, or both rejected (this reader is stricter: a member it reads twice in one object, and a string
+/// anywhere with invalid UTF-8, a raw control character or a bad escape, are errors).
 
 /// An object the Kubernetes client can read from a list page or a watch event.
 public protocol KubernetesReadable: Sendable {

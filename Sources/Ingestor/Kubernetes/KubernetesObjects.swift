@@ -1,8 +1,9 @@
-/// The parts of Kubernetes objects the ingestor uses, decoded from the API's JSON. Everything else in
-/// the object is skipped. Optional wherever the API may omit a field or send `null`.
+/// The parts of Kubernetes objects the ingestor uses, read from the API's JSON by `JSONReader`
+/// (`KubernetesObjects+JSONReader`). Everything else in the object is skipped. Optional wherever the API
+/// may omit a field or send `null`.
 
 /// `metadata` of any object.
-public struct ObjectMeta: Decodable, Sendable, Equatable {
+public struct ObjectMeta: Sendable, Equatable {
     public var name: String
     public var namespace: String?
     public var resourceVersion: String?
@@ -12,14 +13,14 @@ public struct ObjectMeta: Decodable, Sendable, Equatable {
 }
 
 /// `discovery.k8s.io/v1` EndpointSlice.
-public struct EndpointSliceObject: Decodable, Sendable, Equatable {
-    public struct Conditions: Decodable, Sendable, Equatable {
+public struct EndpointSliceObject: Sendable, Equatable {
+    public struct Conditions: Sendable, Equatable {
         public var ready: Bool?
         public var serving: Bool?
         public var terminating: Bool?
     }
 
-    public struct ObjectReference: Decodable, Sendable, Equatable {
+    public struct ObjectReference: Sendable, Equatable {
         public var kind: String?
         public var namespace: String?
         public var name: String?
@@ -28,8 +29,8 @@ public struct EndpointSliceObject: Decodable, Sendable, Equatable {
     /// The fields live in one immutable box: a watch event's endpoint is copied several times on its
     /// way (memo, slice, aggregator), one retain per copy instead of one per field. Setting a field
     /// boxes a changed copy (a `var` in the box would cost an exclusivity check on every read).
-    public struct Endpoint: Decodable, Sendable, Equatable {
-        private struct Fields: Decodable, Equatable {
+    public struct Endpoint: Sendable, Equatable {
+        private struct Fields: Equatable {
             var addresses: [String]
             var conditions: Conditions?
             var hostname: String?
@@ -60,10 +61,6 @@ public struct EndpointSliceObject: Decodable, Sendable, Equatable {
                 deprecatedTopology: deprecatedTopology))
         }
 
-        public init(from decoder: any Decoder) throws {
-            box = Box(try Fields(from: decoder))
-        }
-
         public var addresses: [String] { get { box.fields.addresses } set { fields.addresses = newValue } }
         public var conditions: Conditions? { get { box.fields.conditions } set { fields.conditions = newValue } }
         public var hostname: String? { get { box.fields.hostname } set { fields.hostname = newValue } }
@@ -82,7 +79,7 @@ public struct EndpointSliceObject: Decodable, Sendable, Equatable {
         func isIdentical(to other: Endpoint) -> Bool { box === other.box }
     }
 
-    public struct Port: Decodable, Sendable, Equatable {
+    public struct Port: Sendable, Equatable {
         public var name: String?
         public var `protocol`: String?
         public var port: Int?
@@ -94,22 +91,20 @@ public struct EndpointSliceObject: Decodable, Sendable, Equatable {
     public var endpoints: [Endpoint]?
     public var ports: [Port]?
 
-    private enum CodingKeys: String, CodingKey { case metadata, addressType, endpoints, ports }
-
     /// The service this slice belongs to (label `kubernetes.io/service-name`).
     public var serviceName: String? { metadata.labels?["kubernetes.io/service-name"] }
 }
 
 /// `v1` Service.
-public struct ServiceObject: Decodable, Sendable, Equatable {
-    public struct Port: Decodable, Sendable, Equatable {
+public struct ServiceObject: Sendable, Equatable {
+    public struct Port: Sendable, Equatable {
         public var name: String?
         public var `protocol`: String?
         public var port: Int
         public var appProtocol: String?
     }
 
-    public struct Spec: Decodable, Sendable, Equatable {
+    public struct Spec: Sendable, Equatable {
         public var ports: [Port]?
         public var type: String?
         public var clusterIP: String?

@@ -44,9 +44,6 @@ public final class ReadMemo: @unchecked Sendable {
     var document: [UInt8] = []
 
     public init() {}
-
-    /// How many slices it holds endpoints of.
-    public var sliceCount: Int { slices.count }
 }
 
 extension JSONReader {

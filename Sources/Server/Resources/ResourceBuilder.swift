@@ -52,40 +52,13 @@ public struct ResourceBuilder: Sendable {
         return cluster
     }
 
-    /// The `ClusterLoadAssignment`: one locality per (zone, source cluster), the source cluster as
-    /// sub-zone; ready → HEALTHY, serving and terminating → DRAINING, not serving → left out (or
-    /// UNHEALTHY); each endpoint's metadata names its source cluster and pod.
-    public func loadAssignment(_ key: ClusterKey, members: [EndpointIndex.Member]) -> Envoy_Config_Endpoint_V3_ClusterLoadAssignment {
-        var assignment = Envoy_Config_Endpoint_V3_ClusterLoadAssignment()
-        assignment.clusterName = key.name
-        var byLocality: [LocalityKey: [Envoy_Config_Endpoint_V3_LbEndpoint]] = [:]
-        for member in members {
-            guard let health = EndpointHealth.of(member.endpoint.conditions, keepUnready: options.keepUnservingEndpoints) else {
-                continue
-            }
-            byLocality[LocalityKey(zone: member.endpoint.zone, source: member.source), default: []]
-                .append(lbEndpoint(member, health: health))
-        }
-        for (locality, endpoints) in byLocality.sorted(by: { $0.key < $1.key }) {
-            var group = Envoy_Config_Endpoint_V3_LocalityLbEndpoints()
-            group.locality = .with {
-                $0.region = Self.region(ofZone: locality.zone)
-                $0.zone = locality.zone
-                $0.subZone = locality.source.name
-            }
-            group.lbEndpoints = endpoints
-            // Weighted by size: Envoy ignores weights unless locality-weighted balancing is on; gRPC
-            // clients drop localities without one (gRFC A27).
-            group.loadBalancingWeight = Google_Protobuf_UInt32Value(UInt32(endpoints.count))
-            assignment.endpoints.append(group)
-        }
-        return assignment
-    }
-
-    /// `loadAssignment(key, members:)` encoded by hand: byte for byte what SwiftProtobuf writes for it with
-    /// deterministic ordering (ResourceBuilderTests compares them over many random clusters), at a
-    /// fraction of the cost. Profiling a cold start with 50,000 endpoints showed two thirds of it in
-    /// SwiftProtobuf sizing and encoding each endpoint's metadata `Struct`.
+    /// The `ClusterLoadAssignment`, encoded by hand: one locality per (zone, source cluster), the source
+    /// cluster as sub-zone, weighted by its endpoints; ready → HEALTHY, serving and terminating → DRAINING,
+    /// not serving → left out (or UNHEALTHY); each endpoint's metadata names its source cluster, pod and
+    /// node. Byte for byte what SwiftProtobuf writes for the same message with deterministic ordering
+    /// (ResourceBuilderTests compares them over many random clusters), at a fraction of the cost:
+    /// profiling a cold start with 50,000 endpoints showed two thirds of it in SwiftProtobuf sizing and
+    /// encoding each endpoint's metadata `Struct`.
     public func loadAssignmentBytes(_ key: ClusterKey, members: [EndpointIndex.Member]) -> [UInt8] {
         loadAssignmentParts(key, members: members).bytes
     }
@@ -129,7 +102,7 @@ public struct ResourceBuilder: Sendable {
         return (out, headEnd, localities)
     }
 
-    /// One `LbEndpoint` as field 2 of `LocalityLbEndpoints`, as `lbEndpoint(_:health:)` builds it.
+    /// One `LbEndpoint` as field 2 of `LocalityLbEndpoints`.
     private static func appendLbEndpoint(_ member: EndpointIndex.Member, health: EndpointHealth, to out: inout [UInt8]) {
         var socket: [UInt8] = []
         WireFormat.appendString(2, member.endpoint.address, to: &socket)
@@ -229,28 +202,6 @@ public struct ResourceBuilder: Sendable {
         return ""
     }
 
-    private func lbEndpoint(_ member: EndpointIndex.Member, health: EndpointHealth) -> Envoy_Config_Endpoint_V3_LbEndpoint {
-        var lbEndpoint = Envoy_Config_Endpoint_V3_LbEndpoint()
-        lbEndpoint.endpoint = .with {
-            $0.address = .with {
-                $0.socketAddress = .with {
-                    $0.address = member.endpoint.address
-                    $0.portValue = UInt32(member.targetPort)
-                }
-            }
-            if !member.endpoint.hostname.isEmpty { $0.hostname = member.endpoint.hostname }
-        }
-        lbEndpoint.healthStatus = switch health {
-        case .healthy: .healthy
-        case .draining: .draining
-        case .unhealthy: .unhealthy
-        }
-        var fields: [String: Google_Protobuf_Value] = ["source": Google_Protobuf_Value(stringValue: member.source.name)]
-        if !member.endpoint.targetPod.isEmpty { fields["pod"] = Google_Protobuf_Value(stringValue: member.endpoint.targetPod) }
-        if !member.endpoint.node.isEmpty { fields["node"] = Google_Protobuf_Value(stringValue: member.endpoint.node) }
-        lbEndpoint.metadata.filterMetadata[Self.metadataNamespace] = Google_Protobuf_Struct(fields: fields)
-        return lbEndpoint
-    }
 }
 
 /// A locality of a load assignment: one per (zone, source cluster), in this order.

@@ -30,9 +30,6 @@ public struct ResourceTable: Sendable {
         return !changed.isEmpty
     }
 
-    /// Whether `snapshot()` has clusters to rebuild.
-    public var hasPendingChanges: Bool { !dirty.isEmpty }
-
     /// Rebuilds the dirty clusters. - Returns: the next snapshot, or nil when no resource's bytes changed.
     public mutating func snapshot() -> ResourceSnapshot? {
         var changes: [ResourceType: Set<String>] = [:]
@@ -65,11 +62,6 @@ public struct ResourceTable: Sendable {
         history.append((revision, changes))
         if history.count > Self.historyDepth { history.removeFirst(history.count - Self.historyDepth) }
         return ResourceSnapshot(revision: revision, resources: resources, history: history)
-    }
-
-    /// The current snapshot, whether or not anything changed.
-    public var current: ResourceSnapshot {
-        ResourceSnapshot(revision: revision, resources: resources, history: history)
     }
 
     /// A cluster's load assignment, with its localities' priorities when its failover policy (the

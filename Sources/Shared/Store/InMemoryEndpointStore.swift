@@ -4,7 +4,7 @@
 /// Nothing survives the process. Waiting readers are woken by every write; a cancelled wait returns
 /// what is there.
 public actor InMemoryEndpointStore: EndpointStore {
-    private struct Stored {
+    struct Stored {
         var epochCounter: UInt64?
         var lease: (holder: String, epoch: UInt64, expiresAt: ContinuousClock.Instant)?
         var generation: String?
@@ -17,8 +17,8 @@ public actor InMemoryEndpointStore: EndpointStore {
     }
 
     private let streamMaxLength: Int
-    private var stored: [SourceCluster: Stored] = [:]
-    private var registered: Set<SourceCluster> = []
+    var stored: [SourceCluster: Stored] = [:]
+    var registered: Set<SourceCluster> = []
     private var lastCursor = StreamCursor.start
     private var waiters: [Int: CheckedContinuation<Void, Never>] = [:]
     private var nextWaiter = 0
@@ -190,26 +190,6 @@ public actor InMemoryEndpointStore: EndpointStore {
 
     // MARK: Damage, for tests of the readers' defences
 
-    /// Stores `bytes` as the record of `field` and appends a `put` entry, unvalidated, as a buggy or
-    /// hostile writer could. Only tests call this; production writes go through `write(_:lease:)`.
-    package func storeUnvalidated(source: SourceCluster, field: String, bytes: [UInt8]) {
-        var state = stored[source] ?? Stored()
-        if state.generation == nil { state.generation = WallClock.newGeneration() }
-        state.records[field] = (bytes, 0)
-        _ = append(.put(service: field, record: bytes), to: &state)
-        stored[source] = state
-        registered.insert(source)
-        wakeWaiters()
-    }
-
-    /// Forgets everything, as a Redis `FLUSHALL` or a Redis restarted without persistence would.
-    package func loseAllData() {
-        stored = [:]
-        registered = []
-    }
-
-    // MARK: Internals
-
     private func fenced(_ lease: Lease) throws(StoreError) -> Stored {
         guard let state = stored[lease.source], let epoch = state.epochCounter else {
             throw StoreError(.noLease, "no epoch for \(lease.source): the lease was never taken or the data was lost")
@@ -220,7 +200,7 @@ public actor InMemoryEndpointStore: EndpointStore {
         return state
     }
 
-    private func append(_ kind: StoreChange.Kind, to state: inout Stored) -> UInt64 {
+    func append(_ kind: StoreChange.Kind, to state: inout Stored) -> UInt64 {
         state.revision += 1
         let now = WallClock.milliseconds()
         lastCursor = now > lastCursor.milliseconds
@@ -266,7 +246,7 @@ public actor InMemoryEndpointStore: EndpointStore {
         waiters.removeValue(forKey: id)?.resume()
     }
 
-    private func wakeWaiters() {
+    func wakeWaiters() {
         let all = waiters
         waiters = [:]
         for continuation in all.values { continuation.resume() }
