@@ -22,17 +22,6 @@ public protocol RedisCommandRunner: Sendable {
     func close() async
 }
 
-/// One command and the key it is about (nil: none).
-public struct RedisCommand: Sendable {
-    public var key: String?
-    public var arguments: [RedisArgument]
-
-    public init(key: String?, _ arguments: [RedisArgument]) {
-        self.key = key
-        self.arguments = arguments
-    }
-}
-
 extension RedisCommandRunner {
     /// A command whose key, if it has one, is its second argument (`HGET key field`, `XADD key …`).
     public func send(_ arguments: [RedisArgument], timeout: Duration? = nil) async throws -> RESPValue {

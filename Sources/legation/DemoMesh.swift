@@ -141,8 +141,3 @@ final class DemoMesh: Sendable {
         return port
     }
 }
-
-struct DemoError: Error, CustomStringConvertible {
-    var description: String
-    init(_ description: String) { self.description = description }
-}

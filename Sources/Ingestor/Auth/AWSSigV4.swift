@@ -1,22 +1,6 @@
 import Crypto
 import Foundation
 
-/// AWS credentials: from the environment, a web-identity exchange, or given.
-public struct AWSCredentials: Sendable, Equatable {
-    public var accessKeyID: String
-    public var secretAccessKey: String
-    public var sessionToken: String?
-    /// When temporary credentials stop working; nil for long-lived keys.
-    public var expiration: Date?
-
-    public init(accessKeyID: String, secretAccessKey: String, sessionToken: String? = nil, expiration: Date? = nil) {
-        self.accessKeyID = accessKeyID
-        self.secretAccessKey = secretAccessKey
-        self.sessionToken = sessionToken
-        self.expiration = expiration
-    }
-}
-
 /// Signature Version 4 query-string presigning (the part of SigV4 an EKS token needs).
 enum AWSSigV4 {
     /// A presigned `GET https://host/?query` with `headers` signed besides `host`.
@@ -81,22 +65,5 @@ enum AWSSigV4 {
         formatter.timeZone = TimeZone(identifier: "UTC")
         formatter.dateFormat = pattern
         return formatter.string(from: date)
-    }
-}
-
-/// Makes EKS bearer tokens natively, as `aws eks get-token` does: `k8s-aws-v1.` + unpadded base64url of
-/// a SigV4-presigned STS `GetCallerIdentity` URL whose signed headers carry `x-k8s-aws-id: <cluster>`.
-public enum EKSToken {
-    /// Tokens are accepted for 15 minutes after signing; clients treat them as valid for 14.
-    public static let lifetime: TimeInterval = 14 * 60
-
-    public static func make(cluster: String, region: String, credentials: AWSCredentials, date: Date, stsHost: String? = nil) -> String {
-        let url = AWSSigV4.presign(
-            host: stsHost ?? "sts.\(region).amazonaws.com",
-            query: [("Action", "GetCallerIdentity"), ("Version", "2011-06-15")],
-            headers: ["x-k8s-aws-id": cluster], region: region, service: "sts", credentials: credentials, date: date, expires: 60)
-        let body = Data(url.utf8).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
-        return "k8s-aws-v1." + body
     }
 }

@@ -6,18 +6,6 @@ import Foundation
 /// value, or both rejected (this reader is stricter: a member it reads twice in one object, and a string
 /// anywhere with invalid UTF-8, a raw control character or a bad escape, are errors).
 
-/// An object the Kubernetes client can read from a list page or a watch event.
-public protocol KubernetesReadable: Sendable {
-    init(reading reader: inout JSONReader) throws(JSONReader.Failure)
-}
-
-extension KubernetesReadable {
-    /// Reads one JSON document as this object.
-    public init<Bytes: Collection>(json bytes: Bytes) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
-        self = try JSONReader.parse(bytes) { (reader: inout JSONReader) throws(JSONReader.Failure) in try Self(reading: &reader) }
-    }
-}
-
 extension ObjectMeta: KubernetesReadable {
     public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var name: String?
@@ -248,41 +236,6 @@ extension WatchEvent where Object: KubernetesReadable {
             return .bookmark(resourceVersion: version, initialEventsEnd: annotations?["k8s.io/initial-events-end"] == "true")
         case "ERROR": return .error(try StatusObject(reading: &reader))
         default: throw reader.failure("unknown watch event type \(type.prefix(40))")
-        }
-    }
-}
-
-/// One page of a LIST answer.
-struct ListPage<Item: KubernetesReadable> {
-    var resourceVersion: String?
-    var `continue`: String?
-    var items: [Item]
-}
-
-extension ListPage {
-    /// `objectEnds`: the framer's index of the page, with which each item is located in one step.
-    init<Bytes: Collection>(json bytes: Bytes, objectEnds: ObjectEnds? = nil) throws(JSONReader.Failure) where Bytes.Element == UInt8 {
-        self = try JSONReader.parse(bytes, objectEnds: objectEnds) { (reader: inout JSONReader) throws(JSONReader.Failure) in
-            var page = ListPage(resourceVersion: nil, continue: nil, items: [])
-            var sawMetadata = false
-            var seen = JSONReader.SeenKeys()
-            try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                if key == "metadata" { guard seen.first(0) else { throw reader.duplicate(key) }
-                    sawMetadata = true
-                    var seen = JSONReader.SeenKeys()
-                    try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                        if key == "resourceVersion" { guard seen.first(0) else { throw reader.duplicate(key) }; page.resourceVersion = try reader.readStringOrNull() }
-                        else if key == "continue" { guard seen.first(1) else { throw reader.duplicate(key) }; page.continue = try reader.readStringOrNull() }
-                        else { try reader.skipValue() }
-                    }
-                } else if key == "items" { guard seen.first(1) else { throw reader.duplicate(key) }
-                    page.items = try reader.readItems(Item.self)
-                } else {
-                    try reader.skipValue()
-                }
-            }
-            guard sawMetadata else { throw reader.failure("list has no metadata") }
-            return page
         }
     }
 }

@@ -87,8 +87,3 @@ public struct NodeIdentityRule: Sendable, Hashable, CustomStringConvertible {
         }
     }
 }
-
-public struct IdentityPatternError: Error, CustomStringConvertible {
-    public let description: String
-    init(_ description: String) { self.description = description }
-}

@@ -5,13 +5,6 @@ import GRPCProtobuf
 import Server
 import Synchronization
 
-/// Hands the response bytes over undecoded.
-struct RawDeserializer: MessageDeserializer {
-    func deserialize<Bytes: GRPCContiguousBytes>(_ bytes: Bytes) throws -> [UInt8] {
-        bytes.withUnsafeBytes { Array($0) }
-    }
-}
-
 /// One simulated Envoy: its own HTTP/2 connection, one ADS stream (state of the world or delta),
 /// wildcard CDS, EDS for every cluster received, ACKs with version and nonce. It records when each
 /// load assignment arrived, and the bytes it received. Like Envoy it reconnects when the stream ends

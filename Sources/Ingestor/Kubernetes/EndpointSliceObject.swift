@@ -1,17 +1,3 @@
-/// The parts of Kubernetes objects the ingestor uses, read from the API's JSON by `JSONReader`
-/// (`KubernetesObjects+JSONReader`). Everything else in the object is skipped. Optional wherever the API
-/// may omit a field or send `null`.
-
-/// `metadata` of any object.
-public struct ObjectMeta: Sendable, Equatable {
-    public var name: String
-    public var namespace: String?
-    public var resourceVersion: String?
-    public var labels: [String: String]?
-    public var annotations: [String: String]?
-    public var deletionTimestamp: String?
-}
-
 /// `discovery.k8s.io/v1` EndpointSlice.
 public struct EndpointSliceObject: Sendable, Equatable {
     public struct Conditions: Sendable, Equatable {
@@ -93,23 +79,4 @@ public struct EndpointSliceObject: Sendable, Equatable {
 
     /// The service this slice belongs to (label `kubernetes.io/service-name`).
     public var serviceName: String? { metadata.labels?["kubernetes.io/service-name"] }
-}
-
-/// `v1` Service.
-public struct ServiceObject: Sendable, Equatable {
-    public struct Port: Sendable, Equatable {
-        public var name: String?
-        public var `protocol`: String?
-        public var port: Int
-        public var appProtocol: String?
-    }
-
-    public struct Spec: Sendable, Equatable {
-        public var ports: [Port]?
-        public var type: String?
-        public var clusterIP: String?
-    }
-
-    public var metadata: ObjectMeta
-    public var spec: Spec?
 }

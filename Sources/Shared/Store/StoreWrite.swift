@@ -1,0 +1,5 @@
+/// One write of a batch.
+public enum StoreWrite: Hashable, Sendable {
+    case put(EndpointSet)
+    case delete(ServiceKey)
+}
