@@ -1,4 +1,3 @@
-
 /// Operator actions on the store.
 public protocol EndpointStoreAdministration: Sendable {
     /// Removes a source explicitly: its data is deleted and a tombstone tells every reader to drain its
