@@ -33,15 +33,9 @@ public actor KubernetesSource {
     private var endedAttempts: [String: Int] = [:]
     /// Watched paths whose last list or watch failed: while any does, the source counts as unreachable.
     private var failing: Set<String> = []
-    private let metricsFactory: any MetricsFactory
     private let source: SourceCluster
-    /// Counters by label and dimensions, made once (an event counts two or three).
-    private var counters: [CounterKey: Counter] = [:]
-    private struct CounterKey: Hashable {
-        var label: String, kind: String, type: String?
-    }
-    private lazy var lagTimer = Timer(
-        label: "legation_ingestor_change_lag_seconds", dimensions: [("source", source.name)], preferredDisplayUnit: .seconds, factory: metricsFactory)
+    private let metrics: MetricHandles
+    private var lagTimer: Timer { metrics.timer("legation_ingestor_change_lag_seconds", [("source", source.name)], unit: .seconds) }
 
     public init(
         client: KubernetesClient, publisher: EndpointPublisher, selection: ServiceSelection, options: Options = Options(),
@@ -53,7 +47,7 @@ public actor KubernetesSource {
         self.logger = logger
         self.source = publisher.source
         self.aggregator = EndpointSliceAggregator(source: publisher.source, selection: selection)
-        self.metricsFactory = metricsFactory
+        self.metrics = MetricHandles(factory: metricsFactory)
     }
 
     /// True once both resources were listed and handed to the publisher.
@@ -216,12 +210,8 @@ public actor KubernetesSource {
     }
 
     private func count(_ label: String, _ kind: String, type: String? = nil) {
-        let key = CounterKey(label: label, kind: kind, type: type)
-        if let counter = counters[key] { return counter.increment() }
         var dimensions = [("source", source.name), ("resource", kind)]
         if let type { dimensions.append(("type", type)) }
-        let counter = Counter(label: label, dimensions: dimensions, factory: metricsFactory)
-        counters[key] = counter
-        counter.increment()
+        metrics.counter(label, dimensions).increment()
     }
 }

@@ -22,7 +22,7 @@ public actor ResourcePipeline {
     private let hub: XDSHub
     private let options: Options
     private let logger: Logger
-    private let metricsFactory: any MetricsFactory
+    private let metrics: MetricHandles
     private var table: ResourceTable
     private var sources: [SourceCluster: SourceStatus] = [:]
     private var firstChange: ContinuousClock.Instant?
@@ -36,7 +36,7 @@ public actor ResourcePipeline {
         self.hub = hub
         self.options = options
         self.logger = logger
-        self.metricsFactory = metricsFactory
+        self.metrics = MetricHandles(factory: metricsFactory)
         self.table = ResourceTable(options: options.resources)
         for source in options.requiredSources {
             sources[source] = SourceStatus(source: source, services: 0, synced: false, removed: false, heartbeat: nil, stale: false, rejectedRecords: 0)
@@ -79,13 +79,11 @@ public actor ResourcePipeline {
                 logger.warning("source stopped sending heartbeats; keeping its last known endpoints", metadata: ["source": "\(source)"])
             }
             sources[source]?.stale = stale
-            Gauge(label: "legation_xds_source_stale", dimensions: [("source", source.name)], factory: metricsFactory).record(stale ? 1 : 0)
-            Gauge(label: "legation_xds_source_services", dimensions: [("source", source.name)], factory: metricsFactory)
-                .record(sources[source]?.services ?? 0)
+            metrics.gauge("legation_xds_source_stale", [("source", source.name)]).record(stale ? 1 : 0)
+            metrics.gauge("legation_xds_source_services", [("source", source.name)]).record(sources[source]?.services ?? 0)
             if let heartbeat = heartbeats[source] {
                 let age = max(0, WallClock.nowUnixMilliseconds - heartbeat.sentAtUnixMilliseconds)
-                Gauge(label: "legation_xds_source_heartbeat_age_seconds", dimensions: [("source", source.name)], factory: metricsFactory)
-                    .record(Double(age) / 1000)
+                metrics.gauge("legation_xds_source_heartbeat_age_seconds", [("source", source.name)]).record(Double(age) / 1000)
             }
         }
         if caughtUp { evaluateReadiness() }
@@ -138,9 +136,9 @@ public actor ResourcePipeline {
         lastChange = nil
         if let snapshot = table.snapshot() {
             hub.publish(snapshot, changeArrivedAt: arrived)
-            Counter(label: "legation_xds_snapshots_total", factory: metricsFactory).increment()
-            Gauge(label: "legation_xds_resources", dimensions: [("type", "cds")], factory: metricsFactory).record(snapshot.all(.cluster).count)
-            Gauge(label: "legation_xds_resources", dimensions: [("type", "eds")], factory: metricsFactory).record(snapshot.all(.endpoint).count)
+            metrics.counter("legation_xds_snapshots_total").increment()
+            metrics.gauge("legation_xds_resources", [("type", "cds")]).record(snapshot.all(.cluster).count)
+            metrics.gauge("legation_xds_resources", [("type", "eds")]).record(snapshot.all(.endpoint).count)
         }
     }
 }

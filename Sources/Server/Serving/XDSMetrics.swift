@@ -1,4 +1,5 @@
 import Metrics
+import Shared
 
 /// The xds-server's serving metrics (docs/configuration.md, "Metrics"). Handles are made once: a push
 /// costs a few atomic increments, not a registry lookup.
@@ -15,14 +16,14 @@ public struct XDSMetrics: Sendable {
         let resources: Counter
     }
 
-    private let factory: any MetricsFactory
+    private let handles: MetricHandles
     private let perType: [ResourceType: PerType]
     private let otherRequests: Counter
     private let streams: [XDSHub.StreamKind: Gauge]
     private let latency: Timer
 
     init(factory: any MetricsFactory) {
-        self.factory = factory
+        self.handles = MetricHandles(factory: factory)
         var perType: [ResourceType: PerType] = [:]
         for type in ResourceType.allCases {
             let dimensions = [("type", type.shortName)]
@@ -47,7 +48,7 @@ public struct XDSMetrics: Sendable {
     }
 
     func refused(reason: String) {
-        Counter(label: "legation_xds_streams_refused_total", dimensions: [("reason", reason)], factory: factory).increment()
+        handles.counter("legation_xds_streams_refused_total", [("reason", reason)]).increment()
     }
 
     func request(_ typeURL: String, nack: Bool) {
@@ -71,6 +72,6 @@ public struct XDSMetrics: Sendable {
     }
 
     func protocolError(_ code: XDSError.Code) {
-        Counter(label: "legation_xds_stream_errors_total", dimensions: [("code", code.rawValue)], factory: factory).increment()
+        handles.counter("legation_xds_stream_errors_total", [("code", code.rawValue)]).increment()
     }
 }

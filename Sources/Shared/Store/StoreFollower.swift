@@ -38,7 +38,7 @@ public final class StoreFollower: Sendable {
     private let reader: any EndpointStoreReader
     private let options: Options
     private let logger: Logger
-    private let metricsFactory: any MetricsFactory
+    private let metrics: MetricHandles
     private let deliver: @Sendable (Delivery) async -> Void
     private let caughtUp: @Sendable () async -> Void
 
@@ -56,7 +56,7 @@ public final class StoreFollower: Sendable {
         self.reader = reader
         self.options = options
         self.logger = logger
-        self.metricsFactory = metricsFactory
+        self.metrics = MetricHandles(factory: metricsFactory)
         self.deliver = deliver
     }
 
@@ -133,7 +133,7 @@ public final class StoreFollower: Sendable {
                 return
             } catch {
                 failures += 1
-                Counter(label: "legation_store_read_errors_total", factory: metricsFactory).increment()
+                metrics.counter("legation_store_read_errors_total").increment()
                 let delay = Backoff.delay(
                     attempt: failures, initial: options.retryInitialDelay, maximum: options.retryMaximumDelay)
                 logger.warning(
@@ -147,7 +147,7 @@ public final class StoreFollower: Sendable {
     private func handle(_ outcome: SourceFeed.Outcome, of feed: SourceFeed, fromSnapshot: Bool) async {
         if let published = outcome.newestPublishedAtUnixMilliseconds, published > 0 {
             let lag = max(0, WallClock.nowUnixMilliseconds - published)
-            Timer(label: "legation_store_read_lag_seconds", dimensions: [("source", feed.source.name)], factory: metricsFactory)
+            metrics.timer("legation_store_read_lag_seconds", [("source", feed.source.name)])
                 .recordNanoseconds(lag * 1_000_000)
         }
         for rejection in outcome.rejections {
@@ -170,6 +170,6 @@ public final class StoreFollower: Sendable {
     private func count(_ label: String, _ source: SourceCluster, reason: String? = nil) {
         var dimensions = [("source", source.name)]
         if let reason { dimensions.append(("reason", reason)) }
-        Counter(label: label, dimensions: dimensions, factory: metricsFactory).increment()
+        metrics.counter(label, dimensions).increment()
     }
 }
