@@ -23,7 +23,7 @@ struct IngestorRunner {
         let source: SourceCluster
         var fileText: String?
         if let file = settings.file {
-            guard let text = try? String(contentsOfFile: file.path, encoding: .utf8) else { throw KubernetesError(message: "cannot read \(file.path)") }
+            guard let text = try? String(contentsOfFile: file.path, encoding: .utf8) else { throw IngestorError(.configuration, "cannot read \(file.path)") }
             let parsed = try FileSourceParser.parse(text)
             if let name = settings.source, name != parsed.source.name {
                 throw ModelError(.invalidField, "\(file.path) describes cluster \(parsed.source), but source is \(name)")
@@ -92,7 +92,7 @@ struct IngestorRunner {
     private func connection(_ kubernetes: IngestorConfiguration.Kubernetes) throws -> KubernetesConnection {
         var connection: KubernetesConnection
         if let path = kubernetes.kubeconfig {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw KubernetesError(message: "cannot read kubeconfig \(path)") }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw IngestorError(.configuration, "cannot read kubeconfig \(path)") }
             connection = try Kubeconfig(yaml: text).connection(
                 context: kubernetes.context,
                 policy: .init(allowExec: kubernetes.allowExec ?? false, allowFileReferences: kubernetes.allowFileReferences ?? false))
@@ -101,7 +101,7 @@ struct IngestorRunner {
         }
         if let cluster = kubernetes.eksCluster, let region = kubernetes.eksRegion {
             guard let source = EKSTokenProvider.credentialSource() else {
-                throw KubernetesError(message: "eksCluster is set but the environment has no AWS credentials (AWS_ACCESS_KEY_ID or AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)")
+                throw IngestorError(.configuration, "eksCluster is set but the environment has no AWS credentials (AWS_ACCESS_KEY_ID or AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)")
             }
             connection.credentials = .provider(EKSTokenProvider(cluster: cluster, region: region, source: source, stsEndpoint: kubernetes.eksSTSEndpoint))
         }

@@ -19,19 +19,20 @@ struct KubernetesAuthTests {
 
         // kind's kubeconfig: client certificate data; the fixture's data is not base64 PEM of a real cert,
         // but the kubeconfig layer only decodes base64 and pairs certificate with key.
-        #expect(throws: KubernetesError.self) { try config.connection(context: "kubernetes-admin@kind") }
+        #expect(throws: IngestorError.self) { try config.connection(context: "kubernetes-admin@kind") }
 
         // exec plugins and file references are refused unless the operator allows them.
         do {
             _ = try config.connection()
             Issue.record("exec plugin accepted without permission")
-        } catch let error as KubernetesError {
+        } catch let error as IngestorError {
+            #expect(error.code == .configuration)
             #expect(error.message.contains("exec plugin"))
         }
         do {
             _ = try config.connection(context: "my-cluster", policy: .init(allowExec: true))
             Issue.record("file reference accepted without permission")
-        } catch let error as KubernetesError {
+        } catch let error as IngestorError {
             #expect(error.message.contains("/etc/kubernetes/ca.pem"))
         }
         let eks = try config.connection(policy: .init(allowExec: true))
@@ -41,7 +42,7 @@ struct KubernetesAuthTests {
         #expect(exec.plugin.command == "aws")
         #expect(exec.plugin.arguments.contains("get-token"))
         #expect(exec.plugin.apiVersion == "client.authentication.k8s.io/v1beta1")
-        #expect(throws: KubernetesError.self) { try config.connection(context: "nope") }
+        #expect(throws: IngestorError.self) { try config.connection(context: "nope") }
     }
 
     @Test func kindsPlaceholderDataIsAClearErrorAndRealDataLoads() async throws {
@@ -50,7 +51,8 @@ struct KubernetesAuthTests {
         do {
             _ = try placeholders.connection()
             Issue.record("placeholder data accepted")
-        } catch let error as KubernetesError {
+        } catch let error as IngestorError {
+            #expect(error.code == .configuration)
             #expect(error.message.contains("not base64"))
         }
         // The same shape with real material, generated here, loads into a client.
@@ -79,14 +81,14 @@ struct KubernetesAuthTests {
         #expect(connection.server == "https://10.96.0.1:443")
         guard case .tokenFile(let file) = connection.credentials else { Issue.record("no token file"); return }
         #expect(file.hasSuffix("/token"))
-        #expect(throws: KubernetesError.self) { try Kubeconfig.inCluster(environment: [:], directory: directory.path) }
+        #expect(throws: IngestorError.self) { try Kubeconfig.inCluster(environment: [:], directory: directory.path) }
     }
 
     @Test func execCredentialsAreParsedAndCachedUntilTheyExpire() async throws {
         let parsed = try ExecCredentialProvider.parse(try KubeFixtures.data("execcredential-v1-token-expiry-k8s-docs.json"), expectedAPIVersion: "client.authentication.k8s.io/v1")
         #expect(parsed.token == "my-bearer-token")
         #expect(parsed.expires == ISO8601DateFormatter().date(from: "2018-03-06T01:30:20Z"))
-        #expect(throws: KubernetesError.self) {
+        #expect(throws: IngestorError.self) {
             try ExecCredentialProvider.parse(try KubeFixtures.data("execcredential-v1-client-cert-k8s-docs.json"), expectedAPIVersion: "v1")
         }
 
@@ -121,7 +123,7 @@ struct KubernetesAuthTests {
         do {
             _ = try await ExecCredentialProvider(.init(command: "/bin/sh", arguments: [failing])).token()
             Issue.record("a failing plugin gave a token")
-        } catch let error as KubernetesError {
+        } catch let error as IngestorError {
             #expect(error.message.contains("no credentials"))
         }
     }
@@ -171,7 +173,8 @@ struct KubernetesAuthTests {
         do {
             _ = try await refusing.token()
             Issue.record("refused exchange gave a token")
-        } catch let error as KubernetesError {
+        } catch let error as IngestorError {
+            #expect(error.code == .authentication)
             #expect(error.description.contains("Not authorized"))
         }
         #expect(EKSTokenProvider.credentialSource(environment: ["AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"]) != nil)
@@ -197,7 +200,8 @@ struct KubernetesAuthTests {
         do {
             _ = try await client.list(ServiceObject.self, path: "/api/v1/services")
             Issue.record("an expired token listed")
-        } catch let error as KubernetesError {
+        } catch let error as IngestorError {
+            #expect(error.code == .refused)
             #expect(error.httpStatus == 401)
             #expect(error.status?.code == 401)
         }

@@ -146,9 +146,10 @@ struct KubernetesSourceTests {
         let client = try KubernetesClient(
             KubernetesConnection(server: "http://127.0.0.1:\(port)"), readTimeout: .seconds(300), responseTimeout: .milliseconds(800))
         let started = ContinuousClock.now
-        await #expect(throws: KubernetesError.self) {
+        let error = await #expect(throws: IngestorError.self) {
             _ = try await client.list(ServiceObject.self, path: "/api/v1/services")
         }
+        #expect(error?.code == .unreachable, "a server that never answers")
         let waited = ContinuousClock.now - started
         #expect(waited >= .milliseconds(700) && waited < .seconds(10), "failed after \(waited)")
         do {

@@ -77,7 +77,7 @@ public actor EKSTokenProvider: BearerTokenProvider {
 
     private func assumeRole(_ role: String, tokenFile: String, sessionName: String) async throws -> AWSCredentials {
         guard let identity = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
-            throw KubernetesError(message: "cannot read the web identity token file \(tokenFile)")
+            throw IngestorError(.authentication, "cannot read the web identity token file \(tokenFile)")
         }
         let query = [
             ("Action", "AssumeRoleWithWebIdentity"), ("Version", "2011-06-15"), ("RoleArn", role),
@@ -86,11 +86,12 @@ public actor EKSTokenProvider: BearerTokenProvider {
         let (data, status) = try await exchange("\(stsEndpoint)/?\(query)")
         let body = String(decoding: data.prefix(1 << 16), as: UTF8.self)
         guard status == 200 else {
-            throw KubernetesError(httpStatus: status, message: "STS AssumeRoleWithWebIdentity failed: \(Self.tag("Message", in: body) ?? body.prefix(200).description)")
+            throw IngestorError(
+                .authentication, "STS AssumeRoleWithWebIdentity failed: \(Self.tag("Message", in: body) ?? body.prefix(200).description)", httpStatus: status)
         }
         guard let key = Self.tag("AccessKeyId", in: body), let secret = Self.tag("SecretAccessKey", in: body),
             let token = Self.tag("SessionToken", in: body)
-        else { throw KubernetesError(message: "STS answered without credentials") }
+        else { throw IngestorError(.authentication, "STS answered without credentials") }
         let expiration = Self.tag("Expiration", in: body).flatMap { ISO8601DateFormatter().date(from: $0) }
         return AWSCredentials(accessKeyID: key, secretAccessKey: secret, sessionToken: token, expiration: expiration)
     }

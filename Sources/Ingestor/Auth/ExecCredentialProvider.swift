@@ -54,21 +54,21 @@ public actor ExecCredentialProvider: BearerTokenProvider {
         do {
             credential = try JSONDecoder().decode(ExecCredential.self, from: data)
         } catch {
-            throw KubernetesError(message: "the exec plugin did not print an ExecCredential: \(error)")
+            throw IngestorError(.authentication, "the exec plugin did not print an ExecCredential: \(error)")
         }
         guard credential.kind == "ExecCredential", credential.apiVersion?.hasPrefix("client.authentication.k8s.io/") == true else {
-            throw KubernetesError(message: "the exec plugin printed kind \(credential.kind ?? "none"), apiVersion \(credential.apiVersion ?? "none")")
+            throw IngestorError(.authentication, "the exec plugin printed kind \(credential.kind ?? "none"), apiVersion \(credential.apiVersion ?? "none")")
         }
         guard let token = credential.status?.token, !token.isEmpty else {
             if credential.status?.clientCertificateData != nil {
-                throw KubernetesError(message: "exec plugins that return client certificates are not supported; use a token plugin")
+                throw IngestorError(.authentication, "exec plugins that return client certificates are not supported; use a token plugin")
             }
-            throw KubernetesError(message: "the exec plugin's ExecCredential has no status.token")
+            throw IngestorError(.authentication, "the exec plugin's ExecCredential has no status.token")
         }
         var expires: Date?
         if let text = credential.status?.expirationTimestamp {
             guard let date = ISO8601DateFormatter().date(from: text) else {
-                throw KubernetesError(message: "the exec plugin's expirationTimestamp \(text.prefix(40)) is not RFC 3339")
+                throw IngestorError(.authentication, "the exec plugin's expirationTimestamp \(text.prefix(40)) is not RFC 3339")
             }
             expires = date
         }
@@ -93,7 +93,7 @@ public actor ExecCredentialProvider: BearerTokenProvider {
                 do {
                     try process.run()
                 } catch {
-                    continuation.resume(throwing: KubernetesError(message: "cannot run the exec plugin \(plugin.command): \(error)"))
+                    continuation.resume(throwing: IngestorError(.authentication, "cannot run the exec plugin \(plugin.command): \(error)"))
                     return
                 }
                 let killer = DispatchWorkItem { process.terminate() }
@@ -104,11 +104,11 @@ public actor ExecCredentialProvider: BearerTokenProvider {
                 killer.cancel()
                 guard process.terminationStatus == 0 else {
                     let message = String(decoding: stderr.prefix(500), as: UTF8.self)
-                    continuation.resume(throwing: KubernetesError(message: "the exec plugin \(plugin.command) exited with \(process.terminationStatus): \(message)"))
+                    continuation.resume(throwing: IngestorError(.authentication, "the exec plugin \(plugin.command) exited with \(process.terminationStatus): \(message)"))
                     return
                 }
                 guard data.count <= 1 << 20 else {
-                    continuation.resume(throwing: KubernetesError(message: "the exec plugin printed more than 1 MiB"))
+                    continuation.resume(throwing: IngestorError(.authentication, "the exec plugin printed more than 1 MiB"))
                     return
                 }
                 continuation.resume(returning: data)

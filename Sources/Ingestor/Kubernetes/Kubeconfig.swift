@@ -89,7 +89,7 @@ public struct Kubeconfig: Sendable {
         do {
             document = try YAMLDecoder().decode(Document.self, from: yaml)
         } catch {
-            throw KubernetesError(message: "not a kubeconfig: \(error)")
+            throw IngestorError(.configuration, "not a kubeconfig: \(error)")
         }
     }
 
@@ -99,35 +99,35 @@ public struct Kubeconfig: Sendable {
     /// The connection of `context` (default: the current context), under `policy`.
     public func connection(context name: String? = nil, policy: Policy = Policy()) throws -> KubernetesConnection {
         guard let contextName = name ?? document.currentContext, !contextName.isEmpty else {
-            throw KubernetesError(message: "the kubeconfig has no current-context; name one")
+            throw IngestorError(.configuration, "the kubeconfig has no current-context; name one")
         }
         guard let context = document.contexts?.first(where: { $0.name == contextName })?.value else {
-            throw KubernetesError(message: "the kubeconfig has no context \(contextName) (it has: \(contexts.joined(separator: ", ")))")
+            throw IngestorError(.configuration, "the kubeconfig has no context \(contextName) (it has: \(contexts.joined(separator: ", ")))")
         }
         guard let cluster = document.clusters?.first(where: { $0.name == context.cluster })?.value else {
-            throw KubernetesError(message: "context \(contextName) names cluster \(context.cluster), which the kubeconfig lacks")
+            throw IngestorError(.configuration, "context \(contextName) names cluster \(context.cluster), which the kubeconfig lacks")
         }
         let user = context.user.flatMap { name in document.users?.first(where: { $0.name == name })?.value }
         if let name = context.user, user == nil {
-            throw KubernetesError(message: "context \(contextName) names user \(name), which the kubeconfig lacks")
+            throw IngestorError(.configuration, "context \(contextName) names user \(name), which the kubeconfig lacks")
         }
         func file(_ path: String, _ what: String) throws -> [UInt8] {
             guard policy.allowFileReferences else {
-                throw KubernetesError(message: "the kubeconfig refers to a local file for \(what) (\(path)); allow file references in the ingestor's configuration to use it")
+                throw IngestorError(.configuration, "the kubeconfig refers to a local file for \(what) (\(path)); allow file references in the ingestor's configuration to use it")
             }
-            guard let data = FileManager.default.contents(atPath: path) else { throw KubernetesError(message: "cannot read \(what) file \(path)") }
+            guard let data = FileManager.default.contents(atPath: path) else { throw IngestorError(.configuration, "cannot read \(what) file \(path)") }
             return Array(data)
         }
         func base64(_ text: String, _ what: String) throws -> [UInt8] {
             guard let data = Data(base64Encoded: text.filter { !$0.isWhitespace }) else {
-                throw KubernetesError(message: "\(what) in the kubeconfig is not base64")
+                throw IngestorError(.configuration, "\(what) in the kubeconfig is not base64")
             }
             return Array(data)
         }
 
         var connection = KubernetesConnection(server: cluster.server, insecureSkipTLSVerify: cluster.insecureSkipTLSVerify ?? false)
         guard cluster.server.hasPrefix("https://") || cluster.server.hasPrefix("http://") else {
-            throw KubernetesError(message: "cluster server \(cluster.server.prefix(100)) is not an http(s) URL")
+            throw IngestorError(.configuration, "cluster server \(cluster.server.prefix(100)) is not an http(s) URL")
         }
         if let data = cluster.certificateAuthorityData {
             connection.certificateAuthority = try base64(data, "certificate-authority-data")
@@ -140,18 +140,18 @@ public struct Kubeconfig: Sendable {
         if let data = user.clientKeyData { connection.clientKey = try base64(data, "client-key-data") }
         if let path = user.clientKey { connection.clientKey = try file(path, "client-key") }
         if (connection.clientCertificate == nil) != (connection.clientKey == nil) {
-            throw KubernetesError(message: "user of context \(contextName) has a client certificate without its key, or a key without its certificate")
+            throw IngestorError(.configuration, "user of context \(contextName) has a client certificate without its key, or a key without its certificate")
         }
         if let token = user.token {
             connection.credentials = .token(token)
         } else if let path = user.tokenFile {
             guard policy.allowFileReferences else {
-                throw KubernetesError(message: "the kubeconfig refers to a local token file (\(path)); allow file references in the ingestor's configuration to use it")
+                throw IngestorError(.configuration, "the kubeconfig refers to a local token file (\(path)); allow file references in the ingestor's configuration to use it")
             }
             connection.credentials = .tokenFile(path)
         } else if let exec = user.exec {
             guard policy.allowExec else {
-                throw KubernetesError(message: "the kubeconfig runs an exec plugin (\(exec.command)); allow exec plugins in the ingestor's configuration to use it")
+                throw IngestorError(.configuration, "the kubeconfig runs an exec plugin (\(exec.command)); allow exec plugins in the ingestor's configuration to use it")
             }
             let plugin = ExecCredentialProvider.Plugin(
                 command: exec.command, arguments: exec.args ?? [],
@@ -169,10 +169,10 @@ public struct Kubeconfig: Sendable {
         directory: String = "/var/run/secrets/kubernetes.io/serviceaccount"
     ) throws -> KubernetesConnection {
         guard let host = environment["KUBERNETES_SERVICE_HOST"], let port = environment["KUBERNETES_SERVICE_PORT"] else {
-            throw KubernetesError(message: "not running in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set")
+            throw IngestorError(.configuration, "not running in a cluster: KUBERNETES_SERVICE_HOST/PORT are not set")
         }
         guard let ca = FileManager.default.contents(atPath: directory + "/ca.crt") else {
-            throw KubernetesError(message: "cannot read the service account CA \(directory)/ca.crt")
+            throw IngestorError(.configuration, "cannot read the service account CA \(directory)/ca.crt")
         }
         let server = host.contains(":") ? "https://[\(host)]:\(port)" : "https://\(host):\(port)"
         return KubernetesConnection(server: server, certificateAuthority: Array(ca), credentials: .tokenFile(directory + "/token"))

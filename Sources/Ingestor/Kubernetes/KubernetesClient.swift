@@ -19,7 +19,7 @@ public final class KubernetesClient: Sendable {
     ///   - responseTimeout: the longest wait for a response's head: a server that accepts connections
     ///     but never answers (hung, or a proxy with no backend) fails the request after this, and the
     ///     source turns unreachable then, not after `readTimeout`.
-    /// - Throws: `KubernetesError` if the TLS material cannot be loaded.
+    /// - Throws: `IngestorError` if the TLS material cannot be loaded.
     public init(
         _ connection: KubernetesConnection, readTimeout: Duration = .seconds(330), connectTimeout: Duration = .seconds(10),
         responseTimeout: Duration = .seconds(30), maximumEventBytes: Int = 16 << 20, maximumListBytes: Int = 512 << 20
@@ -34,7 +34,7 @@ public final class KubernetesClient: Sendable {
                 tls.privateKey = .privateKey(try NIOSSLPrivateKey(bytes: key, format: .pem))
             }
         } catch {
-            throw KubernetesError(message: "cannot load the TLS material for \(connection.server): \(error)")
+            throw IngestorError(.configuration, "cannot load the TLS material for \(connection.server): \(error)")
         }
         if connection.insecureSkipTLSVerify { tls.certificateVerification = .none }
         var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
@@ -67,7 +67,7 @@ public final class KubernetesClient: Sendable {
                 let body: JSONObjectFramer.Framed
                 do {
                     body = try await get(path: path, query: query)
-                } catch let error as KubernetesError where error.isExpired && token != nil && restarts < 3 {
+                } catch let error as IngestorError where error.isExpired && token != nil && restarts < 3 {
                     restarts += 1
                     continue restart
                 }
@@ -75,13 +75,13 @@ public final class KubernetesClient: Sendable {
                 do {
                     page = try ListPage(json: body.bytes, objectEnds: body.objectEnds)
                 } catch {
-                    throw KubernetesError(message: "cannot decode the list of \(path): \(error)")
+                    throw IngestorError(.malformed, "cannot decode the list of \(path): \(error)")
                 }
                 items += page.items
                 token = page.continue.flatMap { $0.isEmpty ? nil : $0 }
                 if token == nil {
                     guard let version = page.resourceVersion, !version.isEmpty else {
-                        throw KubernetesError(message: "list of \(path) has no resourceVersion")
+                        throw IngestorError(.malformed, "list of \(path) has no resourceVersion")
                     }
                     return (items, version)
                 }
@@ -93,13 +93,13 @@ public final class KubernetesClient: Sendable {
     /// from the connection, in order (one when events trickle in, dozens in a burst: the caller can hand
     /// a burst on at once); each is an event or the decoding failure of one (skipped by the caller,
     /// counted; the stream goes on). The stream finishes when the server ends the watch, and throws
-    /// `KubernetesError` when it fails (410 included).
+    /// `IngestorError` when it fails (410 included).
     public func watch<Object: KubernetesReadable>(
         _ type: Object.Type, path: String, resourceVersion: String, timeoutSeconds: Int = 300,
         onOpen: (@Sendable () -> Void)? = nil
-    ) -> AsyncThrowingStream<[Result<WatchEvent<Object>, KubernetesError>], any Error> {
+    ) -> AsyncThrowingStream<[Result<WatchEvent<Object>, IngestorError>], any Error> {
         let query = "watch=true&allowWatchBookmarks=true&resourceVersion=\(Self.escape(resourceVersion))&timeoutSeconds=\(timeoutSeconds)"
-        let (stream, continuation) = AsyncThrowingStream<[Result<WatchEvent<Object>, KubernetesError>], any Error>.makeStream()
+        let (stream, continuation) = AsyncThrowingStream<[Result<WatchEvent<Object>, IngestorError>], any Error>.makeStream()
         let task = Task {
             do {
                 let response = try await execute(path: path, query: query, deadline: .seconds(Int64(timeoutSeconds) + 30))
@@ -114,22 +114,22 @@ public final class KubernetesClient: Sendable {
                     do {
                         objects = try framer.feed(buffer.readableBytesView)
                     } catch {
-                        throw KubernetesError(message: "watch of \(path) broke: \(error)")
+                        throw IngestorError(.unreachable, "watch of \(path) broke: \(error)")
                     }
                     guard !objects.isEmpty else { continue }
                     continuation.yield(objects.map { object in
                         do throws(JSONReader.Failure) {
                             return .success(try WatchEvent<Object>(json: object, memo: memo))
                         } catch {
-                            return .failure(KubernetesError(message: "malformed watch event skipped: \(error)"))
+                            return .failure(IngestorError(.malformed, "malformed watch event skipped: \(error)"))
                         }
                     })
                 }
                 continuation.finish()
-            } catch let error as KubernetesError {
+            } catch let error as IngestorError {
                 continuation.finish(throwing: error)
             } catch {
-                continuation.finish(throwing: KubernetesError(message: "watch of \(path) failed: \(error)"))
+                continuation.finish(throwing: IngestorError(.unreachable, "watch of \(path) failed: \(error)"))
             }
         }
         continuation.onTermination = { _ in task.cancel() }
@@ -150,10 +150,10 @@ public final class KubernetesClient: Sendable {
                 guard objects.count <= 1 else { break }
             }
         } catch {
-            throw KubernetesError(message: "cannot read the list of \(path): \(error)")
+            throw IngestorError(.malformed, "cannot read the list of \(path): \(error)")
         }
         guard objects.count == 1, let page = objects.first, framer.pendingBytes == 0 else {
-            throw KubernetesError(message: "the list of \(path) is not one JSON object (\(objects.count) framed, \(framer.pendingBytes) bytes unfinished)")
+            throw IngestorError(.malformed, "the list of \(path) is not one JSON object (\(objects.count) framed, \(framer.pendingBytes) bytes unfinished)")
         }
         return page
     }
@@ -167,12 +167,12 @@ public final class KubernetesClient: Sendable {
         case .token(let token): request.headers.add(name: "Authorization", value: "Bearer \(token)")
         case .tokenFile(let file):
             guard let token = try? String(contentsOfFile: file, encoding: .utf8) else {
-                throw KubernetesError(message: "cannot read the token file \(file)")
+                throw IngestorError(.authentication, "cannot read the token file \(file)")
             }
             request.headers.add(name: "Authorization", value: "Bearer \(token.trimmingCharacters(in: .whitespacesAndNewlines))")
         case .provider(let provider):
             let token: String
-            do { token = try await provider.token() } catch { throw KubernetesError(message: "cannot get a token: \(error)") }
+            do { token = try await provider.token() } catch { throw IngestorError(.authentication, "cannot get a token: \(error)") }
             request.headers.add(name: "Authorization", value: "Bearer \(token)")
         }
         let response: HTTPClientResponse
@@ -182,14 +182,14 @@ public final class KubernetesClient: Sendable {
                 group.addTask { try await http.execute(request, timeout: .milliseconds(deadline.milliseconds)) }
                 group.addTask {
                     try await Task.sleep(for: responseTimeout)
-                    throw KubernetesError(message: "no response within \(responseTimeout)")
+                    throw IngestorError(.unreachable, "no response within \(responseTimeout)")
                 }
                 defer { group.cancelAll() }
                 guard let first = try await group.next() else { throw CancellationError() }
                 return first
             }
         } catch {
-            throw KubernetesError(message: "cannot reach \(connection.server)\(path): \(error)")
+            throw IngestorError(.unreachable, "cannot reach \(connection.server)\(path): \(error)")
         }
         if response.status == .unauthorized, case .provider(let provider) = connection.credentials {
             await provider.invalidate()
@@ -197,10 +197,10 @@ public final class KubernetesClient: Sendable {
         return response
     }
 
-    private static func failure(_ response: HTTPClientResponse, path: String, limit: Int) async -> KubernetesError {
+    private static func failure(_ response: HTTPClientResponse, path: String, limit: Int) async -> IngestorError {
         let body = (try? await response.body.collect(upTo: limit)).map { Array($0.readableBytesView) } ?? []
         let status = try? StatusObject(json: body)
-        return KubernetesError(status: status, httpStatus: Int(response.status.code), message: "\(path) answered \(response.status.code)")
+        return IngestorError(.refused, "\(path) answered \(response.status.code)", status: status, httpStatus: Int(response.status.code))
     }
 
     private static func escape(_ value: String) -> String {

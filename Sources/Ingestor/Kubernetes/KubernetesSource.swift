@@ -80,7 +80,7 @@ public actor KubernetesSource {
                     await reached(path, true)
                     count("legation_ingestor_lists_total", kind)
                     action = machine.listSucceeded(resourceVersion: version)
-                } catch let error as KubernetesError {
+                } catch let error as IngestorError {
                     logger.warning("list failed", metadata: ["path": "\(path)", "error": "\(error)"])
                     count("legation_ingestor_list_errors_total", kind)
                     await reached(path, false)
@@ -153,7 +153,7 @@ public actor KubernetesSource {
                 await handOver(changes)
             }
             return machine.watchEnded()
-        } catch let error as KubernetesError {
+        } catch let error as IngestorError {
             if error.isExpired { count("legation_ingestor_relists_total", kind) } else { await reached(path, false) }
             count("legation_ingestor_watch_errors_total", kind)
             logger.info("watch ended with an error", metadata: ["path": "\(path)", "error": "\(error)"])
