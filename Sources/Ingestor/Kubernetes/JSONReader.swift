@@ -77,6 +77,25 @@ public struct JSONReader {
         }
     }
 
+    /// Reads an object whose members of interest are `names` (at most 64): `member` is called with the
+    /// index in `names` of each one present, and must read its value. A member present twice is an
+    /// error (`null` the first time included); members not named are skipped.
+    public mutating func readMembers(_ names: [StaticString], _ member: (inout JSONReader, Int) throws(Failure) -> Void) throws(Failure) {
+        var seen = SeenKeys()
+        try readObject { (reader: inout JSONReader, key: Key) throws(Failure) in
+            guard let index = names.firstIndex(where: { key == $0 }) else { return try reader.skipValue() }
+            guard seen.first(index) else { throw reader.duplicate(key) }
+            try member(&reader, index)
+        }
+    }
+
+    /// `readMembers`, or `null` (returning false).
+    public mutating func readMembersOrNull(_ names: [StaticString], _ member: (inout JSONReader, Int) throws(Failure) -> Void) throws(Failure) -> Bool {
+        if readNull() { return false }
+        try readMembers(names, member)
+        return true
+    }
+
     /// The loop objects and arrays share: `open`, elements separated by commas, `close`.
     private mutating func readContainer(
         open: UInt8, close: UInt8, what: String, _ element: (inout JSONReader) throws(Failure) -> Void

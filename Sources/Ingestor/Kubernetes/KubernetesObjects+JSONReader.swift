@@ -7,19 +7,21 @@ import Foundation
 /// anywhere with invalid UTF-8, a raw control character or a bad escape, are errors).
 
 extension ObjectMeta: KubernetesReadable {
+    private static let members: [StaticString] = ["name", "namespace", "resourceVersion", "labels", "annotations", "deletionTimestamp"]
+
     public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var name: String?
         var namespace: String?, resourceVersion: String?, deletionTimestamp: String?
         var labels: [String: String]?, annotations: [String: String]?
-        var seen = JSONReader.SeenKeys()
-        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "name" { guard seen.first(0) else { throw reader.duplicate(key) }; name = try reader.readString() }
-            else if key == "namespace" { guard seen.first(1) else { throw reader.duplicate(key) }; namespace = try reader.readStringOrNull() }
-            else if key == "resourceVersion" { guard seen.first(2) else { throw reader.duplicate(key) }; resourceVersion = try reader.readStringOrNull() }
-            else if key == "labels" { guard seen.first(3) else { throw reader.duplicate(key) }; labels = try reader.readStringMapOrNull() }
-            else if key == "annotations" { guard seen.first(4) else { throw reader.duplicate(key) }; annotations = try reader.readStringMapOrNull() }
-            else if key == "deletionTimestamp" { guard seen.first(5) else { throw reader.duplicate(key) }; deletionTimestamp = try reader.readStringOrNull() }
-            else { try reader.skipValue() }
+        try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+            switch member {
+            case 0: name = try reader.readString()
+            case 1: namespace = try reader.readStringOrNull()
+            case 2: resourceVersion = try reader.readStringOrNull()
+            case 3: labels = try reader.readStringMapOrNull()
+            case 4: annotations = try reader.readStringMapOrNull()
+            default: deletionTimestamp = try reader.readStringOrNull()
+            }
         }
         guard let name else { throw reader.failure("metadata has no name") }
         self.init(name: name, namespace: namespace, resourceVersion: resourceVersion, labels: labels, annotations: annotations, deletionTimestamp: deletionTimestamp)
@@ -27,16 +29,18 @@ extension ObjectMeta: KubernetesReadable {
 }
 
 extension EndpointSliceObject: KubernetesReadable {
+    private static let members: [StaticString] = ["metadata", "addressType", "endpoints", "ports"]
+
     public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var metadata: ObjectMeta?
         var addressType: String?
         var endpoints: [Endpoint]?
         var ports: [Port]?
-        var seen = JSONReader.SeenKeys()
-        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "metadata" { guard seen.first(0) else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
-            else if key == "addressType" { guard seen.first(1) else { throw reader.duplicate(key) }; addressType = try reader.readString() }
-            else if key == "endpoints" { guard seen.first(2) else { throw reader.duplicate(key) }
+        try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+            switch member {
+            case 0: metadata = try ObjectMeta(reading: &reader)
+            case 1: addressType = try reader.readString()
+            case 2:
                 // With a memo and the slice's name already read, an endpoint whose bytes equal one of
                 // last time's (the next position first: the same endpoints in the same order, as
                 // usual; then a step or two off) is not read: that value is handed out again.
@@ -49,9 +53,9 @@ extension EndpointSliceObject: KubernetesReadable {
                 var current = ReadMemo.Slice(document: memo.document)
                 endpoints = try reader.readEndpoints(remembering: previous, into: &current)
                 memo.slices[memoKey] = current
+            default:
+                ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) }
             }
-            else if key == "ports" { guard seen.first(3) else { throw reader.duplicate(key) }; ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
-            else { try reader.skipValue() }
         }
         guard let metadata else { throw reader.failure("EndpointSlice has no metadata") }
         guard let addressType else { throw reader.failure("EndpointSlice has no addressType") }
@@ -60,41 +64,45 @@ extension EndpointSliceObject: KubernetesReadable {
 }
 
 extension EndpointSliceObject.Endpoint {
+    private static let members: [StaticString] = ["addresses", "conditions", "hostname", "nodeName", "zone", "targetRef", "deprecatedTopology"]
+    private static let conditionMembers: [StaticString] = ["ready", "serving", "terminating"]
+    private static let referenceMembers: [StaticString] = ["kind", "namespace", "name"]
+
     init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var addresses: [String]?
         var conditions: EndpointSliceObject.Conditions?
         var hostname: String?, nodeName: String?, zone: String?
         var targetRef: EndpointSliceObject.ObjectReference?
         var deprecatedTopology: [String: String]?
-        var seen = JSONReader.SeenKeys()
-        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "addresses" { guard seen.first(0) else { throw reader.duplicate(key) }
+        try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+            switch member {
+            case 0:
                 var list: [String] = []
                 try reader.readArray { (reader: inout JSONReader) throws(JSONReader.Failure) in list.append(try reader.readString()) }
                 addresses = list
-            } else if key == "conditions" { guard seen.first(1) else { throw reader.duplicate(key) }
+            case 1:
                 var value = EndpointSliceObject.Conditions()
-                var seen = JSONReader.SeenKeys()
-                if try reader.readObjectOrNull({ (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                    if key == "ready" { guard seen.first(0) else { throw reader.duplicate(key) }; value.ready = try reader.readBoolOrNull() }
-                    else if key == "serving" { guard seen.first(1) else { throw reader.duplicate(key) }; value.serving = try reader.readBoolOrNull() }
-                    else if key == "terminating" { guard seen.first(2) else { throw reader.duplicate(key) }; value.terminating = try reader.readBoolOrNull() }
-                    else { try reader.skipValue() }
+                if try reader.readMembersOrNull(Self.conditionMembers, { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+                    switch member {
+                    case 0: value.ready = try reader.readBoolOrNull()
+                    case 1: value.serving = try reader.readBoolOrNull()
+                    default: value.terminating = try reader.readBoolOrNull()
+                    }
                 }) { conditions = value }
-            } else if key == "hostname" { guard seen.first(2) else { throw reader.duplicate(key) }; hostname = try reader.readStringOrNull() }
-            else if key == "nodeName" { guard seen.first(3) else { throw reader.duplicate(key) }; nodeName = try reader.readStringOrNull() }
-            else if key == "zone" { guard seen.first(4) else { throw reader.duplicate(key) }; zone = try reader.readStringOrNull() }
-            else if key == "targetRef" { guard seen.first(5) else { throw reader.duplicate(key) }
+            case 2: hostname = try reader.readStringOrNull()
+            case 3: nodeName = try reader.readStringOrNull()
+            case 4: zone = try reader.readStringOrNull()
+            case 5:
                 var value = EndpointSliceObject.ObjectReference()
-                var seen = JSONReader.SeenKeys()
-                if try reader.readObjectOrNull({ (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                    if key == "kind" { guard seen.first(0) else { throw reader.duplicate(key) }; value.kind = try reader.readStringOrNull() }
-                    else if key == "namespace" { guard seen.first(1) else { throw reader.duplicate(key) }; value.namespace = try reader.readStringOrNull() }
-                    else if key == "name" { guard seen.first(2) else { throw reader.duplicate(key) }; value.name = try reader.readStringOrNull() }
-                    else { try reader.skipValue() }
+                if try reader.readMembersOrNull(Self.referenceMembers, { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+                    switch member {
+                    case 0: value.kind = try reader.readStringOrNull()
+                    case 1: value.namespace = try reader.readStringOrNull()
+                    default: value.name = try reader.readStringOrNull()
+                    }
                 }) { targetRef = value }
-            } else if key == "deprecatedTopology" { guard seen.first(6) else { throw reader.duplicate(key) }; deprecatedTopology = try reader.readStringMapOrNull() }
-            else { try reader.skipValue() }
+            default: deprecatedTopology = try reader.readStringMapOrNull()
+            }
         }
         guard let addresses else { throw reader.failure("endpoint has no addresses") }
         self.init(addresses: addresses, conditions: conditions, hostname: hostname, targetRef: targetRef, nodeName: nodeName, zone: zone, deprecatedTopology: deprecatedTopology)
@@ -102,37 +110,42 @@ extension EndpointSliceObject.Endpoint {
 }
 
 extension EndpointSliceObject.Port {
+    private static let members: [StaticString] = ["name", "protocol", "port", "appProtocol"]
+
     init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var value = Self()
-        var seen = JSONReader.SeenKeys()
-        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "name" { guard seen.first(0) else { throw reader.duplicate(key) }; value.name = try reader.readStringOrNull() }
-            else if key == "protocol" { guard seen.first(1) else { throw reader.duplicate(key) }; value.protocol = try reader.readStringOrNull() }
-            else if key == "port" { guard seen.first(2) else { throw reader.duplicate(key) }; value.port = try reader.readIntOrNull() }
-            else if key == "appProtocol" { guard seen.first(3) else { throw reader.duplicate(key) }; value.appProtocol = try reader.readStringOrNull() }
-            else { try reader.skipValue() }
+        try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+            switch member {
+            case 0: value.name = try reader.readStringOrNull()
+            case 1: value.protocol = try reader.readStringOrNull()
+            case 2: value.port = try reader.readIntOrNull()
+            default: value.appProtocol = try reader.readStringOrNull()
+            }
         }
         self = value
     }
 }
 
 extension ServiceObject: KubernetesReadable {
+    private static let members: [StaticString] = ["metadata", "spec"]
+    private static let specMembers: [StaticString] = ["ports", "type", "clusterIP"]
+
     public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var metadata: ObjectMeta?
         var spec: Spec?
-        var seen = JSONReader.SeenKeys()
-        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "metadata" { guard seen.first(0) else { throw reader.duplicate(key) }; metadata = try ObjectMeta(reading: &reader) }
-            else if key == "spec" { guard seen.first(1) else { throw reader.duplicate(key) }
-                var value = Spec()
-                var seen = JSONReader.SeenKeys()
-                if try reader.readObjectOrNull({ (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                    if key == "ports" { guard seen.first(0) else { throw reader.duplicate(key) }; value.ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) } }
-                    else if key == "type" { guard seen.first(1) else { throw reader.duplicate(key) }; value.type = try reader.readStringOrNull() }
-                    else if key == "clusterIP" { guard seen.first(2) else { throw reader.duplicate(key) }; value.clusterIP = try reader.readStringOrNull() }
-                    else { try reader.skipValue() }
-                }) { spec = value }
-            } else { try reader.skipValue() }
+        try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+            guard member == 1 else {
+                metadata = try ObjectMeta(reading: &reader)
+                return
+            }
+            var value = Spec()
+            if try reader.readMembersOrNull(Self.specMembers, { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+                switch member {
+                case 0: value.ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) }
+                case 1: value.type = try reader.readStringOrNull()
+                default: value.clusterIP = try reader.readStringOrNull()
+                }
+            }) { spec = value }
         }
         guard let metadata else { throw reader.failure("Service has no metadata") }
         self.init(metadata: metadata, spec: spec)
@@ -140,16 +153,18 @@ extension ServiceObject: KubernetesReadable {
 }
 
 extension ServiceObject.Port {
+    private static let members: [StaticString] = ["name", "protocol", "port", "appProtocol"]
+
     init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var name: String?, transport: String?, appProtocol: String?
         var port: Int?
-        var seen = JSONReader.SeenKeys()
-        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "name" { guard seen.first(0) else { throw reader.duplicate(key) }; name = try reader.readStringOrNull() }
-            else if key == "protocol" { guard seen.first(1) else { throw reader.duplicate(key) }; transport = try reader.readStringOrNull() }
-            else if key == "port" { guard seen.first(2) else { throw reader.duplicate(key) }; port = try reader.readInt() }
-            else if key == "appProtocol" { guard seen.first(3) else { throw reader.duplicate(key) }; appProtocol = try reader.readStringOrNull() }
-            else { try reader.skipValue() }
+        try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+            switch member {
+            case 0: name = try reader.readStringOrNull()
+            case 1: transport = try reader.readStringOrNull()
+            case 2: port = try reader.readInt()
+            default: appProtocol = try reader.readStringOrNull()
+            }
         }
         guard let port else { throw reader.failure("service port has no port number") }
         self.init(name: name, protocol: transport, port: port, appProtocol: appProtocol)
@@ -157,19 +172,26 @@ extension ServiceObject.Port {
 }
 
 extension StatusObject: KubernetesReadable {
+    private static let members: [StaticString] = ["status", "message", "reason", "code"]
+
     public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var value = Self()
-        var seen = JSONReader.SeenKeys()
-        try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-            if key == "status" { guard seen.first(0) else { throw reader.duplicate(key) }; value.status = try reader.readStringOrNull() }
-            else if key == "message" { guard seen.first(1) else { throw reader.duplicate(key) }; value.message = try reader.readStringOrNull() }
-            else if key == "reason" { guard seen.first(2) else { throw reader.duplicate(key) }; value.reason = try reader.readStringOrNull() }
-            else if key == "code" { guard seen.first(3) else { throw reader.duplicate(key) }; value.code = try reader.readIntOrNull() }
-            else { try reader.skipValue() }
+        try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+            switch member {
+            case 0: value.status = try reader.readStringOrNull()
+            case 1: value.message = try reader.readStringOrNull()
+            case 2: value.reason = try reader.readStringOrNull()
+            default: value.code = try reader.readIntOrNull()
+            }
         }
         self = value
     }
 }
+
+/// The members of a watch event, a bookmark's object and its metadata that are read.
+private let eventMembers: [StaticString] = ["type", "object"]
+private let bookmarkMembers: [StaticString] = ["metadata"]
+private let bookmarkMetadataMembers: [StaticString] = ["resourceVersion", "annotations"]
 
 extension WatchEvent where Object: KubernetesReadable {
     /// Reads one watch event. `type` normally comes first; when `object` comes first it is read once the
@@ -190,18 +212,13 @@ extension WatchEvent where Object: KubernetesReadable {
             var type: String?
             var event: WatchEvent?
             var objectBeforeType: JSONReader?
-            var seen = JSONReader.SeenKeys()
-            try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                if key == "type" { guard seen.first(0) else { throw reader.duplicate(key) }
+            try reader.readMembers(eventMembers) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+                if member == 0 {
                     type = try reader.readString()
-                } else if key == "object" { guard seen.first(1) else { throw reader.duplicate(key) }
-                    if let type {
-                        event = try Self.readObject(of: type, &reader)
-                    } else {
-                        objectBeforeType = reader
-                        try reader.skipValue()
-                    }
+                } else if let type {
+                    event = try Self.readObject(of: type, &reader)
                 } else {
+                    objectBeforeType = reader
                     try reader.skipValue()
                 }
             }
@@ -220,16 +237,9 @@ extension WatchEvent where Object: KubernetesReadable {
         case "BOOKMARK":
             var version: String?
             var annotations: [String: String]?
-            var seenMetadata = false
-            try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                guard key == "metadata" else { return try reader.skipValue() }
-                guard !seenMetadata else { throw reader.duplicate(key) }
-                seenMetadata = true
-                var seen = JSONReader.SeenKeys()
-                try reader.readObject { (reader: inout JSONReader, key: JSONReader.Key) throws(JSONReader.Failure) in
-                    if key == "resourceVersion" { guard seen.first(0) else { throw reader.duplicate(key) }; version = try reader.readStringOrNull() }
-                    else if key == "annotations" { guard seen.first(1) else { throw reader.duplicate(key) }; annotations = try reader.readStringMapOrNull() }
-                    else { try reader.skipValue() }
+            try reader.readMembers(bookmarkMembers) { (reader: inout JSONReader, _: Int) throws(JSONReader.Failure) in
+                try reader.readMembers(bookmarkMetadataMembers) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+                    if member == 0 { version = try reader.readStringOrNull() } else { annotations = try reader.readStringMapOrNull() }
                 }
             }
             guard let version, !version.isEmpty else { throw reader.failure("bookmark without resourceVersion") }
