@@ -26,7 +26,9 @@ public actor RedisClient {
     private var consecutiveFailures = 0
     private var retryAt: ContinuousClock.Instant?
     /// Connections made so far; see `session`.
-    private var connections: UInt64 = 0
+    private let connections: ConnectionCount
+    /// Connections this client made (`connections` may be shared).
+    private var made = 0
     /// The sentinel that answered last: asked first next time.
     private var preferredSentinel = 0
     private var lastPrimaryCheck = ContinuousClock.now
@@ -40,6 +42,15 @@ public actor RedisClient {
         logger: Logger = Logger(label: "legation.redis"),
         metricsFactory: any MetricsFactory = MetricsSystem.factory
     ) {
+        self.init(configuration, group: group, logger: logger, metricsFactory: metricsFactory, counting: ConnectionCount())
+    }
+
+    /// A client whose connections count towards `connections` (the nodes of one Redis Cluster share one).
+    init(
+        _ configuration: RedisConfiguration, group: any EventLoopGroup, logger: Logger, metricsFactory: any MetricsFactory,
+        counting connections: ConnectionCount
+    ) {
+        self.connections = connections
         self.configuration = configuration
         self.group = group
         self.logger = logger
@@ -69,7 +80,7 @@ public actor RedisClient {
     /// Connections made so far (1 after the first): it changes whenever the client reconnected, to the
     /// same server after a restart or to another after a failover. What was acknowledged before may be
     /// missing from the server now.
-    public var session: UInt64 { connections }
+    public nonisolated var session: UInt64 { connections.value }
 
     /// An error reply that means the server was demoted to a replica under us.
     static func showsDemotion(_ message: String) -> Bool {
@@ -108,11 +119,12 @@ public actor RedisClient {
             let (connection, sentinel) = try await task.value
             preferredSentinel = sentinel
             lastPrimaryCheck = .now
-            if connections > 0 {
+            if made > 0 {
                 reconnects.increment()
                 logger.info("reconnected to Redis", metadata: ["redis": "\(configuration.redactedURL)", "server": "\(connection.address)"])
             }
-            connections += 1
+            made += 1
+            connections.increment()
             consecutiveFailures = 0
             retryAt = nil
             self.connection = connection

@@ -29,6 +29,7 @@ public actor RedisClusterClient: RedisCommandRunner {
     private var owners: [RedisConfiguration.Address] = []
     private var clients: [RedisConfiguration.Address: RedisClient] = [:]
     private var dedicatedClients: [String: RedisClient] = [:]
+    private let connections = ConnectionCount()
     private var refreshing: Task<Void, any Error>?
     private var lastRefresh: ContinuousClock.Instant?
 
@@ -171,13 +172,8 @@ public actor RedisClusterClient: RedisCommandRunner {
         return replies
     }
 
-    public var session: UInt64 {
-        get async {
-            var total: UInt64 = 0
-            for client in clients.values { total += await client.session }
-            return total
-        }
-    }
+    /// Connections its node clients made (dedicated blocking ones aside).
+    public nonisolated var session: UInt64 { connections.value }
 
     public func close() async {
         for client in clients.values { await client.close() }
@@ -270,7 +266,7 @@ public actor RedisClusterClient: RedisCommandRunner {
             return client
         }
         if let client = clients[node] { return client }
-        let client = RedisClient(configuration.node(node), group: group, logger: logger, metricsFactory: metricsFactory)
+        let client = RedisClient(configuration.node(node), group: group, logger: logger, metricsFactory: metricsFactory, counting: connections)
         clients[node] = client
         return client
     }

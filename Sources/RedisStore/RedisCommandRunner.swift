@@ -16,7 +16,7 @@ public protocol RedisCommandRunner: Sendable {
 
     /// Grows whenever a connection was (re)established: a server restarted, failed over, or a cluster
     /// node was reached for the first time. What was acknowledged before may be missing now.
-    var session: UInt64 { get async }
+    var session: UInt64 { get }
 
     /// Closes every connection; the next command reconnects.
     func close() async

@@ -65,7 +65,7 @@ public final class RedisEndpointStore: EndpointStore {
     public var client: any RedisCommandRunner { commands }
 
     /// Grows whenever a connection to Redis was (re)established (see `RedisCommandRunner.session`).
-    public func session() async -> UInt64 { await commands.session }
+    public var session: UInt64 { commands.session }
 
     /// Closes every connection and stops waiting for changes.
     public func close() async {

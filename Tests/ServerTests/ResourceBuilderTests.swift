@@ -130,14 +130,14 @@ import Testing
         expected.typeURL = ResourceType.endpoint.typeURL
         expected.nonce = "7"
         expected.controlPlane.identifier = "replica-a"
-        expected.resources = try resources.map { resource in
+        expected.resources = resources.map { resource in
             var any = Google_Protobuf_Any()
             any.typeURL = resource.type.typeURL
             any.value = Data(resource.resource)
             return any
         }
         #expect(response.encoded(controlPlane: "replica-a") == Array(try expected.serializedData()))
-        #expect(try response.decoded() .resources.count == 2)
+        #expect(try response.decoded().resources.count == 2)
     }
 }
 

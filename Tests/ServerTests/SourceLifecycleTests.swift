@@ -14,7 +14,7 @@ import Testing
 
     @Test func aStoppedSourceIsFlaggedStaleButKeepsItsEndpoints() async throws {
         let store = InMemoryEndpointStore()
-        let lease = try #require(try await store.acquireLease(source: F.east, holder: "dying", ttl: .seconds(60)))
+        let lease = try #require(await store.acquireLease(source: F.east, holder: "dying", ttl: .seconds(60)))
         let result = try await store.write([.put(F.set("web", ["10.0.0.1"]))], lease: lease)
         try await store.markSynced(generation: result.generation, serviceCount: 1, lease: lease)
         // A live writer: heartbeats every 100 ms, each valid for 600 ms.
@@ -49,7 +49,7 @@ import Testing
         try await XDSServiceTests.withServer(store, options: options) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
             #expect(await eventually { runtime.hub.snapshot.all(.cluster).count == 2 })
-            try await store.removeSource(F.west)
+            await store.removeSource(F.west)
             #expect(await eventually {
                 runtime.hub.snapshot.all(.cluster).keys.sorted() == ["default/web:http"]
             })

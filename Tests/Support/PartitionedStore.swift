@@ -11,7 +11,7 @@ public final class PartitionedStore: EndpointStoreWriter {
 
     public func setPartitioned(_ partitioned: Bool) { cut.withLock { $0 = partitioned } }
 
-    public func session() async -> UInt64 { await base.session() }
+    public var session: UInt64 { base.session }
 
     private func check() throws {
         if cut.withLock({ $0 }) { throw StoreError(.unavailable, "partitioned (test)") }

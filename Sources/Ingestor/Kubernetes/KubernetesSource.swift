@@ -35,7 +35,7 @@ public actor KubernetesSource {
     private var failing: Set<String> = []
     private let source: SourceCluster
     private let metrics: MetricHandles
-    private var lagTimer: Timer { metrics.timer("legation_ingestor_change_lag_seconds", [("source", source.name)], unit: .seconds) }
+    private let lagTimer: Timer
 
     public init(
         client: KubernetesClient, publisher: EndpointPublisher, selection: ServiceSelection, options: Options = Options(),
@@ -48,6 +48,7 @@ public actor KubernetesSource {
         self.source = publisher.source
         self.aggregator = EndpointSliceAggregator(source: publisher.source, selection: selection)
         self.metrics = MetricHandles(factory: metricsFactory)
+        self.lagTimer = metrics.timer("legation_ingestor_change_lag_seconds", [("source", publisher.source.name)], unit: .seconds)
     }
 
     /// True once both resources were listed and handed to the publisher.
@@ -106,6 +107,10 @@ public actor KubernetesSource {
     {
         let kind = Object.resource
         count("legation_ingestor_watches_total", kind)
+        // Counted per event: the handles are looked up once per watch.
+        let upserts = counter("legation_ingestor_watch_events_total", kind, type: "upsert")
+        let deletes = counter("legation_ingestor_watch_events_total", kind, type: "delete")
+        let bookmarks = counter("legation_ingestor_watch_events_total", kind, type: "bookmark")
         watchAttempts += 1
         let attempt = watchAttempts
         defer { endedAttempts[path] = attempt }
@@ -132,16 +137,16 @@ public actor KubernetesSource {
                     let action = machine.received(event)
                     switch action {
                     case .upsert(let object):
-                        count("legation_ingestor_watch_events_total", kind, type: "upsert")
+                        upserts.increment()
                         let result = Object.upsert(object, into: &aggregator)
                         report(result.rejections, kind: kind)
                         changes += initialPublished ? result.changes : []  // the initial publish hands everything over at once
                         recordLag(of: object)
                     case .delete(let object):
-                        count("legation_ingestor_watch_events_total", kind, type: "delete")
+                        deletes.increment()
                         changes += initialPublished ? Object.delete(object, from: &aggregator) : []
                     case .none:
-                        count("legation_ingestor_watch_events_total", kind, type: "bookmark")
+                        bookmarks.increment()
                     case .list, .watch:
                         count("legation_ingestor_watch_events_total", kind, type: "error")
                         if machine.relists > relists { count("legation_ingestor_relists_total", kind) }
@@ -210,8 +215,12 @@ public actor KubernetesSource {
     }
 
     private func count(_ label: String, _ kind: String, type: String? = nil) {
+        counter(label, kind, type: type).increment()
+    }
+
+    private func counter(_ label: String, _ kind: String, type: String? = nil) -> Counter {
         var dimensions = [("source", source.name), ("resource", kind)]
         if let type { dimensions.append(("type", type)) }
-        metrics.counter(label, dimensions).increment()
+        return metrics.counter(label, dimensions)
     }
 }

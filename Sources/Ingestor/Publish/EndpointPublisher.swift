@@ -147,7 +147,7 @@ public actor EndpointPublisher {
     /// Runs until cancelled; then flushes once and releases the lease.
     public func run() async {
         while !Task.isCancelled {
-            let action = machine.next(now: .now, session: await store.session())
+            let action = machine.next(now: .now, session: store.session)
             if case .wait(let until) = action {
                 await wake.wait(for: max(.milliseconds(1), until - .now))
             } else {
@@ -170,7 +170,7 @@ public actor EndpointPublisher {
                 try await store.heartbeat(lease: lease, ttl: options.heartbeatInterval * 3)
                 machine.heartbeatSent(now: .now)
             case .readStoredHashes:
-                let session = await store.session()
+                let session = store.session
                 machine.storedHashesRead(try await store.storedHashes(source: source), session: session)
             case .write(let writes, let lease):
                 let began = ContinuousClock.now
@@ -228,7 +228,7 @@ public actor EndpointPublisher {
         var steps = 0
         while machine.heldLease != nil, machine.hasPendingWrites, steps < 16 {
             steps += 1
-            let action = machine.next(now: .now, session: await store.session())
+            let action = machine.next(now: .now, session: store.session)
             if case .wait = action { break }
             await execute(action)
         }

@@ -4,10 +4,11 @@ public protocol EndpointStoreSession: Sendable {
     /// replica, a cluster node reached anew): what was acknowledged before may be missing now, so a
     /// writer compares the store with what it published (reconciles) and a reader reads every source
     /// in full again.
-    func session() async -> UInt64
+    /// Read on every turn of the publisher's and follower's loops: cheap, no suspension.
+    var session: UInt64 { get }
 }
 
 extension EndpointStoreSession {
     /// A store that cannot lose what it acknowledged (the in-memory store) keeps one session.
-    public func session() async -> UInt64 { 0 }
+    public var session: UInt64 { 0 }
 }

@@ -69,7 +69,7 @@ public final class StoreFollower: Sendable {
         var nextFullResync = ContinuousClock.now + options.fullResyncInterval
         var failures = 0
         var hasCaughtUp = false
-        var session = await reader.session()
+        var session = reader.session
 
         while !Task.isCancelled {
             do {
@@ -86,7 +86,7 @@ public final class StoreFollower: Sendable {
                     pending.formUnion(feeds.keys)
                     nextFullResync = now + options.fullResyncInterval
                 }
-                let current = await reader.session()
+                let current = reader.session
                 if current != session {
                     // Reconnected (a restart, a failover): read everything again; only differences reach the consumer.
                     if hasCaughtUp { logger.info("reconnected to the store; reading every source again") }
