@@ -98,7 +98,8 @@ public final class AdminServer: Sendable {
         func authorized(_ head: HTTPRequestHead) -> Bool {
             guard let expected = bearerToken?(), !expected.isEmpty else { return true }
             guard let header = head.headers.first(name: "Authorization"), header.hasPrefix("Bearer ") else { return false }
-            let presented = Array(header.dropFirst("Bearer ".count).utf8), wanted = Array(expected.utf8)
+            let presented = Array(header.dropFirst("Bearer ".count).utf8)
+            let wanted = Array(expected.utf8)
             guard presented.count == wanted.count else { return false }
             return zip(presented, wanted).reduce(UInt8(0)) { $0 | ($1.0 ^ $1.1) } == 0
         }
@@ -113,16 +114,20 @@ public final class AdminServer: Sendable {
             let promise = context.eventLoop.makePromise(of: Response.self)
             promise.completeWithTask {
                 guard let route else { return Response(status: 404, body: "not found: \(path.prefix(200))\n") }
-                guard !denied else { return Response(status: 401, body: "this endpoint needs Authorization: Bearer <token> (the configured token file)\n") }
+                guard !denied else {
+                    return Response(status: 401, body: "this endpoint needs Authorization: Bearer <token> (the configured token file)\n")
+                }
                 return await route()
             }
             promise.futureResult.whenSuccess { response in
                 var headers = HTTPHeaders([
                     ("Content-Type", response.contentType), ("Content-Length", String(response.body.count)),
-                    ("Cache-Control", "no-store"),
+                    ("Cache-Control", "no-store")
                 ])
                 if response.status == 401 { headers.add(name: "WWW-Authenticate", value: "Bearer") }
-                channel.write(HTTPServerResponsePart.head(HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)), promise: nil)
+                channel.write(
+                    HTTPServerResponsePart.head(
+                        HTTPResponseHead(version: version, status: .init(statusCode: response.status), headers: headers)), promise: nil)
                 channel.write(HTTPServerResponsePart.body(.byteBuffer(channel.allocator.buffer(bytes: response.body))), promise: nil)
                 channel.writeAndFlush(HTTPServerResponsePart.end(nil), promise: nil)
             }

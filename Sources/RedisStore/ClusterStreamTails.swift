@@ -1,5 +1,5 @@
-import Synchronization
 import Shared
+import Synchronization
 
 /// Waiting for changes under Redis Cluster. A blocking `XREAD` may name streams of one slot only, and
 /// every source's stream has its own slot, so there is one blocking read per source, each on a
@@ -10,7 +10,8 @@ import Shared
 /// that started later (the reader went back, after lost data) is thrown away.
 final class ClusterStreamTails: Sendable {
     /// Reads one source's changes after a cursor, blocking up to the given time.
-    typealias Read = @Sendable (_ source: SourceCluster, _ after: StreamCursor, _ limit: Int, _ block: Duration) async throws -> [StoreChange]
+    typealias Read =
+        @Sendable (_ source: SourceCluster, _ after: StreamCursor, _ limit: Int, _ block: Duration) async throws -> [StoreChange]
 
     private struct State {
         /// The cursor each source's read in flight started from.

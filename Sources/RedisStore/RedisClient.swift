@@ -70,7 +70,8 @@ public actor RedisClient {
         }
         if let demoted = replies.lazy.compactMap(\.errorMessage).first(where: Self.showsDemotion) {
             logger.warning(
-                "Redis is no longer the primary; finding it again", metadata: ["redis": "\(configuration.redactedURL)", "reply": "\(demoted.prefix(120))"])
+                "Redis is no longer the primary; finding it again",
+                metadata: ["redis": "\(configuration.redactedURL)", "reply": "\(demoted.prefix(120))"])
             connection.close()
             if self.connection === connection { self.connection = nil }
         }
@@ -97,7 +98,9 @@ public actor RedisClient {
 
     private func currentConnection() async throws -> RedisConnection {
         if let connection, connection.isActive {
-            if case .sentinel = configuration.topology, !checkingPrimary, ContinuousClock.now - lastPrimaryCheck >= configuration.primaryCheckInterval {
+            if case .sentinel = configuration.topology, !checkingPrimary,
+                ContinuousClock.now - lastPrimaryCheck >= configuration.primaryCheckInterval
+            {
                 checkingPrimary = true
                 lastPrimaryCheck = .now
                 Task { await self.checkPrimary(of: connection) }
@@ -174,12 +177,15 @@ public actor RedisClient {
                 if let refused = role.errorMessage {
                     connection.close()
                     throw StoreError(
-                        refused.hasPrefix("NOPERM") ? .authentication : .protocolError, "ROLE refused by \(address) (the primary of \(name)): \(refused.prefix(200))")
+                        refused.hasPrefix("NOPERM") ? .authentication : .protocolError,
+                        "ROLE refused by \(address) (the primary of \(name)): \(refused.prefix(200))")
                 }
                 guard role.array?.first?.string == "master" else {
                     connection.close()
                     throw StoreError(
-                        .unavailable, "sentinel \(sentinels[index]) names \(address) the primary of \(name), but it says it is not (a failover in progress?)")
+                        .unavailable,
+                        "sentinel \(sentinels[index]) names \(address) the primary of \(name), but it says it is not (a failover in progress?)"
+                    )
                 }
                 return (connection, index)
             }
@@ -196,7 +202,8 @@ public actor RedisClient {
             if sentinelConnection?.isActive != true {
                 sentinelConnection = try await RedisConnection.connect(configuration.sentinel(sentinel), group: group)
             }
-            guard let asked = sentinelConnection, let primary = try await Self.primary(of: name, asking: asked), primary != connection.address
+            guard let asked = sentinelConnection, let primary = try await Self.primary(of: name, asking: asked),
+                primary != connection.address
             else {
                 if self.connection == nil { sentinelConnection?.close() }  // closed meanwhile
                 return

@@ -108,7 +108,8 @@ public actor RedisClusterClient: RedisCommandRunner {
             }
             return reply
         }
-        throw lastError ?? StoreError(.unavailable, "Redis Cluster did not settle on an owner for the command after \(Self.maximumAttempts) attempts")
+        throw lastError
+            ?? StoreError(.unavailable, "Redis Cluster did not settle on an owner for the command after \(Self.maximumAttempts) attempts")
     }
 
     /// Groups the commands by owning node, sends each group as one pipeline (the groups concurrently),
@@ -140,7 +141,9 @@ public actor RedisClusterClient: RedisCommandRunner {
             switch result {
             case .success(let values):
                 for (index, value) in zip(indices, values) {
-                    let moved = value.errorMessage.map { Self.redirect($0) != nil || $0.hasPrefix("TRYAGAIN") || $0.hasPrefix("CLUSTERDOWN") } ?? false
+                    let moved =
+                        value.errorMessage.map { Self.redirect($0) != nil || $0.hasPrefix("TRYAGAIN") || $0.hasPrefix("CLUSTERDOWN") }
+                        ?? false
                     if !moved { replies[index] = value }
                 }
             case .failure:
@@ -236,13 +239,17 @@ public actor RedisClusterClient: RedisCommandRunner {
                 var nodes: [RedisConfiguration.Address] = []
                 for (range, owner) in ranges {
                     let index: Int
-                    if let known = nodes.firstIndex(of: owner) { index = known } else {
+                    if let known = nodes.firstIndex(of: owner) {
+                        index = known
+                    } else {
                         nodes.append(owner)
                         index = nodes.count - 1
                     }
                     for slot in range { fresh[slot] = Int16(index) }
                 }
-                if nodes != owners { logger.info("Redis Cluster map read", metadata: ["from": "\(node)", "primaries": "\(nodes.map(\.description))"]) }
+                if nodes != owners {
+                    logger.info("Redis Cluster map read", metadata: ["from": "\(node)", "primaries": "\(nodes.map(\.description))"])
+                }
                 owners = nodes
                 slotOwners = fresh
                 lastRefresh = .now
@@ -266,7 +273,8 @@ public actor RedisClusterClient: RedisCommandRunner {
             return client
         }
         if let client = clients[node] { return client }
-        let client = RedisClient(configuration.node(node), group: group, logger: logger, metricsFactory: metricsFactory, counting: connections)
+        let client = RedisClient(
+            configuration.node(node), group: group, logger: logger, metricsFactory: metricsFactory, counting: connections)
         clients[node] = client
         return client
     }
@@ -295,15 +303,22 @@ public actor RedisClusterClient: RedisCommandRunner {
         -> [(ClosedRange<Int>, RedisConfiguration.Address)]
     {
         if let message = reply.errorMessage { throw StoreError(.protocolError, "CLUSTER SLOTS: \(message.prefix(200))") }
-        guard let entries = reply.array else { throw StoreError(.protocolError, "CLUSTER SLOTS answered \(String(describing: reply).prefix(200))") }
+        guard let entries = reply.array else {
+            throw StoreError(.protocolError, "CLUSTER SLOTS answered \(String(describing: reply).prefix(200))")
+        }
         var ranges: [(ClosedRange<Int>, RedisConfiguration.Address)] = []
         for entry in entries {
             guard let fields = entry.array, fields.count >= 3, let start = fields[0].integer, let end = fields[1].integer,
                 0 <= start, start <= end, end < Int64(slotCount), let primary = fields[2].array, primary.count >= 2,
                 let port = primary[1].integer, (1...65_535).contains(port)
-            else { throw StoreError(.protocolError, "CLUSTER SLOTS entry \(String(describing: entry).prefix(200)) is not [start, end, [host, port, …], …]") }
+            else {
+                throw StoreError(
+                    .protocolError, "CLUSTER SLOTS entry \(String(describing: entry).prefix(200)) is not [start, end, [host, port, …], …]")
+            }
             let host = primary[0].string ?? ""
-            let address = host.isEmpty || host == "?" ? RedisConfiguration.Address(host: queried.host, port: Int(port)) : .init(host: host, port: Int(port))
+            let address =
+                host.isEmpty || host == "?"
+                ? RedisConfiguration.Address(host: queried.host, port: Int(port)) : .init(host: host, port: Int(port))
             ranges.append((Int(start)...Int(end), address))
         }
         return ranges
@@ -314,7 +329,9 @@ public actor RedisClusterClient: RedisCommandRunner {
     public static func slot(of key: String) -> Int {
         let bytes = Array(key.utf8)
         var hashed = bytes[...]
-        if let open = bytes.firstIndex(of: UInt8(ascii: "{")), let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")), close > open + 1 {
+        if let open = bytes.firstIndex(of: UInt8(ascii: "{")), let close = bytes[(open + 1)...].firstIndex(of: UInt8(ascii: "}")),
+            close > open + 1
+        {
             hashed = bytes[(open + 1)..<close]
         }
         var crc: UInt16 = 0

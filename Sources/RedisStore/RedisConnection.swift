@@ -75,7 +75,7 @@ public final class RedisConnection: Sendable {
                 let name = String(decoding: command[0].bytes, as: UTF8.self)
                 let code: StoreError.Code =
                     message.hasPrefix("WRONGPASS") || message.hasPrefix("NOAUTH") || message.hasPrefix("NOPERM")
-                    || message.contains("invalid password") ? .authentication : .protocolError
+                        || message.contains("invalid password") ? .authentication : .protocolError
                 throw StoreError(code, "\(name) refused by \(configuration.redactedURL): \(message)")
             }
         }

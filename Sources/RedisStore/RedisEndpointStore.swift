@@ -2,8 +2,8 @@ import Logging
 import Metrics
 import NIOCore
 import NIOPosix
-import SwiftProtobuf
 import Shared
+import SwiftProtobuf
 
 /// The Redis store: the layout of `RedisKeys`, the rules of `RedisScripts`, over one server, the primary
 /// Redis Sentinel names, or a Redis Cluster (`RedisConfiguration.Topology`).
@@ -43,15 +43,19 @@ public final class RedisEndpointStore: EndpointStore {
         if case .cluster = configuration.topology {
             let cluster = RedisClusterClient(configuration, group: group, logger: logger, metricsFactory: metricsFactory)
             self.commands = cluster
-            self.tail = .perSource(ClusterStreamTails { source, cursor, limit, block in
-                let key = RedisKeys(source).changes
-                let reply = try Self.check(
-                    try await cluster.send(
-                        ["XREAD", "COUNT", RedisArgument(max(1, limit)), "BLOCK", RedisArgument(max(1, block.milliseconds)), "STREAMS", RedisArgument(key),
-                         RedisArgument(cursor.description)],
-                        key: key, timeout: block + configuration.commandTimeout, dedicated: "tail-\(source.name)"))
-                return try Self.entries(reply, keys: [key: source], malformed: malformedEntries)[source] ?? []
-            })
+            self.tail = .perSource(
+                ClusterStreamTails { source, cursor, limit, block in
+                    let key = RedisKeys(source).changes
+                    let reply = try Self.check(
+                        try await cluster.send(
+                            [
+                                "XREAD", "COUNT", RedisArgument(max(1, limit)), "BLOCK", RedisArgument(max(1, block.milliseconds)),
+                                "STREAMS", RedisArgument(key),
+                                RedisArgument(cursor.description)
+                            ],
+                            key: key, timeout: block + configuration.commandTimeout, dedicated: "tail-\(source.name)"))
+                    return try Self.entries(reply, keys: [key: source], malformed: malformedEntries)[source] ?? []
+                })
         } else {
             var blockingConfiguration = configuration
             blockingConfiguration.clientName = configuration.clientName + "-tail"
@@ -80,12 +84,14 @@ public final class RedisEndpointStore: EndpointStore {
 
     public func acquireLease(source: SourceCluster, holder: String, ttl: Duration) async throws -> Lease? {
         guard !holder.isEmpty, !holder.contains(" "), DNSName.isToken(holder) else {
-            throw StoreError(.configuration, "lease holder \(String(reflecting: holder.prefix(80))) must be a non-empty token without spaces")
+            throw StoreError(
+                .configuration, "lease holder \(String(reflecting: holder.prefix(80))) must be a non-empty token without spaces")
         }
         let keys = RedisKeys(source)
-        let reply = try check(await commands.evaluate(
-            RedisScripts.acquireLease, keys: [keys.lease, keys.epoch, keys.removed],
-            arguments: [RedisArgument(holder), RedisArgument(ttl.milliseconds)]))
+        let reply = try check(
+            await commands.evaluate(
+                RedisScripts.acquireLease, keys: [keys.lease, keys.epoch, keys.removed],
+                arguments: [RedisArgument(holder), RedisArgument(ttl.milliseconds)]))
         guard let values = reply.array, values.count == 2, let flag = values[0].integer else {
             throw unexpected(reply, "acquiring the lease")
         }
@@ -96,23 +102,25 @@ public final class RedisEndpointStore: EndpointStore {
     }
 
     public func renewLease(_ lease: Lease, ttl: Duration) async throws -> Bool {
-        let reply = try check(await commands.evaluate(
-            RedisScripts.renewLease, keys: [RedisKeys(lease.source).lease],
-            arguments: [RedisArgument("\(lease.holder) \(lease.epoch)"), RedisArgument(ttl.milliseconds)]))
+        let reply = try check(
+            await commands.evaluate(
+                RedisScripts.renewLease, keys: [RedisKeys(lease.source).lease],
+                arguments: [RedisArgument("\(lease.holder) \(lease.epoch)"), RedisArgument(ttl.milliseconds)]))
         return reply.integer == 1
     }
 
     public func releaseLease(_ lease: Lease) async throws {
-        _ = try check(await commands.evaluate(
-            RedisScripts.releaseLease, keys: [RedisKeys(lease.source).lease],
-            arguments: [RedisArgument("\(lease.holder) \(lease.epoch)")]))
+        _ = try check(
+            await commands.evaluate(
+                RedisScripts.releaseLease, keys: [RedisKeys(lease.source).lease],
+                arguments: [RedisArgument("\(lease.holder) \(lease.epoch)")]))
     }
 
     public func write(_ writes: [StoreWrite], lease: Lease) async throws -> WriteResult {
         let keys = RedisKeys(lease.source)
         var arguments: [RedisArgument] = [
             RedisArgument(lease.epoch), RedisArgument(options.streamMaxLength),
-            RedisArgument(WallClock.newGeneration()),
+            RedisArgument(WallClock.newGeneration())
         ]
         arguments.reserveCapacity(3 + 4 * writes.count)
         let now = Int64(WallClock.milliseconds())
@@ -123,14 +131,17 @@ public final class RedisEndpointStore: EndpointStore {
                     throw StoreError(.configuration, "\(set) written under the lease of \(lease.source)")
                 }
                 let record = set.recordBytes(epoch: lease.epoch, publishedAtUnixMilliseconds: now)
-                arguments += ["put", RedisArgument(set.service.description), RedisArgument(RedisKeys.hashText(set.versionHash)), RedisArgument(record)]
+                arguments += [
+                    "put", RedisArgument(set.service.description), RedisArgument(RedisKeys.hashText(set.versionHash)), RedisArgument(record)
+                ]
             case .delete(let service):
                 arguments += ["del", RedisArgument(service.description), "", ""]
             }
         }
-        let reply = try check(await commands.evaluate(
-            RedisScripts.write, keys: [keys.epoch, keys.meta, keys.services, keys.hashes, keys.changes],
-            arguments: arguments))
+        let reply = try check(
+            await commands.evaluate(
+                RedisScripts.write, keys: [keys.epoch, keys.meta, keys.services, keys.hashes, keys.changes],
+                arguments: arguments))
         guard let values = reply.array, values.count == 2 + writes.count, let generation = values[0].string,
             let created = values[1].integer
         else { throw unexpected(reply, "writing") }
@@ -151,12 +162,13 @@ public final class RedisEndpointStore: EndpointStore {
         canary.syncedAtUnixMs = Int64(WallClock.milliseconds())
         canary.serviceCount = UInt64(serviceCount)
         let keys = RedisKeys(lease.source)
-        _ = try check(await commands.evaluate(
-            RedisScripts.markSynced, keys: [keys.epoch, keys.meta, keys.services, keys.canary, keys.changes],
-            arguments: [
-                RedisArgument(lease.epoch), RedisArgument(generation), RedisArgument(try canary.serializedBytes()),
-                RedisArgument(options.streamMaxLength),
-            ]))
+        _ = try check(
+            await commands.evaluate(
+                RedisScripts.markSynced, keys: [keys.epoch, keys.meta, keys.services, keys.canary, keys.changes],
+                arguments: [
+                    RedisArgument(lease.epoch), RedisArgument(generation), RedisArgument(try canary.serializedBytes()),
+                    RedisArgument(options.streamMaxLength)
+                ]))
     }
 
     public func heartbeat(lease: Lease, ttl: Duration) async throws {
@@ -166,9 +178,10 @@ public final class RedisEndpointStore: EndpointStore {
         record.epoch = lease.epoch
         record.sentAtUnixMs = Int64(WallClock.milliseconds())
         let keys = RedisKeys(lease.source)
-        _ = try check(await commands.evaluate(
-            RedisScripts.heartbeat, keys: [keys.epoch, keys.heartbeat],
-            arguments: [RedisArgument(lease.epoch), RedisArgument(try record.serializedBytes()), RedisArgument(ttl.milliseconds)]))
+        _ = try check(
+            await commands.evaluate(
+                RedisScripts.heartbeat, keys: [keys.epoch, keys.heartbeat],
+                arguments: [RedisArgument(lease.epoch), RedisArgument(try record.serializedBytes()), RedisArgument(ttl.milliseconds)]))
     }
 
     public func storedHashes(source: SourceCluster) async throws -> [ServiceKey: UInt64] {
@@ -214,9 +227,10 @@ public final class RedisEndpointStore: EndpointStore {
 
     public func snapshot(of source: SourceCluster) async throws -> SourceSnapshot {
         let keys = RedisKeys(source)
-        let reply = try check(await commands.evaluate(
-            RedisScripts.snapshot,
-            keys: [keys.meta, keys.services, keys.changes, keys.canary, keys.heartbeat, keys.removed], arguments: []))
+        let reply = try check(
+            await commands.evaluate(
+                RedisScripts.snapshot,
+                keys: [keys.meta, keys.services, keys.changes, keys.canary, keys.heartbeat, keys.removed], arguments: []))
         guard let values = reply.array, values.count == 8, let revision = values[1].string.flatMap({ UInt64($0) }),
             let cursor = values[2].string.flatMap({ StreamCursor($0) }), let flat = values[3].array, flat.count % 2 == 0
         else { throw unexpected(reply, "reading a snapshot of \(source)") }
@@ -271,13 +285,16 @@ public final class RedisEndpointStore: EndpointStore {
             command.append("STREAMS")
             command += ordered.map { RedisArgument(RedisKeys($0.key).changes) }
             command += ordered.map { RedisArgument($0.value.description) }
-            return try Self.entries(try Self.check(await client.send(command, key: nil, timeout: timeout)), keys: byKey, malformed: malformedEntries)
+            return try Self.entries(
+                try Self.check(await client.send(command, key: nil, timeout: timeout)), keys: byKey, malformed: malformedEntries)
         case .perSource(let tails):
             // What is there already comes back at once: one XREAD per source (each in its own slot),
             // pipelined by node. Only when there is nothing does the call wait on the blocking reads.
             let reads = ordered.map { source, cursor in
                 let key = RedisKeys(source).changes
-                return RedisCommand(key: key, ["XREAD", "COUNT", RedisArgument(max(1, limit)), "STREAMS", RedisArgument(key), RedisArgument(cursor.description)])
+                return RedisCommand(
+                    key: key,
+                    ["XREAD", "COUNT", RedisArgument(max(1, limit)), "STREAMS", RedisArgument(key), RedisArgument(cursor.description)])
             }
             var result: [SourceCluster: [StoreChange]] = [:]
             for reply in try await commands.pipeline(reads, timeout: nil) {
@@ -289,7 +306,9 @@ public final class RedisEndpointStore: EndpointStore {
     }
 
     /// An `XREAD` reply: `[[key, [entry, …]], …]` or null, by source.
-    private static func entries(_ reply: RESPValue, keys: [String: SourceCluster], malformed: Counter) throws(StoreError) -> [SourceCluster: [StoreChange]] {
+    private static func entries(_ reply: RESPValue, keys: [String: SourceCluster], malformed: Counter) throws(StoreError) -> [SourceCluster:
+        [StoreChange]]
+    {
         if reply.isNull { return [:] }
         guard let streams = reply.array else { throw unexpected(reply, "reading changes", malformed: malformed) }
         var result: [SourceCluster: [StoreChange]] = [:]
@@ -305,10 +324,13 @@ public final class RedisEndpointStore: EndpointStore {
 
     public func removeSource(_ source: SourceCluster) async throws {
         let keys = RedisKeys(source)
-        _ = try check(await commands.evaluate(
-            RedisScripts.removeSource,
-            keys: [keys.meta, keys.services, keys.hashes, keys.changes, keys.canary, keys.heartbeat, keys.lease, keys.removed, keys.epoch],
-            arguments: [RedisArgument(options.streamMaxLength)]))
+        _ = try check(
+            await commands.evaluate(
+                RedisScripts.removeSource,
+                keys: [
+                    keys.meta, keys.services, keys.hashes, keys.changes, keys.canary, keys.heartbeat, keys.lease, keys.removed, keys.epoch
+                ],
+                arguments: [RedisArgument(options.streamMaxLength)]))
         _ = try check(await commands.send(["SREM", RedisArgument(RedisKeys.sources), RedisArgument(source.name)]))
     }
 

@@ -44,8 +44,10 @@ struct DemoCommand: AsyncParsableCommand {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         defer { if !keepRunning { try? FileManager.default.removeItem(atPath: directory) } }
         let files = ["east": directory + "/east.yaml", "west": directory + "/west.yaml"]
-        try DemoData.east.replacingOccurrences(of: "ECHO_PORT", with: echoPort).write(toFile: files["east"]!, atomically: true, encoding: .utf8)
-        try DemoData.west.replacingOccurrences(of: "ECHO_PORT", with: echoPort).write(toFile: files["west"]!, atomically: true, encoding: .utf8)
+        try DemoData.east.replacingOccurrences(of: "ECHO_PORT", with: echoPort).write(
+            toFile: files["east"]!, atomically: true, encoding: .utf8)
+        try DemoData.west.replacingOccurrences(of: "ECHO_PORT", with: echoPort).write(
+            toFile: files["west"]!, atomically: true, encoding: .utf8)
 
         let store: any EndpointStore
         let storeName: String
@@ -56,7 +58,8 @@ struct DemoCommand: AsyncParsableCommand {
             store = InMemoryEndpointStore()
             storeName = "the embedded in-memory store"
         }
-        print("""
+        print(
+            """
             Legation demo
               sources   east → \(files["east"]!)
                         west → \(files["west"]!)
@@ -91,9 +94,13 @@ struct DemoCommand: AsyncParsableCommand {
 
         var mesh: DemoMesh?
         if let envoyBinary {
-            let started = try await DemoMesh(store: store, upstreams: upstreams, envoyBinary: envoyBinary, directory: directory, registry: registry, logger: Logger(label: "legation.demo.xds"))
+            let started = try await DemoMesh(
+                store: store, upstreams: upstreams, envoyBinary: envoyBinary, directory: directory, registry: registry,
+                logger: Logger(label: "legation.demo.xds"))
             mesh = started
-            print("xds-server on 127.0.0.1:\(started.xdsPort) (admin 127.0.0.1:\(started.adminPort)); Envoy \(envoyBinary) connected over ADS,")
+            print(
+                "xds-server on 127.0.0.1:\(started.xdsPort) (admin 127.0.0.1:\(started.adminPort)); Envoy \(envoyBinary) connected over ADS,"
+            )
             print("listening on 127.0.0.1:\(started.envoyListenerPort) and routing to \(DemoMesh.echoCluster).")
             guard try await started.waitUntil({ await started.envoyHosts().count == 3 }) else {
                 await started.stop()
@@ -107,21 +114,28 @@ struct DemoCommand: AsyncParsableCommand {
             print("(No Envoy found: run scripts/install-deps.sh --e2e, or pass --envoy; showing the merged view only.)\n")
         }
 
-        try await change(files["east"]!, to: DemoData.eastDraining.replacingOccurrences(of: "ECHO_PORT", with: echoPort), view: view,
+        try await change(
+            files["east"]!, to: DemoData.eastDraining.replacingOccurrences(of: "ECHO_PORT", with: echoPort), view: view,
             what: "east: pod echo-east-a, in the sidecar's zone, is terminating (ready=false, serving=true, terminating=true)",
             expect: { $0.health(of: "127.0.0.2") == .draining })
         if let mesh {
             let started = ContinuousClock.now
             _ = try await mesh.waitUntil(timeout: .seconds(10)) { await mesh.envoyHosts()["127.0.0.2"]?.health == "DRAINING" }
-            print("Envoy's own view (its admin /clusters), \((ContinuousClock.now - started).formatted(.units(allowed: [.milliseconds]))) later:")
+            print(
+                "Envoy's own view (its admin /clusters), \((ContinuousClock.now - started).formatted(.units(allowed: [.milliseconds]))) later:"
+            )
             print(mesh.renderHosts(await mesh.envoyHosts()))
-            print("  12 requests through Envoy: \(DemoMesh.render(await mesh.requestsThroughEnvoy()))  (none to the draining pod: on to the next priority)\n")
+            print(
+                "  12 requests through Envoy: \(DemoMesh.render(await mesh.requestsThroughEnvoy()))  (none to the draining pod: on to the next priority)\n"
+            )
         }
-        try await change(files["east"]!, to: DemoData.eastScaled.replacingOccurrences(of: "ECHO_PORT", with: echoPort), view: view,
+        try await change(
+            files["east"]!, to: DemoData.eastScaled.replacingOccurrences(of: "ECHO_PORT", with: echoPort), view: view,
             what: "east: web scaled from 2 to 3 replicas",
             expect: { $0.index.members(of: $0.webHTTP).count == 4 })
 
-        print("""
+        print(
+            """
             What to look at:
               - default/web:http and default/checkout:grpc hold endpoints of both clusters (east and west);
               - locality = zone/source cluster; each sidecar gets priorities by its own place (zone, then region,
@@ -130,7 +144,8 @@ struct DemoCommand: AsyncParsableCommand {
               - a terminating pod is DRAINING, not removed: Envoy stops sending it new requests while it finishes.
             """)
         if let mesh {
-            print("""
+            print(
+                """
                   - Envoy: curl 127.0.0.1:\(mesh.envoyListenerPort)/ (a pod answers), curl 127.0.0.1:\(mesh.envoyAdminPort)/clusters
                   - the xds-server: legation status --debug 127.0.0.1:\(mesh.adminPort) (what each sidecar holds, ACKs, NACKs);
                     curl 127.0.0.1:\(mesh.adminPort)/debug/resources, /debug/sources, /metrics
@@ -151,12 +166,16 @@ struct DemoCommand: AsyncParsableCommand {
         await mesh?.stop()
     }
 
-    private func change(_ file: String, to text: String, view: DemoView, what: String, expect: @escaping @Sendable (DemoView.State) -> Bool) async throws {
+    private func change(_ file: String, to text: String, view: DemoView, what: String, expect: @escaping @Sendable (DemoView.State) -> Bool)
+        async throws
+    {
         let started = ContinuousClock.now
         try text.write(toFile: file, atomically: true, encoding: .utf8)
         guard try await view.waitUntil(expect) else { throw ValidationError("the change did not arrive within 10 s") }
         let elapsed = ContinuousClock.now - started
-        print("Change: \(what)\n  arrived in the merged view \(elapsed.formatted(.units(allowed: [.milliseconds]))) after the file was written (includes the file poll interval, 50 ms)\n")
+        print(
+            "Change: \(what)\n  arrived in the merged view \(elapsed.formatted(.units(allowed: [.milliseconds]))) after the file was written (includes the file poll interval, 50 ms)\n"
+        )
         print(view.render())
     }
 }

@@ -40,12 +40,20 @@ final class DemoMesh: Sendable {
 
     /// Where the Envoy binary is: `--envoy`, `LEGATION_ENVOY`, `.venv-e2e/bin/envoy`, or `envoy` on PATH.
     static func findEnvoy(_ explicit: String?) -> String? {
-        var candidates = [explicit, ProcessInfo.processInfo.environment["LEGATION_ENVOY"], FileManager.default.currentDirectoryPath + "/.venv-e2e/bin/envoy"]
-        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") { candidates.append("\(directory)/envoy") }
+        var candidates = [
+            explicit, ProcessInfo.processInfo.environment["LEGATION_ENVOY"],
+            FileManager.default.currentDirectoryPath + "/.venv-e2e/bin/envoy"
+        ]
+        for directory in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") {
+            candidates.append("\(directory)/envoy")
+        }
         return candidates.compactMap { $0 }.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 
-    init(store: any EndpointStoreReader, upstreams: [AdminServer], envoyBinary: String, directory: String, registry: PrometheusCollectorRegistry, logger: Logger) async throws {
+    init(
+        store: any EndpointStoreReader, upstreams: [AdminServer], envoyBinary: String, directory: String,
+        registry: PrometheusCollectorRegistry, logger: Logger
+    ) async throws {
         self.upstreams = upstreams
         var options = XDSServerRuntime.Options()
         options.serving.host = "127.0.0.1"
@@ -83,7 +91,9 @@ final class DemoMesh: Sendable {
     func requestsThroughEnvoy(_ count: Int = 12) async -> [String: Int] {
         var answers: [String: Int] = [:]
         for _ in 0..<count {
-            guard let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(envoyListenerPort)/"), timeout: .seconds(2)),
+            guard
+                let response = try? await HTTPClient.shared.execute(
+                    HTTPClientRequest(url: "http://127.0.0.1:\(envoyListenerPort)/"), timeout: .seconds(2)),
                 response.status == .ok, let body = try? await response.body.collect(upTo: 1 << 16)
             else { continue }
             answers[String(buffer: body).trimmingCharacters(in: .whitespacesAndNewlines), default: 0] += 1
@@ -93,16 +103,21 @@ final class DemoMesh: Sendable {
 
     /// Envoy's own view of the echo cluster (its admin `/clusters`): address → health and priority.
     func envoyHosts() async -> [String: (health: String, priority: Int)] {
-        guard let response = try? await HTTPClient.shared.execute(
-            HTTPClientRequest(url: "http://127.0.0.1:\(envoyAdminPort)/clusters?format=json"), timeout: .seconds(2)),
+        guard
+            let response = try? await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(envoyAdminPort)/clusters?format=json"), timeout: .seconds(2)),
             let body = try? await response.body.collect(upTo: 16 << 20),
             let json = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
             let cluster = (json["cluster_statuses"] as? [[String: Any]])?.first(where: { $0["name"] as? String == Self.echoCluster })
         else { return [:] }
         var hosts: [String: (health: String, priority: Int)] = [:]
         for host in cluster["host_statuses"] as? [[String: Any]] ?? [] {
-            guard let address = ((host["address"] as? [String: Any])?["socket_address"] as? [String: Any])?["address"] as? String else { continue }
-            hosts[address] = ((host["health_status"] as? [String: Any])?["eds_health_status"] as? String ?? "HEALTHY", host["priority"] as? Int ?? 0)
+            guard let address = ((host["address"] as? [String: Any])?["socket_address"] as? [String: Any])?["address"] as? String else {
+                continue
+            }
+            hosts[address] = (
+                (host["health_status"] as? [String: Any])?["eds_health_status"] as? String ?? "HEALTHY", host["priority"] as? Int ?? 0
+            )
         }
         return hosts
     }

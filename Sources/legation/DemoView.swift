@@ -15,7 +15,8 @@ final class DemoView: Sendable {
         var index = EndpointIndex()
         var synced: Set<SourceCluster> = []
         var syncedSources: Int { synced.count }
-        let webHTTP = ClusterKey(service: try! ServiceKey(namespace: "default", name: "web"), port: try! ServicePort(name: "http", port: 80))
+        let webHTTP = ClusterKey(
+            service: try! ServiceKey(namespace: "default", name: "web"), port: try! ServicePort(name: "http", port: 80))
 
         func health(of address: String) -> EndpointHealth? {
             for cluster in index.clusters.keys {
@@ -51,12 +52,16 @@ final class DemoView: Sendable {
         for (cluster, port) in index.clusters.sorted(by: { $0.key < $1.key }) {
             let members = index.members(of: cluster)
             let protocolNote = port.isHTTP2 ? " (HTTP/2 upstream)" : ""
-            lines.append("  \(cluster.name)\(protocolNote): \(members.count) endpoint\(members.count == 1 ? "" : "s") from \(Set(members.map(\.source)).map(\.name).sorted().joined(separator: ", "))")
+            lines.append(
+                "  \(cluster.name)\(protocolNote): \(members.count) endpoint\(members.count == 1 ? "" : "s") from \(Set(members.map(\.source)).map(\.name).sorted().joined(separator: ", "))"
+            )
             for member in members {
                 let health = EndpointHealth.of(member.endpoint.conditions)?.rawValue ?? "excluded"
                 let address = member.endpoint.isIPv6 ? "[\(member.endpoint.address)]" : member.endpoint.address
                 let locality = "\(member.endpoint.zone)/\(member.source)"
-                lines.append("    \((address + ":" + String(member.targetPort)).padding(toLength: 22, withPad: " ", startingAt: 0)) locality \(locality.padding(toLength: 18, withPad: " ", startingAt: 0)) \(health)")
+                lines.append(
+                    "    \((address + ":" + String(member.targetPort)).padding(toLength: 22, withPad: " ", startingAt: 0)) locality \(locality.padding(toLength: 18, withPad: " ", startingAt: 0)) \(health)"
+                )
             }
         }
         return lines.joined(separator: "\n") + "\n"

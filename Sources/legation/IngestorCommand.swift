@@ -25,13 +25,17 @@ struct IngestorCommand: AsyncParsableCommand {
     @Flag(help: "Watch the cluster this pod runs in (service account token and CA).") var inCluster = false
     @Flag(help: "Let the kubeconfig run exec credential plugins.") var allowExec = false
     @Flag(help: "Let the kubeconfig read local files (token files, keys, CAs).") var allowFileReferences = false
-    @Option(help: ArgumentHelp("Watch only this namespace (repeatable; default: all).", valueName: "namespace")) var namespace: [String] = []
+    @Option(help: ArgumentHelp("Watch only this namespace (repeatable; default: all).", valueName: "namespace")) var namespace: [String] =
+        []
     @Option(help: ArgumentHelp("Export only services matching this label selector.", valueName: "selector")) var labelSelector: String?
     @Flag(help: "Export only services annotated legation.io/export: \"true\".") var requireExportAnnotation = false
-    @Option(help: ArgumentHelp("Publish this YAML file of endpoints instead of a cluster (docs/file-source.md).", valueName: "path")) var sourceFile: String?
+    @Option(help: ArgumentHelp("Publish this YAML file of endpoints instead of a cluster (docs/file-source.md).", valueName: "path"))
+    var sourceFile: String?
     @Option(help: ArgumentHelp("Lease holder name, unique per instance (default: hostname-pid).", valueName: "name")) var holder: String?
-    @Option(help: ArgumentHelp("Lease time-to-live: how soon a standby takes over from a dead writer.", valueName: "seconds")) var leaseTTL: Double?
-    @Option(help: ArgumentHelp("Admin HTTP address for /healthz, /readyz, /metrics (default 0.0.0.0:9090).", valueName: "host:port")) var adminAddress: String?
+    @Option(help: ArgumentHelp("Lease time-to-live: how soon a standby takes over from a dead writer.", valueName: "seconds")) var leaseTTL:
+        Double?
+    @Option(help: ArgumentHelp("Admin HTTP address for /healthz, /readyz, /metrics (default 0.0.0.0:9090).", valueName: "host:port"))
+    var adminAddress: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
     @Option(help: "Log format: text or json.") var logFormat: String?
     @OptionGroup var redis: RedisOptions
@@ -43,7 +47,9 @@ struct IngestorCommand: AsyncParsableCommand {
             throw ValidationError("the configuration is not usable:\n  - " + problems.joined(separator: "\n  - "))
         }
         if checkConfig {
-            print("configuration OK: source \(settings.source ?? "(from the file)") from \(settings.kubernetes != nil ? "Kubernetes" : "file \(settings.file!.path)"), Redis \((try? RedisConfiguration(url: settings.redis!.url!).redactedURL) ?? "?")")
+            print(
+                "configuration OK: source \(settings.source ?? "(from the file)") from \(settings.kubernetes != nil ? "Kubernetes" : "file \(settings.file!.path)"), Redis \((try? RedisConfiguration(url: settings.redis!.url!).redactedURL) ?? "?")"
+            )
             return
         }
         LoggingSetup.bootstrap(level: Logger.Level(rawValue: settings.log?.level ?? "info") ?? .info, json: settings.log?.format == "json")
@@ -57,11 +63,14 @@ struct IngestorCommand: AsyncParsableCommand {
     func effectiveConfiguration() throws -> IngestorConfiguration {
         var settings = IngestorConfiguration()
         if let config {
-            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read --config \(config)") }
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                throw ValidationError("cannot read --config \(config)")
+            }
             do { settings = try IngestorConfiguration.parse(yaml: text) } catch { throw ValidationError("\(config): \(error.message)") }
         }
         if let source { settings.source = source }
-        let kubernetesFlags = kubeconfig != nil || inCluster || !namespace.isEmpty || labelSelector != nil
+        let kubernetesFlags =
+            kubeconfig != nil || inCluster || !namespace.isEmpty || labelSelector != nil
             || requireExportAnnotation || context != nil
         if kubernetesFlags || settings.kubernetes != nil {
             var kubernetes = settings.kubernetes ?? IngestorConfiguration.Kubernetes()
@@ -75,12 +84,15 @@ struct IngestorCommand: AsyncParsableCommand {
             if requireExportAnnotation { kubernetes.requireExportAnnotation = true }
             settings.kubernetes = kubernetes
         }
-        if let sourceFile { settings.file = IngestorConfiguration.File(path: sourceFile, pollIntervalSeconds: settings.file?.pollIntervalSeconds) }
+        if let sourceFile {
+            settings.file = IngestorConfiguration.File(path: sourceFile, pollIntervalSeconds: settings.file?.pollIntervalSeconds)
+        }
         var redisSettings = redis.settings(over: settings.redis ?? RedisSettings())
         if redisSettings.url == nil { redisSettings.url = ProcessInfo.processInfo.environment["LEGATION_REDIS_URL"] }
         settings.redis = redisSettings
         if holder != nil || leaseTTL != nil {
-            settings.lease = IngestorConfiguration.Lease(holder: holder ?? settings.lease?.holder, ttlSeconds: leaseTTL ?? settings.lease?.ttlSeconds)
+            settings.lease = IngestorConfiguration.Lease(
+                holder: holder ?? settings.lease?.holder, ttlSeconds: leaseTTL ?? settings.lease?.ttlSeconds)
         }
         if let adminAddress { settings.admin = IngestorConfiguration.Admin(address: adminAddress) }
         if logLevel != nil || logFormat != nil {
@@ -90,4 +102,6 @@ struct IngestorCommand: AsyncParsableCommand {
     }
 }
 
+// swift-format-ignore: AvoidRetroactiveConformances
+// Logging's levels as flag values: neither module declares it, and this executable is the only user.
 extension Logger.Level: @retroactive ExpressibleByArgument {}

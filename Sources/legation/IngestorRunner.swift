@@ -23,7 +23,9 @@ struct IngestorRunner {
         let source: SourceCluster
         var fileText: String?
         if let file = settings.file {
-            guard let text = try? String(contentsOfFile: file.path, encoding: .utf8) else { throw IngestorError(.configuration, "cannot read \(file.path)") }
+            guard let text = try? String(contentsOfFile: file.path, encoding: .utf8) else {
+                throw IngestorError(.configuration, "cannot read \(file.path)")
+            }
             let parsed = try FileSourceParser.parse(text)
             if let name = settings.source, name != parsed.source.name {
                 throw ModelError(.invalidField, "\(file.path) describes cluster \(parsed.source), but source is \(name)")
@@ -39,8 +41,12 @@ struct IngestorRunner {
         publisherOptions.heartbeatInterval = publisherOptions.leaseTTL / 3
         if let window = settings.publish?.coalesceMilliseconds { publisherOptions.coalescingWindow = .milliseconds(Int64(window)) }
         if let batch = settings.publish?.batchLimit { publisherOptions.batchLimit = batch }
-        if let heartbeat = settings.publish?.heartbeatSeconds { publisherOptions.heartbeatInterval = .milliseconds(Int64(heartbeat * 1000)) }
-        if let reconcile = settings.publish?.reconcileSeconds { publisherOptions.reconcileInterval = .milliseconds(Int64(reconcile * 1000)) }
+        if let heartbeat = settings.publish?.heartbeatSeconds {
+            publisherOptions.heartbeatInterval = .milliseconds(Int64(heartbeat * 1000))
+        }
+        if let reconcile = settings.publish?.reconcileSeconds {
+            publisherOptions.reconcileInterval = .milliseconds(Int64(reconcile * 1000))
+        }
         let holder = settings.lease?.holder ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         let publisher = EndpointPublisher(store: store, source: source, holder: holder, options: publisherOptions, logger: logger)
 
@@ -48,13 +54,15 @@ struct IngestorRunner {
         var kubernetesClient: KubernetesClient?
         if let file = settings.file, fileText != nil {
             let watcher = FileSourceWatcher(
-                path: file.path, publisher: publisher, pollInterval: .milliseconds(Int64((file.pollIntervalSeconds ?? 1) * 1000)), logger: logger)
+                path: file.path, publisher: publisher, pollInterval: .milliseconds(Int64((file.pollIntervalSeconds ?? 1) * 1000)),
+                logger: logger)
             services.append(CancellableService { await watcher.run() })
         } else if let kubernetes = settings.kubernetes {
             let client = try KubernetesClient(try connection(kubernetes))
             kubernetesClient = client
             let selection = ServiceSelection(
-                includeNamespaces: Set(kubernetes.namespaces ?? []), excludeNamespaces: Set(kubernetes.excludeNamespaces ?? ["kube-system"]),
+                includeNamespaces: Set(kubernetes.namespaces ?? []),
+                excludeNamespaces: Set(kubernetes.excludeNamespaces ?? ["kube-system"]),
                 labelSelector: try kubernetes.labelSelector.map { try LabelSelector(parsing: $0) } ?? .everything,
                 requiredAnnotation: kubernetes.requireExportAnnotation == true ? ServiceSelection.exportAnnotation : nil)
             var options = KubernetesSource.Options()
@@ -73,15 +81,21 @@ struct IngestorRunner {
                 if status.isSynced { return nil }
                 return status.isLeader ? "initial list not yet published" : "standby: another instance holds the lease"
             },
-            routes: ["/status": {
-                let status = await publisher.status
-                return AdminServer.Response(
-                    contentType: "application/json",
-                    body: #"{"source":"\#(source)","holder":"\#(holder)","leader":\#(status.isLeader),"synced":\#(status.isSynced),"pending":\#(status.pendingWrites),"sourceReachable":\#(status.isSourceReachable)}"# + "\n")
-            }])
-        logger.info("ingestor started", metadata: [
-            "source": "\(source)", "holder": "\(holder)", "redis": "\(redisConfiguration.redactedURL)", "admin": "\(host):\(admin.port)",
-        ])
+            routes: [
+                "/status": {
+                    let status = await publisher.status
+                    return AdminServer.Response(
+                        contentType: "application/json",
+                        body:
+                            #"{"source":"\#(source)","holder":"\#(holder)","leader":\#(status.isLeader),"synced":\#(status.isSynced),"pending":\#(status.pendingWrites),"sourceReachable":\#(status.isSourceReachable)}"#
+                            + "\n")
+                }
+            ])
+        logger.info(
+            "ingestor started",
+            metadata: [
+                "source": "\(source)", "holder": "\(holder)", "redis": "\(redisConfiguration.redactedURL)", "admin": "\(host):\(admin.port)"
+            ])
         let group = ServiceGroup(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         await admin.close()
@@ -92,7 +106,9 @@ struct IngestorRunner {
     private func connection(_ kubernetes: IngestorConfiguration.Kubernetes) throws -> KubernetesConnection {
         var connection: KubernetesConnection
         if let path = kubernetes.kubeconfig {
-            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw IngestorError(.configuration, "cannot read kubeconfig \(path)") }
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw IngestorError(.configuration, "cannot read kubeconfig \(path)")
+            }
             connection = try Kubeconfig(yaml: text).connection(
                 context: kubernetes.context,
                 policy: .init(allowExec: kubernetes.allowExec ?? false, allowFileReferences: kubernetes.allowFileReferences ?? false))
@@ -101,9 +117,13 @@ struct IngestorRunner {
         }
         if let cluster = kubernetes.eksCluster, let region = kubernetes.eksRegion {
             guard let source = EKSTokenProvider.credentialSource() else {
-                throw IngestorError(.configuration, "eksCluster is set but the environment has no AWS credentials (AWS_ACCESS_KEY_ID or AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)")
+                throw IngestorError(
+                    .configuration,
+                    "eksCluster is set but the environment has no AWS credentials (AWS_ACCESS_KEY_ID or AWS_ROLE_ARN + AWS_WEB_IDENTITY_TOKEN_FILE)"
+                )
             }
-            connection.credentials = .provider(EKSTokenProvider(cluster: cluster, region: region, source: source, stsEndpoint: kubernetes.eksSTSEndpoint))
+            connection.credentials = .provider(
+                EKSTokenProvider(cluster: cluster, region: region, source: source, stsEndpoint: kubernetes.eksSTSEndpoint))
         }
         return connection
     }

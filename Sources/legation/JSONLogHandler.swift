@@ -20,7 +20,7 @@ struct JSONLogHandler: LogHandler {
     func log(event: LogEvent) {
         var object: [String: String] = [
             "time": Date().formatted(.iso8601), "level": "\(event.level)", "logger": label,
-            "message": "\(event.message)",
+            "message": "\(event.message)"
         ]
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 }) { object[key] = "\(value)" }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return }

@@ -5,15 +5,21 @@ import Shared
 /// How to reach Redis, shared by every subcommand that needs it. Secrets can come from files (Kubernetes
 /// Secrets mounted as volumes) or the environment instead of the URL.
 struct RedisOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "Redis URL: redis://[user[:password]@]host[:port][/db]; Sentinel: redis+sentinel://host:26379[,host…]/<master>[/db]; Cluster: redis+cluster://host:6379[,host…]; rediss… for TLS. Env: LEGATION_REDIS_URL.",
-        valueName: "url"))
+    @Option(
+        help: ArgumentHelp(
+            "Redis URL: redis://[user[:password]@]host[:port][/db]; Sentinel: redis+sentinel://host:26379[,host…]/<master>[/db]; Cluster: redis+cluster://host:6379[,host…]; rediss… for TLS. Env: LEGATION_REDIS_URL.",
+            valueName: "url"))
     var redisURL: String?
 
-    @Option(help: ArgumentHelp("Read the Redis password from this file (overrides the URL's). Env: LEGATION_REDIS_PASSWORD.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp("Read the Redis password from this file (overrides the URL's). Env: LEGATION_REDIS_PASSWORD.", valueName: "path")
+    )
     var redisPasswordFile: String?
 
-    @Option(help: ArgumentHelp("Read the sentinels' password from this file (when they require one). Env: LEGATION_REDIS_SENTINEL_PASSWORD.", valueName: "path"))
+    @Option(
+        help: ArgumentHelp(
+            "Read the sentinels' password from this file (when they require one). Env: LEGATION_REDIS_SENTINEL_PASSWORD.", valueName: "path"
+        ))
     var redisSentinelPasswordFile: String?
 
     @Option(help: ArgumentHelp("PEM CA bundle that signed the Redis server certificate (rediss://).", valueName: "path"))

@@ -13,13 +13,16 @@ struct StatusCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("The xds-server's debug address (its debug.address; the demo prints its own).", valueName: "host:port"))
     var debug = "127.0.0.1:9092"
-    @Option(help: ArgumentHelp("A file holding the bearer token the debug endpoints require, if any.", valueName: "path")) var tokenFile: String?
+    @Option(help: ArgumentHelp("A file holding the bearer token the debug endpoints require, if any.", valueName: "path")) var tokenFile:
+        String?
     @Flag(help: "Print the raw JSON.") var json = false
 
     func run() async throws {
         var token: String?
         if let tokenFile {
-            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else { throw ValidationError("cannot read --token-file \(tokenFile)") }
+            guard let text = try? String(contentsOfFile: tokenFile, encoding: .utf8) else {
+                throw ValidationError("cannot read --token-file \(tokenFile)")
+            }
             token = text.trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let body = try await Self.fetch("http://\(debug)/debug/clients", token: token)
@@ -63,14 +66,15 @@ struct StatusCommand: AsyncParsableCommand {
                 }
                 rows.append([
                     node, "\(client.stream) \(client.kind)", type.type, type.wildcard ? "*" : "\(type.subscribedCount)", state,
-                    type.ackedVersion.isEmpty ? "-" : type.ackedVersion, "\(type.nacks)", String((type.lastNack ?? "").prefix(60)),
+                    type.ackedVersion.isEmpty ? "-" : type.ackedVersion, "\(type.nacks)", String((type.lastNack ?? "").prefix(60))
                 ])
             }
         }
         let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
         var text = ""
         for row in rows {
-            text += zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
+            text +=
+                zip(row, widths).map { $0.padding(toLength: $1, withPad: " ", startingAt: 0) }.joined(separator: "  ")
                 .replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) + "\n"
         }
         if clients.isEmpty { text += "(no clients connected)\n" }

@@ -39,9 +39,14 @@ struct StoreCommand: AsyncParsableCommand {
                 let snapshot = try await store.snapshot(of: source)
                 var feed = SourceFeed(source: source)
                 let outcome = feed.apply(snapshot)
-                let heartbeat = snapshot.heartbeat.map { "\($0.holder) (epoch \($0.epoch), expires in \($0.remainingMilliseconds) ms)" } ?? "none: STALE"
-                let canary = snapshot.canary.map { "synced by \($0.holder), \($0.serviceCount) services" } ?? "absent: initial list not complete, or data lost"
-                print("""
+                let heartbeat =
+                    snapshot.heartbeat.map { "\($0.holder) (epoch \($0.epoch), expires in \($0.remainingMilliseconds) ms)" }
+                    ?? "none: STALE"
+                let canary =
+                    snapshot.canary.map { "synced by \($0.holder), \($0.serviceCount) services" }
+                    ?? "absent: initial list not complete, or data lost"
+                print(
+                    """
                     source \(source)
                       generation  \(snapshot.generation ?? "none")   revision \(snapshot.revision)   stream at \(snapshot.cursor)
                       canary      \(canary)

@@ -18,15 +18,23 @@ struct XDSServerCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("YAML configuration file.", valueName: "path")) var config: String?
     @Flag(help: "Validate the configuration, print it, and exit (0 when usable).") var checkConfig = false
     @Option(help: ArgumentHelp("xDS gRPC listen address (default 0.0.0.0:18000).", valueName: "host:port")) var listen: String?
-    @Option(help: ArgumentHelp("Admin HTTP address for /healthz, /readyz, /metrics (default 0.0.0.0:9091).", valueName: "host:port")) var adminAddress: String?
-    @Option(help: ArgumentHelp("Debug HTTP address for /debug/* (default 127.0.0.1:9092: this host only).", valueName: "host:port")) var debugAddress: String?
-    @Option(help: ArgumentHelp("A file holding a bearer token /debug/* requires (re-read on each request).", valueName: "path")) var debugTokenFile: String?
+    @Option(help: ArgumentHelp("Admin HTTP address for /healthz, /readyz, /metrics (default 0.0.0.0:9091).", valueName: "host:port"))
+    var adminAddress: String?
+    @Option(help: ArgumentHelp("Debug HTTP address for /debug/* (default 127.0.0.1:9092: this host only).", valueName: "host:port"))
+    var debugAddress: String?
+    @Option(help: ArgumentHelp("A file holding a bearer token /debug/* requires (re-read on each request).", valueName: "path"))
+    var debugTokenFile: String?
     @Option(help: ArgumentHelp("A source whose sync canary readiness waits for (repeatable).", valueName: "name")) var source: [String] = []
-    @Option(help: ArgumentHelp("Become ready after this long even without every source's canary (default 30).", valueName: "seconds")) var readinessTimeout: Double?
+    @Option(help: ArgumentHelp("Become ready after this long even without every source's canary (default 30).", valueName: "seconds"))
+    var readinessTimeout: Double?
     @Option(help: ArgumentHelp("Push once no change came for this long (default 10).", valueName: "ms")) var debounceQuiet: Double?
-    @Option(help: ArgumentHelp("Push at the latest this long after the first change (default 100).", valueName: "ms")) var debounceMax: Double?
+    @Option(help: ArgumentHelp("Push at the latest this long after the first change (default 100).", valueName: "ms")) var debounceMax:
+        Double?
     @Option(help: ArgumentHelp("Most open xDS streams on this replica (default 10000).", valueName: "count")) var maxStreams: Int?
-    @Option(help: ArgumentHelp("Close connections after this age ± 10% so new replicas get clients; 0 never (default 1800).", valueName: "seconds")) var maxConnectionAge: Double?
+    @Option(
+        help: ArgumentHelp(
+            "Close connections after this age ± 10% so new replicas get clients; 0 never (default 1800).", valueName: "seconds"))
+    var maxConnectionAge: Double?
     @Option(help: ArgumentHelp("This replica's name in responses and logs (default hostname).", valueName: "name")) var identifier: String?
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String?
     @Option(help: "Log format: text or json.") var logFormat: String?
@@ -34,13 +42,16 @@ struct XDSServerCommand: AsyncParsableCommand {
 
     func run() async throws {
         let settings = try effectiveConfiguration()
-        let problems = settings.problems() + (settings.redis?.url == nil ? ["redis.url is not set (or --redis-url, LEGATION_REDIS_URL)"] : [])
+        let problems =
+            settings.problems() + (settings.redis?.url == nil ? ["redis.url is not set (or --redis-url, LEGATION_REDIS_URL)"] : [])
         guard problems.isEmpty else {
             throw ValidationError("the configuration is not usable:\n  - " + problems.joined(separator: "\n  - "))
         }
         if checkConfig {
             let options = settings.runtimeOptions()
-            print("configuration OK: xDS on \(options.serving.host):\(options.serving.port) (\(options.serving.transport.rawValue) listener), Redis \((try? RedisConfiguration(url: settings.redis!.url!).redactedURL) ?? "?"), waiting for sources \(settings.sources ?? [])")
+            print(
+                "configuration OK: xDS on \(options.serving.host):\(options.serving.port) (\(options.serving.transport.rawValue) listener), Redis \((try? RedisConfiguration(url: settings.redis!.url!).redactedURL) ?? "?"), waiting for sources \(settings.sources ?? [])"
+            )
             return
         }
         LoggingSetup.bootstrap(level: Logger.Level(rawValue: settings.log?.level ?? "info") ?? .info, json: settings.log?.format == "json")
@@ -48,7 +59,8 @@ struct XDSServerCommand: AsyncParsableCommand {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "legation.xds-server")
         let redisSettings = settings.redis ?? RedisSettings()
-        let store = RedisEndpointStore(try redisSettings.configuration(clientName: "legation-xds-server"), options: redisSettings.storeOptions, logger: logger)
+        let store = RedisEndpointStore(
+            try redisSettings.configuration(clientName: "legation-xds-server"), options: redisSettings.storeOptions, logger: logger)
         var addresses = XDSServerRunner.AdminAddresses()
         (addresses.adminHost, addresses.adminPort) = splitHostAndPort(settings.admin?.address ?? "0.0.0.0:9091")!
         (addresses.debugHost, addresses.debugPort) = splitHostAndPort(settings.debug?.address ?? "127.0.0.1:9092")!
@@ -60,7 +72,9 @@ struct XDSServerCommand: AsyncParsableCommand {
     func effectiveConfiguration() throws -> XDSServerConfiguration {
         var settings = XDSServerConfiguration()
         if let config {
-            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read --config \(config)") }
+            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else {
+                throw ValidationError("cannot read --config \(config)")
+            }
             do { settings = try XDSServerConfiguration.parse(yaml: text) } catch { throw ValidationError("\(config): \(error.message)") }
         }
         if !source.isEmpty { settings.sources = source }

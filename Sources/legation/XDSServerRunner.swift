@@ -65,7 +65,8 @@ struct XDSServerRunner {
             token = { Self.readToken(tokenFile) }
         }
         return try await AdminServer.start(
-            host: host, port: port, registry: registry, ready: { hub.notReadyReason }, protectedRoutes: debugRoutes(runtime), bearerToken: token)
+            host: host, port: port, registry: registry, ready: { hub.notReadyReason }, protectedRoutes: debugRoutes(runtime),
+            bearerToken: token)
     }
 
     /// The token in `file`; if the file cannot be read, a value no request can present (so the debug
@@ -88,8 +89,9 @@ struct XDSServerRunner {
                 AdminServer.Response(contentType: "application/json", bytes: DebugViews.json(DebugViews.resources(hub.snapshot)))
             },
             "/debug/sources": {
-                AdminServer.Response(contentType: "application/json", bytes: DebugViews.json(DebugViews.sources(await pipeline.sourceStatuses)))
-            },
+                AdminServer.Response(
+                    contentType: "application/json", bytes: DebugViews.json(DebugViews.sources(await pipeline.sourceStatuses)))
+            }
         ]
     }
 }

@@ -16,7 +16,8 @@ struct AdminServerTests {
             host: "127.0.0.1", port: 0, registry: registry, ready: { ready.withLock { $0 } ? nil : "initial list not yet published" },
             routes: ["/status": { AdminServer.Response(contentType: "application/json", body: #"{"ok":true}"#) }])
         func get(_ path: String) async throws -> (Int, String) {
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(admin.port)\(path)"), timeout: .seconds(5))
+            let response = try await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(admin.port)\(path)"), timeout: .seconds(5))
             let body = try await response.body.collect(upTo: 1 << 20)
             return (Int(response.status.code), String(buffer: body))
         }

@@ -17,7 +17,10 @@ let kubectlPath = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].first { FileMan
 struct DeployManifestTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let kubectl = kubectlPath
-    static let overlays = ["overlays/single-cluster", "overlays/multi-cluster", "overlays/multi-cluster-remote", "overlays/single-cluster-keda", "examples/sidecar"]
+    static let overlays = [
+        "overlays/single-cluster", "overlays/multi-cluster", "overlays/multi-cluster-remote", "overlays/single-cluster-keda",
+        "examples/sidecar"
+    ]
 
     typealias Object = [String: Any]
 
@@ -66,17 +69,19 @@ struct DeployManifestTests {
             let roles = Self.objects(objects, kind: "ClusterRole")
             #expect(roles.map(Self.name) == ["legation-ingestor"], "one ClusterRole, the ingestor's")
             let rules = try #require(roles.first?["rules"] as? [Object])
-            let granted = Set(rules.flatMap { rule in
-                (rule["apiGroups"] as? [String] ?? []).flatMap { group in
-                    (rule["resources"] as? [String] ?? []).flatMap { resource in
-                        (rule["verbs"] as? [String] ?? []).map { "\(group)/\(resource)/\($0)" }
+            let granted = Set(
+                rules.flatMap { rule in
+                    (rule["apiGroups"] as? [String] ?? []).flatMap { group in
+                        (rule["resources"] as? [String] ?? []).flatMap { resource in
+                            (rule["verbs"] as? [String] ?? []).map { "\(group)/\(resource)/\($0)" }
+                        }
                     }
-                }
-            })
-            #expect(granted == [
-                "discovery.k8s.io/endpointslices/get", "discovery.k8s.io/endpointslices/list", "discovery.k8s.io/endpointslices/watch",
-                "/services/get", "/services/list", "/services/watch",
-            ])
+                })
+            #expect(
+                granted == [
+                    "discovery.k8s.io/endpointslices/get", "discovery.k8s.io/endpointslices/list", "discovery.k8s.io/endpointslices/watch",
+                    "/services/get", "/services/list", "/services/watch"
+                ])
             #expect(rules.allSatisfy { $0["resourceNames"] == nil && $0["nonResourceURLs"] == nil })
             // Secrets: only the named ones, only get.
             let secretRules = Self.objects(objects, kind: "Role").flatMap { $0["rules"] as? [Object] ?? [] }
@@ -98,18 +103,22 @@ struct DeployManifestTests {
         let age = try #require(XDSServerConfiguration.parse(yaml: config).grpc?.maxConnectionAgeSeconds)
         #expect(Double(window) >= age)
         // The adapter rule and the KEDA trigger name the same series.
-        let rules = try String(contentsOf: Self.root.appendingPathComponent("deploy/components/prometheus-adapter/config.yaml"), encoding: .utf8)
+        let rules = try String(
+            contentsOf: Self.root.appendingPathComponent("deploy/components/prometheus-adapter/config.yaml"), encoding: .utf8)
         #expect(rules.contains("as: \"\(XDSMetrics.streamsGauge)\""))
         let keda = try await Self.render("overlays/single-cluster-keda").objects
         #expect(Self.objects(keda, kind: "HorizontalPodAutoscaler").isEmpty, "KEDA owns the HPA")
-        let query = (Self.dig(Self.objects(keda, kind: "ScaledObject").first, "spec", "triggers") as? [Object])?.first.flatMap { Self.dig($0, "metadata", "query") as? String }
+        let query = (Self.dig(Self.objects(keda, kind: "ScaledObject").first, "spec", "triggers") as? [Object])?.first.flatMap {
+            Self.dig($0, "metadata", "query") as? String
+        }
         #expect(query?.contains(XDSMetrics.streamsGauge) == true)
     }
 
     /// The configuration file a Deployment mounts (its `config` volume's ConfigMap).
     static func configuration(_ objects: [Object], of deployment: Object) throws -> String {
         let volumes = try #require(Self.dig(deployment, "spec", "template", "spec", "volumes") as? [Object])
-        let name = try #require(volumes.first { $0["name"] as? String == "config" }.flatMap { Self.dig($0, "configMap", "name") as? String })
+        let name = try #require(
+            volumes.first { $0["name"] as? String == "config" }.flatMap { Self.dig($0, "configMap", "name") as? String })
         let map = try #require(objects.first { $0["kind"] as? String == "ConfigMap" && Self.name($0) == name })
         let data = try #require(map["data"] as? [String: String])
         return try #require(data.values.first)
@@ -126,7 +135,8 @@ struct DeployManifestTests {
             let role = Self.name(deployment).hasPrefix("legation-ingestor") ? "legation-ingestor" : "legation-xds-server"
             let config = try Self.configuration(objects, of: deployment)
             let container = try #require((Self.dig(deployment, "spec", "template", "spec", "containers") as? [Object])?.first)
-            let ports = Dictionary(uniqueKeysWithValues: (container["ports"] as? [Object] ?? []).map { ($0["name"] as! String, $0["containerPort"] as! Int) })
+            let ports = Dictionary(
+                uniqueKeysWithValues: (container["ports"] as? [Object] ?? []).map { ($0["name"] as! String, $0["containerPort"] as! Int) })
             // The admin port of the configuration is the probed port, and the probes hit real paths.
             let adminAddress: String?
             if role == "legation-ingestor" {

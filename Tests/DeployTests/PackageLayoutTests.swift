@@ -18,9 +18,12 @@ struct PackageLayoutTests {
         let output = directory.file("package.json")
         // A scratch path of its own: the running `swift test` holds the lock of `.build`.
         let status = try await ChildProcess(
-            "/usr/bin/env", ["swift", "package", "--package-path", root.path, "--scratch-path", directory.file("scratch"), "dump-package"], outputFile: output)
-            .wait(timeout: .seconds(90))
-        try #require(status == 0, "swift package dump-package failed: \((try? String(contentsOfFile: output, encoding: .utf8))?.suffix(800) ?? "")")
+            "/usr/bin/env", ["swift", "package", "--package-path", root.path, "--scratch-path", directory.file("scratch"), "dump-package"],
+            outputFile: output
+        )
+        .wait(timeout: .seconds(90))
+        try #require(
+            status == 0, "swift package dump-package failed: \((try? String(contentsOfFile: output, encoding: .utf8))?.suffix(800) ?? "")")
         let data = try Data(contentsOf: URL(fileURLWithPath: output))
         let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
         var result: [String: Set<String>] = [:]
@@ -53,15 +56,18 @@ struct PackageLayoutTests {
     @Test func theCoreHasNoSocketsAndTheRolesStayApart() async throws {
         let graph = try await Self.dependencies()
         let core = try #require(graph["Shared"])
-        #expect(core.isSubset(of: ["Crypto", "Logging", "Metrics", "SwiftProtobuf"]), "the core may not reach NIO, hiredis or HTTP: \(core)")
+        #expect(
+            core.isSubset(of: ["Crypto", "Logging", "Metrics", "SwiftProtobuf"]), "the core may not reach NIO, hiredis or HTTP: \(core)")
         let redis = try #require(graph["RedisStore"])
         #expect(redis.contains("Shared") && redis.contains("CHiredis"))
         #expect(redis.isDisjoint(with: ["Ingestor", "Server", "EnvoyAPI", "AdminHTTP"]))
         for role in ["Ingestor", "Server"] {
             let dependencies = try #require(graph[role])
             #expect(dependencies.contains("Shared"))
-            #expect(dependencies.isDisjoint(with: ["RedisStore", "CHiredis", "AdminHTTP", "LocalProcesses", "Ingestor", "Server"].filter { $0 != role }),
-                    "\(role) reaches the store only through Shared's protocols and knows no other role: \(dependencies)")
+            #expect(
+                dependencies.isDisjoint(
+                    with: ["RedisStore", "CHiredis", "AdminHTTP", "LocalProcesses", "Ingestor", "Server"].filter { $0 != role }),
+                "\(role) reaches the store only through Shared's protocols and knows no other role: \(dependencies)")
         }
         #expect(try #require(graph["Ingestor"]).isDisjoint(with: ["EnvoyAPI"]), "the ingestor knows nothing of Envoy")
         for leaf in ["AdminHTTP", "LocalProcesses"] {
@@ -70,7 +76,9 @@ struct PackageLayoutTests {
         }
         // Only the binaries put the pieces together.
         for target in graph.keys where ["Ingestor", "Server", "RedisStore"].allSatisfy({ graph[target]!.contains($0) }) {
-            #expect(["legation", "legation-bench"].contains(target) || target.hasSuffix("Tests") || target == "LegationTestSupport", "\(target)")
+            #expect(
+                ["legation", "legation-bench"].contains(target) || target.hasSuffix("Tests") || target == "LegationTestSupport", "\(target)"
+            )
         }
     }
 }

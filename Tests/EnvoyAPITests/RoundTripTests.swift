@@ -79,8 +79,9 @@ import Testing
         #expect(received.resources[0].typeURL == response.typeURL)
         let unpacked = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(unpackingAny: received.resources[0])
         #expect(unpacked == assignment)
-        #expect(unpacked.endpoints[0].lbEndpoints[0].metadata.filterMetadata["legation"]?
-            .fields["source_cluster"]?.stringValue == "cluster-a")
+        #expect(
+            unpacked.endpoints[0].lbEndpoints[0].metadata.filterMetadata["legation"]?
+                .fields["source_cluster"]?.stringValue == "cluster-a")
     }
 
     @Test func garbageIsAnErrorNotACrash() {

@@ -97,7 +97,9 @@ final class FaultRig: @unchecked Sendable {
             upstreams.append(upstream)
             try apply(source, service: "echo", addresses: [upstream.host], port: podPort)
             for service in 0..<options.services {
-                try setEndpoints(source, service: service, addresses: (0..<options.endpoints).map { Self.address(source: offset, service: service, endpoint: $0) })
+                try setEndpoints(
+                    source, service: service,
+                    addresses: (0..<options.endpoints).map { Self.address(source: offset, service: service, endpoint: $0) })
             }
             let kubeconfig = """
                 apiVersion: v1
@@ -131,12 +133,14 @@ final class FaultRig: @unchecked Sendable {
 
     private func apply(_ source: String, service: String, addresses: [String], port: Int) throws {
         let api = try #require(apis[source])
-        let serviceJSON = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"\#(service)","namespace":"default","uid":"\#(source)-\#(service)"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.10","ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":\#(port)}]}}"#
+        let serviceJSON =
+            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"\#(service)","namespace":"default","uid":"\#(source)-\#(service)"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.10","ports":[{"name":"http","port":80,"protocol":"TCP","targetPort":\#(port)}]}}"#
         try api.apply(.services, json: Data(serviceJSON.utf8))
         let endpoints = addresses.enumerated().map { offset, address in
             #"{"addresses":["\#(address)"],"conditions":{"ready":true,"serving":true,"terminating":false},"zone":"\#(source)-zone-a","nodeName":"\#(source)-node-\#(offset % 3)","targetRef":{"kind":"Pod","namespace":"default","name":"\#(service)-\#(source)-\#(offset)"}}"#
         }.joined(separator: ",")
-        let slice = #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"\#(service)-\#(source)","namespace":"default","labels":{"kubernetes.io/service-name":"\#(service)"}},"addressType":"IPv4","ports":[{"name":"http","port":\#(port),"protocol":"TCP"}],"endpoints":[\#(endpoints)]}"#
+        let slice =
+            #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"\#(service)-\#(source)","namespace":"default","labels":{"kubernetes.io/service-name":"\#(service)"}},"addressType":"IPv4","ports":[{"name":"http","port":\#(port),"protocol":"TCP"}],"endpoints":[\#(endpoints)]}"#
         try api.apply(.endpointslices, json: Data(slice.utf8))
     }
 
@@ -156,11 +160,14 @@ final class FaultRig: @unchecked Sendable {
     func startIngestor(source: String, holder: String) throws {
         let admin = try freeLoopbackPort()
         let log = directory.file("ingestor-\(holder).log")
-        let process = try ChildProcess(Self.legation, [
-            "ingestor", "--config", directory.file("ingestor-\(source).yaml"), "--source", source, "--kubeconfig", directory.file("kubeconfig-\(source)"), "--redis-url", redisURL,
-            "--holder", holder, "--lease-ttl", String(options.leaseTTLSeconds), "--admin-address", "127.0.0.1:\(admin)",
-            "--redis-timeout", "1", "--log-level", "info",
-        ], outputFile: log)
+        let process = try ChildProcess(
+            Self.legation,
+            [
+                "ingestor", "--config", directory.file("ingestor-\(source).yaml"), "--source", source, "--kubeconfig",
+                directory.file("kubeconfig-\(source)"), "--redis-url", redisURL,
+                "--holder", holder, "--lease-ttl", String(options.leaseTTLSeconds), "--admin-address", "127.0.0.1:\(admin)",
+                "--redis-timeout", "1", "--log-level", "info"
+            ], outputFile: log)
         ingestors[holder] = Process(process: process, admin: admin, log: log)
     }
 
@@ -168,11 +175,14 @@ final class FaultRig: @unchecked Sendable {
         let admin = try freeLoopbackPort()
         let debug = try freeLoopbackPort()
         let log = directory.file("xds-\(port).log")
-        let process = try ChildProcess(Self.legation, [
-            "xds-server", "--redis-url", redisURL, "--listen", "127.0.0.1:\(port)", "--admin-address", "127.0.0.1:\(admin)",
-            "--debug-address", "127.0.0.1:\(debug)", "--identifier", "replica-\(port)", "--debounce-quiet", "10", "--debounce-max", "100",
-            "--redis-timeout", "1", "--log-level", "info",
-        ] + options.sources.flatMap { ["--source", $0] }, outputFile: log)
+        let process = try ChildProcess(
+            Self.legation,
+            [
+                "xds-server", "--redis-url", redisURL, "--listen", "127.0.0.1:\(port)", "--admin-address", "127.0.0.1:\(admin)",
+                "--debug-address", "127.0.0.1:\(debug)", "--identifier", "replica-\(port)", "--debounce-quiet", "10", "--debounce-max",
+                "100",
+                "--redis-timeout", "1", "--log-level", "info"
+            ] + options.sources.flatMap { ["--source", $0] }, outputFile: log)
         replicas[port] = Process(process: process, admin: admin, log: log)
     }
 
@@ -230,7 +240,9 @@ final class FaultRig: @unchecked Sendable {
 
     /// Changes pushed to sidecars at or after `since`: (assignment changes, endpoints removed, clusters removed in total).
     func pushed(since: ContinuousClock.Instant) -> (changes: Int, endpointsRemoved: Int, resends: Int) {
-        var changes = 0, removed = 0, resends = 0
+        var changes = 0
+        var removed = 0
+        var resends = 0
         for sidecar in sidecars {
             sidecar.state.withLock { state in
                 for change in state.changes where change.at >= since {
@@ -255,7 +267,8 @@ final class FaultRig: @unchecked Sendable {
             let status = statuses.first(where: { $0["name"] as? String == cluster })
         else { return [] }
         return (status["host_statuses"] as? [[String: Any]] ?? []).compactMap { host in
-            guard let socket = (host["address"] as? [String: Any])?["socket_address"] as? [String: Any], let address = socket["address"] as? String
+            guard let socket = (host["address"] as? [String: Any])?["socket_address"] as? [String: Any],
+                let address = socket["address"] as? String
             else { return nil }
             return "\(address):\(socket["port_value"] as? Int ?? 0)"
         }.sorted()
@@ -294,7 +307,8 @@ final class FaultRig: @unchecked Sendable {
     /// A Prometheus sample's value from an admin port (`name{labels}` as printed), summed over matches.
     func metric(admin: Int, _ prefix: String) async -> Double {
         guard let (_, body) = try? await Self.get("http://127.0.0.1:\(admin)/metrics") else { return 0 }
-        return body.split(separator: "\n").filter { $0.hasPrefix(prefix) }.compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        return body.split(separator: "\n").filter { $0.hasPrefix(prefix) }.compactMap { Double($0.split(separator: " ").last ?? "") }
+            .reduce(0, +)
     }
 
     /// Which ingestors hold their source's lease now.

@@ -57,7 +57,9 @@ struct FaultTests {
             let clustersBefore = rig.clustersRemoved
 
             let brokeAt = ContinuousClock.now
-            var notReadySamples = 0, routed = 0, sent = 0
+            var notReadySamples = 0
+            var routed = 0
+            var sent = 0
             var outage = Duration.zero
             var duringOutage = 0
             switch fault {
@@ -83,18 +85,22 @@ struct FaultTests {
             let pushed = rig.pushed(since: brokeAt)
             let envoyAfter = await rig.envoyHosts()
             let ready = await rig.replicasReady()
-            Self.report(fault.rawValue, [
-                "sidecars": options.sidecars, "initial sync ms": initial.milliseconds, "outage ms": outage.milliseconds,
-                "changes pushed during outage": duringOutage, "replica not-ready samples": notReadySamples,
-                "requests routed by Envoy during outage": "\(routed)/\(sent)",
-                "all resynced after Redis back ms": resync.map { String($0.milliseconds) } ?? "never",
-                "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
-                "clusters removed": rig.clustersRemoved - clustersBefore,
-            ])
+            Self.report(
+                fault.rawValue,
+                [
+                    "sidecars": options.sidecars, "initial sync ms": initial.milliseconds, "outage ms": outage.milliseconds,
+                    "changes pushed during outage": duringOutage, "replica not-ready samples": notReadySamples,
+                    "requests routed by Envoy during outage": "\(routed)/\(sent)",
+                    "all resynced after Redis back ms": resync.map { String($0.milliseconds) } ?? "never",
+                    "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
+                    "clusters removed": rig.clustersRemoved - clustersBefore
+                ])
             #expect(duringOutage == 0, "pushed while Redis was down")
             #expect(notReadySamples == 0, "a replica turned unready while Redis was away")
             #expect(routed == sent, "Envoy stopped routing")
-            #expect(resync != nil && resync! <= .seconds(5), "resync after Redis came back took \(resync.map { "\($0)" } ?? "forever"); \(rig.logs())")
+            #expect(
+                resync != nil && resync! <= .seconds(5),
+                "resync after Redis came back took \(resync.map { "\($0)" } ?? "forever"); \(rig.logs())")
             #expect(pushed.changes == options.sidecars, "exactly one change per sidecar: the endpoint added meanwhile")
             #expect(pushed.endpointsRemoved == 0)
             #expect(rig.clustersRemoved == clustersBefore)
@@ -133,13 +139,15 @@ struct FaultTests {
             try await Task.sleep(for: .seconds(Double(options.leaseTTLSeconds)))
             let leadersAfter = await rig.leaders()
             let comebackReady = await rig.ready(admin: try #require(rig.ingestorAdmin(east)))
-            Self.report("active ingestor kill -9", [
-                "sidecars": options.sidecars, "lease TTL s": options.leaseTTLSeconds,
-                "standby took the lease after ms": takeover.map { String($0.milliseconds) } ?? "never",
-                "change made after the kill at every sidecar after ms": synced.map { String($0.milliseconds) } ?? "never",
-                "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
-                "leaders after the killed one came back": leadersAfter.joined(separator: " "),
-            ])
+            Self.report(
+                "active ingestor kill -9",
+                [
+                    "sidecars": options.sidecars, "lease TTL s": options.leaseTTLSeconds,
+                    "standby took the lease after ms": takeover.map { String($0.milliseconds) } ?? "never",
+                    "change made after the kill at every sidecar after ms": synced.map { String($0.milliseconds) } ?? "never",
+                    "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
+                    "leaders after the killed one came back": leadersAfter.joined(separator: " ")
+                ])
             #expect(takeover != nil && takeover! <= .seconds(Double(options.leaseTTLSeconds)) + .milliseconds(1500))
             #expect(synced != nil)
             #expect(pushed.changes == options.sidecars)
@@ -168,11 +176,13 @@ struct FaultTests {
                 rig.unsyncedSidecars() == 0 && rig.sidecars.allSatisfy { $0.state.withLock { $0.connectedPort == survivor } }
             }
             let pushed = rig.pushed(since: killedAt)
-            Self.report("one of two xds-server replicas kill -9", [
-                "sidecars": options.sidecars, "initial sync ms": initial.milliseconds, "sidecars on the killed replica": onKilled,
-                "all on the survivor and synced after ms": moved.map { String($0.milliseconds) } ?? "never",
-                "endpoints removed": pushed.endpointsRemoved,
-            ])
+            Self.report(
+                "one of two xds-server replicas kill -9",
+                [
+                    "sidecars": options.sidecars, "initial sync ms": initial.milliseconds, "sidecars on the killed replica": onKilled,
+                    "all on the survivor and synced after ms": moved.map { String($0.milliseconds) } ?? "never",
+                    "endpoints removed": pushed.endpointsRemoved
+                ])
             #expect(onKilled > 0)
             #expect(moved != nil && moved! <= .seconds(10), "\(rig.unsyncedSidecars()) unsynced; \(rig.logs())")
             #expect(pushed.endpointsRemoved == 0)
@@ -196,7 +206,8 @@ struct FaultTests {
 
             let stoppedAt = ContinuousClock.now
             for port in rig.replicaPorts { await rig.stopReplica(port: port) }
-            var routed = 0, sent = 0
+            var routed = 0
+            var sent = 0
             while ContinuousClock.now - stoppedAt < .seconds(3) {
                 routed += await rig.routedRequests(4)
                 sent += 4
@@ -211,11 +222,13 @@ struct FaultTests {
             let pushed = rig.pushed(since: stoppedAt)
             let resent = rig.resends - resendsBefore
             let envoyAfter = await rig.envoyHosts()
-            Self.report("every xds-server replica stopped, then started", [
-                "sidecars": options.sidecars, "requests routed by Envoy while down": "\(routed)/\(sent)",
-                "every sidecar reconnected after restart ms": reconnected.map { String($0.milliseconds) } ?? "never",
-                "assignments re-sent unchanged": resent, "changes pushed": pushed.changes,
-            ])
+            Self.report(
+                "every xds-server replica stopped, then started",
+                [
+                    "sidecars": options.sidecars, "requests routed by Envoy while down": "\(routed)/\(sent)",
+                    "every sidecar reconnected after restart ms": reconnected.map { String($0.milliseconds) } ?? "never",
+                    "assignments re-sent unchanged": resent, "changes pushed": pushed.changes
+                ])
             #expect(routed == sent)
             #expect(reconnected != nil && reconnected! <= .seconds(30), "\(rig.logs())")
             #expect(resent == 0, "same versions after the restart: nothing to send again")
@@ -248,10 +261,12 @@ struct FaultTests {
             let synced = await rig.waitAllSynced(within: .seconds(20))
             let relists = await rig.metric(admin: admin, "legation_ingestor_relists_total") - relistsBefore
             let pushed = rig.pushed(since: stormAt)
-            Self.report("410 Gone and closed watches every second for 10 s", [
-                "sidecars": options.sidecars, "relists": Int(relists), "real changes": 5,
-                "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
-            ])
+            Self.report(
+                "410 Gone and closed watches every second for 10 s",
+                [
+                    "sidecars": options.sidecars, "relists": Int(relists), "real changes": 5,
+                    "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved
+                ])
             #expect(relists >= 5, "the storm should force relists")
             #expect(synced != nil, "\(rig.unsyncedSidecars()) of \(options.sidecars) sidecars unsynced; \(rig.logs(6000))")
             #expect(pushed.changes == 5 * options.sidecars, "each real change once per sidecar, nothing else")
@@ -281,7 +296,9 @@ struct FaultTests {
             let unreachable = await rig.measure(within: .seconds(20)) {
                 await rig.metric(admin: ingestor, #"legation_ingestor_source_reachable{source="east"}"#) == 0
             }.map { _ in ContinuousClock.now - cutAt }
-            let flagged = await rig.measure(within: .seconds(30)) { await rig.metric(admin: server, stale) == 1 }.map { _ in ContinuousClock.now - cutAt }
+            let flagged = await rig.measure(within: .seconds(30)) { await rig.metric(admin: server, stale) == 1 }.map { _ in
+                ContinuousClock.now - cutAt
+            }
             try await Task.sleep(for: .seconds(2))
             let held = rig.pushed(since: cutAt)
             let ready = await rig.replicasReady()
@@ -291,14 +308,17 @@ struct FaultTests {
             let converged = await rig.measure(within: .seconds(45)) {
                 rig.unsyncedSidecars() == 0 ? await rig.metric(admin: server, stale) == 0 : false
             }
-            Self.report("partition between east's ingestor and its API server", [
-                "sidecars": options.sidecars,
-                "ingestor saw the source unreachable after ms": unreachable.map { String($0.milliseconds) } ?? "never",
-                "xds-server flagged east stale after ms": flagged.map { String($0.milliseconds) } ?? "never",
-                "changes pushed while partitioned": held.changes, "endpoints removed": held.endpointsRemoved,
-                "partition lasted ms": (healedAt - cutAt).milliseconds,
-                "change made meanwhile at every sidecar, stale cleared, after healing ms": converged.map { String($0.milliseconds) } ?? "never",
-            ])
+            Self.report(
+                "partition between east's ingestor and its API server",
+                [
+                    "sidecars": options.sidecars,
+                    "ingestor saw the source unreachable after ms": unreachable.map { String($0.milliseconds) } ?? "never",
+                    "xds-server flagged east stale after ms": flagged.map { String($0.milliseconds) } ?? "never",
+                    "changes pushed while partitioned": held.changes, "endpoints removed": held.endpointsRemoved,
+                    "partition lasted ms": (healedAt - cutAt).milliseconds,
+                    "change made meanwhile at every sidecar, stale cleared, after healing ms": converged.map { String($0.milliseconds) }
+                        ?? "never"
+                ])
             #expect(unreachable != nil)
             #expect(flagged != nil, "east never turned stale; \(rig.logs())")
             #expect(held.changes == 0 && held.endpointsRemoved == 0, "endpoints must stay while the source is stale")
@@ -323,7 +343,11 @@ struct FaultTests {
                     let source = step % 2 == 0 ? "east" : "west"
                     let service = Int.random(in: 0..<services, using: &random)
                     var addresses = rig.published[source]![service]!
-                    if addresses.count > 2, Bool.random(using: &random) { addresses.removeFirst() } else { addresses.append("10.9.\(2 + step / 250).\(step % 250)") }
+                    if addresses.count > 2, Bool.random(using: &random) {
+                        addresses.removeFirst()
+                    } else {
+                        addresses.append("10.9.\(2 + step / 250).\(step % 250)")
+                    }
                     try rig.setEndpoints(source, service: service, addresses: addresses)
                     try await Task.sleep(for: .milliseconds(100))
                 }
@@ -338,10 +362,12 @@ struct FaultTests {
             let rolled = ContinuousClock.now - rollingAt
             let changes = try await churn.value
             let synced = await rig.waitAllSynced(within: .seconds(30))
-            Self.report("rolling restart of two xds-servers under churn", [
-                "sidecars": options.sidecars, "endpoint slice changes": changes, "rollout ms": rolled.milliseconds,
-                "every sidecar equal to the truth after the last change ms": synced.map { String($0.milliseconds) } ?? "never",
-            ])
+            Self.report(
+                "rolling restart of two xds-servers under churn",
+                [
+                    "sidecars": options.sidecars, "endpoint slice changes": changes, "rollout ms": rolled.milliseconds,
+                    "every sidecar equal to the truth after the last change ms": synced.map { String($0.milliseconds) } ?? "never"
+                ])
             #expect(synced != nil, "\(rig.unsyncedSidecars()) sidecars differ from the truth; \(rig.logs())")
         }
     }

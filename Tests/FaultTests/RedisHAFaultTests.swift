@@ -36,13 +36,15 @@ extension FaultTests {
             let synced = await Self.elapsed(since: killedAt, within: .seconds(30)) { rig.unsyncedSidecars() == 0 }
             let pushed = rig.pushed(since: killedAt)
             let leaders = await rig.leaders()
-            Self.report("redis sentinel: primary killed", [
-                "sidecars": options.sidecars, "initial sync ms": initial.milliseconds,
-                "sentinels promoted a replica after ms": promoted.map { String($0.milliseconds) } ?? "never",
-                "change on every sidecar after kill ms": synced.map { String($0.milliseconds) } ?? "never",
-                "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
-                "clusters removed": rig.clustersRemoved - clustersBefore, "lease holders": leaders.joined(separator: " "),
-            ])
+            Self.report(
+                "redis sentinel: primary killed",
+                [
+                    "sidecars": options.sidecars, "initial sync ms": initial.milliseconds,
+                    "sentinels promoted a replica after ms": promoted.map { String($0.milliseconds) } ?? "never",
+                    "change on every sidecar after kill ms": synced.map { String($0.milliseconds) } ?? "never",
+                    "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
+                    "clusters removed": rig.clustersRemoved - clustersBefore, "lease holders": leaders.joined(separator: " ")
+                ])
             #expect(promoted != nil, "the sentinels did not fail over")
             #expect(synced != nil, "sidecars did not converge after the failover; \(rig.logs())")
             #expect(pushed.changes == options.sidecars, "exactly one change per sidecar: the endpoint added meanwhile")
@@ -69,16 +71,20 @@ extension FaultTests {
             let killedAt = ContinuousClock.now
             cluster.node(port: owner)?.kill()
             try rig.setEndpoints("east", service: 0, addresses: rig.published["east"]![0]! + ["10.9.0.1"])
-            let promoted = await Self.elapsed(since: killedAt, within: .seconds(30)) { (try? await cluster.owner(ofSlot: slot)).map { $0 != owner } ?? false }
+            let promoted = await Self.elapsed(since: killedAt, within: .seconds(30)) {
+                (try? await cluster.owner(ofSlot: slot)).map { $0 != owner } ?? false
+            }
             let synced = await Self.elapsed(since: killedAt, within: .seconds(30)) { rig.unsyncedSidecars() == 0 }
             let pushed = rig.pushed(since: killedAt)
-            Self.report("redis cluster: the primary of east's shard killed", [
-                "sidecars": options.sidecars, "initial sync ms": initial.milliseconds,
-                "replica took the slot after ms": promoted.map { String($0.milliseconds) } ?? "never",
-                "change on every sidecar after kill ms": synced.map { String($0.milliseconds) } ?? "never",
-                "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
-                "clusters removed": rig.clustersRemoved - clustersBefore,
-            ])
+            Self.report(
+                "redis cluster: the primary of east's shard killed",
+                [
+                    "sidecars": options.sidecars, "initial sync ms": initial.milliseconds,
+                    "replica took the slot after ms": promoted.map { String($0.milliseconds) } ?? "never",
+                    "change on every sidecar after kill ms": synced.map { String($0.milliseconds) } ?? "never",
+                    "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
+                    "clusters removed": rig.clustersRemoved - clustersBefore
+                ])
             #expect(promoted != nil, "no replica took over the slot")
             #expect(synced != nil, "sidecars did not converge after the failover; \(rig.logs())")
             #expect(pushed.changes == options.sidecars, "exactly one change per sidecar: the endpoint added meanwhile")
@@ -106,7 +112,8 @@ extension FaultTests {
             let churn = Task {
                 for round in 0..<40 where !Task.isCancelled {
                     let service = round % 5
-                    try? rig.setEndpoints("east", service: service, addresses: rig.published["east"]![service]! + ["10.9.\(service).\(round + 1)"])
+                    try? rig.setEndpoints(
+                        "east", service: service, addresses: rig.published["east"]![service]! + ["10.9.\(service).\(round + 1)"])
                     try? await Task.sleep(for: .milliseconds(50))
                 }
             }
@@ -119,12 +126,14 @@ extension FaultTests {
             for admin in rig.replicaAdmins + (rig.ingestorAdmin("east-a").map { [$0] } ?? []) {
                 redirects += await rig.metric(admin: admin, "legation_redis_cluster_redirects_total")
             }
-            Self.report("redis cluster: east's slot migrated under changes", [
-                "sidecars": options.sidecars, "migration ms": migrated.milliseconds, "changes": 40,
-                "every sidecar converged after ms": synced.map { String($0.milliseconds) } ?? "never",
-                "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
-                "redirects followed (ingestor and servers)": Int(redirects),
-            ])
+            Self.report(
+                "redis cluster: east's slot migrated under changes",
+                [
+                    "sidecars": options.sidecars, "migration ms": migrated.milliseconds, "changes": 40,
+                    "every sidecar converged after ms": synced.map { String($0.milliseconds) } ?? "never",
+                    "assignment changes pushed": pushed.changes, "endpoints removed": pushed.endpointsRemoved,
+                    "redirects followed (ingestor and servers)": Int(redirects)
+                ])
             #expect(try await cluster.owner(ofSlot: slot) == to)
             #expect(synced != nil, "sidecars did not converge; \(rig.logs())")
             #expect(pushed.endpointsRemoved == 0)

@@ -1,10 +1,11 @@
-@testable import Ingestor
-import Logging
 import LegationTestSupport
+import Logging
 import RedisStore
 import Shared
 import Synchronization
 import Testing
+
+@testable import Ingestor
 
 @Suite(.timeLimit(.minutes(1)))
 struct EndpointPublisherTests {
@@ -13,7 +14,8 @@ struct EndpointPublisherTests {
     func set(_ name: String, count: Int = 2) -> EndpointSet {
         let port = try! ServicePort(name: "http", port: 80)
         let endpoints = (0..<count).map { try! Endpoint(address: "10.0.\(name.count).\($0 + 1)", targetPorts: [8080]) }
-        return try! EndpointSet(source: source, service: try! ServiceKey(namespace: "default", name: name), ports: [port], endpoints: endpoints)
+        return try! EndpointSet(
+            source: source, service: try! ServiceKey(namespace: "default", name: name), ports: [port], endpoints: endpoints)
     }
 
     func fastOptions() -> EndpointPublisher.Options {
@@ -60,7 +62,8 @@ struct EndpointPublisherTests {
         var options = fastOptions()
         options.leaseTTL = .seconds(60)
         let flushes = Mutex<[[String]]>([])
-        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: options, logger: .quiet()) { acknowledgment, _ in
+        let publisher = EndpointPublisher(store: store, source: source, holder: "a", options: options, logger: .quiet()) {
+            acknowledgment, _ in
             flushes.withLock { $0.append(acknowledgment.services.map(\.name)) }
         }
         let task = Task { await publisher.run() }
@@ -70,7 +73,7 @@ struct EndpointPublisherTests {
 
         let last = await publisher.apply([
             .upsert(set("web", count: 3)), .upsert(set("db")), .upsert(set("cache")),
-            .remove(try ServiceKey(namespace: "default", name: "api")), .upsert(set("db")),  // the same again: no change
+            .remove(try ServiceKey(namespace: "default", name: "api")), .upsert(set("db"))  // the same again: no change
         ])
         #expect(last != nil)
         #expect(await eventually { await stored(store).keys.map(\.name).sorted() == ["cache", "db", "web"] })

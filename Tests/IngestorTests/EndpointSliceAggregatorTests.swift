@@ -1,8 +1,9 @@
 import Foundation
-@testable import Ingestor
 import LegationTestSupport
 import Shared
 import Testing
+
+@testable import Ingestor
 
 /// The aggregator on the real API JSON of shared/fixtures/kube.
 @Suite struct EndpointSliceAggregatorTests {
@@ -21,7 +22,8 @@ import Testing
         #expect(aggregator.upsert(service: service).changes.count == 1, "a service without slices is published, empty")
 
         guard case .upsert(let ready) = try upsert(&aggregator, slice: "endpointslice-graceful-1-ready.json").first else {
-            Issue.record("no upsert"); return
+            Issue.record("no upsert")
+            return
         }
         #expect(ready.service.description == "test/graceful-term-svc")
         #expect(ready.ports.map(\.port) == [8081])
@@ -32,12 +34,14 @@ import Testing
         #expect(ready.endpoints[0].node == "graceful-term-control-plane")
 
         guard case .upsert(let draining) = try upsert(&aggregator, slice: "endpointslice-graceful-2-terminating.json").first else {
-            Issue.record("no upsert"); return
+            Issue.record("no upsert")
+            return
         }
         #expect(draining.endpoints[0].conditions == .init(ready: false, serving: true, terminating: true))
 
         guard case .upsert(let empty) = try upsert(&aggregator, slice: "endpointslice-graceful-3-empty.json").first else {
-            Issue.record("no upsert"); return
+            Issue.record("no upsert")
+            return
         }
         #expect(empty.endpoints.isEmpty, "\"endpoints\": null is an empty slice; the service stays, empty")
         #expect(try upsert(&aggregator, slice: "endpointslice-graceful-3-empty.json").isEmpty, "no change, nothing published")
@@ -48,7 +52,10 @@ import Testing
         _ = aggregator.upsert(service: try KubeFixtures.decode(ServiceObject.self, "service-dualstack-nodeport.json"))
         _ = try upsert(&aggregator, slice: "endpointslice-dualstack-ipv4.json")
         let changes = try upsert(&aggregator, slice: "endpointslice-dualstack-ipv6.json")
-        guard case .upsert(let set) = changes.first else { Issue.record("no upsert"); return }
+        guard case .upsert(let set) = changes.first else {
+            Issue.record("no upsert")
+            return
+        }
         #expect(set.ports.map(\.name) == ["http", "tftp"])
         #expect(set.ports.map(\.transportProtocol) == [.tcp, .udp])
         #expect(set.endpoints.map(\.address) == ["10.244.1.69", "10.244.2.62", "fd00:10:244:1::3c6f", "fd00:10:244:2::72d4"])
@@ -76,7 +83,10 @@ import Testing
         _ = aggregator.upsert(service: service)
         var slice = try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-docs-zone.json")
         slice.metadata.namespace = "default"
-        guard case .upsert(let set) = aggregator.upsert(slice: slice).changes.first else { Issue.record("no upsert"); return }
+        guard case .upsert(let set) = aggregator.upsert(slice: slice).changes.first else {
+            Issue.record("no upsert")
+            return
+        }
         #expect(set.endpoints[0].zone == "us-west2-a")
         #expect(set.endpoints[0].node == "node-1")
     }
@@ -90,7 +100,10 @@ import Testing
         new.metadata.name = "b-new"
         _ = aggregator.upsert(slice: old)
         let changes = aggregator.upsert(slice: new).changes
-        guard case .upsert(let set) = changes.first else { Issue.record("no upsert"); return }
+        guard case .upsert(let set) = changes.first else {
+            Issue.record("no upsert")
+            return
+        }
         #expect(set.endpoints.count == 1)
         #expect(set.endpoints[0].conditions.ready)
         #expect(aggregator.delete(slice: new).count == 1, "back to the terminating copy")
@@ -130,8 +143,14 @@ import Testing
         var service = try ServiceObject.json(namespace: "default", name: "echo-dualstack", ports: [("http", 80), ("tftp", 69)])
         service.spec?.clusterIP = "None"
         _ = aggregator.upsert(service: service)
-        guard case .upsert(let set) = aggregator.upsert(slice: try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-dualstack-ipv4.json")).changes.first
-        else { Issue.record("headless service not exported"); return }
+        guard
+            case .upsert(let set) = aggregator.upsert(
+                slice: try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-dualstack-ipv4.json")
+            ).changes.first
+        else {
+            Issue.record("headless service not exported")
+            return
+        }
         #expect(set.endpoints.count == 2)
     }
 
@@ -143,7 +162,10 @@ import Testing
         let result = aggregator.upsert(slice: slice)
         #expect(result.rejections.count == 1)
         #expect(result.rejections[0].description.contains("not an IP address"))
-        guard case .upsert(let set) = result.changes.first else { Issue.record("no upsert"); return }
+        guard case .upsert(let set) = result.changes.first else {
+            Issue.record("no upsert")
+            return
+        }
         #expect(set.endpoints.map(\.address) == ["10.244.1.69"])
     }
 
@@ -153,7 +175,8 @@ import Testing
         var aggregator = EndpointSliceAggregator(source: source)
         let fixture = try KubeFixtures.decode(EndpointSliceObject.self, "endpointslice-dualstack-ipv4.json")
         for namespace in ["a", "b"] {
-            _ = aggregator.upsert(service: try ServiceObject.json(namespace: namespace, name: "echo-dualstack", ports: [("http", 80), ("tftp", 69)]))
+            _ = aggregator.upsert(
+                service: try ServiceObject.json(namespace: namespace, name: "echo-dualstack", ports: [("http", 80), ("tftp", 69)]))
             _ = aggregator.upsert(service: try ServiceObject.json(namespace: namespace, name: "other", ports: [("http", 80), ("tftp", 69)]))
             var slice = fixture
             slice.metadata.namespace = namespace
@@ -179,7 +202,9 @@ import Testing
         var services: [ServiceObject] = []
         var slices: [EndpointSliceObject] = []
         for index in 0..<80 {
-            services.append(try ServiceObject.json(namespace: "n\(index % 7)", name: "s\(index)", ports: [("http", index == 33 ? 70_000 : 80), ("tftp", 69)]))
+            services.append(
+                try ServiceObject.json(
+                    namespace: "n\(index % 7)", name: "s\(index)", ports: [("http", index == 33 ? 70_000 : 80), ("tftp", 69)]))
             for part in 0..<(index % 3) {
                 var slice = fixture
                 slice.metadata.namespace = "n\(index % 7)"
@@ -196,7 +221,8 @@ import Testing
         for service in services { rejections += oneByOne.upsert(service: service).rejections }
         for slice in slices { rejections += oneByOne.upsert(slice: slice).rejections }
         #expect(listed.sets.count == 79)
-        #expect(listed.sets.reduce(0) { $0 + $1.endpoints.count } == 27 * 2 + 26 * 3, "one slice: 2 endpoints; two: 3 (one address in both)")
+        #expect(
+            listed.sets.reduce(0) { $0 + $1.endpoints.count } == 27 * 2 + 26 * 3, "one slice: 2 endpoints; two: 3 (one address in both)")
         #expect(whole.sets == oneByOne.sets)
         #expect(listed.rejections.contains { $0.object.contains("s33") })
         #expect(rejections.contains { $0.object.contains("s33") })
@@ -209,8 +235,12 @@ import Testing
     /// first slice by name, sorted by address), its content and record bytes included.
     @Test func mergedSetsEqualSetsBuiltPlainly() throws {
         var generator = SystemRandomNumberGenerator()
-        let addresses = (0..<40).map { "10.0.\($0 % 3).\($0)" } + (0..<40).map { "fd00:10:244:1::\(String(($0 * 7919) % 0xFFFF + 1, radix: 16))" }
-        let service = try ServiceObject(json: Array(#"{"metadata":{"name":"web","namespace":"shop"},"spec":{"ports":[{"name":"http","port":80},{"name":"grpc","port":81}]}}"#.utf8))
+        let addresses =
+            (0..<40).map { "10.0.\($0 % 3).\($0)" } + (0..<40).map { "fd00:10:244:1::\(String(($0 * 7919) % 0xFFFF + 1, radix: 16))" }
+        let service = try ServiceObject(
+            json: Array(
+                #"{"metadata":{"name":"web","namespace":"shop"},"spec":{"ports":[{"name":"http","port":80},{"name":"grpc","port":81}]}}"#
+                    .utf8))
         for round in 0..<30 {
             var aggregator = EndpointSliceAggregator(source: source)
             _ = aggregator.upsert(service: service)
@@ -218,7 +248,9 @@ import Testing
             let sliceCount = Int.random(in: 1...12, using: &generator)
             /// Per slice: its endpoints as (address, ready, serving).
             var slices = (0..<sliceCount).map { _ in
-                (0..<Int.random(in: 0...12, using: &generator)).map { _ in (addresses.randomElement(using: &generator)!, Bool.random(using: &generator), Bool.random(using: &generator)) }
+                (0..<Int.random(in: 0...12, using: &generator)).map { _ in
+                    (addresses.randomElement(using: &generator)!, Bool.random(using: &generator), Bool.random(using: &generator))
+                }
             }
             for version in 0..<12 {
                 let changed = Int.random(in: 0..<sliceCount, using: &generator)
@@ -243,7 +275,8 @@ import Testing
                     let items = slices[index].map { address, ready, serving in
                         #"{"addresses":["\#(address)"],"conditions":{"ready":\#(ready),"serving":\#(serving)},"nodeName":"n1","targetRef":{"kind":"Pod","name":"p-\#(address)"}}"#
                     }.joined(separator: ",")
-                    let event = #"{"type":"\#(type)","object":{"metadata":{"name":"web-\#(String(UnicodeScalar(UInt8(97 + index))))","namespace":"shop","resourceVersion":"\#(round * 100 + version)","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4","endpoints":[\#(items)],"ports":[{"name":"http","port":8080},{"name":"grpc","port":9090}]}}"#
+                    let event =
+                        #"{"type":"\#(type)","object":{"metadata":{"name":"web-\#(String(UnicodeScalar(UInt8(97 + index))))","namespace":"shop","resourceVersion":"\#(round * 100 + version)","labels":{"kubernetes.io/service-name":"web"}},"addressType":"IPv4","endpoints":[\#(items)],"ports":[{"name":"http","port":8080},{"name":"grpc","port":9090}]}}"#
                     switch try WatchEvent<EndpointSliceObject>(json: Array(event.utf8), memo: memo) {
                     case .added(let slice), .modified(let slice): return slice
                     default: return nil
@@ -267,7 +300,9 @@ import Testing
                     }
                 }
                 let ports = [try ServicePort(name: "http", port: 80), try ServicePort(name: "grpc", port: 81)]
-                let expected = try EndpointSet(source: source, service: ServiceKey(namespace: "shop", name: "web"), ports: ports, endpoints: best.values.map(\.endpoint))
+                let expected = try EndpointSet(
+                    source: source, service: ServiceKey(namespace: "shop", name: "web"), ports: ports,
+                    endpoints: best.values.map(\.endpoint))
                 let set = try #require(aggregator.sets.values.first)
                 func described(_ set: EndpointSet) -> [String] {
                     set.endpoints.map { "\($0.address) \($0.conditions.ready) \($0.conditions.serving) \($0.targetPorts)" }
@@ -275,7 +310,9 @@ import Testing
                 #expect(set.endpointCount == expected.endpoints.count, "round \(round) version \(version)")
                 #expect(described(set) == described(expected), "round \(round) version \(version)")
                 #expect(set == expected, "round \(round) version \(version)")
-                let sameRecord = set.recordBytes(epoch: 1, publishedAtUnixMilliseconds: 2) == expected.recordBytes(epoch: 1, publishedAtUnixMilliseconds: 2)
+                let sameRecord =
+                    set.recordBytes(epoch: 1, publishedAtUnixMilliseconds: 2)
+                    == expected.recordBytes(epoch: 1, publishedAtUnixMilliseconds: 2)
                 #expect(sameRecord, "round \(round) version \(version): record bytes differ")
             }
         }
@@ -311,7 +348,8 @@ extension ServiceObject {
 
     func service(annotation: String?) throws -> ServiceObject {
         let annotations = annotation.map { #","annotations":{"legation.io/failover":"\#($0)"}"# } ?? ""
-        let json = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default"\#(annotations)},"spec":{"ports":[{"name":"http","port":80}]}}"#
+        let json =
+            #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"web","namespace":"default"\#(annotations)},"spec":{"ports":[{"name":"http","port":80}]}}"#
         return try JSONDecoder().decode(ServiceObject.self, from: Data(json.utf8))
     }
 

@@ -1,7 +1,8 @@
 import Foundation
-@testable import Ingestor
 import LegationTestSupport
 import Testing
+
+@testable import Ingestor
 
 /// The fake API server the other suites lean on, held to the watch contract they assume.
 @Suite(.timeLimit(.minutes(1)))
@@ -13,19 +14,27 @@ struct FakeKubernetesAPITests {
     @Test func aWatchOpenedWhileObjectsAreAppliedMissesNothing() async throws {
         let api = try await FakeKubernetesAPI()
         let client = try KubernetesClient(KubernetesConnection(server: api.baseURL), readTimeout: .seconds(10))
-        defer { Task { await client.shutdown(); await api.shutdown() } }
+        defer {
+            Task {
+                await client.shutdown()
+                await api.shutdown()
+            }
+        }
         for round in 0..<20 {
             let from = api.resourceVersion
             let count = 40
             let applying = Task.detached {
                 for index in 0..<count {
-                    let json = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s-\#(round)-\#(index)","namespace":"n"},"spec":{"ports":[{"port":80}]}}"#
+                    let json =
+                        #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"s-\#(round)-\#(index)","namespace":"n"},"spec":{"ports":[{"port":80}]}}"#
                     try api.apply(.services, json: Data(json.utf8))
                 }
             }
             var versions: [Int] = []
             let deadline = ContinuousClock.now + .seconds(10)
-            watching: for try await batch in client.watch(ServiceObject.self, path: "/api/v1/services", resourceVersion: String(from), timeoutSeconds: 10) {
+            watching: for try await batch in client.watch(
+                ServiceObject.self, path: "/api/v1/services", resourceVersion: String(from), timeoutSeconds: 10)
+            {
                 for result in batch {
                     if case .added(let service) = try result.get(), let version = service.metadata.resourceVersion.flatMap(Int.init) {
                         versions.append(version)

@@ -1,9 +1,10 @@
-@testable import Ingestor
-import Logging
 import LegationTestSupport
+import Logging
 import MetricsTestKit
 import Shared
 import Testing
+
+@testable import Ingestor
 
 @Suite(.timeLimit(.minutes(1)))
 struct FileSourceTests {
@@ -43,11 +44,14 @@ struct FileSourceTests {
         ("cluster: c\nservices: [{name: web, ports: [{port: 80}], failover: nearest}]", "services[0].failover"),
         ("cluster: c\nservices: [{name: web, ports: [{port: 70000}]}]", "services[0].ports[0]"),
         ("cluster: c\nservices: [{name: web, ports: [{port: 80}], endpoints: [{address: nope}]}]", "services[0].endpoints[0]"),
-        ("cluster: c\nservices: [{name: web, ports: [{name: http, port: 80}], endpoints: [{address: 10.0.0.1, ports: {grpc: 1}}]}]", "grpc"),
+        (
+            "cluster: c\nservices: [{name: web, ports: [{name: http, port: 80}], endpoints: [{address: 10.0.0.1, ports: {grpc: 1}}]}]",
+            "grpc"
+        ),
         ("cluster: c\nservices: [{name: web, ports: []}, {name: web, ports: []}]", "twice"),
         ("cluster: c\nservices: {name: web}", "services"),
         ("cluster: [unclosed\n  - x: {", "file source"),
-        ("- just\n- a list", "file source"),
+        ("- just\n- a list", "file source")
     ])
     func badFilesAreRefusedSayingWhere(_ input: (String, String)) {
         do {
@@ -68,7 +72,8 @@ struct FileSourceTests {
         var options = EndpointPublisher.Options()
         options.leaseTTL = .seconds(5)
         let publisher = EndpointPublisher(store: store, source: source, holder: "file", options: options, logger: .quiet())
-        let watcher = FileSourceWatcher(path: path, publisher: publisher, pollInterval: .milliseconds(20), logger: .quiet(), metricsFactory: metrics)
+        let watcher = FileSourceWatcher(
+            path: path, publisher: publisher, pollInterval: .milliseconds(20), logger: .quiet(), metricsFactory: metrics)
         let tasks = [Task { await publisher.run() }, Task { await watcher.run() }]
         defer { tasks.forEach { $0.cancel() } }
 
@@ -79,11 +84,16 @@ struct FileSourceTests {
         }
         #expect(await eventually { await services() == ["empty-service", "ledger"] })
 
-        _ = try directory.write("endpoints.yaml", "cluster: vm-fleet\nservices: [{name: web, ports: [{port: 80}], endpoints: [{address: 300.1.1.1}]}]")
-        #expect(await eventually { (try? metrics.expectCounter("legation_ingestor_file_rejected_total", [("source", "vm-fleet")]))?.totalValue == 1 })
+        _ = try directory.write(
+            "endpoints.yaml", "cluster: vm-fleet\nservices: [{name: web, ports: [{port: 80}], endpoints: [{address: 300.1.1.1}]}]")
+        #expect(
+            await eventually {
+                (try? metrics.expectCounter("legation_ingestor_file_rejected_total", [("source", "vm-fleet")]))?.totalValue == 1
+            })
         #expect(await services() == ["empty-service", "ledger"], "the last good file stays published")
 
-        _ = try directory.write("endpoints.yaml", "cluster: vm-fleet\nservices: [{name: web, ports: [{port: 80}], endpoints: [{address: 10.1.1.1}]}]")
+        _ = try directory.write(
+            "endpoints.yaml", "cluster: vm-fleet\nservices: [{name: web, ports: [{port: 80}], endpoints: [{address: 10.1.1.1}]}]")
         #expect(await eventually { await services() == ["web"] })
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+
 @testable import Ingestor
 
 // The oracle of the differential reader tests: the ingestor's Kubernetes objects as Foundation's
@@ -27,7 +28,8 @@ extension EndpointSliceObject: Decodable {
         let c = try decoder.container(keyedBy: Keys.self)
         self.init(
             metadata: try c.decode(ObjectMeta.self, forKey: .metadata), addressType: try c.decode(String.self, forKey: .addressType),
-            endpoints: try c.decodeIfPresent([Endpoint].self, forKey: .endpoints), ports: try c.decodeIfPresent([Port].self, forKey: .ports))
+            endpoints: try c.decodeIfPresent([Endpoint].self, forKey: .endpoints), ports: try c.decodeIfPresent([Port].self, forKey: .ports)
+        )
     }
 }
 
@@ -94,7 +96,8 @@ extension ServiceObject.Spec: Decodable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: Keys.self)
         self.init(
-            ports: try c.decodeIfPresent([ServiceObject.Port].self, forKey: .ports), type: try c.decodeIfPresent(String.self, forKey: .type),
+            ports: try c.decodeIfPresent([ServiceObject.Port].self, forKey: .ports),
+            type: try c.decodeIfPresent(String.self, forKey: .type),
             clusterIP: try c.decodeIfPresent(String.self, forKey: .clusterIP))
     }
 }
@@ -148,7 +151,8 @@ extension WatchEvent: Decodable where Object: Decodable {
                 initialEventsEnd: object.metadata.annotations?["k8s.io/initial-events-end"] == "true")
         case "ERROR": self = .error(try container.decode(StatusObject.self, forKey: .object))
         default:
-            throw DecodingError.dataCorruptedError(forKey: .type, in: container, debugDescription: "unknown watch event type \(type.prefix(40))")
+            throw DecodingError.dataCorruptedError(
+                forKey: .type, in: container, debugDescription: "unknown watch event type \(type.prefix(40))")
         }
     }
 }

@@ -1,6 +1,7 @@
 import Foundation
-@testable import Ingestor
 import Testing
+
+@testable import Ingestor
 
 @Suite struct IngestorConfigurationTests {
     @Test func theShippedExampleIsValid() throws {
@@ -13,17 +14,21 @@ import Testing
     }
 
     @Test func everyProblemIsNamed() throws {
-        let settings = try IngestorConfiguration.parse(yaml: """
-            source: East_1
-            kubernetes: {labelSelector: "env in prod", namespaces: [Bad], pageSize: 0, eksCluster: x}
-            file: {path: /x}
-            redis: {url: "http://nope", timeoutSeconds: 0}
-            lease: {ttlSeconds: 0, holder: "a b"}
-            admin: {address: "nowhere"}
-            log: {level: loud, format: xml}
-            """)
+        let settings = try IngestorConfiguration.parse(
+            yaml: """
+                source: East_1
+                kubernetes: {labelSelector: "env in prod", namespaces: [Bad], pageSize: 0, eksCluster: x}
+                file: {path: /x}
+                redis: {url: "http://nope", timeoutSeconds: 0}
+                lease: {ttlSeconds: 0, holder: "a b"}
+                admin: {address: "nowhere"}
+                log: {level: loud, format: xml}
+                """)
         let problems = settings.problems().joined(separator: "\n")
-        for expected in ["DNS label", "not both", "redis.url", "timeoutSeconds", "lease.ttlSeconds", "lease.holder", "admin.address", "log.level", "log.format"] {
+        for expected in [
+            "DNS label", "not both", "redis.url", "timeoutSeconds", "lease.ttlSeconds", "lease.holder", "admin.address", "log.level",
+            "log.format"
+        ] {
             #expect(problems.contains(expected), "\(expected) in \(problems)")
         }
         #expect(throws: (any Error).self) { try IngestorConfiguration.parse(yaml: "source: [unclosed") }

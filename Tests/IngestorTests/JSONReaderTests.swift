@@ -1,7 +1,8 @@
 import Foundation
-@testable import Ingestor
 import LegationTestSupport
 import Testing
+
+@testable import Ingestor
 
 /// The byte-level reader against Foundation's `JSONDecoder`: on every Kubernetes fixture and on
 /// thousands of mutations of them, both read the same value or both reject the input. Plus the hostile
@@ -25,18 +26,23 @@ import Testing
         let theirs: Result<T, any Error> = Result { try foundation() }
         switch (ours, theirs) {
         case (.success(let a), .success(let b)):
-            return Comparison(readerError: nil, mismatch: a == b ? nil : "reader \(String(reflecting: a).prefix(300)) vs Foundation \(String(reflecting: b).prefix(300))")
+            return Comparison(
+                readerError: nil,
+                mismatch: a == b ? nil : "reader \(String(reflecting: a).prefix(300)) vs Foundation \(String(reflecting: b).prefix(300))")
         case (.failure(let error), .failure): return Comparison(readerError: "\(error)", mismatch: nil)
         case (.failure(let error), .success):
             // Stricter on purpose, on grammar only: a member it reads appearing twice; a string anywhere
             // that is not UTF-8, holds a raw control character or a bad escape; trailing commas, numbers
             // like `2.` or `64-3`, stray brackets. Foundation lets these pass in values it does not decode
             // (and trailing commas anywhere); RFC 8259 and Go's encoding/json, the API server's, do not.
-            let grammar = ["appears twice", "not UTF-8", "control character", "escape", "surrogate", "found '}'", "found ']'",
-                           "invalid number", "unexpected", "expected ',' or"]
+            let grammar = [
+                "appears twice", "not UTF-8", "control character", "escape", "surrogate", "found '}'", "found ']'",
+                "invalid number", "unexpected", "expected ',' or"
+            ]
             let stricter = grammar.contains { "\(error)".contains($0) }
             return Comparison(readerError: "\(error)", mismatch: stricter ? nil : "reader rejected (\(error)), Foundation accepted")
-        case (.success, .failure(let error)): return Comparison(readerError: nil, mismatch: "reader accepted, Foundation rejected (\(error))")
+        case (.success, .failure(let error)):
+            return Comparison(readerError: nil, mismatch: "reader accepted, Foundation rejected (\(error))")
         }
     }
 
@@ -45,7 +51,9 @@ import Testing
     }
 
     static let watchEvent = Target(name: "WatchEvent<EndpointSliceObject>") { bytes in
-        compare({ try WatchEvent<EndpointSliceObject>(json: bytes) }, { try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(bytes)) })
+        compare(
+            { try WatchEvent<EndpointSliceObject>(json: bytes) },
+            { try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(bytes)) })
     }
 
     /// A watch event read with a memo that holds what an earlier event (the seed, unmutated) was read
@@ -54,12 +62,17 @@ import Testing
         Target(name: "WatchEvent<EndpointSliceObject> with a memo") { bytes in
             let memo = ReadMemo()
             _ = try? WatchEvent<EndpointSliceObject>(json: seed, memo: memo)
-            return compare({ try WatchEvent<EndpointSliceObject>(json: bytes, memo: memo) }, { try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(bytes)) })
+            return compare(
+                { try WatchEvent<EndpointSliceObject>(json: bytes, memo: memo) },
+                { try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(bytes)) })
         }
     }
 
     struct FoundationListPage<Item: Decodable>: Decodable {
-        struct Metadata: Decodable { var resourceVersion: String?; var `continue`: String? }
+        struct Metadata: Decodable {
+            var resourceVersion: String?
+            var `continue`: String?
+        }
         var metadata: Metadata
         var items: [Item]?
     }
@@ -73,10 +86,14 @@ import Testing
     static func listTarget<T: KubernetesReadable & Decodable & Equatable>(_ type: T.Type) -> Target {
         Target(name: "list of \(T.self)") { bytes in
             compare(
-                { let page = try ListPage<T>(json: bytes); return PageValue(resourceVersion: page.resourceVersion, continue: page.continue, items: page.items) },
+                {
+                    let page = try ListPage<T>(json: bytes)
+                    return PageValue(resourceVersion: page.resourceVersion, continue: page.continue, items: page.items)
+                },
                 {
                     let page = try JSONDecoder().decode(FoundationListPage<T>.self, from: Data(bytes))
-                    return PageValue(resourceVersion: page.metadata.resourceVersion, continue: page.metadata.continue, items: page.items ?? [])
+                    return PageValue(
+                        resourceVersion: page.metadata.resourceVersion, continue: page.metadata.continue, items: page.items ?? [])
                 })
         }
     }
@@ -134,11 +151,15 @@ import Testing
             let comparison = target.compare(input)
             if comparison.readerError != nil { rejected += 1 }
             if let mismatch = comparison.mismatch, mismatches.count < 8 {
-                mismatches.append("\(target.name) #\(iteration): \(mismatch); input around the first change: \(ByteMutator.firstChange(from: seed, to: input))")
+                mismatches.append(
+                    "\(target.name) #\(iteration): \(mismatch); input around the first change: \(ByteMutator.firstChange(from: seed, to: input))"
+                )
             }
         }
         #expect(mismatches.isEmpty, "\(mismatches.joined(separator: "\n"))")
-        #expect(rejected > iterations / 4 && rejected < iterations, "mutations should both break and spare inputs: \(rejected) of \(iterations) rejected")
+        #expect(
+            rejected > iterations / 4 && rejected < iterations,
+            "mutations should both break and spare inputs: \(rejected) of \(iterations) rejected")
     }
 
     @Test func hostileShapesAreErrorsNotCrashes() throws {
@@ -151,7 +172,8 @@ import Testing
 
         // A 10 MB string in a skipped field is read through; in a kept one it becomes the value.
         let huge = String(repeating: "x", count: 10 << 20)
-        let slice = try EndpointSliceObject(json: Array(#"{"metadata":{"name":"a","uid":"\#(huge)"},"addressType":"IPv4","endpoints":null}"#.utf8))
+        let slice = try EndpointSliceObject(
+            json: Array(#"{"metadata":{"name":"a","uid":"\#(huge)"},"addressType":"IPv4","endpoints":null}"#.utf8))
         #expect(slice.metadata.name == "a" && slice.endpoints == nil)
 
         // Invalid UTF-8, a member read twice, bad escapes, lone surrogates, trailing garbage, numbers.
@@ -164,19 +186,21 @@ import Testing
             Array(#"{"metadata":{"name":"a"},"addressType":"IPv4","ports":[{"port":08}]}"#.utf8),
             Array(#"{"metadata":{"name":"a"},"addressType":"IPv4","ports":[{"port":1e400000}]}"#.utf8),
             Array(#"{"metadata":{"name":"a"},"addressType":"IPv4",}"#.utf8),
-            Array(#"{"metadata":{"name":"a"},"addressType":"IPv4""#.utf8),
+            Array(#"{"metadata":{"name":"a"},"addressType":"IPv4""#.utf8)
         ] {
             #expect(throws: JSONReader.Failure.self, "\(String(decoding: bad, as: UTF8.self))") { try EndpointSliceObject(json: bad) }
         }
 
         // Every escape, and a surrogate pair, decode as JSON says.
-        let escaped = try EndpointSliceObject(json: Array(#"{"metadata":{"name":"\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"},"addressType":"IPv4"}"#.utf8))
+        let escaped = try EndpointSliceObject(
+            json: Array(#"{"metadata":{"name":"\"\\\/\b\f\n\r\t\u00e9\ud83d\ude00"},"addressType":"IPv4"}"#.utf8))
         #expect(escaped.metadata.name == "\"\\/\u{8}\u{c}\n\r\té😀")
     }
 
     @Test func aMemoReusesUnchangedEndpointsAndReadsChangedOnes() throws {
         let memo = ReadMemo()
-        let stream = try KubeFixtures.data("watch-endpointslice-sequence-assembled.jsonl").split(separator: UInt8(ascii: "\n")).map(Array.init)
+        let stream = try KubeFixtures.data("watch-endpointslice-sequence-assembled.jsonl").split(separator: UInt8(ascii: "\n")).map(
+            Array.init)
         for line in stream where !line.isEmpty {
             let fresh = try WatchEvent<EndpointSliceObject>(json: line)
             let remembered = try WatchEvent<EndpointSliceObject>(json: line, memo: memo)
@@ -184,11 +208,16 @@ import Testing
         }
         #expect(memo.slices.count >= 1)
         // The same slice with one endpoint's conditions changed: that endpoint is read anew.
-        let before = #"{"type":"MODIFIED","object":{"metadata":{"name":"s","namespace":"n"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":true}},{"addresses":["10.0.0.2"],"conditions":{"ready":true}}]}}"#
-        let after = before.replacingOccurrences(of: #"["10.0.0.2"],"conditions":{"ready":true}"#, with: #"["10.0.0.2"],"conditions":{"ready":false}"#)
+        let before =
+            #"{"type":"MODIFIED","object":{"metadata":{"name":"s","namespace":"n"},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{"ready":true}},{"addresses":["10.0.0.2"],"conditions":{"ready":true}}]}}"#
+        let after = before.replacingOccurrences(
+            of: #"["10.0.0.2"],"conditions":{"ready":true}"#, with: #"["10.0.0.2"],"conditions":{"ready":false}"#)
         let sliceMemo = ReadMemo()
         _ = try WatchEvent<EndpointSliceObject>(json: Array(before.utf8), memo: sliceMemo)
-        guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: Array(after.utf8), memo: sliceMemo) else { Issue.record("not modified"); return }
+        guard case .modified(let slice) = try WatchEvent<EndpointSliceObject>(json: Array(after.utf8), memo: sliceMemo) else {
+            Issue.record("not modified")
+            return
+        }
         #expect(slice.endpoints?.map { $0.conditions?.ready } == [true, false])
     }
 
@@ -207,21 +236,31 @@ import Testing
             switch Int.random(in: 0..<5, using: &generator) {
             case 0 where !endpoints.isEmpty: endpoints.remove(at: Int.random(in: 0..<endpoints.count, using: &generator))
             case 1:
-                endpoints.insert(endpoint(created, ready: Bool.random(using: &generator)), at: Int.random(in: 0...endpoints.count, using: &generator))
+                endpoints.insert(
+                    endpoint(created, ready: Bool.random(using: &generator)), at: Int.random(in: 0...endpoints.count, using: &generator))
                 created += 1
-            case 2 where !endpoints.isEmpty: endpoints.append(endpoints[Int.random(in: 0..<endpoints.count, using: &generator)])  // same bytes twice
-            case 3 where endpoints.count > 1: endpoints.swapAt(Int.random(in: 0..<endpoints.count, using: &generator), Int.random(in: 0..<endpoints.count, using: &generator))
+            case 2 where !endpoints.isEmpty:  // the same bytes twice
+                endpoints.append(endpoints[Int.random(in: 0..<endpoints.count, using: &generator)])
+            case 3 where endpoints.count > 1:
+                endpoints.swapAt(
+                    Int.random(in: 0..<endpoints.count, using: &generator), Int.random(in: 0..<endpoints.count, using: &generator))
             default:
                 guard !endpoints.isEmpty else { continue }
                 let index = Int.random(in: 0..<endpoints.count, using: &generator)
-                endpoints[index] = endpoints[index].contains(#""ready":true"#)
+                endpoints[index] =
+                    endpoints[index].contains(#""ready":true"#)
                     ? endpoints[index].replacingOccurrences(of: #""ready":true"#, with: #""ready":false"#)
                     : endpoints[index].replacingOccurrences(of: #""ready":false"#, with: #""ready":true"#)
             }
-            let event = Array(#"{"type":"MODIFIED","object":{"metadata":{"name":"s","namespace":"n","resourceVersion":"\#(version)"},"addressType":"IPv4","endpoints":[\#(endpoints.joined(separator: ","))]}}"#.utf8)
+            let event = Array(
+                #"{"type":"MODIFIED","object":{"metadata":{"name":"s","namespace":"n","resourceVersion":"\#(version)"},"addressType":"IPv4","endpoints":[\#(endpoints.joined(separator: ","))]}}"#
+                    .utf8)
             guard case .modified(let fresh) = try WatchEvent<EndpointSliceObject>(json: event),
                 case .modified(let remembered) = try WatchEvent<EndpointSliceObject>(json: event, memo: memo)
-            else { Issue.record("not modified"); return }
+            else {
+                Issue.record("not modified")
+                return
+            }
             #expect(fresh == remembered, "version \(version)")
         }
         #expect(memo.slices.count == 1)
@@ -256,10 +295,20 @@ import Testing
     }
 
     @Test func aWatchEventWithItsObjectBeforeItsTypeReads() throws {
-        let event = try WatchEvent<EndpointSliceObject>(json: Array(#"{"object":{"metadata":{"name":"s","resourceVersion":"9"},"addressType":"IPv4"},"type":"DELETED"}"#.utf8))
-        guard case .deleted(let slice) = event else { Issue.record("read \(event)"); return }
+        let event = try WatchEvent<EndpointSliceObject>(
+            json: Array(#"{"object":{"metadata":{"name":"s","resourceVersion":"9"},"addressType":"IPv4"},"type":"DELETED"}"#.utf8))
+        guard case .deleted(let slice) = event else {
+            Issue.record("read \(event)")
+            return
+        }
         #expect(slice.metadata.resourceVersion == "9")
-        let bookmark = try WatchEvent<EndpointSliceObject>(json: Array(#"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","metadata":{"resourceVersion":"12","annotations":{"k8s.io/initial-events-end":"true"}}}}"#.utf8))
-        guard case .bookmark("12", true) = bookmark else { Issue.record("read \(bookmark)"); return }
+        let bookmark = try WatchEvent<EndpointSliceObject>(
+            json: Array(
+                #"{"type":"BOOKMARK","object":{"kind":"EndpointSlice","metadata":{"resourceVersion":"12","annotations":{"k8s.io/initial-events-end":"true"}}}}"#
+                    .utf8))
+        guard case .bookmark("12", true) = bookmark else {
+            Issue.record("read \(bookmark)")
+            return
+        }
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
-@testable import Ingestor
 import LegationTestSupport
 import Synchronization
 import Testing
+
+@testable import Ingestor
 
 @Suite(.timeLimit(.minutes(1)))
 struct KubernetesAuthTests {
@@ -15,7 +16,10 @@ struct KubernetesAuthTests {
 
         let token = try config.connection(context: "federal-context")
         #expect(token.server == "http://cow.org:8080")
-        guard case .token("red-token") = token.credentials else { Issue.record("\(token.credentials)"); return }
+        guard case .token("red-token") = token.credentials else {
+            Issue.record("\(token.credentials)")
+            return
+        }
 
         // kind's kubeconfig: client certificate data; the fixture's data is not base64 PEM of a real cert,
         // but the kubeconfig layer only decodes base64 and pairs certificate with key.
@@ -37,7 +41,8 @@ struct KubernetesAuthTests {
         }
         let eks = try config.connection(policy: .init(allowExec: true))
         guard case .provider(let provider) = eks.credentials, let exec = provider as? ExecCredentialProvider else {
-            Issue.record("no exec provider"); return
+            Issue.record("no exec provider")
+            return
         }
         #expect(exec.plugin.command == "aws")
         #expect(exec.plugin.arguments.contains("get-token"))
@@ -79,13 +84,17 @@ struct KubernetesAuthTests {
         let connection = try Kubeconfig.inCluster(
             environment: ["KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"], directory: directory.path)
         #expect(connection.server == "https://10.96.0.1:443")
-        guard case .tokenFile(let file) = connection.credentials else { Issue.record("no token file"); return }
+        guard case .tokenFile(let file) = connection.credentials else {
+            Issue.record("no token file")
+            return
+        }
         #expect(file.hasSuffix("/token"))
         #expect(throws: IngestorError.self) { try Kubeconfig.inCluster(environment: [:], directory: directory.path) }
     }
 
     @Test func execCredentialsAreParsedAndCachedUntilTheyExpire() async throws {
-        let parsed = try ExecCredentialProvider.parse(try KubeFixtures.data("execcredential-v1-token-expiry-k8s-docs.json"), expectedAPIVersion: "client.authentication.k8s.io/v1")
+        let parsed = try ExecCredentialProvider.parse(
+            try KubeFixtures.data("execcredential-v1-token-expiry-k8s-docs.json"), expectedAPIVersion: "client.authentication.k8s.io/v1")
         #expect(parsed.token == "my-bearer-token")
         #expect(parsed.expires == ISO8601DateFormatter().date(from: "2018-03-06T01:30:20Z"))
         #expect(throws: IngestorError.self) {
@@ -96,7 +105,9 @@ struct KubernetesAuthTests {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
         let counter = directory.file("runs")
-        let script = try directory.write("plugin.sh", """
+        let script = try directory.write(
+            "plugin.sh",
+            """
             #!/bin/sh
             echo run >> '\(counter)'
             test -n "$KUBERNETES_EXEC_INFO" || exit 3
@@ -137,7 +148,8 @@ struct KubernetesAuthTests {
         let expiration = "2023-04-28T01:00:00Z"
         let provider = EKSTokenProvider(
             cluster: "prod", region: "us-west-2",
-            source: .webIdentity(roleARN: "arn:aws:iam::111122223333:role/legation", tokenFile: tokenFile, sessionName: "legation-ingestor"),
+            source: .webIdentity(
+                roleARN: "arn:aws:iam::111122223333:role/legation", tokenFile: tokenFile, sessionName: "legation-ingestor"),
             stsEndpoint: "http://127.0.0.1:1",
             exchange: { url in
                 calls.withLock { $0.append(url) }

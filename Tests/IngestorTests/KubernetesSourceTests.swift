@@ -1,14 +1,16 @@
 import Foundation
-#if canImport(Glibc)
-import Glibc
-#endif
-@testable import Ingestor
 import LegationTestSupport
 import Logging
 import MetricsTestKit
+import RedisStore
 import Shared
 import Testing
-import RedisStore
+
+@testable import Ingestor
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A fake API server (TLS, bearer token) → KubernetesClient → aggregator → publisher → real Redis.
 @Suite(.timeLimit(.minutes(1)))
@@ -91,10 +93,13 @@ struct KubernetesSourceTests {
         #expect(await eventually { (try? await rig.services(source))?[graceful]?.endpoints.isEmpty == true })
         // A slice carrying the controller's last-change-trigger-time (2023 in the fixture) gives a lag.
         try rig.api.apply(.endpointslices, json: try KubeFixtures.data("endpointslice-graceful-1-ready.json"))
-        #expect(await eventually {
-            ((try? rig.metrics.expectTimer("legation_ingestor_change_lag_seconds", [("source", "kind")]))?.lastValue ?? 0) > 0
-        })
-        #expect((try? rig.metrics.expectCounter("legation_ingestor_malformed_events_total", [("source", "kind"), ("resource", "endpointslices")]))?.totalValue == 1)
+        #expect(
+            await eventually {
+                ((try? rig.metrics.expectTimer("legation_ingestor_change_lag_seconds", [("source", "kind")]))?.lastValue ?? 0) > 0
+            })
+        #expect(
+            (try? rig.metrics.expectCounter(
+                "legation_ingestor_malformed_events_total", [("source", "kind"), ("resource", "endpointslices")]))?.totalValue == 1)
 
         // The service goes away.
         try rig.api.delete(.services, namespace: "test", name: "graceful-term-svc")
@@ -111,9 +116,11 @@ struct KubernetesSourceTests {
         rig.api.compact()
         rig.api.expireWatches(.endpointslices)
         rig.api.expireWatches(.services)
-        #expect(await eventually {
-            ((try? rig.metrics.expectCounter("legation_ingestor_lists_total", [("source", "kind"), ("resource", "endpointslices")]))?.totalValue ?? 0) >= 2
-        })
+        #expect(
+            await eventually {
+                ((try? rig.metrics.expectCounter("legation_ingestor_lists_total", [("source", "kind"), ("resource", "endpointslices")]))?
+                    .totalValue ?? 0) >= 2
+            })
         try await Task.sleep(for: .milliseconds(200))
         #expect(try await rig.store.snapshot(of: source).revision == revisionBefore, "a relist without changes writes nothing")
 
@@ -129,9 +136,11 @@ struct KubernetesSourceTests {
 
     @Test func aRejectedTokenPublishesNothingAndKeepsTrying() async throws {
         let rig = try await rig(token: "stolen-token")
-        #expect(await eventually {
-            ((try? rig.metrics.expectCounter("legation_ingestor_list_errors_total", [("source", "kind"), ("resource", "services")]))?.totalValue ?? 0) >= 2
-        }, "it keeps trying, with backoff")
+        #expect(
+            await eventually {
+                ((try? rig.metrics.expectCounter("legation_ingestor_list_errors_total", [("source", "kind"), ("resource", "services")]))?
+                    .totalValue ?? 0) >= 2
+            }, "it keeps trying, with backoff")
         #expect(try await rig.store.snapshot(of: source).canary == nil)
         #expect(await !rig.kubernetes.isListed)
         await rig.stop()
@@ -165,10 +174,11 @@ struct KubernetesSourceTests {
     /// truncated object are refused with an error naming the list (and the object is framed as it
     /// arrives, so a good answer split across many writes reads the same).
     @Test func aListAnswerThatIsNotOneObjectIsRefused() async throws {
-        let good = #"{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"web","namespace":"default","resourceVersion":"5"},"spec":{"ports":[{"name":"http","port":80}]}}]}"#
+        let good =
+            #"{"kind":"ServiceList","apiVersion":"v1","metadata":{"resourceVersion":"7"},"items":[{"metadata":{"name":"web","namespace":"default","resourceVersion":"5"},"spec":{"ports":[{"name":"http","port":80}]}}]}"#
         let cases: [(body: String, accepted: Bool)] = [
             (good, true), (good + "\n", true), (good + " x", false), (good + good, false), ("[" + good + "]", false),
-            (String(good.dropLast(3)), false), ("", false),
+            (String(good.dropLast(3)), false), ("", false)
         ]
         for (body, accepted) in cases {
             let port = try serveOnce(Array(body.utf8))
@@ -188,7 +198,9 @@ struct KubernetesSourceTests {
     /// Answers one HTTP request with `body` (200, JSON) written in 7-byte pieces, then closes.
     private func serveOnce(_ body: [UInt8]) throws -> Int {
         let (listener, port) = try Self.listenOnLoopback()
-        let response = Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8) + body
+        let response =
+            Array("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
+            + body
         Thread.detachNewThread {
             defer { close(listener) }
             let connection = accept(listener, nil, nil)
@@ -212,9 +224,14 @@ struct KubernetesSourceTests {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0 }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(listener, $0, length) == 0 && listen(listener, 16) == 0 && getsockname(listener, $0, &length) == 0
+            }
         }
-        guard bound else { close(listener); throw TestSupportError("cannot listen on 127.0.0.1") }
+        guard bound else {
+            close(listener)
+            throw TestSupportError("cannot listen on 127.0.0.1")
+        }
         return (listener, Int(UInt16(bigEndian: address.sin_port)))
     }
 }

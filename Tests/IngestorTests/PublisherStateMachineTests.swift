@@ -1,7 +1,8 @@
-@testable import Ingestor
 import LegationTestSupport
 import Shared
 import Testing
+
+@testable import Ingestor
 
 /// The publisher's rules, driven with a clock in the test's hands: hours of leases, heartbeats and
 /// retries in microseconds, no store.
@@ -73,7 +74,9 @@ import Testing
         machine.sourceReachable(false)
         #expect(machine.next(now: start + .seconds(10), session: 1) == .renewLease(lease))
         machine.leaseRenewed(true, now: start + .seconds(10))
-        #expect(machine.next(now: start + .seconds(10), session: 1) == .wait(until: start + .seconds(15)), "no heartbeat while the source is away")
+        #expect(
+            machine.next(now: start + .seconds(10), session: 1) == .wait(until: start + .seconds(15)),
+            "no heartbeat while the source is away")
         machine.sourceReachable(true)
         #expect(machine.next(now: start + .seconds(11), session: 1) == .heartbeat(lease), "at once when it answers again")
         #expect(machine.takeNotices().filter { if case .sourceReachable = $0 { true } else { false } }.count == 2)
@@ -83,17 +86,26 @@ import Testing
         var machine = synced([set("web"), set("api")])
         let first = machine.upsert(set("web", count: 3), now: start)
         #expect(first != nil)
-        guard case .write(let batch, _) = machine.next(now: start, session: 1) else { Issue.record("no write"); return }
+        guard case .write(let batch, _) = machine.next(now: start, session: 1) else {
+            Issue.record("no write")
+            return
+        }
         #expect(batch == [.put(set("web", count: 3))])
         #expect(machine.status.pendingWrites == 1)
         // Meanwhile: web again, and api removed.
         _ = machine.upsert(set("web", count: 4), now: start)
         machine.remove(set("api").service, now: start)
         machine.failed("Redis is away", staleOrNoLease: false, now: start)
-        guard case .wait(let retry) = machine.next(now: start, session: 1) else { Issue.record("no backoff"); return }
+        guard case .wait(let retry) = machine.next(now: start, session: 1) else {
+            Issue.record("no backoff")
+            return
+        }
         #expect(retry > start && retry <= start + .milliseconds(100))
         // The retry carries the latest of everything: the failed write's service and the later changes.
-        guard case .write(let again, _) = machine.next(now: retry, session: 1) else { Issue.record("no retry"); return }
+        guard case .write(let again, _) = machine.next(now: retry, session: 1) else {
+            Issue.record("no retry")
+            return
+        }
         #expect(again == [.delete(set("api").service), .put(set("web", count: 4))])
         let acknowledgment = machine.written(result(2), now: retry)
         #expect(acknowledgment?.services == [set("api").service, set("web").service])
@@ -104,7 +116,10 @@ import Testing
     @Test func aLostLeaseStopsWritingAndATakenOneReconciles() {
         var machine = synced([set("web")])
         _ = machine.upsert(set("web", count: 5), now: start)
-        guard case .write = machine.next(now: start, session: 1) else { Issue.record("no write"); return }
+        guard case .write = machine.next(now: start, session: 1) else {
+            Issue.record("no write")
+            return
+        }
         machine.failed("LEGATION_STALE_EPOCH", staleOrNoLease: true, now: start)
         #expect(!machine.status.isLeader && !machine.status.isSynced)
         #expect(machine.takeNotices().contains(.lostLease(reason: "LEGATION_STALE_EPOCH")))
@@ -115,7 +130,9 @@ import Testing
         machine.heartbeatSent(now: start)
         #expect(machine.next(now: start, session: 1) == .readStoredHashes, "a taken lease reconciles")
         machine.storedHashesRead([set("web").service: set("web").versionHash], session: 1)
-        #expect(machine.next(now: start, session: 1) == .write([.put(set("web", count: 5))], later), "what the store lacks, pending change included")
+        #expect(
+            machine.next(now: start, session: 1) == .write([.put(set("web", count: 5))], later),
+            "what the store lacks, pending change included")
     }
 
     @Test func newDataGenerationsStoreSessionsAndTheIntervalReconcile() {
@@ -151,7 +168,9 @@ import Testing
             case .heartbeat: machine.heartbeatSent(now: now)
             case .wait(let until): now = until
             case .readStoredHashes: reconciled = true
-            default: Issue.record("unexpected action"); return
+            default:
+                Issue.record("unexpected action")
+                return
             }
         }
         #expect(reconciled && now >= start + .seconds(300) && now < start + .seconds(301))
@@ -164,7 +183,10 @@ import Testing
         _ = machine.upsert(set("web", count: 3), now: start)
         #expect(machine.next(now: start + .milliseconds(10), session: 1) == .wait(until: start + .milliseconds(50)))
         _ = machine.upsert(set("db"), now: start + .milliseconds(20))
-        guard case .write(let batch, _) = machine.next(now: start + .milliseconds(50), session: 1) else { Issue.record("no write"); return }
+        guard case .write(let batch, _) = machine.next(now: start + .milliseconds(50), session: 1) else {
+            Issue.record("no write")
+            return
+        }
         #expect(batch.count == 2, "both, in one write")
         _ = machine.written(result(2), now: start + .milliseconds(50))
 

@@ -1,8 +1,9 @@
 import Foundation
-@testable import Ingestor
 import LegationTestSupport
 import Shared
 import Testing
+
+@testable import Ingestor
 
 /// Watch streams from the real fixtures: framing in any chunking, event decoding, the state machine.
 @Suite struct WatchTests {
@@ -24,7 +25,8 @@ import Testing
             #expect(objects.count == lines, "chunk \(chunk)")
         }
         // Pretty-printed objects (as in the API docs), braces and quotes inside strings.
-        let pretty = Array("""
+        let pretty = Array(
+            """
             {
               "type": "ADDED",
               "object": {"metadata": {"name": "a}b\\"{", "resourceVersion": "1"}}
@@ -38,8 +40,11 @@ import Testing
     /// with its true end; a framer that does not index frames the same bytes; and a list page read with
     /// the index reads as it does without.
     @Test func theFramersObjectIndexIsTrueInAnyChunking() throws {
-        let stream = Array(try KubeFixtures.data("watch-endpointslice-sequence-assembled.jsonl"))
-            + Array(#"{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":"s","namespace":"n","resourceVersion":"9","labels":{"a":"}{\"x"}},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{}},{"addresses":["10.0.0.2"],"hostname":"h\\"}],"ports":[]}}"#.utf8)
+        let stream =
+            Array(try KubeFixtures.data("watch-endpointslice-sequence-assembled.jsonl"))
+            + Array(
+                #"{"type":"MODIFIED","object":{"kind":"EndpointSlice","metadata":{"name":"s","namespace":"n","resourceVersion":"9","labels":{"a":"}{\"x"}},"addressType":"IPv4","endpoints":[{"addresses":["10.0.0.1"],"conditions":{}},{"addresses":["10.0.0.2"],"hostname":"h\\"}],"ports":[]}}"#
+                    .utf8)
             + [UInt8(ascii: "\n")]
         func nestedObjects(_ value: Any) -> Int {
             switch value {
@@ -49,8 +54,10 @@ import Testing
             }
         }
         for chunk in [1, 5, 64, 4096] {
-            var framer = JSONObjectFramer(indexing: true), plainFramer = JSONObjectFramer()
-            var framed: [JSONObjectFramer.Framed] = [], plain: [[UInt8]] = []
+            var framer = JSONObjectFramer(indexing: true)
+            var plainFramer = JSONObjectFramer()
+            var framed: [JSONObjectFramer.Framed] = []
+            var plain: [[UInt8]] = []
             for start in stride(from: 0, to: stream.count, by: chunk) {
                 framed += try framer.feedIndexed(stream[start..<min(start + chunk, stream.count)])
                 plain += try plainFramer.feed(stream[start..<min(start + chunk, stream.count)])
@@ -64,7 +71,11 @@ import Testing
                     guard let end = object.objectEnds.end(ofObjectAt: offset) else { continue }
                     found += 1
                     #expect(object.bytes[end - 1] == UInt8(ascii: "}"))
-                    #expect(throws: Never.self) { try JSONReader.parse(object.bytes[offset..<end]) { (reader: inout JSONReader) throws(JSONReader.Failure) in try reader.skipValue() } }
+                    #expect(throws: Never.self) {
+                        try JSONReader.parse(object.bytes[offset..<end]) { (reader: inout JSONReader) throws(JSONReader.Failure) in
+                            try reader.skipValue()
+                        }
+                    }
                 }
                 #expect(found == nestedObjects(tree) - 1, "every nested object, the event itself not")
             }
@@ -75,10 +86,13 @@ import Testing
             else { return nil }
             return String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self)
         }
-        let page = Array((#"{"kind":"EndpointSliceList","metadata":{"resourceVersion":"5"},"items":["# + items.joined(separator: ",") + "]}").utf8)
+        let page = Array(
+            (#"{"kind":"EndpointSliceList","metadata":{"resourceVersion":"5"},"items":["# + items.joined(separator: ",") + "]}").utf8)
         var framer = JSONObjectFramer(indexing: true)
         let indexed = try #require(try framer.feedIndexed(page).first)
-        #expect(try ListPage<EndpointSliceObject>(json: page).items == ListPage<EndpointSliceObject>(json: indexed.bytes, objectEnds: indexed.objectEnds).items)
+        #expect(
+            try ListPage<EndpointSliceObject>(json: page).items
+                == ListPage<EndpointSliceObject>(json: indexed.bytes, objectEnds: indexed.objectEnds).items)
     }
 
     /// The eight-bytes-at-a-time scan against a byte-at-a-time reference, on random documents full of
@@ -92,13 +106,21 @@ import Testing
             case 0: return (0..<Int.random(in: 0..<20, using: &generator)).map { _ in alphabet.randomElement(using: &generator)! }.joined()
             case 1: return Int.random(in: -1000...1000, using: &generator)
             case 2: return Bool.random(using: &generator)
-            case 3, 4: return Dictionary(uniqueKeysWithValues: (0..<Int.random(in: 0..<5, using: &generator)).map { ("k\($0)\(alphabet.randomElement(using: &generator)!)", value(depth + 1)) })
+            case 3, 4:
+                return Dictionary(
+                    uniqueKeysWithValues: (0..<Int.random(in: 0..<5, using: &generator)).map {
+                        ("k\($0)\(alphabet.randomElement(using: &generator)!)", value(depth + 1))
+                    })
             default: return (0..<Int.random(in: 0..<5, using: &generator)).map { _ in value(depth + 1) }
             }
         }
         /// Where each top-level object ends, one byte at a time (the framer's rules, written plainly).
         func reference(_ bytes: [UInt8]) -> [[UInt8]] {
-            var objects: [[UInt8]] = [], depth = 0, inString = false, escaped = false, start = 0
+            var objects: [[UInt8]] = []
+            var depth = 0
+            var inString = false
+            var escaped = false
+            var start = 0
             for (index, byte) in bytes.enumerated() {
                 if inString {
                     if escaped { escaped = false } else if byte == 0x5C { escaped = true } else if byte == 0x22 { inString = false }
@@ -121,7 +143,8 @@ import Testing
             var stream: [UInt8] = []
             for _ in 0..<Int.random(in: 1..<6, using: &generator) {
                 let object = ["type": "MODIFIED", "object": value(0)] as [String: Any]
-                stream += Array(try JSONSerialization.data(withJSONObject: object, options: Bool.random(using: &generator) ? [.prettyPrinted] : []))
+                stream += Array(
+                    try JSONSerialization.data(withJSONObject: object, options: Bool.random(using: &generator) ? [.prettyPrinted] : []))
                 stream += Array([" ", "\n", "\r\n", ""].randomElement(using: &generator)!.utf8)
             }
             for indexing in [false, true] {
@@ -134,7 +157,10 @@ import Testing
                     start = end
                 }
                 let expected = reference(stream)
-                #expect(framed == expected, "indexing \(indexing): \(framed.count) objects framed, \(expected.count) in \(String(decoding: stream.prefix(400), as: UTF8.self))")
+                #expect(
+                    framed == expected,
+                    "indexing \(indexing): \(framed.count) objects framed, \(expected.count) in \(String(decoding: stream.prefix(400), as: UTF8.self))"
+                )
                 #expect(framer.pendingBytes == 0)
             }
         }
@@ -197,7 +223,10 @@ import Testing
         var framer = JSONObjectFramer()
         let objects = try framer.feed(golden)
         let bookmark = try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(objects[1]))
-        guard case .bookmark("964", true) = bookmark else { Issue.record("\(bookmark)"); return }
+        guard case .bookmark("964", true) = bookmark else {
+            Issue.record("\(bookmark)")
+            return
+        }
         #expect(machine.received(bookmark) == .none)
         #expect(machine.resourceVersion == "964")
 
@@ -219,7 +248,10 @@ import Testing
         let forbidden = try KubeFixtures.decode(StatusObject.self, "status-403-forbidden-list-endpoints-captured.json")
         var delays: [Duration] = []
         for _ in 0..<6 {
-            guard case .watch("10", let delay) = machine.watchFailed(status: forbidden) else { Issue.record("no rewatch"); return }
+            guard case .watch("10", let delay) = machine.watchFailed(status: forbidden) else {
+                Issue.record("no rewatch")
+                return
+            }
             delays.append(delay)
         }
         #expect(delays[0] >= .milliseconds(50) && delays[0] < .milliseconds(150))
@@ -232,8 +264,10 @@ import Testing
     }
 
     @Test func malformedEventsAreDecodingErrorsNotCrashes() {
-        for text in [#"{"type":"EXPLODED","object":{}}"#, #"{"object":{}}"#, #"{"type":"BOOKMARK","object":{"metadata":{}}}"#,
-                     #"{"type":"ADDED","object":{"metadata":{"name":5}}}"#] {
+        for text in [
+            #"{"type":"EXPLODED","object":{}}"#, #"{"object":{}}"#, #"{"type":"BOOKMARK","object":{"metadata":{}}}"#,
+            #"{"type":"ADDED","object":{"metadata":{"name":5}}}"#
+        ] {
             #expect(throws: (any Error).self) {
                 try JSONDecoder().decode(WatchEvent<EndpointSliceObject>.self, from: Data(text.utf8))
             }

@@ -1,7 +1,8 @@
-@testable import RedisStore
 import Shared
 import Synchronization
 import Testing
+
+@testable import RedisStore
 
 /// The per-source blocking reads under Redis Cluster, with scripted reads instead of Redis.
 @Suite(.timeLimit(.minutes(1)))
@@ -63,7 +64,8 @@ struct ClusterStreamTailsTests {
         #expect(got[Self.b]?.map(\.cursor.milliseconds) == [5])
 
         // a's read is still the one in flight: no second read of a is started.
-        async let second = tails.changes(after: [Self.a: .start, Self.b: StreamCursor(milliseconds: 5, sequence: 0)], limit: 10, wait: .seconds(20))
+        async let second = tails.changes(
+            after: [Self.a: .start, Self.b: StreamCursor(milliseconds: 5, sequence: 0)], limit: 10, wait: .seconds(20))
         await script.waitForReads(3)
         #expect(script.started.filter { $0.0 == Self.a }.count == 1)
         script.answer(Self.a, .success([Self.entry(7)]))

@@ -1,7 +1,8 @@
 import NIOCore
-@testable import RedisStore
 import Shared
 import Testing
+
+@testable import RedisStore
 
 /// hiredis's reader and formatter through our wrappers, fed byte by byte and with hostile input.
 @Suite struct RESPDecoderTests {
@@ -20,7 +21,7 @@ import Testing
         let wire = "+OK\r\n-ERR bad\r\n:42\r\n$5\r\nhello\r\n$-1\r\n*3\r\n:1\r\n*1\r\n$0\r\n\r\n*-1\r\n"
         let expected: [RESPValue] = [
             .simpleString("OK"), .error("ERR bad"), .integer(42), .bulkString(Array("hello".utf8)), .null,
-            .array([.integer(1), .array([.bulkString([])]), .null]),
+            .array([.integer(1), .array([.bulkString([])]), .null])
         ]
         for chunk in [1, 3, 7, 1000] {
             #expect(try decode(wire, chunk: chunk) == expected)

@@ -89,7 +89,9 @@ struct RedisACLTests {
         let changes = try await reader.changes(after: [east: .start], limit: 10, wait: .milliseconds(50))
         #expect(changes[east]?.count == 2)
         // A reader cannot write, not even through a script.
-        await #expect(throws: StoreError.self) { try await reader.acquireLease(source: try SourceCluster("north"), holder: "r", ttl: .seconds(1)) }
+        await #expect(throws: StoreError.self) {
+            try await reader.acquireLease(source: try SourceCluster("north"), holder: "r", ttl: .seconds(1))
+        }
         await #expect(throws: StoreError.self) { try await reader.removeSource(east) }
 
         let admin = try store(server, "legation-admin", "CHANGE-ME-admin")

@@ -54,7 +54,7 @@ struct RedisConnectionTests {
         options.aclUsers = [
             "user default off",
             "user ingestor on >ingest-secret ~legation:* +@all",
-            "user reader on >read-secret ~legation:* +@read +ping +client",
+            "user reader on >read-secret ~legation:* +@read +ping +client"
         ]
         let server = try await RedisServer(options)
 
@@ -65,7 +65,10 @@ struct RedisConnectionTests {
         let reader = try await RedisConnection.connect(try server.configuration(user: "reader", password: "read-secret"))
         #expect(try await reader.send(["GET", "legation:v1:x"]).string == "1")
         let refused = try await reader.send(["SET", "legation:v1:x", "2"])
-        guard case .error(let message) = refused else { Issue.record("reader could write: \(refused)"); return }
+        guard case .error(let message) = refused else {
+            Issue.record("reader could write: \(refused)")
+            return
+        }
         #expect(message.hasPrefix("NOPERM"))
         reader.close()
 

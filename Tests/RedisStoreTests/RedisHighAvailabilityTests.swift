@@ -1,16 +1,21 @@
 import LegationTestSupport
-@testable import RedisStore
 import Shared
 import Testing
+
+@testable import RedisStore
 
 /// The Sentinel and Cluster clients' own rules, against real redis-server processes where it matters.
 @Suite(.timeLimit(.minutes(2)))
 struct RedisHighAvailabilityTests {
     @Test func sentinelAndClusterURLsParse() throws {
         let sentinel = try RedisConfiguration(url: "redis+sentinel://ingestor:s3cret@10.0.0.1,10.0.0.2:26380,[fd00::3]/mymaster/2")
-        #expect(sentinel.topology == .sentinel(masterName: "mymaster", sentinels: [
-            .init(host: "10.0.0.1", port: 26379), .init(host: "10.0.0.2", port: 26380), .init(host: "fd00::3", port: 26379),
-        ]))
+        #expect(
+            sentinel.topology
+                == .sentinel(
+                    masterName: "mymaster",
+                    sentinels: [
+                        .init(host: "10.0.0.1", port: 26379), .init(host: "10.0.0.2", port: 26380), .init(host: "fd00::3", port: 26379)
+                    ]))
         #expect(sentinel.database == 2 && sentinel.username == "ingestor" && sentinel.password == "s3cret")
         #expect(sentinel.redactedURL == "redis+sentinel://ingestor:***@10.0.0.1:26379,10.0.0.2:26380,[fd00::3]:26379/mymaster/2")
 
@@ -29,7 +34,7 @@ struct RedisHighAvailabilityTests {
         ("redis+cluster://10.0.0.1/3", "only database 0"),
         ("redis+cluster://a,,b", "empty host"),
         ("redis://a,b", "names one server"),
-        ("redis+mesh://a", "must start with"),
+        ("redis+mesh://a", "must start with")
     ])
     func badHATopologiesAreRefusedWithAReason(_ url: String, _ reason: String) {
         do {
@@ -61,26 +66,37 @@ struct RedisHighAvailabilityTests {
             #expect(reply.integer.map(Int.init) == RedisClusterClient.slot(of: key), "\(String(reflecting: key))")
         }
         let east = RedisKeys(try SourceCluster("east"))
-        #expect(Set([east.meta, east.services, east.hashes, east.changes, east.canary, east.heartbeat, east.lease, east.epoch, east.removed]
-            .map(RedisClusterClient.slot(of:))).count == 1, "one source, one slot")
+        #expect(
+            Set(
+                [east.meta, east.services, east.hashes, east.changes, east.canary, east.heartbeat, east.lease, east.epoch, east.removed]
+                    .map(RedisClusterClient.slot(of:))
+            ).count == 1, "one source, one slot")
     }
 
     @Test func redirectsAndSlotMapsParseAndNonsenseDoesNot() throws {
-        #expect(RedisClusterClient.redirect("MOVED 3999 127.0.0.1:6381").map { "\($0.slot) \($0.address) \($0.asking)" } == "3999 127.0.0.1:6381 false")
-        #expect(RedisClusterClient.redirect("ASK 12 redis-2.redis:7000").map { "\($0.slot) \($0.address) \($0.asking)" } == "12 redis-2.redis:7000 true")
+        #expect(
+            RedisClusterClient.redirect("MOVED 3999 127.0.0.1:6381").map { "\($0.slot) \($0.address) \($0.asking)" }
+                == "3999 127.0.0.1:6381 false")
+        #expect(
+            RedisClusterClient.redirect("ASK 12 redis-2.redis:7000").map { "\($0.slot) \($0.address) \($0.asking)" }
+                == "12 redis-2.redis:7000 true")
         #expect(RedisClusterClient.redirect("MOVED 1 ::1:7001").map { "\($0.address)" } == "[::1]:7001")
         for bad in ["MOVED", "MOVED 99999 h:1", "MOVED 1 h", "MOVED 1 h:0", "MOVED x h:1", "ASK 1 :6379", "ERR MOVED 1 h:1"] {
             #expect(RedisClusterClient.redirect(bad) == nil, "\(bad)")
         }
         let queried = RedisConfiguration.Address(host: "10.0.0.9", port: 7000)
         let map: RESPValue = .array([
-            .array([.integer(0), .integer(5460), .array([.bulkString(Array("10.0.0.1".utf8)), .integer(7000), .bulkString(Array("id1".utf8))])]),
-            .array([.integer(5461), .integer(16383), .array([.bulkString([]), .integer(7001)])]),
+            .array([
+                .integer(0), .integer(5460), .array([.bulkString(Array("10.0.0.1".utf8)), .integer(7000), .bulkString(Array("id1".utf8))])
+            ]),
+            .array([.integer(5461), .integer(16383), .array([.bulkString([]), .integer(7001)])])
         ])
         let ranges = try RedisClusterClient.parseSlots(map, queried: queried)
         #expect(ranges.map { "\($0.0.lowerBound)-\($0.0.upperBound) \($0.1)" } == ["0-5460 10.0.0.1:7000", "5461-16383 10.0.0.9:7001"])
-        for bad: RESPValue in [.null, .error("ERR This instance has cluster support disabled"), .array([.array([.integer(5), .integer(2)])]),
-                               .array([.array([.integer(0), .integer(99999), .array([.bulkString([]), .integer(1)])])])] {
+        for bad: RESPValue in [
+            .null, .error("ERR This instance has cluster support disabled"), .array([.array([.integer(5), .integer(2)])]),
+            .array([.array([.integer(0), .integer(99999), .array([.bulkString([]), .integer(1)])])])
+        ] {
             #expect(throws: StoreError.self) { try RedisClusterClient.parseSlots(bad, queried: queried) }
         }
     }
@@ -93,14 +109,18 @@ struct RedisHighAvailabilityTests {
         let set = try await RedisSentinelSet(replicas: 1, sentinels: 1)
         var configuration = try set.configuration()
         let dead = try freeLoopbackPort()
-        guard case .sentinel(let name, let sentinels) = configuration.topology else { Issue.record("not sentinel"); return }
+        guard case .sentinel(let name, let sentinels) = configuration.topology else {
+            Issue.record("not sentinel")
+            return
+        }
         configuration.topology = .sentinel(masterName: name, sentinels: [.init(host: "127.0.0.1", port: dead)] + sentinels)
         let client = RedisClient(configuration, logger: .quiet())
         #expect(try await client.send(["SET", "k", "1"]) == .simpleString("OK"))
         #expect(client.session == 1)
         let old = try #require(await set.primaryPort())
 
-        #expect(try await RedisSentinelSet.command(set.sentinels[0].port, ["SENTINEL", "FAILOVER", RedisArgument(name)]) == .simpleString("OK"))
+        #expect(
+            try await RedisSentinelSet.command(set.sentinels[0].port, ["SENTINEL", "FAILOVER", RedisArgument(name)]) == .simpleString("OK"))
         #expect(await set.waitForFailover(from: old))
         let now = try #require(await set.primaryPort())
         #expect(now != old)
@@ -160,7 +180,9 @@ struct RedisHighAvailabilityTests {
         } catch let error as StoreError {
             #expect(error.message.contains("no sentinel named the primary") && error.message.contains("NOAUTH"), "\(error)")
         }
-        let client = RedisClient(try settings.configuration(clientName: "t", environment: ["LEGATION_REDIS_SENTINEL_PASSWORD": "sentinel-secret"]), logger: .quiet())
+        let client = RedisClient(
+            try settings.configuration(clientName: "t", environment: ["LEGATION_REDIS_SENTINEL_PASSWORD": "sentinel-secret"]),
+            logger: .quiet())
         #expect(try await client.send(["PING"]) == .simpleString("PONG"))
         await client.close()
         await refused.close()

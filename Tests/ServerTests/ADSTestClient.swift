@@ -72,7 +72,8 @@ final class ADSStream: Sendable {
 
 /// Runs `body` with an ADS stream to `127.0.0.1:port`; the stream closes when `body` returns.
 func withADSStream<T: Sendable>(
-    port: Int, security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext, _ body: @escaping @Sendable (ADSStream) async throws -> T
+    port: Int, security: HTTP2ClientTransport.Posix.TransportSecurity = .plaintext,
+    _ body: @escaping @Sendable (ADSStream) async throws -> T
 ) async throws -> T {
     try await withGRPCClient(
         transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: security)

@@ -1,7 +1,8 @@
 import EnvoyAPI
-@testable import Server
 import Shared
 import Testing
+
+@testable import Server
 
 func deltaRequest(
     _ type: ResourceType?, subscribe: [String] = [], unsubscribe: [String] = [], initial: [String: String] = [:], nonce: String = "",
@@ -14,10 +15,14 @@ func deltaRequest(
     request.initialResourceVersions = initial
     request.responseNonce = nonce
     if let node { request.node.id = node }
-    if let nack { request.errorDetail = .with { $0.code = 3; $0.message = nack } }
+    if let nack {
+        request.errorDetail = .with {
+            $0.code = 3
+            $0.message = nack
+        }
+    }
     return request
 }
-
 
 /// Incremental xDS, rule by rule, with no sockets.
 @Suite struct DeltaStreamStateMachineTests {
@@ -82,7 +87,8 @@ func deltaRequest(
         #expect(absent.map(\.removed) == [["default/nope:http"]], "a subscribed name that does not exist is reported")
         _ = eds.onRequest(deltaRequest(.endpoint, nonce: absent[0].nonce), snapshot: fixture.snapshot)
         fixture.publish([F.set("nope", ["10.0.0.9"])])
-        #expect(eds.onSnapshot(fixture.snapshot).responses.map { $0.resources.map(\.name) } == [["default/nope:http"]], "sent when it appears")
+        #expect(
+            eds.onSnapshot(fixture.snapshot).responses.map { $0.resources.map(\.name) } == [["default/nope:http"]], "sent when it appears")
     }
 
     @Test func subscriptionChangesCountEvenWithAStaleNonce() {
@@ -94,13 +100,16 @@ func deltaRequest(
         fixture.publish([F.set("web", ["10.0.0.3"])])
         let pending = machine.onSnapshot(fixture.snapshot).responses[0]
         // The client subscribes to api echoing the old nonce: the subscription stands, its answer waits for the ACK.
-        #expect(machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/api:http"], nonce: first.nonce), snapshot: fixture.snapshot) == .none)
+        #expect(
+            machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/api:http"], nonce: first.nonce), snapshot: fixture.snapshot)
+                == .none)
         #expect(machine.types[.endpoint]?.subscribed == ["default/web:http", "default/api:http"])
         let next = machine.onRequest(deltaRequest(.endpoint, nonce: pending.nonce), snapshot: fixture.snapshot).responses
         #expect(next.map { $0.resources.map(\.name) } == [["default/api:http"]])
         // Unsubscribing forgets it; a later subscription sends it again.
         _ = machine.onRequest(deltaRequest(.endpoint, unsubscribe: ["default/api:http"], nonce: next[0].nonce), snapshot: fixture.snapshot)
-        let again = machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/api:http"], nonce: next[0].nonce), snapshot: fixture.snapshot)
+        let again = machine.onRequest(
+            deltaRequest(.endpoint, subscribe: ["default/api:http"], nonce: next[0].nonce), snapshot: fixture.snapshot)
         #expect(again.responses.map { $0.resources.map(\.name) } == [["default/api:http"]])
     }
 
@@ -136,7 +145,9 @@ func deltaRequest(
         _ = eds.onRequest(deltaRequest(.endpoint, nonce: back[0].nonce), snapshot: fixture.snapshot)
         let absent = eds.onRequest(deltaRequest(.endpoint, subscribe: ["default/nope:http"]), snapshot: fixture.snapshot).responses[0]
         _ = eds.onRequest(deltaRequest(.endpoint, nonce: absent.nonce), snapshot: fixture.snapshot)
-        #expect(eds.onRequest(deltaRequest(.endpoint, subscribe: ["default/nope:http"]), snapshot: fixture.snapshot).responses.map(\.removed) == [["default/nope:http"]])
+        #expect(
+            eds.onRequest(deltaRequest(.endpoint, subscribe: ["default/nope:http"]), snapshot: fixture.snapshot).responses.map(\.removed)
+                == [["default/nope:http"]])
 
         // A reconnect that reports the current version is not sent it (the subscription comes with it).
         var reconnect = DeltaStreamStateMachine(allowedTypes: [.endpoint])
@@ -158,7 +169,8 @@ func deltaRequest(
         #expect(cds.count == 1 && cds[0].resources.isEmpty && cds[0].removed == ["default/old:http"])
         _ = machine.onRequest(deltaRequest(.cluster, nonce: cds[0].nonce), snapshot: fixture.snapshot)
         let eds = machine.onRequest(
-            deltaRequest(.endpoint, subscribe: ["default/api:http", "default/old:http", "default/web:http"], initial: endpoints), snapshot: fixture.snapshot
+            deltaRequest(.endpoint, subscribe: ["default/api:http", "default/old:http", "default/web:http"], initial: endpoints),
+            snapshot: fixture.snapshot
         ).responses
         #expect(eds.map { $0.resources.map(\.name) } == [["default/web:http"]], "api is unchanged: not sent")
         #expect(eds[0].removed == ["default/old:http"], "the client held old: it is removed")
@@ -204,7 +216,9 @@ func deltaRequest(
         #expect(machine.types[.cluster]?.known.keys.sorted() == ["default/web:http"], "explicit names stay")
 
         var bad = DeltaStreamStateMachine(allowedTypes: ads)
-        #expect(bad.onRequest(deltaRequest(nil), snapshot: fixture.snapshot) == .fail(XDSError(.invalidArgument, "type_url is required on an aggregated stream")))
+        #expect(
+            bad.onRequest(deltaRequest(nil), snapshot: fixture.snapshot)
+                == .fail(XDSError(.invalidArgument, "type_url is required on an aggregated stream")))
         var noNode = DeltaStreamStateMachine(allowedTypes: ads)
         if case .fail(let error) = noNode.onRequest(deltaRequest(.cluster, node: nil), snapshot: fixture.snapshot) {
             #expect(error.code == .invalidArgument)
@@ -234,22 +248,39 @@ func deltaRequest(
             func check(_ responses: [OutboundDeltaResponse]) {
                 for response in responses {
                     let known = machine.types[.endpoint]!.known
-                    #expect(response.systemVersionInfo == EncodedResource.version(ofKnown: known) { fixture.snapshot.resource(.endpoint, named: $0) })
+                    #expect(
+                        response.systemVersionInfo
+                            == EncodedResource.version(ofKnown: known) { fixture.snapshot.resource(.endpoint, named: $0) })
                     pending = response
                 }
             }
             let held = Dictionary(uniqueKeysWithValues: services.prefix(2).map { ("default/\($0):http", "stale") })
-            check(machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/svc-0:http"], initial: held), snapshot: fixture.snapshot).responses)
+            check(
+                machine.onRequest(deltaRequest(.endpoint, subscribe: ["default/svc-0:http"], initial: held), snapshot: fixture.snapshot)
+                    .responses)
             for _ in 0..<25 {
                 let name = "default/\(services.randomElement(using: &generator)!):http"
                 switch Int.random(in: 0..<5, using: &generator) {
-                case 0: check(machine.onRequest(deltaRequest(.endpoint, subscribe: [name], nonce: pending?.nonce ?? ""), snapshot: fixture.snapshot).responses)
-                case 1: check(machine.onRequest(deltaRequest(.endpoint, unsubscribe: [name], nonce: pending?.nonce ?? ""), snapshot: fixture.snapshot).responses)
-                case 2: check(machine.onRequest(deltaRequest(.endpoint, nonce: pending?.nonce ?? "", nack: "no"), snapshot: fixture.snapshot).responses)
+                case 0:
+                    check(
+                        machine.onRequest(
+                            deltaRequest(.endpoint, subscribe: [name], nonce: pending?.nonce ?? ""), snapshot: fixture.snapshot
+                        ).responses)
+                case 1:
+                    check(
+                        machine.onRequest(
+                            deltaRequest(.endpoint, unsubscribe: [name], nonce: pending?.nonce ?? ""), snapshot: fixture.snapshot
+                        ).responses)
+                case 2:
+                    check(
+                        machine.onRequest(deltaRequest(.endpoint, nonce: pending?.nonce ?? "", nack: "no"), snapshot: fixture.snapshot)
+                            .responses)
                 case 3: check(machine.onRequest(deltaRequest(.endpoint, nonce: pending?.nonce ?? ""), snapshot: fixture.snapshot).responses)
                 default:
                     if Bool.random(using: &generator) {
-                        fixture.publish([F.set(String(name.dropFirst(8).dropLast(5)), ["10.0.1.\(Int.random(in: 1...3, using: &generator))"])])
+                        fixture.publish([
+                            F.set(String(name.dropFirst(8).dropLast(5)), ["10.0.1.\(Int.random(in: 1...3, using: &generator))"])
+                        ])
                     } else {
                         fixture.publish(removing: [String(name.dropFirst(8).dropLast(5))])
                     }

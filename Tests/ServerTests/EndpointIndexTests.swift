@@ -9,8 +9,10 @@ import Testing
     let http = try! ServicePort(name: "http", port: 80)
     let admin = try! ServicePort(name: "admin", port: 9000)
 
-    func set(_ source: SourceCluster, _ addresses: [String], ports: [ServicePort]? = nil, targets: [UInt16] = [8080, 9001],
-             conditions: Endpoint.Conditions = .ready) -> EndpointSet {
+    func set(
+        _ source: SourceCluster, _ addresses: [String], ports: [ServicePort]? = nil, targets: [UInt16] = [8080, 9001],
+        conditions: Endpoint.Conditions = .ready
+    ) -> EndpointSet {
         let ports = ports ?? [http, admin]
         let endpoints = addresses.map {
             try! Endpoint(address: $0, targetPorts: Array(targets.prefix(ports.count)), zone: "\(source)-a", conditions: conditions)

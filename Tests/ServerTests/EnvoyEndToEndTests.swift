@@ -29,11 +29,13 @@ struct EnvoyEndToEndTests {
             publisherOptions.leaseTTL = .seconds(5)
             publisherOptions.heartbeatInterval = .seconds(1)
             publisherOptions.coalescingWindow = .milliseconds(5)
-            let publisher = EndpointPublisher(store: store, source: try SourceCluster(name), holder: "ingestor-\(name)", options: publisherOptions, logger: .quiet())
+            let publisher = EndpointPublisher(
+                store: store, source: try SourceCluster(name), holder: "ingestor-\(name)", options: publisherOptions, logger: .quiet())
             var sourceOptions = KubernetesSource.Options()
             sourceOptions.initialBackoff = .milliseconds(20)
             sourceOptions.maximumBackoff = .milliseconds(200)
-            let source = KubernetesSource(client: client, publisher: publisher, selection: ServiceSelection(), options: sourceOptions, logger: .quiet())
+            let source = KubernetesSource(
+                client: client, publisher: publisher, selection: ServiceSelection(), options: sourceOptions, logger: .quiet())
             tasks = [Task { await publisher.run() }, Task { await source.run() }]
         }
 
@@ -43,12 +45,14 @@ struct EnvoyEndToEndTests {
             zone: String? = nil
         ) throws {
             let app = appProtocol.map { #","appProtocol":"\#($0)""# } ?? ""
-            let service = #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"echo","namespace":"default","uid":"svc-\#(name)"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.10","ports":[{"name":"\#(portName)","port":\#(servicePort),"protocol":"TCP","targetPort":\#(port)\#(app)}]}}"#
+            let service =
+                #"{"apiVersion":"v1","kind":"Service","metadata":{"name":"echo","namespace":"default","uid":"svc-\#(name)"},"spec":{"type":"ClusterIP","clusterIP":"10.96.0.10","ports":[{"name":"\#(portName)","port":\#(servicePort),"protocol":"TCP","targetPort":\#(port)\#(app)}]}}"#
             try api.apply(.services, json: Data(service.utf8))
             let endpoints = pods.enumerated().map { offset, pod in
                 #"{"addresses":["\#(pod.0)"],"conditions":{"ready":\#(pod.1),"serving":\#(pod.2),"terminating":\#(pod.3)},"zone":"\#(zone ?? "\(name)-zone-a")","nodeName":"\#(name)-node","targetRef":{"kind":"Pod","namespace":"default","name":"echo-\#(name)-\#(offset)"}}"#
             }.joined(separator: ",")
-            let slice = #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"echo-\#(name)","namespace":"default","labels":{"kubernetes.io/service-name":"echo"}},"addressType":"IPv4","ports":[{"name":"\#(portName)","port":\#(port),"protocol":"TCP"\#(app)}],"endpoints":[\#(endpoints)]}"#
+            let slice =
+                #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"echo-\#(name)","namespace":"default","labels":{"kubernetes.io/service-name":"echo"}},"addressType":"IPv4","ports":[{"name":"\#(portName)","port":\#(port),"protocol":"TCP"\#(app)}],"endpoints":[\#(endpoints)]}"#
             try api.apply(.endpointslices, json: Data(slice.utf8))
         }
 
@@ -103,7 +107,9 @@ struct EnvoyEndToEndTests {
         else { return [:] }
         var hosts: [String: String] = [:]
         for host in echo["host_statuses"] as? [[String: Any]] ?? [] {
-            guard let address = ((host["address"] as? [String: Any])?["socket_address"] as? [String: Any])?["address"] as? String else { continue }
+            guard let address = ((host["address"] as? [String: Any])?["socket_address"] as? [String: Any])?["address"] as? String else {
+                continue
+            }
             let health = (host["health_status"] as? [String: Any])?["eds_health_status"] as? String ?? "HEALTHY"
             hosts[address] = health
         }
@@ -165,9 +171,12 @@ struct EnvoyEndToEndTests {
                 let snapshot = try? await store.snapshot(of: SourceCluster(name))
                 var feed = SourceFeed(source: try! SourceCluster(name))
                 if let snapshot { _ = feed.apply(snapshot) }
-                stored.append("\(name): canary \(snapshot?.canary != nil), \(feed.services.values.map { "\($0.service) \($0.endpoints.map(\.address))" })")
+                stored.append(
+                    "\(name): canary \(snapshot?.canary != nil), \(feed.services.values.map { "\($0.service) \($0.endpoints.map(\.address))" })"
+                )
             }
-            let hosts = await Self.envoyHosts(envoy), answers = await Self.answers(envoy, count: 6)
+            let hosts = await Self.envoyHosts(envoy)
+            let answers = await Self.answers(envoy, count: 6)
             return "Redis: \(stored). Envoy's hosts: \(hosts); answers: \(answers). Envoy's log ends with:\n\(envoy.log.suffix(3000))"
         }
         // (This once failed about one pass in ten: the fake API server registered a watch after writing
@@ -197,7 +206,9 @@ struct EnvoyEndToEndTests {
         #expect(await eventually(within: .seconds(10)) { await Self.envoyHosts(envoy).isEmpty }, "the cluster left Envoy")
         try east.publish(port: podPort, pods: [("127.0.0.2", true, true, false)])
         try west.publish(port: podPort, pods: [("127.0.0.4", true, true, false)])
-        #expect(await eventually(within: .seconds(10)) { Set(await Self.answers(envoy, count: 6).keys) == ["east-0", "west-0"] }, "served again after it came back")
+        #expect(
+            await eventually(within: .seconds(10)) { Set(await Self.answers(envoy, count: 6).keys) == ["east-0", "west-0"] },
+            "served again after it came back")
 
         // 3. A terminating pod in west becomes DRAINING in Envoy's /clusters, and gets no new requests.
         try west.publish(port: podPort, pods: [("127.0.0.4", false, true, true)])
@@ -230,9 +241,10 @@ struct EnvoyEndToEndTests {
         #expect(await eventually(within: .seconds(20)) { replica.runtime.hub.notReadyReason == nil })
         first.runtime.hub.shutdown()
         first.task.cancel()
-        #expect(await eventually(within: .seconds(30)) {
-            replica.runtime.hub.streams.contains { $0.debug.type(.endpoint) != nil }
-        }, "Envoy reconnected to the second replica")
+        #expect(
+            await eventually(within: .seconds(30)) {
+                replica.runtime.hub.streams.contains { $0.debug.type(.endpoint) != nil }
+            }, "Envoy reconnected to the second replica")
         let reconnected = try #require(replica.runtime.hub.streams.first { $0.debug.node?.id == "sidecar-e2e" })
         #expect(reconnected.debug.type(.cluster)?.responses == 0, "same cluster versions: nothing re-sent")
         #expect(reconnected.debug.type(.endpoint)?.responses == 0, "same endpoint versions: nothing re-sent")

@@ -33,7 +33,9 @@ struct EnvoyLocalityTests {
         else { return [:] }
         var result: [String: Int] = [:]
         for host in echo["host_statuses"] as? [[String: Any]] ?? [] {
-            guard let address = ((host["address"] as? [String: Any])?["socket_address"] as? [String: Any])?["address"] as? String else { continue }
+            guard let address = ((host["address"] as? [String: Any])?["socket_address"] as? [String: Any])?["address"] as? String else {
+                continue
+            }
             result[address] = host["priority"] as? Int ?? 0
         }
         return result
@@ -81,7 +83,8 @@ struct EnvoyLocalityTests {
             let first = changed
             let second = both ? changed : (true, true, false)
             try east.publish(
-                port: podPort, pods: [("127.0.0.2", first.0, first.1, first.2), ("127.0.0.3", second.0, second.1, second.2)], zone: "us-east-1a")
+                port: podPort, pods: [("127.0.0.2", first.0, first.1, first.2), ("127.0.0.3", second.0, second.1, second.2)],
+                zone: "us-east-1a")
         }
         try eastPods(ready: true, serving: true, terminating: false)
         try west.publish(port: podPort, pods: [("127.0.0.4", true, true, false), ("127.0.0.5", true, true, false)], zone: "us-east-1b")
@@ -96,7 +99,8 @@ struct EnvoyLocalityTests {
             nodeID: "sidecar-locality", zone: "us-east-1a", xdsServers: [("127.0.0.1", replica.port)], adminPort: adminPort,
             listener: (listenerPort, E2E.cluster), delta: delta)
         bootstrap.sourceCluster = "east"
-        let envoy = try EnvoyProcess(binary: binary, bootstrap: bootstrap.yaml, adminPort: adminPort, listenerPort: listenerPort, directory: directory)
+        let envoy = try EnvoyProcess(
+            binary: binary, bootstrap: bootstrap.yaml, adminPort: adminPort, listenerPort: listenerPort, directory: directory)
         defer { Task { [envoy] in await envoy.stop() } }
 
         // 1. Every request stays in the sidecar's zone; west is Envoy's priority 1.
@@ -106,7 +110,8 @@ struct EnvoyLocalityTests {
         }
         #expect(await Self.hostPriorities(envoy) == ["127.0.0.2": 0, "127.0.0.3": 0, "127.0.0.4": 1, "127.0.0.5": 1])
         let steady = await E2E.answers(envoy, count: 200)
-        Self.report("\(mode) local share, zone healthy", String(format: "%.3f of %d requests", Self.localShare(steady), steady.values.reduce(0, +)))
+        Self.report(
+            "\(mode) local share, zone healthy", String(format: "%.3f of %d requests", Self.localShare(steady), steady.values.reduce(0, +)))
         #expect(Self.localShare(steady) == 1, "\(steady)")
         #expect(Set(steady.keys) == ["east-0", "east-1"])
 
@@ -118,7 +123,9 @@ struct EnvoyLocalityTests {
         try eastPods(ready: false, serving: false, terminating: false, both: false)
         #expect(await eventually(within: .seconds(10)) { await E2E.envoyHosts(envoy)["127.0.0.2"] == "UNHEALTHY" })
         let half = await E2E.answers(envoy, count: 400)
-        Self.report("\(mode) local share, half the zone unhealthy", String(format: "%.3f of %d requests (Envoy's expectation: 0.70)", Self.localShare(half), half.values.reduce(0, +)))
+        Self.report(
+            "\(mode) local share, half the zone unhealthy",
+            String(format: "%.3f of %d requests (Envoy's expectation: 0.70)", Self.localShare(half), half.values.reduce(0, +)))
         #expect((0.55...0.85).contains(Self.localShare(half)), "\(half)")
         #expect(half["east-0"] == nil, "no requests to the unhealthy pod")
         try eastPods(ready: true, serving: true, terminating: false)
@@ -129,7 +136,9 @@ struct EnvoyLocalityTests {
         try eastPods(ready: false, serving: true, terminating: true, both: false)
         #expect(await eventually(within: .seconds(10)) { await E2E.envoyHosts(envoy)["127.0.0.2"] == "DRAINING" })
         let draining = await E2E.answers(envoy, count: 200)
-        Self.report("\(mode) local share, half the zone draining", String(format: "%.3f of %d requests", Self.localShare(draining), draining.values.reduce(0, +)))
+        Self.report(
+            "\(mode) local share, half the zone draining",
+            String(format: "%.3f of %d requests", Self.localShare(draining), draining.values.reduce(0, +)))
         #expect(draining == ["east-1": 200], "no new requests to the draining pod, none leave the zone")
         try eastPods(ready: true, serving: true, terminating: false)
         #expect(await eventually(within: .seconds(10)) { await E2E.envoyHosts(envoy)["127.0.0.2"] == "HEALTHY" })
@@ -138,7 +147,9 @@ struct EnvoyLocalityTests {
         let drained = ContinuousClock.now
         try eastPods(ready: false, serving: true, terminating: true)
         let drainFailover = await Self.timeUntilWestOnly(envoy, since: drained)
-        Self.report("\(mode) zone draining → traffic on the next priority", drainFailover.map { "\($0.formatted(.units(allowed: [.milliseconds])))" } ?? "never")
+        Self.report(
+            "\(mode) zone draining → traffic on the next priority",
+            drainFailover.map { "\($0.formatted(.units(allowed: [.milliseconds])))" } ?? "never")
         #expect(drainFailover != nil)
         let away = await E2E.answers(envoy, count: 100)
         #expect(Set(away.keys) == ["west-0", "west-1"], "\(away)")
@@ -151,13 +162,16 @@ struct EnvoyLocalityTests {
         let failed = ContinuousClock.now
         try eastPods(ready: false, serving: false, terminating: false)
         let unhealthyFailover = await Self.timeUntilWestOnly(envoy, since: failed)
-        Self.report("\(mode) zone unhealthy → traffic on the next priority", unhealthyFailover.map { "\($0.formatted(.units(allowed: [.milliseconds])))" } ?? "never")
+        Self.report(
+            "\(mode) zone unhealthy → traffic on the next priority",
+            unhealthyFailover.map { "\($0.formatted(.units(allowed: [.milliseconds])))" } ?? "never")
         #expect(unhealthyFailover != nil)
         #expect(await E2E.envoyHosts(envoy)["127.0.0.2"] == "UNHEALTHY")
         try eastPods(ready: true, serving: true, terminating: false)
         #expect(await eventually(within: .seconds(10)) { Self.localShare(await E2E.answers(envoy, count: 20)) == 1 })
         let back = await E2E.answers(envoy, count: 200)
-        Self.report("\(mode) local share, zone recovered", String(format: "%.3f of %d requests", Self.localShare(back), back.values.reduce(0, +)))
+        Self.report(
+            "\(mode) local share, zone recovered", String(format: "%.3f of %d requests", Self.localShare(back), back.values.reduce(0, +)))
         #expect(Self.localShare(back) == 1)
 
         // Envoy refused nothing.

@@ -1,11 +1,12 @@
 import Foundation
 import LegationTestSupport
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
+import LocalProcesses
 import Shared
 import Testing
-import LocalProcesses
+
+#if canImport(FoundationXML)
+    import FoundationXML
+#endif
 
 /// The benchmark harness's fan-out scenario, tiny, so it cannot rot: redis-server, a real
 /// `legation xds-server` process and simulated sidecars in both protocol modes.
@@ -21,8 +22,11 @@ struct FanoutHarnessSmokeTests {
         let directory = try TemporaryDirectory(prefix: "legation-fanout")
         defer { directory.remove() }
         let json = directory.file("result.json")
-        let arguments = ["fanout", "--streams", "8", "--clusters", "5", "--endpoints", "4", "--updates", "3", "--interval-ms", "20",
-                         "--nack-every", "4", "--timeout", "120", "--output", json] + (delta ? ["--delta"] : [])
+        let arguments =
+            [
+                "fanout", "--streams", "8", "--clusters", "5", "--endpoints", "4", "--updates", "3", "--interval-ms", "20",
+                "--nack-every", "4", "--timeout", "120", "--output", json
+            ] + (delta ? ["--delta"] : [])
         let status = try await ChildProcess(bench, arguments, outputFile: directory.file("log")).wait(timeout: .seconds(150))
         let log = (try? String(contentsOfFile: directory.file("log"), encoding: .utf8)) ?? ""
         #expect(status == 0, "\(log.suffix(2000))")
@@ -41,19 +45,23 @@ struct FanoutHarnessSmokeTests {
     @Test(arguments: [
         ["p1", "--streams", "4,8", "--updates", "2"],
         ["p2", "--services", "20", "--endpoints", "6", "--sidecars", "8", "--new-sidecars", "3"],
-        ["p3", "--services", "6", "--endpoints", "4", "--sidecars", "6", "--changes", "6", "--rate", "20"],
+        ["p3", "--services", "6", "--endpoints", "4", "--sidecars", "6", "--changes", "6", "--rate", "20"]
     ])
     func aTinyScenarioRunWritesItsReport(_ arguments: [String]) async throws {
         let bench = Self.build.appendingPathComponent("legation-bench").path
         try #require(FileManager.default.isExecutableFile(atPath: bench), "build first: swift build --build-tests")
         let directory = try TemporaryDirectory(prefix: "legation-scenario")
         defer { directory.remove() }
-        let status = try await ChildProcess(bench, ["scenario"] + arguments + ["--output-directory", directory.path, "--timeout", "150"],
-                                            outputFile: directory.file("log")).wait(timeout: .seconds(170))
+        let status = try await ChildProcess(
+            bench, ["scenario"] + arguments + ["--output-directory", directory.path, "--timeout", "150"],
+            outputFile: directory.file("log")
+        ).wait(timeout: .seconds(170))
         let log = (try? String(contentsOfFile: directory.file("log"), encoding: .utf8)) ?? ""
         #expect(status == 0, "\(log.suffix(2000))")
         let name = "\(arguments[0])-sotw"
-        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory.file("\(name).json")))) as? [String: Any])
+        let json = try #require(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: directory.file("\(name).json")))) as? [String: Any]
+        )
         #expect((json["machine"] as? String)?.contains("cores") == true)
         #expect((json["command"] as? String)?.contains("scenario \(arguments[0])") == true)
         #expect((json["commit"] as? String)?.count == 40)

@@ -1,9 +1,10 @@
 import EnvoyAPI
 import LegationTestSupport
-@testable import Server
 import Shared
 import SwiftProtobuf
 import Testing
+
+@testable import Server
 
 /// Priorities by locality (design §4): per client place, made once per distinct priority assignment,
 /// byte for byte what SwiftProtobuf writes, and pushed only to clients whose priorities changed.
@@ -22,9 +23,11 @@ import Testing
             try! Endpoint(address: address, targetPorts: [8080], zone: zone, targetPod: "default/\(address)", conditions: .ready)
         }
         let east = try! EndpointSet(
-            source: F.east, service: F.service("web"), ports: [port], endpoints: [endpoint("10.0.0.1", "us-east-1a"), endpoint("10.0.0.2", "us-east-1b")],
+            source: F.east, service: F.service("web"), ports: [port],
+            endpoints: [endpoint("10.0.0.1", "us-east-1a"), endpoint("10.0.0.2", "us-east-1b")],
             failover: policy)
-        let west = try! EndpointSet(source: F.west, service: F.service("web"), ports: [port], endpoints: [endpoint("10.1.0.1", "us-west-2a")])
+        let west = try! EndpointSet(
+            source: F.west, service: F.service("web"), ports: [port], endpoints: [endpoint("10.1.0.1", "us-west-2a")])
         table.apply([.upsert(east)], from: F.east)
         table.apply([.upsert(west)], from: F.west)
         return table
@@ -109,9 +112,12 @@ import Testing
     @Test func manyLocalitiesGetTheirPrioritiesToo() throws {
         var table = ResourceTable()
         let endpoints = try (0..<20).map { zone in
-            try Endpoint(address: "10.0.\(zone).1", targetPorts: [8080], zone: "us-east-1-z\(zone)", targetPod: "default/p\(zone)", conditions: .ready)
+            try Endpoint(
+                address: "10.0.\(zone).1", targetPorts: [8080], zone: "us-east-1-z\(zone)", targetPod: "default/p\(zone)",
+                conditions: .ready)
         }
-        table.apply([.upsert(try EndpointSet(source: F.east, service: F.service("web"), ports: [F.http], endpoints: endpoints))], from: F.east)
+        table.apply(
+            [.upsert(try EndpointSet(source: F.east, service: F.service("web"), ports: [F.http], endpoints: endpoints))], from: F.east)
         let base = Self.assignment(&table)
         #expect(base.priorities?.localities.count == 20)
         let client = ClientLocality(region: "", zone: "us-east-1-z7", cluster: "")
@@ -141,9 +147,12 @@ import Testing
                         address: "10.\(round % 250).\(sources.firstIndex(of: source)!).\(e + 1)", targetPorts: [8080],
                         zone: zones.randomElement(using: &random)!, targetPod: "default/pod-\(e)", conditions: .ready)
                 }
-                _ = index.apply([.upsert(try EndpointSet(source: source, service: F.service("web"), ports: [F.http], endpoints: endpoints))], from: source)
+                _ = index.apply(
+                    [.upsert(try EndpointSet(source: source, service: F.service("web"), ports: [F.http], endpoints: endpoints))],
+                    from: source)
             }
-            let policy = try FailoverPolicy(parsing: words.shuffled(using: &random).prefix(Int.random(in: 1...4, using: &random)).joined(separator: ","))
+            let policy = try FailoverPolicy(
+                parsing: words.shuffled(using: &random).prefix(Int.random(in: 1...4, using: &random)).joined(separator: ","))
             let builder = ResourceBuilder()
             let members = index.members(of: Self.key)
             let parts = builder.loadAssignmentParts(Self.key, members: members)
@@ -181,7 +190,8 @@ import Testing
         let sent = local.onRequest(localized(.endpoint, names: [name], zone: "us-east-1a"), snapshot: first).responses
         #expect(local.locality == Self.eastA)
         #expect(try Self.priorities(try #require(sent.first?.resources.first)) == ["10.0.0.1": 0, "10.0.0.2": 1, "10.1.0.1": 2])
-        _ = local.onRequest(localized(.endpoint, names: [name], version: sent[0].versionInfo, nonce: sent[0].nonce, zone: "us-east-1a"), snapshot: first)
+        _ = local.onRequest(
+            localized(.endpoint, names: [name], version: sent[0].versionInfo, nonce: sent[0].nonce, zone: "us-east-1a"), snapshot: first)
         let plain = nowhere.onRequest(request(.endpoint, names: [name]), snapshot: first).responses
         #expect(plain.first?.resources.first === first.resource(.endpoint, named: name))
         _ = nowhere.onRequest(request(.endpoint, names: [name], version: plain[0].versionInfo, nonce: plain[0].nonce), snapshot: first)
@@ -189,7 +199,8 @@ import Testing
         // The service's order changes to region only: the local client's priorities change (both east
         // zones now first), the client that said nothing keeps the same bytes and is sent nothing.
         let west = try EndpointSet(
-            source: F.west, service: F.service("web"), ports: [F.http], endpoints: table.index.members(of: Self.key).filter { $0.source == F.west }.map(\.endpoint),
+            source: F.west, service: F.service("web"), ports: [F.http],
+            endpoints: table.index.members(of: Self.key).filter { $0.source == F.west }.map(\.endpoint),
             failover: try FailoverPolicy(parsing: "region"))
         table.apply([.upsert(west)], from: F.west)
         let next = table.snapshot()
@@ -215,11 +226,15 @@ import Testing
         #expect(resource.version != snapshot.resource(.endpoint, named: name)?.version)
 
         var reconnected = DeltaStreamStateMachine(allowedTypes: [.endpoint])
-        #expect(reconnected.onRequest(subscribe(initial: [name: resource.version]), snapshot: snapshot) == .none, "it holds its variant already")
+        #expect(
+            reconnected.onRequest(subscribe(initial: [name: resource.version]), snapshot: snapshot) == .none, "it holds its variant already"
+        )
         var elsewhere = DeltaStreamStateMachine(allowedTypes: [.endpoint])
         var moved = subscribe(initial: [name: resource.version])
         moved.node.locality.zone = "us-east-1a"
-        #expect(elsewhere.onRequest(moved, snapshot: snapshot).responses.first?.resources.first?.version != resource.version, "another place, another variant")
+        #expect(
+            elsewhere.onRequest(moved, snapshot: snapshot).responses.first?.resources.first?.version != resource.version,
+            "another place, another variant")
     }
 }
 
@@ -245,9 +260,10 @@ struct LocalityDebugViewTests {
                 let assignment = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(unpackingAny: eds.resources[0])
                 #expect(assignment.endpoints.map(\.priority) == [0, 1], "east first")
                 stream.ack(eds, names: ["default/web:http"])
-                #expect(await eventually {
-                    DebugViews.clients(runtime.hub).first?.types.first?.acks == 1
-                })
+                #expect(
+                    await eventually {
+                        DebugViews.clients(runtime.hub).first?.types.first?.acks == 1
+                    })
                 let view = try #require(DebugViews.clients(runtime.hub).first)
                 #expect(view.node?.zone == "us-east-1a")
                 #expect(view.types.map(\.outOfSync) == [0], "it holds its own variant, which is current")

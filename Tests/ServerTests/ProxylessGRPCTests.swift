@@ -24,10 +24,13 @@ struct ProxylessGRPCTests {
 
     static func call(_ target: String, count: Int, bootstrap: String, directory: TemporaryDirectory) async throws -> Answers {
         let output = directory.file("call-\(UInt32.random(in: 0...UInt32.max)).json")
-        let process = try ChildProcess("/usr/bin/env", ["GRPC_XDS_BOOTSTRAP=\(bootstrap)", python, script, "call", target, String(count)], outputFile: output)
+        let process = try ChildProcess(
+            "/usr/bin/env", ["GRPC_XDS_BOOTSTRAP=\(bootstrap)", python, script, "call", target, String(count)], outputFile: output)
         _ = try await process.wait(timeout: .seconds(90))
         let text = try String(contentsOfFile: output, encoding: .utf8)
-        guard let line = text.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else { throw TestSupportError("client printed: \(text.suffix(2000))") }
+        guard let line = text.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
+            throw TestSupportError("client printed: \(text.suffix(2000))")
+        }
         return try JSONDecoder().decode(Answers.self, from: Data(line.utf8))
     }
 
@@ -40,13 +43,16 @@ struct ProxylessGRPCTests {
         let podPort = try freeLoopbackPort()
         var servers: [ChildProcess] = []
         for (name, host) in [("east-0", "127.0.0.2"), ("west-0", "127.0.0.4")] {
-            servers.append(try ChildProcess(Self.python, [Self.script, "serve", name, host, String(podPort)], outputFile: directory.file("\(name).log")))
+            servers.append(
+                try ChildProcess(
+                    Self.python, [Self.script, "serve", name, host, String(podPort)], outputFile: directory.file("\(name).log")))
         }
         // Python takes a while to start: a pod that is not listening yet would put its locality in backoff.
         for name in ["east-0", "west-0"] {
-            #expect(await eventually(within: .seconds(30)) {
-                ((try? String(contentsOfFile: directory.file("\(name).log"), encoding: .utf8)) ?? "").contains("serving")
-            })
+            #expect(
+                await eventually(within: .seconds(30)) {
+                    ((try? String(contentsOfFile: directory.file("\(name).log"), encoding: .utf8)) ?? "").contains("serving")
+                })
         }
         let east = try await EnvoyEndToEndTests.SourceRig(name: "east", store: store)
         let west = try await EnvoyEndToEndTests.SourceRig(name: "west", store: store)
@@ -58,15 +64,20 @@ struct ProxylessGRPCTests {
         // Ready means each source's canary is in; a slice applied after an ingestor's first list may come
         // later. Without both pods in the assignment, the client's first answer could name east only
         // (it once did: 20 of 20 calls to east-0, no errors).
-        #expect(await eventually(within: .seconds(20)) {
-            guard let resource = replica.runtime.hub.snapshot.resource(.endpoint, named: "default/echo:grpc"),
-                let assignment = try? Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: resource.resource)
-            else { return false }
-            return Set(assignment.endpoints.flatMap(\.lbEndpoints).map(\.endpoint.address.socketAddress.address)) == ["127.0.0.2", "127.0.0.4"]
-        })
+        #expect(
+            await eventually(within: .seconds(20)) {
+                guard let resource = replica.runtime.hub.snapshot.resource(.endpoint, named: "default/echo:grpc"),
+                    let assignment = try? Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: resource.resource)
+                else { return false }
+                return Set(assignment.endpoints.flatMap(\.lbEndpoints).map(\.endpoint.address.socketAddress.address)) == [
+                    "127.0.0.2", "127.0.0.4"
+                ]
+            })
 
         // A client that says nothing of where it is: both clusters at priority 0.
-        let anywhere = try directory.write("bootstrap.json", """
+        let anywhere = try directory.write(
+            "bootstrap.json",
+            """
             {"xds_servers": [{"server_uri": "127.0.0.1:\(replica.port)", "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
              "node": {"id": "proxyless-1", "cluster": "e2e"}}
             """)
@@ -75,13 +86,17 @@ struct ProxylessGRPCTests {
         #expect(both.answers.values.reduce(0, +) == 20)
 
         // A client in east's zone: its own zone is priority 0, and every call stays there.
-        let inEast = try directory.write("bootstrap-east.json", """
+        let inEast = try directory.write(
+            "bootstrap-east.json",
+            """
             {"xds_servers": [{"server_uri": "127.0.0.1:\(replica.port)", "channel_creds": [{"type": "insecure"}], "server_features": ["xds_v3"]}],
              "node": {"id": "proxyless-2", "cluster": "e2e", "locality": {"zone": "east-zone-a", "sub_zone": "east"}}}
             """)
         let local = try await Self.call("xds:///echo.default:9090", count: 20, bootstrap: inEast, directory: directory)
         #expect(local.answers == ["east-0": 20], "\(local)")
-        print("locality: proxyless gRPC local share, zone healthy: \(local.answers["east-0"] ?? 0) of \(local.answers.values.reduce(0, +)) calls")
+        print(
+            "locality: proxyless gRPC local share, zone healthy: \(local.answers["east-0"] ?? 0) of \(local.answers.values.reduce(0, +)) calls"
+        )
 
         // The east pod terminates: both clients stop calling it; the placed one fails over to west.
         let before = replica.runtime.hub.snapshot.resource(.endpoint, named: "default/echo:grpc")?.version

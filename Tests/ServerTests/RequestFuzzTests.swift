@@ -59,11 +59,17 @@ import Testing
         if generator.chance(15) {
             fixture.publish(removing: [service])
         } else {
-            fixture.publish([F.set(service, (1...Int.random(in: 1...4, using: &generator.random)).map { "10.0.\(services.firstIndex(of: service)!).\($0)" })])
+            fixture.publish([
+                F.set(
+                    service, (1...Int.random(in: 1...4, using: &generator.random)).map { "10.0.\(services.firstIndex(of: service)!).\($0)" }
+                )
+            ])
         }
     }
 
-    static func check(names: [String], type: ResourceType, nonce: String, snapshot: ResourceSnapshot, lastNonce: inout Int, problems: inout [String]) {
+    static func check(
+        names: [String], type: ResourceType, nonce: String, snapshot: ResourceSnapshot, lastNonce: inout Int, problems: inout [String]
+    ) {
         if let value = Int(nonce), value > lastNonce { lastNonce = value } else { problems.append("nonce \(nonce) after \(lastNonce)") }
         for name in names where snapshot.resource(type, named: name) == nil {
             problems.append("sent \(type.shortName) \(name.prefix(40)), which does not exist")
@@ -85,7 +91,9 @@ import Testing
                 responses += 1
                 generator.nonces.append(response.nonce)
                 generator.versions.append(response.versionInfo)
-                Self.check(names: response.resources.map(\.name), type: response.type, nonce: response.nonce, snapshot: fixture.snapshot, lastNonce: &lastNonce, problems: &problems)
+                Self.check(
+                    names: response.resources.map(\.name), type: response.type, nonce: response.nonce, snapshot: fixture.snapshot,
+                    lastNonce: &lastNonce, problems: &problems)
             }
         }
         for iteration in 0..<iterations {
@@ -94,8 +102,9 @@ import Testing
                 Self.churn(&fixture, &generator)
                 record(machine.onSnapshot(fixture.snapshot).responses)
             }
-            var message = request(nil, names: generator.names(from: fixture.snapshot), version: generator.version(), nonce: generator.nonce(),
-                                  nack: generator.chance(10) ? "rejected" : nil, node: generator.chance(90) ? "sidecar-\(streams)" : nil)
+            var message = request(
+                nil, names: generator.names(from: fixture.snapshot), version: generator.version(), nonce: generator.nonce(),
+                nack: generator.chance(10) ? "rejected" : nil, node: generator.chance(90) ? "sidecar-\(streams)" : nil)
             message.typeURL = generator.typeURL()
             guard let input = Self.bytesOrMutated(message, &generator) else { continue }
             switch machine.onRequest(input, snapshot: fixture.snapshot) {
@@ -111,8 +120,12 @@ import Testing
             }
         }
         #expect(problems.isEmpty, "\(problems.prefix(5))")
-        #expect(responses > iterations / 20 && refusals > 0, "the fuzz should reach both pushes and refusals: \(responses) responses, \(refusals) refusals")
-        print("SotW request fuzz: \(iterations) requests over \(streams) streams; \(responses) responses, \(refusals) refused: \(reasons.sorted { $0.value > $1.value })")
+        #expect(
+            responses > iterations / 20 && refusals > 0,
+            "the fuzz should reach both pushes and refusals: \(responses) responses, \(refusals) refusals")
+        print(
+            "SotW request fuzz: \(iterations) requests over \(streams) streams; \(responses) responses, \(refusals) refused: \(reasons.sorted { $0.value > $1.value })"
+        )
     }
 
     @Test func deltaMachinesSurviveRandomRequests() async {
@@ -130,7 +143,9 @@ import Testing
                 responses += 1
                 generator.nonces.append(response.nonce)
                 generator.versions += response.resources.map(\.version)
-                Self.check(names: response.resources.map(\.name), type: response.type, nonce: response.nonce, snapshot: fixture.snapshot, lastNonce: &lastNonce, problems: &problems)
+                Self.check(
+                    names: response.resources.map(\.name), type: response.type, nonce: response.nonce, snapshot: fixture.snapshot,
+                    lastNonce: &lastNonce, problems: &problems)
             }
         }
         for iteration in 0..<iterations {
@@ -148,7 +163,12 @@ import Testing
                 for name in generator.names(from: fixture.snapshot) { message.initialResourceVersions[name] = generator.version() }
             }
             message.responseNonce = generator.nonce()
-            if generator.chance(10) { message.errorDetail = .with { $0.code = 3; $0.message = "rejected" } }
+            if generator.chance(10) {
+                message.errorDetail = .with {
+                    $0.code = 3
+                    $0.message = "rejected"
+                }
+            }
             guard let input = Self.bytesOrMutated(message, &generator) else { continue }
             switch machine.onRequest(input, snapshot: fixture.snapshot) {
             case .fail(let error):
@@ -163,7 +183,12 @@ import Testing
             }
         }
         #expect(problems.isEmpty, "\(problems.prefix(5))")
-        #expect(responses > iterations / 20 && refusals > 0, "the fuzz should reach both pushes and refusals: \(responses) responses, \(refusals) refused: \(reasons.sorted { $0.value > $1.value })")
-        print("delta request fuzz: \(iterations) requests over \(streams) streams; \(responses) responses, \(refusals) refused: \(reasons.sorted { $0.value > $1.value })")
+        #expect(
+            responses > iterations / 20 && refusals > 0,
+            "the fuzz should reach both pushes and refusals: \(responses) responses, \(refusals) refused: \(reasons.sorted { $0.value > $1.value })"
+        )
+        print(
+            "delta request fuzz: \(iterations) requests over \(streams) streams; \(responses) responses, \(refusals) refused: \(reasons.sorted { $0.value > $1.value })"
+        )
     }
 }

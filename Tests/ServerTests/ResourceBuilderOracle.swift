@@ -48,11 +48,12 @@ extension ResourceBuilder {
             }
             if !member.endpoint.hostname.isEmpty { $0.hostname = member.endpoint.hostname }
         }
-        lbEndpoint.healthStatus = switch health {
-        case .healthy: .healthy
-        case .draining: .draining
-        case .unhealthy: .unhealthy
-        }
+        lbEndpoint.healthStatus =
+            switch health {
+            case .healthy: .healthy
+            case .draining: .draining
+            case .unhealthy: .unhealthy
+            }
         var fields: [String: Google_Protobuf_Value] = ["source": Google_Protobuf_Value(stringValue: member.source.name)]
         if !member.endpoint.targetPod.isEmpty { fields["pod"] = Google_Protobuf_Value(stringValue: member.endpoint.targetPod) }
         if !member.endpoint.node.isEmpty { fields["node"] = Google_Protobuf_Value(stringValue: member.endpoint.node) }

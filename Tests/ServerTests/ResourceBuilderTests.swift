@@ -9,12 +9,16 @@ import Testing
 @Suite struct ResourceBuilderTests {
     typealias F = XDSFixture
 
-    func members(_ conditions: [Endpoint.Conditions], source: SourceCluster = F.east, zone: String = "us-east-1a") -> [EndpointIndex.Member] {
+    func members(_ conditions: [Endpoint.Conditions], source: SourceCluster = F.east, zone: String = "us-east-1a") -> [EndpointIndex.Member]
+    {
         var index = EndpointIndex()
         let endpoints = conditions.enumerated().map { offset, condition in
-            try! Endpoint(address: "10.0.0.\(offset + 1)", targetPorts: [8080], zone: zone, node: "node-\(offset)", targetPod: "default/pod-\(offset)", conditions: condition)
+            try! Endpoint(
+                address: "10.0.0.\(offset + 1)", targetPorts: [8080], zone: zone, node: "node-\(offset)",
+                targetPod: "default/pod-\(offset)", conditions: condition)
         }
-        _ = index.apply([.upsert(try! EndpointSet(source: source, service: F.service("web"), ports: [F.http], endpoints: endpoints))], from: source)
+        _ = index.apply(
+            [.upsert(try! EndpointSet(source: source, service: F.service("web"), ports: [F.http], endpoints: endpoints))], from: source)
         return index.members(of: ClusterKey(service: F.service("web"), port: F.http))
     }
 
@@ -27,8 +31,10 @@ import Testing
         deterministic.useDeterministicOrdering = true
         let zones = ["", "us-east-1a", "zone-b", "europe-west4-c", "z"]
         let sources = [F.east, F.west]
-        let conditions: [Endpoint.Conditions] = [.ready, .init(ready: false, serving: true, terminating: true),
-                                                 .init(ready: false, serving: false, terminating: true), .init(ready: false, serving: false, terminating: false)]
+        let conditions: [Endpoint.Conditions] = [
+            .ready, .init(ready: false, serving: true, terminating: true),
+            .init(ready: false, serving: false, terminating: true), .init(ready: false, serving: false, terminating: false)
+        ]
         for round in 0..<200 {
             if round % 20 == 0 { await Task.yield() }  // two cores: let timing-bound suites run too
             var index = EndpointIndex()
@@ -46,7 +52,8 @@ import Testing
                         targetPod: Bool.random(using: &random) ? "default/pod-\(e)" : "",
                         conditions: conditions.randomElement(using: &random)!)
                 }
-                _ = index.apply([.upsert(try EndpointSet(source: source, service: service, ports: [port], endpoints: endpoints))], from: source)
+                _ = index.apply(
+                    [.upsert(try EndpointSet(source: source, service: service, ports: [port], endpoints: endpoints))], from: source)
             }
             let key = ClusterKey(service: service, port: port)
             var options = ResourceOptions()
@@ -61,13 +68,17 @@ import Testing
     }
 
     /// What the server serves: the hand-encoded bytes, decoded.
-    func served(_ builder: ResourceBuilder, _ key: ClusterKey, _ members: [EndpointIndex.Member]) throws -> Envoy_Config_Endpoint_V3_ClusterLoadAssignment {
+    func served(_ builder: ResourceBuilder, _ key: ClusterKey, _ members: [EndpointIndex.Member]) throws
+        -> Envoy_Config_Endpoint_V3_ClusterLoadAssignment
+    {
         try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: builder.loadAssignmentBytes(key, members: members))
     }
 
     @Test func conditionsMapToEnvoyHealthAndNotServingIsLeftOut() throws {
         let key = ClusterKey(service: F.service("web"), port: F.http)
-        let all = members([.ready, .init(ready: false, serving: true, terminating: true), .init(ready: false, serving: false, terminating: true)])
+        let all = members([
+            .ready, .init(ready: false, serving: true, terminating: true), .init(ready: false, serving: false, terminating: true)
+        ])
         let assignment = try served(ResourceBuilder(), key, all)
         #expect(assignment.clusterName == "default/web:http")
         let endpoints = assignment.endpoints.flatMap(\.lbEndpoints)
@@ -82,7 +93,8 @@ import Testing
 
     @Test func localitiesAreZoneAndSourceClusterWithMetadata() throws {
         let key = ClusterKey(service: F.service("web"), port: F.http)
-        let assignment = try served(ResourceBuilder(), key, members([.ready], zone: "us-east-1b") + members([.ready], source: F.west, zone: "us-west2-a"))
+        let assignment = try served(
+            ResourceBuilder(), key, members([.ready], zone: "us-east-1b") + members([.ready], source: F.west, zone: "us-west2-a"))
         #expect(assignment.endpoints.map(\.locality.zone) == ["us-east-1b", "us-west2-a"])
         #expect(assignment.endpoints.map(\.locality.region) == ["us-east-1", "us-west2"])
         #expect(assignment.endpoints.map(\.locality.subZone) == ["east", "west"])
@@ -149,12 +161,15 @@ import Testing
         let grpc = try ServicePort(name: "grpc", port: 9090, appProtocol: "grpc")
         fixture.publish([F.set("checkout", ["10.0.0.1"], port: grpc), F.set("web", ["10.0.0.2"])])
         #expect(fixture.snapshot.all(.listener).keys.sorted() == ["checkout.default:9090"], "HTTP/1 ports get none")
-        let listener = try Envoy_Config_Listener_V3_Listener(serializedBytes: try #require(fixture.snapshot.resource(.listener, named: "checkout.default:9090")).resource)
-        let manager = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(unpackingAny: listener.apiListener.apiListener)
+        let listener = try Envoy_Config_Listener_V3_Listener(
+            serializedBytes: try #require(fixture.snapshot.resource(.listener, named: "checkout.default:9090")).resource)
+        let manager = try Envoy_Extensions_Filters_Network_HttpConnectionManager_V3_HttpConnectionManager(
+            unpackingAny: listener.apiListener.apiListener)
         #expect(manager.rds.routeConfigName == "checkout.default:9090")
         #expect(manager.rds.configSource.ads == Envoy_Config_Core_V3_AggregatedConfigSource())
         #expect(manager.httpFilters.map(\.name) == ["envoy.filters.http.router"])
-        let route = try Envoy_Config_Route_V3_RouteConfiguration(serializedBytes: try #require(fixture.snapshot.resource(.route, named: "checkout.default:9090")).resource)
+        let route = try Envoy_Config_Route_V3_RouteConfiguration(
+            serializedBytes: try #require(fixture.snapshot.resource(.route, named: "checkout.default:9090")).resource)
         #expect(route.virtualHosts.first?.routes.first?.route.cluster == "default/checkout:grpc")
         let assignment = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(
             serializedBytes: try #require(fixture.snapshot.resource(.endpoint, named: "default/checkout:grpc")).resource)

@@ -4,15 +4,16 @@ import Testing
 
 @Suite struct ServerConfigurationTests {
     @Test func yamlBecomesRuntimeOptions() throws {
-        let configuration = try XDSServerConfiguration.parse(yaml: """
-            sources: [east, west]
-            readinessTimeoutSeconds: 12
-            identifier: replica-a
-            grpc: {address: "127.0.0.1:18001", maxStreams: 50, maxConnectionAgeSeconds: 600, connectionAgeJitter: 0.2, transport: grpc-swift}
-            debounce: {quietMilliseconds: 5, maximumMilliseconds: 50}
-            resources: {connectTimeoutMilliseconds: 250, loadBalancing: MAGLEV, keepUnservingEndpoints: true, failoverOrder: "zone,cluster,region"}
-            redis: {url: "redis://xds@redis:6379"}
-            """)
+        let configuration = try XDSServerConfiguration.parse(
+            yaml: """
+                sources: [east, west]
+                readinessTimeoutSeconds: 12
+                identifier: replica-a
+                grpc: {address: "127.0.0.1:18001", maxStreams: 50, maxConnectionAgeSeconds: 600, connectionAgeJitter: 0.2, transport: grpc-swift}
+                debounce: {quietMilliseconds: 5, maximumMilliseconds: 50}
+                resources: {connectTimeoutMilliseconds: 250, loadBalancing: MAGLEV, keepUnservingEndpoints: true, failoverOrder: "zone,cluster,region"}
+                redis: {url: "redis://xds@redis:6379"}
+                """)
         #expect(configuration.problems().isEmpty)
         let options = configuration.runtimeOptions()
         #expect(options.pipeline.requiredSources == [try SourceCluster("east"), try SourceCluster("west")])
@@ -35,15 +36,20 @@ import Testing
     }
 
     @Test func problemsNameTheField() throws {
-        let configuration = try XDSServerConfiguration.parse(yaml: """
-            sources: [East_1]
-            grpc: {address: nowhere, maxStreams: 0, connectionAgeJitter: 2, transport: h3, tls: {certificateChainFile: /etc/hostname, privateKeyFile: /etc/hostname, nodeIdentity: "a**"}}
-            debounce: {quietMilliseconds: 500, maximumMilliseconds: 100}
-            resources: {loadBalancing: FASTEST, failoverOrder: "zone,nearest"}
-            """)
+        let configuration = try XDSServerConfiguration.parse(
+            yaml: """
+                sources: [East_1]
+                grpc: {address: nowhere, maxStreams: 0, connectionAgeJitter: 2, transport: h3, tls: {certificateChainFile: /etc/hostname, privateKeyFile: /etc/hostname, nodeIdentity: "a**"}}
+                debounce: {quietMilliseconds: 500, maximumMilliseconds: 100}
+                resources: {loadBalancing: FASTEST, failoverOrder: "zone,nearest"}
+                """)
         let problems = configuration.problems().joined(separator: "\n")
-        for expected in ["sources: East_1", "grpc.address", "grpc.maxStreams", "grpc.connectionAgeJitter", "grpc.transport h3 is not one of nio, grpc-swift", "must not be below", "resources.loadBalancing",
-                         "resources.failoverOrder: failover criterion \"nearest\"", "grpc.tls.nodeIdentity needs grpc.tls.clientCAFile", "grpc.tls.nodeIdentity a**: `**` is not a pattern"] {
+        for expected in [
+            "sources: East_1", "grpc.address", "grpc.maxStreams", "grpc.connectionAgeJitter",
+            "grpc.transport h3 is not one of nio, grpc-swift", "must not be below", "resources.loadBalancing",
+            "resources.failoverOrder: failover criterion \"nearest\"", "grpc.tls.nodeIdentity needs grpc.tls.clientCAFile",
+            "grpc.tls.nodeIdentity a**: `**` is not a pattern"
+        ] {
             #expect(problems.contains(expected), "missing \(expected) in \(problems)")
         }
         #expect(throws: ModelError.self) { try XDSServerConfiguration.parse(yaml: "grpc: [1, 2]") }
@@ -72,7 +78,8 @@ import Testing
 
     @Test func bootstrapsNameTheXDSServersAndQuoteNames() {
         let yaml = EnvoyBootstrap(
-            nodeID: #"web-7d9f "a""#, zone: "us-east-1a", xdsServers: [("legation-xds-server.legation.svc", 18000)], listener: (10000, "default/web:http")
+            nodeID: #"web-7d9f "a""#, zone: "us-east-1a", xdsServers: [("legation-xds-server.legation.svc", 18000)],
+            listener: (10000, "default/web:http")
         ).yaml
         #expect(yaml.contains(#"node: {id: "web-7d9f \"a\"""#))
         #expect(yaml.contains("type: STRICT_DNS"))

@@ -17,7 +17,8 @@ import Testing
         let names = cds[0].names
         let eds = machine.onRequest(request(.endpoint, names: names), snapshot: fixture.snapshot).responses
         #expect(eds.count == 1)
-        _ = machine.onRequest(request(.endpoint, names: names, version: eds[0].versionInfo, nonce: eds[0].nonce), snapshot: fixture.snapshot)
+        _ = machine.onRequest(
+            request(.endpoint, names: names, version: eds[0].versionInfo, nonce: eds[0].nonce), snapshot: fixture.snapshot)
         return machine
     }
 
@@ -82,7 +83,8 @@ import Testing
         fixture.publish([F.set("web", ["10.0.0.4"])])
         #expect(machine.onSnapshot(fixture.snapshot) == .none)
         let next = machine.onRequest(
-            request(.endpoint, names: ["default/web:http"], version: first[0].versionInfo, nonce: first[0].nonce), snapshot: fixture.snapshot
+            request(.endpoint, names: ["default/web:http"], version: first[0].versionInfo, nonce: first[0].nonce),
+            snapshot: fixture.snapshot
         ).responses
         #expect(next.count == 1, "the ACK releases one response with the latest state")
         #expect(next[0].resources == [fixture.snapshot.resource(.endpoint, named: "default/web:http")!])
@@ -97,7 +99,8 @@ import Testing
         fixture.publish([F.set("web", ["10.0.0.2"])])
         let bad = machine.onSnapshot(fixture.snapshot).responses[0]
         let afterNack = machine.onRequest(
-            request(.endpoint, names: ["default/web:http"], version: "whatever-it-had", nonce: bad.nonce, nack: "bad endpoint"), snapshot: fixture.snapshot)
+            request(.endpoint, names: ["default/web:http"], version: "whatever-it-had", nonce: bad.nonce, nack: "bad endpoint"),
+            snapshot: fixture.snapshot)
         #expect(afterNack == .none, "the refused version is not re-sent")
         let state = machine.types[.endpoint]!
         #expect(state.nackCount == 1)
@@ -134,7 +137,8 @@ import Testing
         var machine = connected(&fixture)
         fixture.publish([F.set("web", ["10.0.0.2"])])
         let pending = machine.onSnapshot(fixture.snapshot).responses[0]
-        let stale = machine.onRequest(request(.endpoint, names: ["default/web:http", "default/other:http"], nonce: "1"), snapshot: fixture.snapshot)
+        let stale = machine.onRequest(
+            request(.endpoint, names: ["default/web:http", "default/other:http"], nonce: "1"), snapshot: fixture.snapshot)
         #expect(stale == .none)
         #expect(machine.staleNonces == 1)
         #expect(machine.types[.endpoint]?.pendingNonce == pending.nonce)
@@ -148,7 +152,10 @@ import Testing
         let eds = machine.types[.endpoint]!
         // The client subscribes to a cluster that does not exist (yet); nothing to send.
         let names = ["default/later:http", "default/web:http"]
-        #expect(machine.onRequest(request(.endpoint, names: names, version: eds.ackedVersionInfo, nonce: eds.lastNonce!), snapshot: fixture.snapshot) == .none)
+        #expect(
+            machine.onRequest(
+                request(.endpoint, names: names, version: eds.ackedVersionInfo, nonce: eds.lastNonce!), snapshot: fixture.snapshot) == .none
+        )
         #expect(machine.types[.endpoint]?.subscribed == Set(names))
         fixture.publish([F.set("later", ["10.0.0.8"])])
         let cdsThenEds = machine.onSnapshot(fixture.snapshot).responses
@@ -157,7 +164,9 @@ import Testing
         var fresh = SotWStreamStateMachine(allowedTypes: [.endpoint])
         let first = fresh.onRequest(request(.endpoint, names: ["default/never:http"]), snapshot: fixture.snapshot).responses
         #expect(first.count == 1 && first[0].resources.isEmpty, "a first request is answered, even if empty")
-        _ = fresh.onRequest(request(.endpoint, names: ["default/never:http"], version: first[0].versionInfo, nonce: first[0].nonce), snapshot: fixture.snapshot)
+        _ = fresh.onRequest(
+            request(.endpoint, names: ["default/never:http"], version: first[0].versionInfo, nonce: first[0].nonce),
+            snapshot: fixture.snapshot)
 
         fixture.publish([F.set("never", ["10.0.0.7"])])
         #expect(fresh.onSnapshot(fixture.snapshot).responses.map(\.names) == [["default/never:http"]])
@@ -172,7 +181,8 @@ import Testing
         #expect(machine.types[.cluster]?.wildcard == true)
         _ = machine.onRequest(request(.cluster, version: all.versionInfo, nonce: all.nonce), snapshot: fixture.snapshot)
         #expect(machine.types[.cluster]?.wildcard == true, "an empty ACK keeps the wildcard")
-        let narrowed = machine.onRequest(request(.cluster, names: ["default/web:http"], version: all.versionInfo, nonce: "nope"), snapshot: fixture.snapshot)
+        let narrowed = machine.onRequest(
+            request(.cluster, names: ["default/web:http"], version: all.versionInfo, nonce: "nope"), snapshot: fixture.snapshot)
         #expect(narrowed == .none, "stale nonce")
 
         var star = SotWStreamStateMachine(allowedTypes: [.cluster])
@@ -256,7 +266,9 @@ import Testing
         var wrongStream = SotWStreamStateMachine(allowedTypes: [.cluster])
         #expect(wrongStream.onRequest(request(.endpoint, names: ["a"]), snapshot: snapshot).error?.code == .invalidArgument)
         var absurd = SotWStreamStateMachine(allowedTypes: ads)
-        #expect(absurd.onRequest(request(.endpoint, names: [String(repeating: "x", count: 5000)]), snapshot: snapshot).error?.code == .invalidArgument)
+        #expect(
+            absurd.onRequest(request(.endpoint, names: [String(repeating: "x", count: 5000)]), snapshot: snapshot).error?.code
+                == .invalidArgument)
         var limits = StreamLimits()
         limits.maximumResourceNames = 3
         var many = SotWStreamStateMachine(allowedTypes: ads, limits: limits)
@@ -270,8 +282,13 @@ import Testing
         // Without a response in flight the nonce of the last response is the current one.
         var m2 = SotWStreamStateMachine(allowedTypes: [.endpoint])
         let r1 = m2.onRequest(request(.endpoint, names: ["default/web:http", "default/api:http"]), snapshot: fixture.snapshot).responses[0]
-        #expect(m2.onRequest(request(.endpoint, names: ["default/web:http"], version: r1.versionInfo, nonce: r1.nonce), snapshot: fixture.snapshot) == .none)
-        let again = m2.onRequest(request(.endpoint, names: ["default/web:http", "default/api:http"], version: r1.versionInfo, nonce: r1.nonce), snapshot: fixture.snapshot)
+        #expect(
+            m2.onRequest(
+                request(.endpoint, names: ["default/web:http"], version: r1.versionInfo, nonce: r1.nonce), snapshot: fixture.snapshot)
+                == .none)
+        let again = m2.onRequest(
+            request(.endpoint, names: ["default/web:http", "default/api:http"], version: r1.versionInfo, nonce: r1.nonce),
+            snapshot: fixture.snapshot)
         #expect(again.responses.map(\.names) == [["default/api:http"]])
     }
 }

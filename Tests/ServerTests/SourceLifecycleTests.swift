@@ -50,9 +50,10 @@ import Testing
             #expect(await eventually { runtime.hub.notReadyReason == nil })
             #expect(await eventually { runtime.hub.snapshot.all(.cluster).count == 2 })
             await store.removeSource(F.west)
-            #expect(await eventually {
-                runtime.hub.snapshot.all(.cluster).keys.sorted() == ["default/web:http"]
-            })
+            #expect(
+                await eventually {
+                    runtime.hub.snapshot.all(.cluster).keys.sorted() == ["default/web:http"]
+                })
             let web = try #require(runtime.hub.snapshot.resource(.endpoint, named: "default/web:http"))
             let assignment = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: web.resource)
             #expect(assignment.endpoints.map(\.locality.subZone) == ["east"])

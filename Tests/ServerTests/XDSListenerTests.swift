@@ -4,10 +4,11 @@ import GRPCNIOTransportHTTP2
 import GRPCProtobuf
 import LegationTestSupport
 import NIOCore
-@testable import Server
 import Shared
 import SwiftProtobuf
 import Testing
+
+@testable import Server
 
 /// A message sent and received as raw bytes: requests the server must refuse, responses read as they are.
 struct RawBytesSerializer: MessageSerializer {
@@ -25,7 +26,8 @@ struct RawBytesDeserializer: MessageDeserializer {
 
     /// Sends `messages` as raw bytes on `path`'s stream and returns the status the stream ends with.
     static func status(port: Int, service: String, method: String, messages: [[UInt8]]) async throws -> RPCError? {
-        try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext)) {
+        try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext))
+        {
             client in
             do {
                 try await client.bidirectionalStreaming(
@@ -60,14 +62,16 @@ struct RawBytesDeserializer: MessageDeserializer {
             #expect(unknown?.code == .unimplemented)
             #expect(unknown?.message.contains("/legation.NotAService/Nope") == true)
 
-            let garbage = try await Self.status(port: port, service: Self.ads, method: "StreamAggregatedResources", messages: [[0xff, 0xff, 0xff]])
+            let garbage = try await Self.status(
+                port: port, service: Self.ads, method: "StreamAggregatedResources", messages: [[0xff, 0xff, 0xff]])
             #expect(garbage?.code == .invalidArgument)
             #expect(garbage?.message.contains("DiscoveryRequest") == true)
 
             // A message above grpc.maxRequestBytes is refused as soon as its length is read, naming both sizes.
             var huge = request(.cluster)
             huge.resourceNames = Array(repeating: String(repeating: "n", count: 1000), count: 100)
-            let big = try await Self.status(port: port, service: Self.ads, method: "StreamAggregatedResources", messages: [try huge.serializedBytes()])
+            let big = try await Self.status(
+                port: port, service: Self.ads, method: "StreamAggregatedResources", messages: [try huge.serializedBytes()])
             #expect(big?.code == .resourceExhausted)
             #expect(big?.message.contains("65536") == true && big?.message.contains("grpc.maxRequestBytes") == true)
 
@@ -105,7 +109,8 @@ struct RawBytesDeserializer: MessageDeserializer {
         func resources(_ version: Int) -> [EncodedResource] {
             (0..<40).map { EncodedResource(type: .endpoint, name: "r\($0)", resource: [UInt8(version), UInt8($0)]) }
         }
-        let first = resources(1), second = resources(2)
+        let first = resources(1)
+        let second = resources(2)
         func block(_ resources: [EncodedResource]) -> ByteBuffer {
             blocks.block(delta: false, resources: resources, fields: resources.map(\.responseFieldBuffer))
         }
@@ -116,7 +121,9 @@ struct RawBytesDeserializer: MessageDeserializer {
         let other = block(second)
         #expect(other == ByteBuffer(bytes: second.flatMap(\.responseField)), "other versions of the same names: their own block")
         #expect(address(block(Array(first.reversed()))) != address(made), "another order: another block")
-        #expect(blocks.block(delta: true, resources: first, fields: first.map(\.deltaResponseFieldBuffer)) == ByteBuffer(bytes: first.flatMap(\.deltaResponseField)))
+        #expect(
+            blocks.block(delta: true, resources: first, fields: first.map(\.deltaResponseFieldBuffer))
+                == ByteBuffer(bytes: first.flatMap(\.deltaResponseField)))
     }
 
     /// Requests read with the node and repeated names skipped decode to what a plain decoder makes of
@@ -127,7 +134,8 @@ struct RawBytesDeserializer: MessageDeserializer {
             var reader = RequestReader<SotWStreamStateMachine>()
             var names = (0..<Int.random(in: 0...6, using: &generator)).map { "default/svc-\($0)-\(round):http" }
             for index in 0..<8 {
-                var message = request(.endpoint, names: names, node: index == 0 || Bool.random(using: &generator) ? "sidecar-\(round)" : nil)
+                var message = request(
+                    .endpoint, names: names, node: index == 0 || Bool.random(using: &generator) ? "sidecar-\(round)" : nil)
                 message.versionInfo = String(index)
                 message.responseNonce = String(index * 7)
                 if Bool.random(using: &generator) { message.errorDetail = .with { $0.message = "no \(index)" } }
@@ -179,7 +187,9 @@ struct RawBytesDeserializer: MessageDeserializer {
                                 stream.ack(response, names: names)
                                 if held.count == names.count, held.values.allSatisfy({ $0 }) { break }
                             }
-                            #expect(held.count == names.count && held.values.allSatisfy { $0 }, "latest everywhere: \(held.values.filter { !$0 }.count) stale")
+                            #expect(
+                                held.count == names.count && held.values.allSatisfy { $0 },
+                                "latest everywhere: \(held.values.filter { !$0 }.count) stale")
                         }
                     }
                 }
@@ -189,12 +199,13 @@ struct RawBytesDeserializer: MessageDeserializer {
                     let first = round == 19 ? "10.9.9.9" : "10.8.\(round).1"
                     try await writer.publish(services.map { F.set($0, [first] + addresses.dropFirst()) })
                 }
-                #expect(await eventually {
-                    guard let last = runtime.hub.snapshot.resource(.endpoint, named: "default/svc-199:http"),
-                        let assignment = try? Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: last.resource)
-                    else { return false }
-                    return Self.holdsLastRound(assignment)
-                })
+                #expect(
+                    await eventually {
+                        guard let last = runtime.hub.snapshot.resource(.endpoint, named: "default/svc-199:http"),
+                            let assignment = try? Envoy_Config_Endpoint_V3_ClusterLoadAssignment(serializedBytes: last.resource)
+                        else { return false }
+                        return Self.holdsLastRound(assignment)
+                    })
                 try await Task.sleep(for: .milliseconds(300))
                 let pushes = runtime.hub.streams.map(\.pushes)
                 #expect(pushes.allSatisfy { $0 <= 1 }, "nothing more went out before the first ACK: \(pushes)")

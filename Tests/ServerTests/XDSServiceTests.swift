@@ -51,13 +51,18 @@ import Testing
 
     /// A reconnect storm of thousands of sidecars must not overflow the accept queue (NIO's is 128):
     /// `ss` shows the listening socket's backlog as Send-Q.
-    @Test(arguments: ServingOptions.Transport.allCases) func theXDSListenerQueuesAReconnectStorm(transport: ServingOptions.Transport) async throws {
-        let somaxconn = Int((try? String(contentsOfFile: "/proc/sys/net/core/somaxconn", encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 4096
+    @Test(arguments: ServingOptions.Transport.allCases) func theXDSListenerQueuesAReconnectStorm(transport: ServingOptions.Transport)
+        async throws
+    {
+        let somaxconn =
+            Int(
+                (try? String(contentsOfFile: "/proc/sys/net/core/somaxconn", encoding: .utf8))?
+                    .trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? 4096
         try await Self.withServer(InMemoryEndpointStore(), options: Self.options(transport: transport)) { _, port in
             let directory = try TemporaryDirectory(prefix: "legation-ss")
             defer { directory.remove() }
-            let status = try await ChildProcess("/usr/bin/ss", ["-ltnH", "sport = :\(port)"], outputFile: directory.file("out")).wait(timeout: .seconds(10))
+            let status = try await ChildProcess("/usr/bin/ss", ["-ltnH", "sport = :\(port)"], outputFile: directory.file("out")).wait(
+                timeout: .seconds(10))
             let line = try String(contentsOfFile: directory.file("out"), encoding: .utf8)
             let fields = line.split(whereSeparator: \.isWhitespace)
             #expect(status == 0 && fields.count >= 4, "ss: \(line)")
@@ -65,7 +70,9 @@ import Testing
         }
     }
 
-    @Test(arguments: ServingOptions.Transport.allCases) func envoyLikeClientGetsClustersThenEndpointsThenUpdates(transport: ServingOptions.Transport) async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func envoyLikeClientGetsClustersThenEndpointsThenUpdates(
+        transport: ServingOptions.Transport
+    ) async throws {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])
@@ -101,7 +108,9 @@ import Testing
         }
     }
 
-    @Test(arguments: ServingOptions.Transport.allCases) func notReadyRefusesStreamsWithUnavailable(transport: ServingOptions.Transport) async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func notReadyRefusesStreamsWithUnavailable(transport: ServingOptions.Transport)
+        async throws
+    {
         let store = InMemoryEndpointStore()
         try await Self.withServer(store, options: Self.options(required: [F.west], transport: transport)) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason?.contains("west") == true })
@@ -116,7 +125,9 @@ import Testing
         }
     }
 
-    @Test(arguments: ServingOptions.Transport.allCases) func streamsBeyondTheLimitAreRefusedAndOthersKeepWorking(transport: ServingOptions.Transport) async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func streamsBeyondTheLimitAreRefusedAndOthersKeepWorking(
+        transport: ServingOptions.Transport
+    ) async throws {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])
@@ -139,7 +150,9 @@ import Testing
         }
     }
 
-    @Test(arguments: ServingOptions.Transport.allCases) func protocolErrorsEndOnlyTheirStream(transport: ServingOptions.Transport) async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func protocolErrorsEndOnlyTheirStream(transport: ServingOptions.Transport)
+        async throws
+    {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])
@@ -176,7 +189,9 @@ import Testing
         }
     }
 
-    @Test(arguments: ServingOptions.Transport.allCases) func shutdownEndsStreamsWithUnavailable(transport: ServingOptions.Transport) async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func shutdownEndsStreamsWithUnavailable(transport: ServingOptions.Transport)
+        async throws
+    {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])
@@ -194,7 +209,9 @@ import Testing
         }
     }
 
-    @Test(arguments: ServingOptions.Transport.allCases) func connectionsAreClosedAtTheirMaximumAge(transport: ServingOptions.Transport) async throws {
+    @Test(arguments: ServingOptions.Transport.allCases) func connectionsAreClosedAtTheirMaximumAge(transport: ServingOptions.Transport)
+        async throws
+    {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
         try await writer.publish([F.set("web", ["10.0.0.1"])])

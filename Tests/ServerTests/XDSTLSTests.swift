@@ -5,8 +5,9 @@ import LegationTestSupport
 import Server
 import Shared
 import Testing
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// xDS over TLS and mutual TLS, with a throwaway PKI made by `openssl`: with a client CA configured,
@@ -34,13 +35,16 @@ import Glibc
     /// Server options for mutual TLS with the test PKI: its server certificate, clients from its CA.
     static func mutualTLSOptions(_ pki: TestCertificates) -> XDSServerRuntime.Options {
         var options = XDSServiceTests.options()
-        options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
+        options.serving.tls = ServingOptions.TLS(
+            certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey, clientCAFile: pki.caCertificate)
         return options
     }
 
     /// A client presenting `certificate` (PEM) and `key`, trusting the test CA.
     static func mutualTLS(_ pki: TestCertificates, certificate: String, key: String) -> HTTP2ClientTransport.Posix.TransportSecurity {
-        .mTLS(certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem), configure: trustingTheServer(pki))
+        .mTLS(
+            certificateChain: [.file(path: certificate, format: .pem)], privateKey: .file(path: key, format: .pem),
+            configure: trustingTheServer(pki))
     }
 
     /// An in-memory store with `sets` published by a writer that holds the source's lease.
@@ -84,7 +88,8 @@ import Glibc
             let anonymous = Self.mutualTLS(pki, certificate: pki.clientCertificate, key: pki.clientKey)
             #expect(await Self.served(port: port, security: workload, node: "sidecar-1"), "the node its certificate names")
             #expect(await !Self.served(port: port, security: workload, node: "sidecar-2"), "another node id with the same certificate")
-            #expect(await !Self.served(port: port, security: anonymous, node: "sidecar-1"), "a certificate from the CA that names no workload")
+            #expect(
+                await !Self.served(port: port, security: anonymous, node: "sidecar-1"), "a certificate from the CA that names no workload")
 
             // The refusal says why, as PERMISSION_DENIED.
             let refusal = await #expect(throws: RPCError.self) {
@@ -108,21 +113,32 @@ import Glibc
         options.serving.tls = ServingOptions.TLS(certificateChainFile: pki.serverCertificate, privateKeyFile: pki.serverKey)
         try await XDSServiceTests.withServer(store, options: options) { runtime, port in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
-            #expect(await Self.served(port: port, security: .tls { config in
-                config.trustRoots = .certificates([.file(path: pki.caCertificate, format: .pem)])
-                config.serverCertificateVerification = .noHostnameVerification
-            }))
-            #expect(await !Self.served(port: port, security: .tls { config in
-                config.trustRoots = .certificates([.file(path: pki.otherCACertificate, format: .pem)])
-                config.serverCertificateVerification = .noHostnameVerification
-            }), "a client that does not trust the server's CA does not connect")
+            #expect(
+                await Self.served(
+                    port: port,
+                    security: .tls { config in
+                        config.trustRoots = .certificates([.file(path: pki.caCertificate, format: .pem)])
+                        config.serverCertificateVerification = .noHostnameVerification
+                    }))
+            #expect(
+                await !Self.served(
+                    port: port,
+                    security: .tls { config in
+                        config.trustRoots = .certificates([.file(path: pki.otherCACertificate, format: .pem)])
+                        config.serverCertificateVerification = .noHostnameVerification
+                    }), "a client that does not trust the server's CA does not connect")
         }
     }
 
     @Test func aRenewedCertificateIsServedWithoutARestart() async throws {
-        let first = try TemporaryDirectory(prefix: "legation-xds-tls"), second = try TemporaryDirectory(prefix: "legation-xds-tls")
-        defer { first.remove(); second.remove() }
-        let old = try await TestCertificates(in: first), renewed = try await TestCertificates(in: second)
+        let first = try TemporaryDirectory(prefix: "legation-xds-tls")
+        let second = try TemporaryDirectory(prefix: "legation-xds-tls")
+        defer {
+            first.remove()
+            second.remove()
+        }
+        let old = try await TestCertificates(in: first)
+        let renewed = try await TestCertificates(in: second)
         let live = try TemporaryDirectory(prefix: "legation-xds-tls-live")
         defer { live.remove() }
         let (chain, key) = (live.file("tls.crt"), live.file("tls.key"))
@@ -173,33 +189,47 @@ import Glibc
         defer { server.cancel() }
         let port = try #require(await runtime.port())
         #expect(await eventually { runtime.hub.notReadyReason == nil })
-        let (trustedDirectory, strangerDirectory) = (try TemporaryDirectory(prefix: "legation-envoy"), try TemporaryDirectory(prefix: "legation-envoy"))
-        defer { trustedDirectory.remove(); strangerDirectory.remove() }
-        let trusted = try Self.startEnvoy(binary: binary, name: "sidecar-with-certificate", xdsPort: port, pki: pki, certificate: true, directory: trustedDirectory)
-        let stranger = try Self.startEnvoy(binary: binary, name: "sidecar-without-certificate", xdsPort: port, pki: pki, certificate: false, directory: strangerDirectory)
+        let (trustedDirectory, strangerDirectory) = (
+            try TemporaryDirectory(prefix: "legation-envoy"), try TemporaryDirectory(prefix: "legation-envoy")
+        )
+        defer {
+            trustedDirectory.remove()
+            strangerDirectory.remove()
+        }
+        let trusted = try Self.startEnvoy(
+            binary: binary, name: "sidecar-with-certificate", xdsPort: port, pki: pki, certificate: true, directory: trustedDirectory)
+        let stranger = try Self.startEnvoy(
+            binary: binary, name: "sidecar-without-certificate", xdsPort: port, pki: pki, certificate: false, directory: strangerDirectory)
         let served = await eventually(within: .seconds(20)) {
-            await EnvoyEndToEndTests.envoyStat(trusted, "cluster_manager.cds.update_success")["cluster_manager.cds.update_success", default: 0] >= 1
+            await EnvoyEndToEndTests.envoyStat(trusted, "cluster_manager.cds.update_success")[
+                "cluster_manager.cds.update_success", default: 0] >= 1
         }
         #expect(served, "Envoy with a client certificate got its clusters; its log ends with:\n\(trusted.log.suffix(2000))")
         // Its two EDS clusters leave warming once their endpoints arrive (plus the static xDS cluster).
-        #expect(await eventually(within: .seconds(20)) {
-            await EnvoyEndToEndTests.envoyStat(trusted, "cluster_manager.active_clusters")["cluster_manager.active_clusters", default: 0] >= 3
-        })
+        #expect(
+            await eventually(within: .seconds(20)) {
+                await EnvoyEndToEndTests.envoyStat(trusted, "cluster_manager.active_clusters")[
+                    "cluster_manager.active_clusters", default: 0] >= 3
+            })
         // The other has had as long, and its TLS handshakes fail.
-        let refused = await EnvoyEndToEndTests.envoyStat(stranger, "cluster_manager.cds.update_success")["cluster_manager.cds.update_success", default: 0]
+        let refused = await EnvoyEndToEndTests.envoyStat(stranger, "cluster_manager.cds.update_success")[
+            "cluster_manager.cds.update_success", default: 0]
         #expect(refused == 0)
         #expect(runtime.hub.streams.count == 1, "only the trusted sidecar holds a stream")
         await trusted.stop()
         await stranger.stop()
     }
 
-    static func startEnvoy(binary: String, name: String, xdsPort: Int, pki: TestCertificates, certificate: Bool, directory: TemporaryDirectory) throws -> EnvoyProcess {
+    static func startEnvoy(
+        binary: String, name: String, xdsPort: Int, pki: TestCertificates, certificate: Bool, directory: TemporaryDirectory
+    ) throws -> EnvoyProcess {
         let (adminPort, listenerPort) = (try freeLoopbackPort(), try freeLoopbackPort())
         var bootstrap = EnvoyBootstrap(nodeID: name, xdsServers: [("127.0.0.1", xdsPort)], adminPort: adminPort)
         bootstrap.tls = EnvoyBootstrap.TLS(
             caFile: pki.caCertificate, certificateFile: certificate ? pki.clientCertificate : nil,
             privateKeyFile: certificate ? pki.clientKey : nil, serverName: "localhost")
-        return try EnvoyProcess(binary: binary, bootstrap: bootstrap.yaml, adminPort: adminPort, listenerPort: listenerPort, directory: directory)
+        return try EnvoyProcess(
+            binary: binary, bootstrap: bootstrap.yaml, adminPort: adminPort, listenerPort: listenerPort, directory: directory)
     }
 
     @Test func aBadCertificateFileIsAnErrorAtStartAndInTheConfigCheck() async throws {
@@ -211,13 +241,14 @@ import Glibc
         let runtime = XDSServerRuntime(reader: InMemoryEndpointStore(), options: options, logger: .quiet())
         await #expect(throws: XDSServerStartError.self) { try await runtime.run() }
 
-        let config = try XDSServerConfiguration.parse(yaml: """
-            grpc:
-              tls:
-                privateKeyFile: /nonexistent/key.pem
-                clientCAFile: /nonexistent/ca.pem
-                reloadSeconds: 0
-            """)
+        let config = try XDSServerConfiguration.parse(
+            yaml: """
+                grpc:
+                  tls:
+                    privateKeyFile: /nonexistent/key.pem
+                    clientCAFile: /nonexistent/ca.pem
+                    reloadSeconds: 0
+                """)
         let problems = config.problems()
         #expect(problems.contains { $0.contains("grpc.tls.certificateChainFile is required") })
         #expect(problems.contains { $0.contains("grpc.tls.privateKeyFile /nonexistent/key.pem is not a readable file") })

@@ -14,9 +14,13 @@ struct XDSFixture {
 
     static func service(_ name: String) -> ServiceKey { try! ServiceKey(namespace: "default", name: name) }
 
-    static func set(_ service: String, _ addresses: [String], source: SourceCluster = east, conditions: Endpoint.Conditions = .ready,
-                    port: ServicePort = http, zone: String = "zone-a") -> EndpointSet {
-        let endpoints = addresses.map { try! Endpoint(address: $0, targetPorts: [8080], zone: zone, targetPod: "default/\($0)", conditions: conditions) }
+    static func set(
+        _ service: String, _ addresses: [String], source: SourceCluster = east, conditions: Endpoint.Conditions = .ready,
+        port: ServicePort = http, zone: String = "zone-a"
+    ) -> EndpointSet {
+        let endpoints = addresses.map {
+            try! Endpoint(address: $0, targetPorts: [8080], zone: zone, targetPod: "default/\($0)", conditions: conditions)
+        }
         return try! EndpointSet(source: source, service: Self.service(service), ports: [port], endpoints: endpoints)
     }
 
@@ -44,7 +48,12 @@ func request(
         request.node.id = node
         request.node.cluster = "test"
     }
-    if let nack { request.errorDetail = .with { $0.code = 3; $0.message = nack } }
+    if let nack {
+        request.errorDetail = .with {
+            $0.code = 3
+            $0.message = nack
+        }
+    }
     return request
 }
 

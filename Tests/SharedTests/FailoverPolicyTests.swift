@@ -9,7 +9,10 @@ import Testing
     @Test func theAnnotationsTextParsesToCriteriaInOrder() throws {
         #expect(try FailoverPolicy(parsing: "zone,region").order == [.zone, .region])
         #expect(try FailoverPolicy(parsing: " Zone , cluster ,REGION ").order == [.zone, .cluster, .region])
-        #expect(try FailoverPolicy(parsing: "zone,cluster=east,cluster = west").order == [.zone, .source(try SourceCluster("east")), .source(try SourceCluster("west"))])
+        #expect(
+            try FailoverPolicy(parsing: "zone,cluster=east,cluster = west").order == [
+                .zone, .source(try SourceCluster("east")), .source(try SourceCluster("west"))
+            ])
         #expect(try FailoverPolicy(parsing: "off") == .off)
         #expect(try FailoverPolicy(parsing: " OFF ").isOff)
         #expect(FailoverPolicy.proximity.description == "zone,region")
@@ -28,7 +31,7 @@ import Testing
         ("cluster=east,cluster=east", "listed twice"),
         ("cluster=East_1", "not a DNS label"),
         ("cluster=", "not a DNS label"),
-        ("zone,region,cluster,cluster=a,cluster=b,cluster=c,cluster=d,cluster=e,cluster=f", "at most 8"),
+        ("zone,region,cluster,cluster=a,cluster=b,cluster=c,cluster=d,cluster=e,cluster=f", "at most 8")
     ])
     func badTextIsRefusedWithItsReason(_ text: String, _ reason: String) {
         do {
@@ -47,16 +50,19 @@ import Testing
     @Test func aSetsPolicyTravelsInItsRecordOutsideTheContentHash() throws {
         let plain = Fixtures.endpointSet("web")
         let policy = try FailoverPolicy(parsing: "zone,cluster,region")
-        let annotated = try EndpointSet(source: plain.source, service: plain.service, ports: plain.ports, endpoints: plain.endpoints, failover: policy)
+        let annotated = try EndpointSet(
+            source: plain.source, service: plain.service, ports: plain.ports, endpoints: plain.endpoints, failover: policy)
         #expect(annotated.contentHash == plain.contentHash, "the record's content hash covers ports and endpoints only")
         #expect(annotated != plain)
         #expect(annotated.versionHash != plain.versionHash, "the store's skip-unchanged hash covers the policy")
         #expect(plain.versionHash == plain.contentHash, "unchanged for sets without a policy")
-        let off = try EndpointSet(source: plain.source, service: plain.service, ports: plain.ports, endpoints: plain.endpoints, failover: .off)
+        let off = try EndpointSet(
+            source: plain.source, service: plain.service, ports: plain.ports, endpoints: plain.endpoints, failover: .off)
         #expect(off.versionHash != annotated.versionHash && off.versionHash != plain.versionHash)
 
         let bytes = annotated.recordBytes(epoch: 7, publishedAtUnixMilliseconds: 1)
-        #expect(bytes == (try annotated.record(epoch: 7, publishedAtUnixMilliseconds: 1).serializedBytes()), "hand-assembled = SwiftProtobuf")
+        #expect(
+            bytes == (try annotated.record(epoch: 7, publishedAtUnixMilliseconds: 1).serializedBytes()), "hand-assembled = SwiftProtobuf")
         let decoded = try EndpointSet.decode(recordBytes: bytes, expectedSource: plain.source, expectedService: plain.service)
         #expect(decoded.set == annotated)
         #expect(decoded.set.failover == policy)
@@ -80,7 +86,8 @@ import Testing
         // The reader's feed applies the set and says what it ignored.
         var feed = SourceFeed(source: plain.source)
         let snapshot = SourceSnapshot(
-            source: plain.source, generation: "g", revision: 1, cursor: .start, records: [plain.service.description: try record.serializedBytes()],
+            source: plain.source, generation: "g", revision: 1, cursor: .start,
+            records: [plain.service.description: try record.serializedBytes()],
             canary: nil, canaryError: nil, heartbeat: nil, removed: false)
         let outcome = feed.apply(snapshot)
         #expect(outcome.updates == [.upsert(plain)])

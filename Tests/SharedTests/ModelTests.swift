@@ -1,7 +1,8 @@
 import LegationTestSupport
-@testable import Shared
 import SwiftProtobuf
 import Testing
+
+@testable import Shared
 
 @Suite struct ModelTests {
     @Test(arguments: ["", "-a", "a-", "A", "a_b", "a.b", String(repeating: "a", count: 64), "{x}", "a b"])

@@ -14,13 +14,19 @@ import Testing
         let grpc = try ServicePort(name: "grpc", port: 9090, appProtocol: "grpc")
         let web = try ServiceKey(namespace: "default", name: "web")
         let api = try ServiceKey(namespace: "shop", name: "api")
-        let v4 = try EndpointSet(source: east, service: web, ports: [http], endpoints: (1...20).map {
-            try Endpoint(address: "10.0.0.\($0)", targetPorts: [8080], zone: "zone-\($0 % 3)", node: "node-\($0)", targetPod: "default/web-\($0)",
-                         conditions: .init(ready: $0 % 5 != 0, serving: true, terminating: $0 % 5 == 0))
-        })
-        let v6 = try EndpointSet(source: east, service: api, ports: [http, grpc], endpoints: (1...8).map {
-            try Endpoint(address: "fd00::\($0)", targetPorts: [8080, $0 % 2 == 0 ? 0 : 9090], hostname: "api-\($0)")
-        })
+        let v4 = try EndpointSet(
+            source: east, service: web, ports: [http],
+            endpoints: (1...20).map {
+                try Endpoint(
+                    address: "10.0.0.\($0)", targetPorts: [8080], zone: "zone-\($0 % 3)", node: "node-\($0)",
+                    targetPod: "default/web-\($0)",
+                    conditions: .init(ready: $0 % 5 != 0, serving: true, terminating: $0 % 5 == 0))
+            })
+        let v6 = try EndpointSet(
+            source: east, service: api, ports: [http, grpc],
+            endpoints: (1...8).map {
+                try Endpoint(address: "fd00::\($0)", targetPorts: [8080, $0 % 2 == 0 ? 0 : 9090], hostname: "api-\($0)")
+            })
         let empty = try EndpointSet(source: east, service: web, ports: [http], endpoints: [])
         return [v4, v6, empty].map { (Array($0.recordBytes(epoch: 7, publishedAtUnixMilliseconds: 1_764_633_600_000)), $0.service) }
     }
@@ -28,7 +34,9 @@ import Testing
     @Test func mutatedRecordsAreRejectedOrKeepEveryInvariant() async throws {
         let seeds = try Self.seeds()
         for seed in seeds {
-            #expect(throws: Never.self) { _ = try EndpointSet.decode(recordBytes: seed.bytes, expectedSource: Self.east, expectedService: seed.service) }
+            #expect(throws: Never.self) {
+                _ = try EndpointSet.decode(recordBytes: seed.bytes, expectedSource: Self.east, expectedService: seed.service)
+            }
         }
         let iterations = ProcessInfo.processInfo.environment["LEGATION_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 10_000
         var random = SplitMix64(seed: 0x5EED_2ECD)
@@ -44,7 +52,8 @@ import Testing
                 let rebuilt = try EndpointSet(source: set.source, service: set.service, ports: set.ports, endpoints: set.endpoints)
                 let addresses = set.endpoints.map(\.address)
                 if rebuilt.contentHash != set.contentHash || addresses != addresses.sorted() || Set(addresses).count != addresses.count
-                    || set.endpoints.contains(where: { $0.targetPorts.count != set.ports.count }) {
+                    || set.endpoints.contains(where: { $0.targetPorts.count != set.ports.count })
+                {
                     broken.append("#\(iteration): accepted a set that breaks an invariant")
                 }
             } catch {

@@ -28,7 +28,7 @@ import Testing
 
     @Test(arguments: [
         "http://localhost", "redis://", "redis://host:0", "redis://host:99999", "redis://host:port",
-        "redis://host/db", "redis://host/-1", "redis://[::1", "localhost:6379",
+        "redis://host/db", "redis://host/-1", "redis://[::1", "localhost:6379"
     ])
     func refusesBadURLsWithAClearError(_ url: String) {
         do {

@@ -15,14 +15,18 @@ import Testing
         return SourceSnapshot(
             source: source, generation: generation, revision: revision, cursor: StreamCursor(milliseconds: 100, sequence: revision),
             records: records,
-            canary: canary ? SyncCanary(generation: generation ?? "", epoch: 1, holder: "i", syncedAtUnixMilliseconds: 0, serviceCount: UInt64(sets.count)) : nil,
+            canary: canary
+                ? SyncCanary(
+                    generation: generation ?? "", epoch: 1, holder: "i", syncedAtUnixMilliseconds: 0, serviceCount: UInt64(sets.count))
+                : nil,
             canaryError: nil, heartbeat: nil, removed: false)
     }
 
     private func put(_ set: EndpointSet, revision: UInt64, generation: String = "g1") throws -> StoreChange {
         StoreChange(
             cursor: StreamCursor(milliseconds: 200, sequence: revision), revision: revision, generation: generation,
-            kind: .put(service: set.service.description, record: try set.record(epoch: 1, publishedAtUnixMilliseconds: 0).serializedBytes()))
+            kind: .put(service: set.service.description, record: try set.record(epoch: 1, publishedAtUnixMilliseconds: 0).serializedBytes())
+        )
     }
 
     @Test func aSnapshotUpsertsOnlyWhatChanged() throws {

@@ -212,7 +212,10 @@ struct StoreContractTests {
                 let renewed = try await store.renewLease(lease, ttl: ttl)
                 let repliedAt = ContinuousClock.now
                 if repliedAt - lastSent < ttl - margin {
-                    #expect(renewed, "renewed (sent \(sentAt - lastSent), answered \(repliedAt - lastSent) after the last renewal was sent) of a \(ttl) lease")
+                    #expect(
+                        renewed,
+                        "renewed (sent \(sentAt - lastSent), answered \(repliedAt - lastSent) after the last renewal was sent) of a \(ttl) lease"
+                    )
                     renewalsWithinTTL += 1
                 } else if sentAt - lastReplied > ttl + margin {
                     #expect(!renewed, "a lease renewed \(sentAt - lastReplied) after its last renewal was answered, past its \(ttl) TTL")
@@ -325,7 +328,7 @@ struct StoreContractTests {
                 ("truncated", Array(good.prefix(good.count / 2))),
                 ("garbage", [0xFF, 0xFE, 0x00, 0x13, 0x37, 0xFF]),
                 ("lying hash", try lying.serializedBytes()),
-                ("future schema", try future.serializedBytes()),
+                ("future schema", try future.serializedBytes())
             ]
             for (label, bytes) in damaged {
                 try await harness.storeUnvalidated(source: source, field: "default/web", bytes: bytes)
@@ -419,7 +422,8 @@ struct StoreContractTests {
             let lease = try #require(try await store.acquireLease(source: source, holder: "i", ttl: .seconds(10)))
             let plain = Fixtures.endpointSet("web")
             func with(_ policy: FailoverPolicy?) throws -> EndpointSet {
-                try EndpointSet(source: plain.source, service: plain.service, ports: plain.ports, endpoints: plain.endpoints, failover: policy)
+                try EndpointSet(
+                    source: plain.source, service: plain.service, ports: plain.ports, endpoints: plain.endpoints, failover: policy)
             }
             let zoneFirst = try with(try FailoverPolicy(parsing: "zone,cluster"))
             #expect(try await store.write([.put(plain)], lease: lease).outcomes.count == 1)

@@ -49,7 +49,9 @@ struct StoreFollowerTests {
         options.discoveryInterval = .milliseconds(50)
         options.pollWait = .milliseconds(100)
         options.retryMaximumDelay = .milliseconds(100)
-        let follower = StoreFollower(reader: harness.store, options: options, logger: .quiet(), metricsFactory: metrics) { collected.apply($0) }
+        let follower = StoreFollower(reader: harness.store, options: options, logger: .quiet(), metricsFactory: metrics) {
+            collected.apply($0)
+        }
         let task = Task { await follower.run() }
         defer { task.cancel() }
 
@@ -69,7 +71,8 @@ struct StoreFollowerTests {
         // A damaged record: rejected, counted, last good state kept.
         try await harness.storeUnvalidated(source: a, field: "default/web", bytes: [0xde, 0xad])
         try await eventually("rejection counted") {
-            (try? metrics.expectCounter("legation_store_records_rejected_total", [("source", "cluster-a"), ("reason", "badRecord")]))?.totalValue == 1
+            (try? metrics.expectCounter("legation_store_records_rejected_total", [("source", "cluster-a"), ("reason", "badRecord")]))?
+                .totalValue == 1
         }
         #expect(collected.services(a)[webA.service] == webA)
 

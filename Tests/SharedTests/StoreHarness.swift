@@ -1,6 +1,7 @@
 import LegationTestSupport
 import Logging
 import RedisStore
+
 @testable import Shared
 
 /// The stores the contract suite runs against.
@@ -36,7 +37,8 @@ struct StoreHarness: Sendable {
             let server = try await RedisServer(options)
             var storeOptions = RedisEndpointStore.Options()
             storeOptions.streamMaxLength = streamMaxLength
-            let configuration = kind == .redisACL
+            let configuration =
+                kind == .redisACL
                 ? try server.configuration(user: "contract", password: "contract-secret") : try server.configuration()
             let store = RedisEndpointStore(configuration, options: storeOptions, logger: .quiet())
             return StoreHarness(store: store, kind: kind, redis: server)
@@ -85,7 +87,7 @@ struct StoreHarness: Sendable {
             _ = try await client.send(["HSET", RedisArgument(keys.services), RedisArgument(field), RedisArgument(bytes)])
             _ = try await client.send([
                 "XADD", RedisArgument(keys.changes), "*", "rev", RedisArgument(revision), "gen", RedisArgument(generation),
-                "op", "put", "svc", RedisArgument(field), "rec", RedisArgument(bytes),
+                "op", "put", "svc", RedisArgument(field), "rec", RedisArgument(bytes)
             ])
         }
     }

@@ -28,8 +28,10 @@ public final class EnvoyProcess: @unchecked Sendable {
         logFile = directory.file("envoy-\(adminPort).log")
         process = try ChildProcess(
             "/usr/bin/timeout",
-            ["-s", "KILL", "900", binary, "-c", config, "--log-level", "info", "--disable-hot-restart",
-             "--concurrency", "1"],
+            [
+                "-s", "KILL", "900", binary, "-c", config, "--log-level", "info", "--disable-hot-restart",
+                "--concurrency", "1"
+            ],
             outputFile: logFile)
     }
 

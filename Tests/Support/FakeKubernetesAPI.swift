@@ -63,9 +63,10 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     public init(_ options: Options = Options()) async throws {
         self.options = options
         let sslContext = try options.tls.map { certificates in
-            try NIOSSLContext(configuration: .makeServerConfiguration(
-                certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificate).map { .certificate($0) },
-                privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKey, format: .pem))))
+            try NIOSSLContext(
+                configuration: .makeServerConfiguration(
+                    certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificate).map { .certificate($0) },
+                    privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKey, format: .pem))))
         }
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -152,7 +153,8 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         let (targets, version) = lock.withLock { (Array(watchers.values), revision) }
         for watcher in targets where watcher.bookmarks {
             let kind = watcher.resource == .services ? "Service" : "EndpointSlice"
-            let line = #"{"type":"BOOKMARK","object":{"kind":"\#(kind)","apiVersion":"v1","metadata":{"resourceVersion":"\#(version)"}}}"# + "\n"
+            let line =
+                #"{"type":"BOOKMARK","object":{"kind":"\#(kind)","apiVersion":"v1","metadata":{"resourceVersion":"\#(version)"}}}"# + "\n"
             write(Array(line.utf8), to: watcher)
         }
     }
@@ -165,7 +167,9 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
 
     /// Sends an ERROR event (410 Expired) into every open watch of `resource`, as a real server does.
     public func expireWatches(_ resource: Resource) {
-        let line = #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"# + "\n"
+        let line =
+            #"{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version","reason":"Expired","code":410}}"#
+            + "\n"
         injectIntoWatches(resource, bytes: Array(line.utf8))
     }
 
@@ -250,7 +254,11 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         let components = URLComponents(string: head.uri)
         let query = Dictionary((components?.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
         guard let (resource, namespace) = route(components?.path ?? "") else {
-            return .json(.notFound, Array(#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#.utf8))
+            return .json(
+                .notFound,
+                Array(
+                    #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","code":404}"#
+                        .utf8))
         }
         if query["watch"] == "true" || query["watch"] == "1" {
             return watch(resource, namespace: namespace, query: query, channel: channel)
@@ -276,7 +284,10 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             var offset = 0
             if let token = query["continue"], !token.isEmpty {
                 let parts = token.split(separator: ":").compactMap { Int($0) }
-                guard parts.count == 2 else { return .json(.badRequest, Array(#"{"kind":"Status","code":400,"reason":"BadRequest","message":"invalid continue token"}"#.utf8)) }
+                guard parts.count == 2 else {
+                    return .json(
+                        .badRequest, Array(#"{"kind":"Status","code":400,"reason":"BadRequest","message":"invalid continue token"}"#.utf8))
+                }
                 guard parts[1] >= oldestRetained - 1 else {
                     return .json(.gone, fixture("status-410-expired-continue-constructed.json"))
                 }
@@ -311,16 +322,24 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             let from = Int(query["resourceVersion"] ?? "") ?? revision
             if from + 1 < oldestRetained {
                 if options.expiredAsEvent {
-                    return .watch(initial: [Array((String(decoding: fixture("watch-error-410-captured.jsonl"), as: UTF8.self).trimmingCharacters(in: .newlines) + "\n").utf8)], timeout: 0)
+                    return .watch(
+                        initial: [
+                            Array(
+                                (String(decoding: fixture("watch-error-410-captured.jsonl"), as: UTF8.self).trimmingCharacters(
+                                    in: .newlines) + "\n").utf8)
+                        ], timeout: 0)
                 }
                 return .json(.gone, fixture("status-410-expired-watch.json"))
             }
-            let backlog = history.filter { $0.resource == resource && $0.resourceVersion > from && (namespace == nil || $0.namespace == namespace) }.map(\.line)
+            let backlog = history.filter {
+                $0.resource == resource && $0.resourceVersion > from && (namespace == nil || $0.namespace == namespace)
+            }.map(\.line)
             // Registered now, under the lock that read the backlog: an event recorded from here on is
             // written by a task queued on the channel's event loop, so after this answer's head and
             // backlog (this runs inside the channel's read). Registering after the backlog was written
             // lost the events recorded in between.
-            let watcher = Watcher(channel: channel, resource: resource, namespace: namespace, bookmarks: query["allowWatchBookmarks"] == "true")
+            let watcher = Watcher(
+                channel: channel, resource: resource, namespace: namespace, bookmarks: query["allowWatchBookmarks"] == "true")
             watchers[ObjectIdentifier(channel)] = watcher
             channel.closeFuture.whenComplete { [weak self] _ in
                 guard let self else { return }
@@ -345,9 +364,15 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             if api.isPartitioned {
                 // The path is cut: as a load balancer with no backend left answers. (Dropping the TCP
                 // connection without an answer was seen to leave a client waiting in CI.)
-                let body = Array(#"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"partitioned","reason":"ServiceUnavailable","code":503}"#.utf8)
-                let headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count)), ("Connection", "close")])
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .serviceUnavailable, headers: headers))), promise: nil)
+                let body = Array(
+                    #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"partitioned","reason":"ServiceUnavailable","code":503}"#
+                        .utf8)
+                let headers = HTTPHeaders([
+                    ("Content-Type", "application/json"), ("Content-Length", String(body.count)), ("Connection", "close")
+                ])
+                context.write(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .serviceUnavailable, headers: headers))),
+                    promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
                 let channel = context.channel
                 context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
@@ -357,7 +382,8 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             case .json(let status, let body):
                 var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count))])
                 headers.add(name: "Cache-Control", value: "no-cache, private")
-                context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+                context.write(
+                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
                 context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
                 context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
             case .watch(let initial, let timeout):

@@ -12,13 +12,14 @@ public final class RedisClusterNodes: @unchecked Sendable {
 
     /// - Parameter aclUsers: `user …` lines for every node (the default user stays on, for
     ///   `redis-cli --cluster`).
-    public init(primaries: Int = 3, replicasPerPrimary: Int = 0, nodeTimeoutMilliseconds: Int = 1000, aclUsers: [String] = []) async throws {
+    public init(primaries: Int = 3, replicasPerPrimary: Int = 0, nodeTimeoutMilliseconds: Int = 1000, aclUsers: [String] = []) async throws
+    {
         for _ in 0..<(primaries * (1 + replicasPerPrimary)) {
             var options = RedisServer.Options()
             options.aclUsers = aclUsers
             options.extraConfiguration = [
                 "cluster-enabled yes", "cluster-config-file nodes.conf", "cluster-node-timeout \(nodeTimeoutMilliseconds)",
-                "cluster-replica-validity-factor 0",
+                "cluster-replica-validity-factor 0"
             ]
             nodes.append(try await RedisServer(options))
         }
@@ -27,11 +28,14 @@ public final class RedisClusterNodes: @unchecked Sendable {
         let output = directory.file("create.log")
         let create = try ChildProcess(
             "/usr/bin/redis-cli",
-            ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + ["--cluster-replicas", String(replicasPerPrimary), "--cluster-yes"],
+            ["--cluster", "create"] + nodes.map { "127.0.0.1:\($0.port)" } + [
+                "--cluster-replicas", String(replicasPerPrimary), "--cluster-yes"
+            ],
             outputFile: output)
         let status = try await create.wait(timeout: .seconds(60))
         guard status == 0 else {
-            throw TestSupportError("redis-cli --cluster create failed: \((try? String(contentsOfFile: output, encoding: .utf8))?.suffix(1500) ?? "")")
+            throw TestSupportError(
+                "redis-cli --cluster create failed: \((try? String(contentsOfFile: output, encoding: .utf8))?.suffix(1500) ?? "")")
         }
         guard await waitUntilSettled(within: .seconds(30)) else {
             throw TestSupportError("the cluster did not settle within 30 s: \(nodes.first?.log.suffix(1500) ?? "")")
@@ -94,12 +98,14 @@ public final class RedisClusterNodes: @unchecked Sendable {
         while true {
             let keys = try await RedisSentinelSet.command(from, ["CLUSTER", "GETKEYSINSLOT", RedisArgument(slot), "1"]).array ?? []
             guard let key = keys.first?.string else { break }
-            let reply = try await RedisSentinelSet.command(from, ["MIGRATE", "127.0.0.1", RedisArgument(port), "", "0", "5000", "KEYS", RedisArgument(key)])
+            let reply = try await RedisSentinelSet.command(
+                from, ["MIGRATE", "127.0.0.1", RedisArgument(port), "", "0", "5000", "KEYS", RedisArgument(key)])
             if let message = reply.errorMessage { throw TestSupportError("MIGRATE \(key): \(message)") }
             if pause > .zero { try await Task.sleep(for: pause) }
         }
         for node in nodes where node.isRunning {
-            _ = try? await RedisSentinelSet.command(node.port, ["CLUSTER", "SETSLOT", RedisArgument(slot), "NODE", RedisArgument(destinationID)])
+            _ = try? await RedisSentinelSet.command(
+                node.port, ["CLUSTER", "SETSLOT", RedisArgument(slot), "NODE", RedisArgument(destinationID)])
         }
     }
 
@@ -116,12 +122,16 @@ public final class RedisClusterNodes: @unchecked Sendable {
     }
 
     private func id(_ port: Int) async throws -> String {
-        guard let id = try await RedisSentinelSet.command(port, ["CLUSTER", "MYID"]).string else { throw TestSupportError("no CLUSTER MYID from \(port)") }
+        guard let id = try await RedisSentinelSet.command(port, ["CLUSTER", "MYID"]).string else {
+            throw TestSupportError("no CLUSTER MYID from \(port)")
+        }
         return id
     }
 
     private func expectOK(_ port: Int, _ arguments: [RedisArgument]) async throws {
         let reply = try await RedisSentinelSet.command(port, arguments)
-        if let message = reply.errorMessage { throw TestSupportError("\(String(decoding: arguments[1].bytes, as: UTF8.self)) on \(port): \(message)") }
+        if let message = reply.errorMessage {
+            throw TestSupportError("\(String(decoding: arguments[1].bytes, as: UTF8.self)) on \(port): \(message)")
+        }
     }
 }

@@ -33,12 +33,13 @@ public final class RedisSentinelSet: @unchecked Sendable {
         for _ in 0..<sentinelCount {
             var options = RedisServer.Options()
             options.sentinel = true
-            options.extraConfiguration = [
-                "sentinel monitor \(name) 127.0.0.1 \(primary.port) \(sentinelCount / 2 + 1)",
-                "sentinel down-after-milliseconds \(name) \(downAfterMilliseconds)",
-                "sentinel failover-timeout \(name) 4000",
-                "sentinel parallel-syncs \(name) 1",
-            ] + servers.dropFirst().map { "sentinel known-replica \(name) 127.0.0.1 \($0.port)" }
+            options.extraConfiguration =
+                [
+                    "sentinel monitor \(name) 127.0.0.1 \(primary.port) \(sentinelCount / 2 + 1)",
+                    "sentinel down-after-milliseconds \(name) \(downAfterMilliseconds)",
+                    "sentinel failover-timeout \(name) 4000",
+                    "sentinel parallel-syncs \(name) 1"
+                ] + servers.dropFirst().map { "sentinel known-replica \(name) 127.0.0.1 \($0.port)" }
                 + (sentinelPassword.map { ["requirepass \($0)"] } ?? [])
             sentinels.append(try await RedisServer(options))
         }
@@ -69,7 +70,9 @@ public final class RedisSentinelSet: @unchecked Sendable {
     /// The primary's port as the first sentinel that answers names it.
     public func primaryPort() async -> Int? {
         for sentinel in sentinels {
-            guard let reply = try? await Self.command(sentinel.port, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", RedisArgument(name)], password: sentinelPassword),
+            guard
+                let reply = try? await Self.command(
+                    sentinel.port, ["SENTINEL", "GET-MASTER-ADDR-BY-NAME", RedisArgument(name)], password: sentinelPassword),
                 let parts = reply.array, parts.count == 2, let port = parts[1].string.flatMap({ Int($0) })
             else { continue }
             return port

@@ -52,11 +52,12 @@ public final class RedisServer: @unchecked Sendable {
 
     /// A URL for this server (`rediss://localhost` with TLS, so the certificate's name matches).
     public func url(user: String? = nil, password: String? = nil, database: Int = 0) -> String {
-        let credentials = switch (user, password) {
-        case (let user?, let password?): "\(user):\(password)@"
-        case (nil, let password?): "\(password)@"
-        default: ""
-        }
+        let credentials =
+            switch (user, password) {
+            case (let user?, let password?): "\(user):\(password)@"
+            case (nil, let password?): "\(password)@"
+            default: ""
+            }
         let host = options.tls == nil ? "127.0.0.1" : "localhost"
         return "\(options.tls == nil ? "redis" : "rediss")://\(credentials)\(host):\(port)/\(database)"
     }
@@ -104,7 +105,7 @@ public final class RedisServer: @unchecked Sendable {
             "bind 127.0.0.1",
             "protected-mode no",
             "dir \(directory.path)",
-            "logfile \(directory.file("redis.log"))",
+            "logfile \(directory.file("redis.log"))"
         ]
         if !options.sentinel {
             lines += ["save \"\"", "appendonly \(options.appendOnly ? "yes" : "no")", "appendfsync always"]
@@ -113,7 +114,7 @@ public final class RedisServer: @unchecked Sendable {
             lines += [
                 "port 0", "tls-port \(port)", "tls-cert-file \(tls.serverCertificate)",
                 "tls-key-file \(tls.serverKey)", "tls-ca-cert-file \(tls.caCertificate)",
-                "tls-auth-clients \(options.requireClientCertificates ? "yes" : "no")",
+                "tls-auth-clients \(options.requireClientCertificates ? "yes" : "no")"
             ]
         } else {
             lines.append("port \(port)")
@@ -129,7 +130,8 @@ public final class RedisServer: @unchecked Sendable {
         try? FileManager.default.removeItem(atPath: directory.file("redis.log"))
 
         // Under `timeout`: if the test process dies without stopping it, the server still ends.
-        let process = try ChildProcess("/usr/bin/timeout", ["-s", "KILL", "900", Self.executable(), config] + (options.sentinel ? ["--sentinel"] : []))
+        let process = try ChildProcess(
+            "/usr/bin/timeout", ["-s", "KILL", "900", Self.executable(), config] + (options.sentinel ? ["--sentinel"] : []))
         self.process = process
 
         let deadline = ContinuousClock.now + .seconds(10)

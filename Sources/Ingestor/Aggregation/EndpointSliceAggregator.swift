@@ -111,7 +111,9 @@ public struct EndpointSliceAggregator: Sendable {
 
     /// Replaces everything (an initial list). - Returns: the complete set of exported services, for
     /// `EndpointPublisher.replaceAll`.
-    public mutating func replaceAll(services: [ServiceObject], slices: [EndpointSliceObject]) -> (sets: [EndpointSet], rejections: [Rejection]) {
+    public mutating func replaceAll(services: [ServiceObject], slices: [EndpointSliceObject]) -> (
+        sets: [EndpointSet], rejections: [Rejection]
+    ) {
         var rejections = replace(services: services, rebuilding: false)
         rejections += replace(slices: slices)
         return (published.values.sorted { $0.service < $1.service }, rejections)
@@ -128,7 +130,8 @@ public struct EndpointSliceAggregator: Sendable {
                 self.services[key] = service
                 if let problem = readFailover(of: service, key: key) { rejections.append(problem) }
             } else {
-                rejections.append(Rejection(object: "service \(service.metadata.name.prefix(80))", reason: "namespace or name is not a DNS label"))
+                rejections.append(
+                    Rejection(object: "service \(service.metadata.name.prefix(80))", reason: "namespace or name is not a DNS label"))
             }
         }
         if rebuilding { rejections += rebuildAll() }
@@ -189,7 +192,8 @@ public struct EndpointSliceAggregator: Sendable {
         } catch {
             failoverPolicies[key] = nil
             return Rejection(
-                object: "service \(key) annotation \(FailoverPolicy.annotation)", reason: "\(error.message); the server's default order applies")
+                object: "service \(key) annotation \(FailoverPolicy.annotation)",
+                reason: "\(error.message); the server's default order applies")
         }
     }
 
@@ -239,7 +243,9 @@ public struct EndpointSliceAggregator: Sendable {
         var ports: [ServicePort] = []
         for port in service.spec?.ports ?? [] {
             guard let number = UInt16(exactly: port.port), number > 0 else {
-                return Built(set: .failure(ModelError(.invalidPort, "port \(port.name ?? "") has number \(port.port)")), conversions: [:], rejections: rejections)
+                return Built(
+                    set: .failure(ModelError(.invalidPort, "port \(port.name ?? "") has number \(port.port)")), conversions: [:],
+                    rejections: rejections)
             }
             let transport = ServicePort.TransportProtocol(rawValue: port.protocol ?? "TCP") ?? .tcp
             let appProtocol = port.appProtocol ?? Self.sliceAppProtocol(sortedSlices, portName: port.name ?? "") ?? ""
@@ -297,10 +303,11 @@ public struct EndpointSliceAggregator: Sendable {
             let ready = item.conditions?.ready ?? true
             let conditions = Endpoint.Conditions(
                 ready: ready, serving: item.conditions?.serving ?? ready, terminating: item.conditions?.terminating ?? false)
-            let pod = item.targetRef.flatMap { reference -> String? in
-                guard reference.kind == "Pod", let name = reference.name else { return nil }
-                return "\(reference.namespace ?? key.namespace)/\(name)"
-            } ?? ""
+            let pod =
+                item.targetRef.flatMap { reference -> String? in
+                    guard reference.kind == "Pod", let name = reference.name else { return nil }
+                    return "\(reference.namespace ?? key.namespace)/\(name)"
+                } ?? ""
             let zone = item.zone ?? item.deprecatedTopology?["topology.kubernetes.io/zone"] ?? ""
             do {
                 made[index] = try Endpoint(

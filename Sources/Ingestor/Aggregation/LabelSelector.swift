@@ -85,9 +85,15 @@ public struct LabelSelector: Sendable, Equatable, CustomStringConvertible {
         var depth = 0
         for character in text {
             switch character {
-            case "(": depth += 1; current.append(character)
-            case ")": depth -= 1; current.append(character)
-            case "," where depth == 0: parts.append(current); current = ""
+            case "(":
+                depth += 1
+                current.append(character)
+            case ")":
+                depth -= 1
+                current.append(character)
+            case "," where depth == 0:
+                parts.append(current)
+                current = ""
             default: current.append(character)
             }
         }

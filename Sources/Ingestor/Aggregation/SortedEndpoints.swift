@@ -30,7 +30,8 @@ final class SortedEndpoints: @unchecked Sendable {
             if itemKeys[a] != itemKeys[b] { return itemKeys[a] < itemKeys[b] }
             return items[a].hasAddress(of: items[b]) ? a < b : items[a].addressPrecedes(items[b])
         }
-        var kept: [Int] = [], keptRanks: [UInt8] = []
+        var kept: [Int] = []
+        var keptRanks: [UInt8] = []
         kept.reserveCapacity(order.count)
         keptRanks.reserveCapacity(order.count)
         for index in order {
@@ -108,8 +109,10 @@ final class SortedEndpoints: @unchecked Sendable {
             order.deallocate()
         }
         for (index, list) in lists.enumerated() {
-            (cursors + index).initialize(to: Cursor(
-                endpoints: list.flatEndpoints, keys: list.keys, ranks: list.ranks, ends: list.ends, framed: list.framed, count: list.count))
+            (cursors + index).initialize(
+                to: Cursor(
+                    endpoints: list.flatEndpoints, keys: list.keys, ranks: list.ranks, ends: list.ends, framed: list.framed,
+                    count: list.count))
         }
         // Runs of consecutive endpoints of one slice, in merged order.
         var runs: [(list: Int, start: Int, end: Int)] = []
@@ -137,7 +140,8 @@ final class SortedEndpoints: @unchecked Sendable {
                 var cursor = start
                 for run in runs {
                     let list = cursors[run.list]
-                    let from = run.start == 0 ? 0 : list.ends[run.start - 1], to = list.ends[run.end - 1]
+                    let from = run.start == 0 ? 0 : list.ends[run.start - 1]
+                    let to = list.ends[run.end - 1]
                     cursor.update(from: list.framed + from, count: to - from)
                     cursor += to - from
                 }
@@ -209,9 +213,11 @@ final class SortedEndpoints: @unchecked Sendable {
         }
 
         private func precedes(_ a: Int, _ b: Int) -> Bool {
-            let keyA = cursors[a].key, keyB = cursors[b].key
+            let keyA = cursors[a].key
+            let keyB = cursors[b].key
             if keyA != keyB { return keyA < keyB }
-            let first = cursors[a].endpoints[cursors[a].head], second = cursors[b].endpoints[cursors[b].head]
+            let first = cursors[a].endpoints[cursors[a].head]
+            let second = cursors[b].endpoints[cursors[b].head]
             return first.hasAddress(of: second) ? a < b : first.addressPrecedes(second)
         }
 

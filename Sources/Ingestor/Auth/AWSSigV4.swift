@@ -21,7 +21,7 @@ enum AWSSigV4 {
             ("X-Amz-Credential", "\(credentials.accessKeyID)/\(scope)"),
             ("X-Amz-Date", timestamp),
             ("X-Amz-Expires", String(expires)),
-            ("X-Amz-SignedHeaders", signedHeaders),
+            ("X-Amz-SignedHeaders", signedHeaders)
         ]
         if let token = credentials.sessionToken { parameters.append(("X-Amz-Security-Token", token)) }
         let canonicalQuery = parameters.map { (encode($0.0), encode($0.1)) }.sorted { $0 < $1 }

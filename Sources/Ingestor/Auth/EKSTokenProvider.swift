@@ -31,11 +31,12 @@ public actor EKSTokenProvider: BearerTokenProvider {
         self.source = source
         self.stsEndpoint = stsEndpoint ?? "https://sts.\(region).amazonaws.com"
         self.stsHost = stsHostForSigning
-        self.exchange = exchange ?? { url in
-            let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(15))
-            let body = try await response.body.collect(upTo: 1 << 20)
-            return (Data(body.readableBytesView), Int(response.status.code))
-        }
+        self.exchange =
+            exchange ?? { url in
+                let response = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(15))
+                let body = try await response.body.collect(upTo: 1 << 20)
+                return (Data(body.readableBytesView), Int(response.status.code))
+            }
         self.now = now
     }
 
@@ -81,13 +82,14 @@ public actor EKSTokenProvider: BearerTokenProvider {
         }
         let query = [
             ("Action", "AssumeRoleWithWebIdentity"), ("Version", "2011-06-15"), ("RoleArn", role),
-            ("RoleSessionName", sessionName), ("WebIdentityToken", identity.trimmingCharacters(in: .whitespacesAndNewlines)),
+            ("RoleSessionName", sessionName), ("WebIdentityToken", identity.trimmingCharacters(in: .whitespacesAndNewlines))
         ].map { "\(AWSSigV4.encode($0.0))=\(AWSSigV4.encode($0.1))" }.joined(separator: "&")
         let (data, status) = try await exchange("\(stsEndpoint)/?\(query)")
         let body = String(decoding: data.prefix(1 << 16), as: UTF8.self)
         guard status == 200 else {
             throw IngestorError(
-                .authentication, "STS AssumeRoleWithWebIdentity failed: \(Self.tag("Message", in: body) ?? body.prefix(200).description)", httpStatus: status)
+                .authentication, "STS AssumeRoleWithWebIdentity failed: \(Self.tag("Message", in: body) ?? body.prefix(200).description)",
+                httpStatus: status)
         }
         guard let key = Self.tag("AccessKeyId", in: body), let secret = Self.tag("SecretAccessKey", in: body),
             let token = Self.tag("SessionToken", in: body)

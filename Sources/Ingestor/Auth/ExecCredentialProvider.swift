@@ -11,7 +11,10 @@ public actor ExecCredentialProvider: BearerTokenProvider {
         public var environment: [String: String]
         public var apiVersion: String
 
-        public init(command: String, arguments: [String] = [], environment: [String: String] = [:], apiVersion: String = "client.authentication.k8s.io/v1") {
+        public init(
+            command: String, arguments: [String] = [], environment: [String: String] = [:],
+            apiVersion: String = "client.authentication.k8s.io/v1"
+        ) {
             self.command = command
             self.arguments = arguments
             self.environment = environment
@@ -57,7 +60,8 @@ public actor ExecCredentialProvider: BearerTokenProvider {
             throw IngestorError(.authentication, "the exec plugin did not print an ExecCredential: \(error)")
         }
         guard credential.kind == "ExecCredential", credential.apiVersion?.hasPrefix("client.authentication.k8s.io/") == true else {
-            throw IngestorError(.authentication, "the exec plugin printed kind \(credential.kind ?? "none"), apiVersion \(credential.apiVersion ?? "none")")
+            throw IngestorError(
+                .authentication, "the exec plugin printed kind \(credential.kind ?? "none"), apiVersion \(credential.apiVersion ?? "none")")
         }
         guard let token = credential.status?.token, !token.isEmpty else {
             if credential.status?.clientCertificateData != nil {
@@ -83,7 +87,8 @@ public actor ExecCredentialProvider: BearerTokenProvider {
                 process.executableURL = URL(fileURLWithPath: plugin.command.contains("/") ? plugin.command : "/usr/bin/env")
                 process.arguments = plugin.command.contains("/") ? plugin.arguments : [plugin.command] + plugin.arguments
                 var environment = ProcessInfo.processInfo.environment.merging(plugin.environment) { $1 }
-                environment["KUBERNETES_EXEC_INFO"] = #"{"apiVersion":"\#(plugin.apiVersion)","kind":"ExecCredential","spec":{"interactive":false}}"#
+                environment["KUBERNETES_EXEC_INFO"] =
+                    #"{"apiVersion":"\#(plugin.apiVersion)","kind":"ExecCredential","spec":{"interactive":false}}"#
                 process.environment = environment
                 let output = Pipe()
                 let errors = Pipe()
@@ -104,7 +109,9 @@ public actor ExecCredentialProvider: BearerTokenProvider {
                 killer.cancel()
                 guard process.terminationStatus == 0 else {
                     let message = String(decoding: stderr.prefix(500), as: UTF8.self)
-                    continuation.resume(throwing: IngestorError(.authentication, "the exec plugin \(plugin.command) exited with \(process.terminationStatus): \(message)"))
+                    continuation.resume(
+                        throwing: IngestorError(
+                            .authentication, "the exec plugin \(plugin.command) exited with \(process.terminationStatus): \(message)"))
                     return
                 }
                 guard data.count <= 1 << 20 else {

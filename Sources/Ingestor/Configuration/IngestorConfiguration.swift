@@ -106,22 +106,37 @@ public struct IngestorConfiguration: Codable, Sendable, Equatable {
             if let selector = kubernetes.labelSelector, (try? LabelSelector(parsing: selector)) == nil {
                 problems.append("kubernetes.labelSelector \(selector.prefix(80)) does not parse")
             }
-            for namespace in (kubernetes.namespaces ?? []) + (kubernetes.excludeNamespaces ?? []) where (try? ServiceKey(namespace: namespace, name: "x")) == nil {
+            for namespace in (kubernetes.namespaces ?? []) + (kubernetes.excludeNamespaces ?? [])
+            where (try? ServiceKey(namespace: namespace, name: "x")) == nil {
                 problems.append("kubernetes: namespace \(namespace.prefix(80)) is not a DNS label")
             }
-            if (kubernetes.eksCluster == nil) != (kubernetes.eksRegion == nil) { problems.append("kubernetes: eksCluster and eksRegion go together") }
+            if (kubernetes.eksCluster == nil) != (kubernetes.eksRegion == nil) {
+                problems.append("kubernetes: eksCluster and eksRegion go together")
+            }
             if let size = kubernetes.pageSize, !(1...10_000).contains(size) { problems.append("kubernetes.pageSize must be 1...10000") }
-            if let timeout = kubernetes.watchTimeoutSeconds, !(10...3600).contains(timeout) { problems.append("kubernetes.watchTimeoutSeconds must be 10...3600") }
+            if let timeout = kubernetes.watchTimeoutSeconds, !(10...3600).contains(timeout) {
+                problems.append("kubernetes.watchTimeoutSeconds must be 10...3600")
+            }
         case (nil, let file?):
-            if let interval = file.pollIntervalSeconds, !(0.05...3600).contains(interval) { problems.append("file.pollIntervalSeconds must be 0.05...3600") }
+            if let interval = file.pollIntervalSeconds, !(0.05...3600).contains(interval) {
+                problems.append("file.pollIntervalSeconds must be 0.05...3600")
+            }
         }
         problems += (redis ?? RedisSettings()).problems()
         if let ttl = lease?.ttlSeconds, !(1...600).contains(ttl) { problems.append("lease.ttlSeconds must be 1...600") }
-        if let holder = lease?.holder, holder.isEmpty || holder.contains(" ") { problems.append("lease.holder must be a token without spaces") }
+        if let holder = lease?.holder, holder.isEmpty || holder.contains(" ") {
+            problems.append("lease.holder must be a token without spaces")
+        }
         if let batch = publish?.batchLimit, !(1...10_000).contains(batch) { problems.append("publish.batchLimit must be 1...10000") }
-        if let heartbeat = publish?.heartbeatSeconds, !(0.2...60).contains(heartbeat) { problems.append("publish.heartbeatSeconds must be 0.2...60") }
-        if let window = publish?.coalesceMilliseconds, !(0...10_000).contains(window) { problems.append("publish.coalesceMilliseconds must be 0...10000") }
-        if let address = admin?.address, splitHostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
+        if let heartbeat = publish?.heartbeatSeconds, !(0.2...60).contains(heartbeat) {
+            problems.append("publish.heartbeatSeconds must be 0.2...60")
+        }
+        if let window = publish?.coalesceMilliseconds, !(0...10_000).contains(window) {
+            problems.append("publish.coalesceMilliseconds must be 0...10000")
+        }
+        if let address = admin?.address, splitHostAndPort(address) == nil {
+            problems.append("admin.address \(address.prefix(80)) is not host:port")
+        }
         problems += (log ?? LogSettings()).problems()
         return problems
     }

@@ -44,7 +44,9 @@ public enum FileSourceParser {
                     throw ModelError(.invalidPort, "\(portPlace): protocol \(port.protocol ?? "") is not TCP, UDP or SCTP")
                 }
                 do {
-                    ports.append(try ServicePort(name: port.name ?? "", port: number, transportProtocol: transport, appProtocol: port.appProtocol ?? ""))
+                    ports.append(
+                        try ServicePort(
+                            name: port.name ?? "", port: number, transportProtocol: transport, appProtocol: port.appProtocol ?? ""))
                 } catch { throw at(portPlace, error) }
             }
             var failover: FailoverPolicy?
@@ -69,9 +71,10 @@ public enum FileSourceParser {
                 let conditions = Endpoint.Conditions(
                     ready: ready, serving: endpoint.serving ?? ready, terminating: endpoint.terminating ?? false)
                 do {
-                    endpoints.append(try Endpoint(
-                        address: endpoint.address, targetPorts: targets, zone: endpoint.zone ?? "", node: endpoint.node ?? "",
-                        hostname: endpoint.hostname ?? "", targetPod: endpoint.pod ?? "", conditions: conditions))
+                    endpoints.append(
+                        try Endpoint(
+                            address: endpoint.address, targetPorts: targets, zone: endpoint.zone ?? "", node: endpoint.node ?? "",
+                            hostname: endpoint.hostname ?? "", targetPod: endpoint.pod ?? "", conditions: conditions))
                 } catch { throw at(endpointPlace, error) }
             }
             do {

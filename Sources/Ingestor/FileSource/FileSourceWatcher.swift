@@ -39,7 +39,8 @@ public final class FileSourceWatcher: Sendable {
             rejected.increment()
             if lastReadError != "\(error)" {
                 lastReadError = "\(error)"
-                logger.error("cannot read the file source; keeping its last good content", metadata: ["path": "\(path)", "error": "\(error)"])
+                logger.error(
+                    "cannot read the file source; keeping its last good content", metadata: ["path": "\(path)", "error": "\(error)"])
             }
             return false
         }

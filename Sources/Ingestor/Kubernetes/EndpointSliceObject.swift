@@ -42,18 +42,40 @@ public struct EndpointSliceObject: Sendable, Equatable {
             addresses: [String], conditions: Conditions? = nil, hostname: String? = nil, targetRef: ObjectReference? = nil,
             nodeName: String? = nil, zone: String? = nil, deprecatedTopology: [String: String]? = nil
         ) {
-            box = Box(Fields(
-                addresses: addresses, conditions: conditions, hostname: hostname, targetRef: targetRef, nodeName: nodeName, zone: zone,
-                deprecatedTopology: deprecatedTopology))
+            box = Box(
+                Fields(
+                    addresses: addresses, conditions: conditions, hostname: hostname, targetRef: targetRef, nodeName: nodeName, zone: zone,
+                    deprecatedTopology: deprecatedTopology))
         }
 
-        public var addresses: [String] { get { box.fields.addresses } set { fields.addresses = newValue } }
-        public var conditions: Conditions? { get { box.fields.conditions } set { fields.conditions = newValue } }
-        public var hostname: String? { get { box.fields.hostname } set { fields.hostname = newValue } }
-        public var targetRef: ObjectReference? { get { box.fields.targetRef } set { fields.targetRef = newValue } }
-        public var nodeName: String? { get { box.fields.nodeName } set { fields.nodeName = newValue } }
-        public var zone: String? { get { box.fields.zone } set { fields.zone = newValue } }
-        public var deprecatedTopology: [String: String]? { get { box.fields.deprecatedTopology } set { fields.deprecatedTopology = newValue } }
+        public var addresses: [String] {
+            get { box.fields.addresses }
+            set { fields.addresses = newValue }
+        }
+        public var conditions: Conditions? {
+            get { box.fields.conditions }
+            set { fields.conditions = newValue }
+        }
+        public var hostname: String? {
+            get { box.fields.hostname }
+            set { fields.hostname = newValue }
+        }
+        public var targetRef: ObjectReference? {
+            get { box.fields.targetRef }
+            set { fields.targetRef = newValue }
+        }
+        public var nodeName: String? {
+            get { box.fields.nodeName }
+            set { fields.nodeName = newValue }
+        }
+        public var zone: String? {
+            get { box.fields.zone }
+            set { fields.zone = newValue }
+        }
+        public var deprecatedTopology: [String: String]? {
+            get { box.fields.deprecatedTopology }
+            set { fields.deprecatedTopology = newValue }
+        }
 
         public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {
             lhs.box === rhs.box || lhs.box.fields == rhs.box.fields

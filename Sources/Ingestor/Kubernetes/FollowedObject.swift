@@ -9,7 +9,9 @@ protocol FollowedObject: KubernetesReadable, ResourceVersioned {
     static func path(namespace: String?) -> String
     /// A (re)list: every object of this kind. - Returns: what was skipped, to report.
     static func replaceAll(_ items: [Self], in aggregator: inout EndpointSliceAggregator) -> [EndpointSliceAggregator.Rejection]
-    static func upsert(_ object: Self, into aggregator: inout EndpointSliceAggregator) -> (changes: [EndpointChange], rejections: [EndpointSliceAggregator.Rejection])
+    static func upsert(_ object: Self, into aggregator: inout EndpointSliceAggregator) -> (
+        changes: [EndpointChange], rejections: [EndpointSliceAggregator.Rejection]
+    )
     static func delete(_ object: Self, from aggregator: inout EndpointSliceAggregator) -> [EndpointChange]
     /// When the EndpointSlice controller last changed it (`endpoints.kubernetes.io/last-change-trigger-time`).
     var lastChangeTriggerTime: String? { get }
@@ -46,7 +48,9 @@ extension EndpointSliceObject: FollowedObject {
         namespace.map { "/apis/discovery.k8s.io/v1/namespaces/\($0)/endpointslices" } ?? "/apis/discovery.k8s.io/v1/endpointslices"
     }
 
-    static func replaceAll(_ items: [EndpointSliceObject], in aggregator: inout EndpointSliceAggregator) -> [EndpointSliceAggregator.Rejection] {
+    static func replaceAll(_ items: [EndpointSliceObject], in aggregator: inout EndpointSliceAggregator) -> [EndpointSliceAggregator
+        .Rejection]
+    {
         aggregator.replace(slices: items)
     }
 

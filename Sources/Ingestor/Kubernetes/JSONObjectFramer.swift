@@ -63,8 +63,11 @@ public struct JSONObjectFramer: Sendable {
         buffer.withUnsafeBufferPointer { buffer in
             guard let base = buffer.baseAddress else { return }
             let end = buffer.count
-            var index = scanned, state = state, objectStart = objectStart
-            var containers = self.containers, spans = self.spans
+            var index = scanned
+            var state = state
+            var objectStart = objectStart
+            var containers = self.containers
+            var spans = self.spans
             (self.containers, self.spans) = ([], ObjectEnds())  // unshared while the locals grow
             defer {
                 (self.scanned, self.state, self.objectStart) = (index, state, objectStart)
@@ -87,7 +90,8 @@ public struct JSONObjectFramer: Sendable {
                     continue
                 }
                 // Inside an object: to its end, or to the end of what is buffered.
-                let closed = indexing
+                let closed =
+                    indexing
                     ? Self.scan(base, from: &index, to: end, start: start, state: &state) { kind, at in
                         Self.note(kind, at: at, start: start, containers: &containers, spans: &spans)
                     }

@@ -172,7 +172,8 @@ extension JSONReader {
     @inline(__always)
     private static func quotesOrBackslashes(_ word: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
-        let quotes = word ^ 0x2222_2222_2222_2222, backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
+        let quotes = word ^ 0x2222_2222_2222_2222
+        let backslashes = word ^ 0x5C5C_5C5C_5C5C_5C5C
         return ((quotes &- ones) & ~quotes) | ((backslashes &- ones) & ~backslashes)
     }
 

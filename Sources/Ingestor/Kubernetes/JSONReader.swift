@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// A pull parser over JSON bytes, for the objects the ingestor reads on its hot path (watch events and
@@ -55,7 +55,8 @@ public struct JSONReader {
     }
 
     private static func parse<Result>(
-        _ buffer: UnsafeBufferPointer<UInt8>, _ memo: ReadMemo?, _ objectEnds: ObjectEnds?, _ body: (inout JSONReader) throws(Failure) -> Result
+        _ buffer: UnsafeBufferPointer<UInt8>, _ memo: ReadMemo?, _ objectEnds: ObjectEnds?,
+        _ body: (inout JSONReader) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         var reader = JSONReader(buffer, memo: memo, objectEnds: objectEnds)
         let value = try body(&reader)
@@ -70,7 +71,9 @@ public struct JSONReader {
     public mutating func readObject(_ member: (inout JSONReader, Key) throws(Failure) -> Void) throws(Failure) {
         try readContainer(open: UInt8(ascii: "{"), close: UInt8(ascii: "}"), what: "object") { (reader: inout JSONReader) throws(Failure) in
             reader.skipWhitespace()
-            guard reader.peekByte() == UInt8(ascii: "\"") else { throw reader.failure("expected a member name, found \(reader.describeNext())") }
+            guard reader.peekByte() == UInt8(ascii: "\"") else {
+                throw reader.failure("expected a member name, found \(reader.describeNext())")
+            }
             let key = try reader.readKey()
             try reader.expect(UInt8(ascii: ":"), "':'")
             try member(&reader, key)
@@ -90,7 +93,9 @@ public struct JSONReader {
     }
 
     /// `readMembers`, or `null` (returning false).
-    public mutating func readMembersOrNull(_ names: [StaticString], _ member: (inout JSONReader, Int) throws(Failure) -> Void) throws(Failure) -> Bool {
+    public mutating func readMembersOrNull(_ names: [StaticString], _ member: (inout JSONReader, Int) throws(Failure) -> Void)
+        throws(Failure) -> Bool
+    {
         if readNull() { return false }
         try readMembers(names, member)
         return true
@@ -273,7 +278,9 @@ public struct JSONReader {
             switch byte {
             case UInt8(ascii: "\""):
                 while true {
-                    while index + 8 <= end, Self.noQuoteOrBackslash(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) { index += 8 }
+                    while index + 8 <= end, Self.noQuoteOrBackslash(raw.loadUnaligned(fromByteOffset: index, as: UInt64.self)) {
+                        index += 8
+                    }
                     guard index < end else { return false }
                     let inner = base[index]
                     index += 1

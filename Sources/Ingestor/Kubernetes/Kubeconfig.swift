@@ -29,7 +29,9 @@ public struct Kubeconfig: Sendable {
                     value = try container.decode(Value.self, forKey: key)
                     return
                 }
-                throw DecodingError.keyNotFound(CodingKeys.cluster, .init(codingPath: container.codingPath, debugDescription: "entry \(name) has no cluster, user or context"))
+                throw DecodingError.keyNotFound(
+                    CodingKeys.cluster,
+                    .init(codingPath: container.codingPath, debugDescription: "entry \(name) has no cluster, user or context"))
             }
         }
         struct Cluster: Decodable, Sendable {
@@ -45,7 +47,10 @@ public struct Kubeconfig: Sendable {
             }
         }
         struct Exec: Decodable, Sendable {
-            struct Variable: Decodable, Sendable { var name: String; var value: String }
+            struct Variable: Decodable, Sendable {
+                var name: String
+                var value: String
+            }
             var command: String
             var args: [String]?
             var env: [Variable]?
@@ -102,7 +107,8 @@ public struct Kubeconfig: Sendable {
             throw IngestorError(.configuration, "the kubeconfig has no current-context; name one")
         }
         guard let context = document.contexts?.first(where: { $0.name == contextName })?.value else {
-            throw IngestorError(.configuration, "the kubeconfig has no context \(contextName) (it has: \(contexts.joined(separator: ", ")))")
+            throw IngestorError(
+                .configuration, "the kubeconfig has no context \(contextName) (it has: \(contexts.joined(separator: ", ")))")
         }
         guard let cluster = document.clusters?.first(where: { $0.name == context.cluster })?.value else {
             throw IngestorError(.configuration, "context \(contextName) names cluster \(context.cluster), which the kubeconfig lacks")
@@ -113,9 +119,14 @@ public struct Kubeconfig: Sendable {
         }
         func file(_ path: String, _ what: String) throws -> [UInt8] {
             guard policy.allowFileReferences else {
-                throw IngestorError(.configuration, "the kubeconfig refers to a local file for \(what) (\(path)); allow file references in the ingestor's configuration to use it")
+                throw IngestorError(
+                    .configuration,
+                    "the kubeconfig refers to a local file for \(what) (\(path)); allow file references in the ingestor's configuration to use it"
+                )
             }
-            guard let data = FileManager.default.contents(atPath: path) else { throw IngestorError(.configuration, "cannot read \(what) file \(path)") }
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw IngestorError(.configuration, "cannot read \(what) file \(path)")
+            }
             return Array(data)
         }
         func base64(_ text: String, _ what: String) throws -> [UInt8] {
@@ -140,18 +151,24 @@ public struct Kubeconfig: Sendable {
         if let data = user.clientKeyData { connection.clientKey = try base64(data, "client-key-data") }
         if let path = user.clientKey { connection.clientKey = try file(path, "client-key") }
         if (connection.clientCertificate == nil) != (connection.clientKey == nil) {
-            throw IngestorError(.configuration, "user of context \(contextName) has a client certificate without its key, or a key without its certificate")
+            throw IngestorError(
+                .configuration, "user of context \(contextName) has a client certificate without its key, or a key without its certificate")
         }
         if let token = user.token {
             connection.credentials = .token(token)
         } else if let path = user.tokenFile {
             guard policy.allowFileReferences else {
-                throw IngestorError(.configuration, "the kubeconfig refers to a local token file (\(path)); allow file references in the ingestor's configuration to use it")
+                throw IngestorError(
+                    .configuration,
+                    "the kubeconfig refers to a local token file (\(path)); allow file references in the ingestor's configuration to use it"
+                )
             }
             connection.credentials = .tokenFile(path)
         } else if let exec = user.exec {
             guard policy.allowExec else {
-                throw IngestorError(.configuration, "the kubeconfig runs an exec plugin (\(exec.command)); allow exec plugins in the ingestor's configuration to use it")
+                throw IngestorError(
+                    .configuration,
+                    "the kubeconfig runs an exec plugin (\(exec.command)); allow exec plugins in the ingestor's configuration to use it")
             }
             let plugin = ExecCredentialProvider.Plugin(
                 command: exec.command, arguments: exec.args ?? [],

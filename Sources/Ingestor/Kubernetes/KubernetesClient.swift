@@ -117,13 +117,14 @@ public final class KubernetesClient: Sendable {
                         throw IngestorError(.unreachable, "watch of \(path) broke: \(error)")
                     }
                     guard !objects.isEmpty else { continue }
-                    continuation.yield(objects.map { object in
-                        do throws(JSONReader.Failure) {
-                            return .success(try WatchEvent<Object>(json: object, memo: memo))
-                        } catch {
-                            return .failure(IngestorError(.malformed, "malformed watch event skipped: \(error)"))
-                        }
-                    })
+                    continuation.yield(
+                        objects.map { object in
+                            do throws(JSONReader.Failure) {
+                                return .success(try WatchEvent<Object>(json: object, memo: memo))
+                            } catch {
+                                return .failure(IngestorError(.malformed, "malformed watch event skipped: \(error)"))
+                            }
+                        })
                 }
                 continuation.finish()
             } catch let error as IngestorError {
@@ -153,7 +154,8 @@ public final class KubernetesClient: Sendable {
             throw IngestorError(.malformed, "cannot read the list of \(path): \(error)")
         }
         guard objects.count == 1, let page = objects.first, framer.pendingBytes == 0 else {
-            throw IngestorError(.malformed, "the list of \(path) is not one JSON object (\(objects.count) framed, \(framer.pendingBytes) bytes unfinished)")
+            throw IngestorError(
+                .malformed, "the list of \(path) is not one JSON object (\(objects.count) framed, \(framer.pendingBytes) bytes unfinished)")
         }
         return page
     }

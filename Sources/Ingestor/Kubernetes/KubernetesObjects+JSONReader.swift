@@ -11,8 +11,11 @@ extension ObjectMeta: KubernetesReadable {
 
     public init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var name: String?
-        var namespace: String?, resourceVersion: String?, deletionTimestamp: String?
-        var labels: [String: String]?, annotations: [String: String]?
+        var namespace: String?
+        var resourceVersion: String?
+        var deletionTimestamp: String?
+        var labels: [String: String]?
+        var annotations: [String: String]?
         try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
             switch member {
             case 0: name = try reader.readString()
@@ -24,7 +27,9 @@ extension ObjectMeta: KubernetesReadable {
             }
         }
         guard let name else { throw reader.failure("metadata has no name") }
-        self.init(name: name, namespace: namespace, resourceVersion: resourceVersion, labels: labels, annotations: annotations, deletionTimestamp: deletionTimestamp)
+        self.init(
+            name: name, namespace: namespace, resourceVersion: resourceVersion, labels: labels, annotations: annotations,
+            deletionTimestamp: deletionTimestamp)
     }
 }
 
@@ -45,7 +50,9 @@ extension EndpointSliceObject: KubernetesReadable {
                 // last time's (the next position first: the same endpoints in the same order, as
                 // usual; then a step or two off) is not read: that value is handed out again.
                 guard let memo = reader.memo, let metadata, !memo.document.isEmpty else {
-                    endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Endpoint(reading: &reader) }
+                    endpoints = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in
+                        try Endpoint(reading: &reader)
+                    }
                     return
                 }
                 let memoKey = "\(metadata.namespace ?? "")/\(metadata.name)"
@@ -64,14 +71,18 @@ extension EndpointSliceObject: KubernetesReadable {
 }
 
 extension EndpointSliceObject.Endpoint {
-    private static let members: [StaticString] = ["addresses", "conditions", "hostname", "nodeName", "zone", "targetRef", "deprecatedTopology"]
+    private static let members: [StaticString] = [
+        "addresses", "conditions", "hostname", "nodeName", "zone", "targetRef", "deprecatedTopology"
+    ]
     private static let conditionMembers: [StaticString] = ["ready", "serving", "terminating"]
     private static let referenceMembers: [StaticString] = ["kind", "namespace", "name"]
 
     init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
         var addresses: [String]?
         var conditions: EndpointSliceObject.Conditions?
-        var hostname: String?, nodeName: String?, zone: String?
+        var hostname: String?
+        var nodeName: String?
+        var zone: String?
         var targetRef: EndpointSliceObject.ObjectReference?
         var deprecatedTopology: [String: String]?
         try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
@@ -82,30 +93,42 @@ extension EndpointSliceObject.Endpoint {
                 addresses = list
             case 1:
                 var value = EndpointSliceObject.Conditions()
-                if try reader.readMembersOrNull(Self.conditionMembers, { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
-                    switch member {
-                    case 0: value.ready = try reader.readBoolOrNull()
-                    case 1: value.serving = try reader.readBoolOrNull()
-                    default: value.terminating = try reader.readBoolOrNull()
-                    }
-                }) { conditions = value }
+                if try reader.readMembersOrNull(
+                    Self.conditionMembers,
+                    { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+                        switch member {
+                        case 0: value.ready = try reader.readBoolOrNull()
+                        case 1: value.serving = try reader.readBoolOrNull()
+                        default: value.terminating = try reader.readBoolOrNull()
+                        }
+                    })
+                {
+                    conditions = value
+                }
             case 2: hostname = try reader.readStringOrNull()
             case 3: nodeName = try reader.readStringOrNull()
             case 4: zone = try reader.readStringOrNull()
             case 5:
                 var value = EndpointSliceObject.ObjectReference()
-                if try reader.readMembersOrNull(Self.referenceMembers, { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
-                    switch member {
-                    case 0: value.kind = try reader.readStringOrNull()
-                    case 1: value.namespace = try reader.readStringOrNull()
-                    default: value.name = try reader.readStringOrNull()
-                    }
-                }) { targetRef = value }
+                if try reader.readMembersOrNull(
+                    Self.referenceMembers,
+                    { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+                        switch member {
+                        case 0: value.kind = try reader.readStringOrNull()
+                        case 1: value.namespace = try reader.readStringOrNull()
+                        default: value.name = try reader.readStringOrNull()
+                        }
+                    })
+                {
+                    targetRef = value
+                }
             default: deprecatedTopology = try reader.readStringMapOrNull()
             }
         }
         guard let addresses else { throw reader.failure("endpoint has no addresses") }
-        self.init(addresses: addresses, conditions: conditions, hostname: hostname, targetRef: targetRef, nodeName: nodeName, zone: zone, deprecatedTopology: deprecatedTopology)
+        self.init(
+            addresses: addresses, conditions: conditions, hostname: hostname, targetRef: targetRef, nodeName: nodeName, zone: zone,
+            deprecatedTopology: deprecatedTopology)
     }
 }
 
@@ -139,13 +162,21 @@ extension ServiceObject: KubernetesReadable {
                 return
             }
             var value = Spec()
-            if try reader.readMembersOrNull(Self.specMembers, { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
-                switch member {
-                case 0: value.ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in try Port(reading: &reader) }
-                case 1: value.type = try reader.readStringOrNull()
-                default: value.clusterIP = try reader.readStringOrNull()
-                }
-            }) { spec = value }
+            if try reader.readMembersOrNull(
+                Self.specMembers,
+                { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
+                    switch member {
+                    case 0:
+                        value.ports = try reader.readArrayOrNull { (reader: inout JSONReader) throws(JSONReader.Failure) in
+                            try Port(reading: &reader)
+                        }
+                    case 1: value.type = try reader.readStringOrNull()
+                    default: value.clusterIP = try reader.readStringOrNull()
+                    }
+                })
+            {
+                spec = value
+            }
         }
         guard let metadata else { throw reader.failure("Service has no metadata") }
         self.init(metadata: metadata, spec: spec)
@@ -156,7 +187,9 @@ extension ServiceObject.Port {
     private static let members: [StaticString] = ["name", "protocol", "port", "appProtocol"]
 
     init(reading reader: inout JSONReader) throws(JSONReader.Failure) {
-        var name: String?, transport: String?, appProtocol: String?
+        var name: String?
+        var transport: String?
+        var appProtocol: String?
         var port: Int?
         try reader.readMembers(Self.members) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
             switch member {
@@ -207,7 +240,8 @@ extension WatchEvent where Object: KubernetesReadable {
         self = try Self.read(memo.document, memo: memo)
     }
 
-    private static func read<Bytes: Collection>(_ bytes: Bytes, memo: ReadMemo?) throws(JSONReader.Failure) -> Self where Bytes.Element == UInt8 {
+    private static func read<Bytes: Collection>(_ bytes: Bytes, memo: ReadMemo?) throws(JSONReader.Failure) -> Self
+    where Bytes.Element == UInt8 {
         try JSONReader.parse(bytes, memo: memo) { (reader: inout JSONReader) throws(JSONReader.Failure) in
             var type: String?
             var event: WatchEvent?
@@ -258,17 +292,19 @@ extension JSONReader {
     mutating func readItems<Item: KubernetesReadable>(_ type: Item.Type) throws(Failure) -> [Item] {
         var found: [Range<Int>] = []
         var readInPlace: [Int: Item] = [:]
-        guard try readArrayOrNull({ (reader: inout JSONReader) throws(Failure) in
-            reader.skipWhitespace()
-            let start = reader.offset
-            if reader.skipObjectUnvalidated() {
-                found.append(start..<reader.offset)
-            } else {
-                reader.rewind(to: start)
-                readInPlace[found.count] = try Item(reading: &reader)
-                found.append(start..<start)
-            }
-        }) != nil else { return [] }
+        guard
+            try readArrayOrNull({ (reader: inout JSONReader) throws(Failure) in
+                reader.skipWhitespace()
+                let start = reader.offset
+                if reader.skipObjectUnvalidated() {
+                    found.append(start..<reader.offset)
+                } else {
+                    reader.rewind(to: start)
+                    readInPlace[found.count] = try Item(reading: &reader)
+                    found.append(start..<start)
+                }
+            }) != nil
+        else { return [] }
         // Shared with the workers for the duration of `concurrentPerform` only, each index written by one.
         nonisolated(unsafe) let bytes = self.bytes
         let (spans, inPlace) = (found, readInPlace)

@@ -162,7 +162,10 @@ public actor KubernetesSource {
             if error.isExpired { count("legation_ingestor_relists_total", kind) } else { await reached(path, false) }
             count("legation_ingestor_watch_errors_total", kind)
             logger.info("watch ended with an error", metadata: ["path": "\(path)", "error": "\(error)"])
-            return machine.watchFailed(status: error.status ?? (error.httpStatus == 410 ? StatusObject(status: "Failure", message: error.message, reason: "Expired", code: 410) : nil))
+            return machine.watchFailed(
+                status: error.status
+                    ?? (error.httpStatus == 410
+                        ? StatusObject(status: "Failure", message: error.message, reason: "Expired", code: 410) : nil))
         } catch {
             await reached(path, false)
             return machine.watchFailed(status: nil)
@@ -210,7 +213,8 @@ public actor KubernetesSource {
     private func report(_ rejections: [EndpointSliceAggregator.Rejection], kind: String) {
         for rejection in rejections {
             count("legation_ingestor_malformed_objects_total", kind)
-            logger.warning("skipped part of a malformed object", metadata: ["object": "\(rejection.object)", "reason": "\(rejection.reason)"])
+            logger.warning(
+                "skipped part of a malformed object", metadata: ["object": "\(rejection.object)", "reason": "\(rejection.reason)"])
         }
     }
 

@@ -23,7 +23,11 @@ extension ListPage {
                 }
                 sawMetadata = true
                 try reader.readMembers(Self.metadataMembers) { (reader: inout JSONReader, member: Int) throws(JSONReader.Failure) in
-                    if member == 0 { page.resourceVersion = try reader.readStringOrNull() } else { page.continue = try reader.readStringOrNull() }
+                    if member == 0 {
+                        page.resourceVersion = try reader.readStringOrNull()
+                    } else {
+                        page.continue = try reader.readStringOrNull()
+                    }
                 }
             }
             guard sawMetadata else { throw reader.failure("list has no metadata") }

@@ -24,7 +24,8 @@ public struct ObjectEnds: Sendable {
 
     /// The offset just past the object that starts at `start`, if one does and it was closed.
     public func end(ofObjectAt start: Int) -> Int? {
-        var low = 0, high = spans.count
+        var low = 0
+        var high = spans.count
         let target = Int32(truncatingIfNeeded: start)
         while low < high {
             let middle = (low + high) / 2

@@ -1,7 +1,7 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// What one stream's earlier documents were read as: a watch stream sends each EndpointSlice whole on
@@ -99,7 +99,8 @@ extension JSONReader {
         guard remembered.count > 0, let base = bytes.baseAddress, position < bytes.count, base[position] == UInt8(ascii: "{") else {
             return nil
         }
-        let here = base + position, available = bytes.count - position
+        let here = base + position
+        let available = bytes.count - position
         guard let match = nearbyMatch(index, count: remembered.count, { remembered.matches($0, at: here, available: available) }) else {
             return nil
         }

@@ -81,10 +81,14 @@ public actor EndpointPublisher {
         logger[metadataKey: "source"] = "\(source)"
         self.logger = logger
         let dimensions = [("source", source.name)]
-        published = Counter(label: "legation_ingestor_writes_total", dimensions: dimensions + [("result", "written")], factory: metricsFactory)
-        unchanged = Counter(label: "legation_ingestor_writes_total", dimensions: dimensions + [("result", "unchanged")], factory: metricsFactory)
+        published = Counter(
+            label: "legation_ingestor_writes_total", dimensions: dimensions + [("result", "written")], factory: metricsFactory)
+        unchanged = Counter(
+            label: "legation_ingestor_writes_total", dimensions: dimensions + [("result", "unchanged")], factory: metricsFactory)
         errors = Counter(label: "legation_ingestor_publish_errors_total", dimensions: dimensions, factory: metricsFactory)
-        latency = Timer(label: "legation_ingestor_publish_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds, factory: metricsFactory)
+        latency = Timer(
+            label: "legation_ingestor_publish_duration_seconds", dimensions: dimensions, preferredDisplayUnit: .seconds,
+            factory: metricsFactory)
         leaderGauge = Gauge(label: "legation_ingestor_lease_held", dimensions: dimensions, factory: metricsFactory)
         syncedGauge = Gauge(label: "legation_ingestor_synced", dimensions: dimensions, factory: metricsFactory)
         reachableGauge = Gauge(label: "legation_ingestor_source_reachable", dimensions: dimensions, factory: metricsFactory)
@@ -212,7 +216,8 @@ public actor EndpointPublisher {
             case .sourceReachable(true):
                 logger.info("the source answers again: heartbeats resume")
             case .sourceReachable(false):
-                logger.warning("the source does not answer: heartbeats withheld until it does (readers will flag it stale; its endpoints stay)")
+                logger.warning(
+                    "the source does not answer: heartbeats withheld until it does (readers will flag it stale; its endpoints stay)")
             case .retrying(let error, let delay):
                 logger.warning("cannot publish; will retry", metadata: ["error": "\(error)", "retry_in": "\(delay)"])
             }

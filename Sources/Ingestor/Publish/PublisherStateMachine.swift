@@ -319,7 +319,8 @@ public struct PublisherStateMachine: Sendable {
         var inFlight = 0
         if case .flush(_, let keys, _) = work { inFlight = keys.count }
         return EndpointPublisher.Status(
-            isLeader: lease != nil, isSynced: synced, pendingWrites: dirty.count + inFlight, lastError: lastError, isSourceReachable: reachable)
+            isLeader: lease != nil, isSynced: synced, pendingWrites: dirty.count + inFlight, lastError: lastError,
+            isSourceReachable: reachable)
     }
 
     /// Whether anything is left to write (for the last flush on shutdown).

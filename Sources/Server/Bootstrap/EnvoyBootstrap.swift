@@ -38,9 +38,11 @@ public struct EnvoyBootstrap: Sendable, Hashable {
         }
     }
 
-    public init(nodeID: String, nodeCluster: String = "legation", zone: String = "", xdsServers: [(host: String, port: Int)],
-                adminAddress: String = "127.0.0.1", adminPort: Int = 9901, listener: (port: Int, cluster: String)? = nil,
-                delta: Bool = false) {
+    public init(
+        nodeID: String, nodeCluster: String = "legation", zone: String = "", xdsServers: [(host: String, port: Int)],
+        adminAddress: String = "127.0.0.1", adminPort: Int = 9901, listener: (port: Int, cluster: String)? = nil,
+        delta: Bool = false
+    ) {
         self.delta = delta
         self.nodeID = nodeID
         self.nodeCluster = nodeCluster
@@ -88,10 +90,13 @@ public struct EnvoyBootstrap: Sendable, Hashable {
             """
         if let tls {
             var context = "validation_context: {trusted_ca: {filename: \(quoted(tls.caFile))}"
-            if let name = tls.serverName { context += ", match_typed_subject_alt_names: [{san_type: DNS, matcher: {exact: \(quoted(name))}}]" }
+            if let name = tls.serverName {
+                context += ", match_typed_subject_alt_names: [{san_type: DNS, matcher: {exact: \(quoted(name))}}]"
+            }
             context += "}"
             if let certificate = tls.certificateFile, let key = tls.privateKeyFile {
-                context += ", tls_certificates: [{certificate_chain: {filename: \(quoted(certificate))}, private_key: {filename: \(quoted(key))}}]"
+                context +=
+                    ", tls_certificates: [{certificate_chain: {filename: \(quoted(certificate))}, private_key: {filename: \(quoted(key))}}]"
             }
             text += """
                     transport_socket:

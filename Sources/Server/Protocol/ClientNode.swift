@@ -9,7 +9,8 @@ public struct ClientNode: Sendable, Hashable, Codable {
     /// `envoy 1.40.0`, `grpc-python 1.85.3`, …
     public var userAgent: String
 
-    public init(id: String = "", cluster: String = "", region: String = "", zone: String = "", subZone: String = "", userAgent: String = "") {
+    public init(id: String = "", cluster: String = "", region: String = "", zone: String = "", subZone: String = "", userAgent: String = "")
+    {
         self.id = id
         self.cluster = cluster
         self.region = region

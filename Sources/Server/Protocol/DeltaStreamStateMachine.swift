@@ -47,11 +47,14 @@ public struct DeltaStreamStateMachine: Sendable {
 
         /// Sets what the client holds of `name`. A pair's digest comes from the snapshot's resource when
         /// the version is current (computed once per resource), else it is hashed now.
-        mutating func setKnown(_ name: String, _ version: String?, type: ResourceType, snapshot: ResourceSnapshot, locality: ClientLocality) {
+        mutating func setKnown(_ name: String, _ version: String?, type: ResourceType, snapshot: ResourceSnapshot, locality: ClientLocality)
+        {
             let old = known[name]
             guard old != version else { return }
             func digest(_ version: String) -> UInt64 {
-                if let current = snapshot.resource(type, named: name, for: locality), current.version == version { return current.memberDigest }
+                if let current = snapshot.resource(type, named: name, for: locality), current.version == version {
+                    return current.memberDigest
+                }
                 return EncodedResource.memberDigest(name: name, version: version)
             }
             if let old { knownSum &-= digest(old) }
@@ -81,7 +84,9 @@ public struct DeltaStreamStateMachine: Sendable {
         case .failure(let error): return .fail(error)
         }
         if node == nil {
-            guard let first = request.node else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
+            guard let first = request.node else {
+                return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node"))
+            }
             node = first
             locality = ClientLocality(first)
         }
@@ -228,11 +233,13 @@ public struct DeltaStreamStateMachine: Sendable {
         state.pendingUndo = undo
         state.responseCount += 1
         let version = EncodedResource.hex(state.knownSum)
-        return OutboundDeltaResponse(type: type, systemVersionInfo: version, nonce: String(nonceCounter), resources: resources, removed: removed)
+        return OutboundDeltaResponse(
+            type: type, systemVersionInfo: version, nonce: String(nonceCounter), resources: resources, removed: removed)
     }
 
     private mutating func warm(after clusters: OutboundDeltaResponse, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
-        guard types[.endpoint] != nil, let changed = types[.cluster]?.lastChanged, var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
+        guard types[.endpoint] != nil, let changed = types[.cluster]?.lastChanged, var endpoints = types.removeValue(forKey: .endpoint)
+        else { return nil }
         for name in changed where endpoints.isSubscribed(name) && endpoints.known[name] != nil {
             endpoints.setKnown(name, nil, type: .endpoint, snapshot: snapshot, locality: locality)
             endpoints.dirty.insert(name)

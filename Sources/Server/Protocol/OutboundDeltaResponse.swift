@@ -20,7 +20,10 @@ public struct OutboundDeltaResponse: Sendable, Hashable {
     /// control_plane.identifier (7).
     public func encoded(controlPlane: String = "") -> [UInt8] {
         var bytes = head(controlPlane: controlPlane)
-        bytes.reserveCapacity(resources.reduce(96 + controlPlane.utf8.count + removed.reduce(0) { $0 + $1.utf8.count + 3 }) { $0 + $1.deltaResponseFieldBuffer.readableBytes })
+        bytes.reserveCapacity(
+            resources.reduce(96 + controlPlane.utf8.count + removed.reduce(0) { $0 + $1.utf8.count + 3 }) {
+                $0 + $1.deltaResponseFieldBuffer.readableBytes
+            })
         for resource in resources { bytes.append(contentsOf: resource.deltaResponseFieldBuffer.readableBytesView) }
         bytes += tail(controlPlane: controlPlane)
         return bytes

@@ -11,7 +11,10 @@ enum RequestValidation {
         }
         guard let known = ResourceType(rawValue: typeURL), allowed.contains(known) else {
             let served = allowed.sorted().map(\.typeURL).joined(separator: ", ")
-            return .failure(XDSError(.invalidArgument, "type URL \(String(reflecting: String(typeURL.prefix(200)))) is not served on this stream (served: \(served))"))
+            return .failure(
+                XDSError(
+                    .invalidArgument,
+                    "type URL \(String(reflecting: String(typeURL.prefix(200)))) is not served on this stream (served: \(served))"))
         }
         return .success(known)
     }
@@ -22,14 +25,18 @@ enum RequestValidation {
             return XDSError(.resourceExhausted, "\(count) resource names in one request; the limit is \(limits.maximumResourceNames)")
         }
         for name in names where name.isEmpty || name.utf8.count > limits.maximumResourceNameBytes {
-            return XDSError(.invalidArgument, "resource name of \(name.utf8.count) bytes; names must have 1 to \(limits.maximumResourceNameBytes) bytes")
+            return XDSError(
+                .invalidArgument, "resource name of \(name.utf8.count) bytes; names must have 1 to \(limits.maximumResourceNameBytes) bytes"
+            )
         }
         return nil
     }
 
     /// - Returns: why this node is refused, or nil.
     static func check(node: ClientNode?, limits: StreamLimits) -> XDSError? {
-        guard let node, node.id.utf8.count > limits.maximumNodeFieldBytes || node.cluster.utf8.count > limits.maximumNodeFieldBytes else { return nil }
+        guard let node, node.id.utf8.count > limits.maximumNodeFieldBytes || node.cluster.utf8.count > limits.maximumNodeFieldBytes else {
+            return nil
+        }
         return XDSError(.invalidArgument, "node id or cluster longer than \(limits.maximumNodeFieldBytes) bytes")
     }
 }

@@ -106,7 +106,9 @@ public struct SotWStreamStateMachine: Sendable {
         case .failure(let error): return .fail(error)
         }
         if node == nil {
-            guard let first = request.node else { return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node")) }
+            guard let first = request.node else {
+                return .fail(XDSError(.invalidArgument, "the first request of a stream must carry a node"))
+            }
             node = first
             locality = ClientLocality(first)
         }
@@ -139,7 +141,9 @@ public struct SotWStreamStateMachine: Sendable {
             }
         }
 
-        updateSubscription(&state, type: type, names: request.resourceNames, isFirst: isFirst && state.responseCount == 0 && !state.wildcard && state.subscribed.isEmpty)
+        updateSubscription(
+            &state, type: type, names: request.resourceNames,
+            isFirst: isFirst && state.responseCount == 0 && !state.wildcard && state.subscribed.isEmpty)
 
         if isFirst, request.responseNonce.isEmpty, !request.versionInfo.isEmpty {
             // A reconnect: if the client already holds exactly what this server would send, adopt it.
@@ -241,9 +245,12 @@ public struct SotWStreamStateMachine: Sendable {
 
     /// What this stream should hold of `type` now: current resources it subscribes to, except that a
     /// NACKed version is replaced by the ACKed one (or left out). `names` limits the work to candidates.
-    private func desiredResources(_ state: TypeState, type: ResourceType, snapshot: ResourceSnapshot, names: Set<String>?) -> [String: EncodedResource] {
+    private func desiredResources(_ state: TypeState, type: ResourceType, snapshot: ResourceSnapshot, names: Set<String>?) -> [String:
+        EncodedResource]
+    {
         var desired: [String: EncodedResource] = [:]
-        let candidates: [String] = names.map(Array.init) ?? (state.wildcard ? Array(snapshot.all(type).keys) + Array(state.subscribed) : Array(state.subscribed))
+        let candidates: [String] =
+            names.map(Array.init) ?? (state.wildcard ? Array(snapshot.all(type).keys) + Array(state.subscribed) : Array(state.subscribed))
         for name in candidates where state.isSubscribed(name) {
             guard let current = snapshot.resource(type, named: name, for: locality) else { continue }
             if state.nacked[name] == current.version {
@@ -302,7 +309,8 @@ public struct SotWStreamStateMachine: Sendable {
 
     /// Warming: every cluster just sent gets its load assignment sent again, right after it.
     private mutating func warm(after clusters: OutboundResponse, snapshot: ResourceSnapshot) -> OutboundResponse? {
-        guard types[.endpoint] != nil, let changed = types[.cluster]?.lastChanged, var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
+        guard types[.endpoint] != nil, let changed = types[.cluster]?.lastChanged, var endpoints = types.removeValue(forKey: .endpoint)
+        else { return nil }
         for name in changed where endpoints.isSubscribed(name) && endpoints.sent[name] != nil {
             endpoints.setSent(name, nil)
             endpoints.dirty.insert(name)

@@ -30,6 +30,8 @@ public struct ClientLocality: Hashable, Sendable, CustomStringConvertible {
     public var isUnknown: Bool { region.isEmpty && zone.isEmpty && cluster.isEmpty }
 
     public var description: String {
-        isUnknown ? "unknown" : "region \(region.isEmpty ? "-" : region), zone \(zone.isEmpty ? "-" : zone), cluster \(cluster.isEmpty ? "-" : cluster)"
+        isUnknown
+            ? "unknown"
+            : "region \(region.isEmpty ? "-" : region), zone \(zone.isEmpty ? "-" : zone), cluster \(cluster.isEmpty ? "-" : cluster)"
     }
 }

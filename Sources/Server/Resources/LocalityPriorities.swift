@@ -92,7 +92,8 @@ public final class LocalityPriorities: Sendable {
         }
         return variants.withLock { variants in
             if let made = variants[key] { return made }
-            let made = EncodedResource(type: base.type, name: base.name, resource: bytes(base: base.resource, priorities: priorities(for: client)))
+            let made = EncodedResource(
+                type: base.type, name: base.name, resource: bytes(base: base.resource, priorities: priorities(for: client)))
             variants[key] = made
             return made
         }

@@ -33,13 +33,14 @@ public struct ResourceBuilder: Sendable {
             $0.seconds = Int64(timeout / 1000)
             $0.nanos = Int32(timeout % 1000) * 1_000_000
         }
-        cluster.lbPolicy = switch options.loadBalancing {
-        case .roundRobin: .roundRobin
-        case .leastRequest: .leastRequest
-        case .random: .random
-        case .ringHash: .ringHash
-        case .maglev: .maglev
-        }
+        cluster.lbPolicy =
+            switch options.loadBalancing {
+            case .roundRobin: .roundRobin
+            case .leastRequest: .leastRequest
+            case .random: .random
+            case .ringHash: .ringHash
+            case .maglev: .maglev
+            }
         if port.isHTTP2 {
             var protocolOptions = Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions()
             var explicit = Envoy_Extensions_Upstreams_Http_V3_HttpProtocolOptions.ExplicitHttpConfig()

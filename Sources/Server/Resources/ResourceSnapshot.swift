@@ -11,12 +11,6 @@ public struct ResourceSnapshot: Sendable {
 
     public static let empty = ResourceSnapshot(revision: 0, resources: [:], history: [])
 
-    init(revision: UInt64, resources: [ResourceType: [String: EncodedResource]], history: [(revision: UInt64, changes: [ResourceType: Set<String>])]) {
-        self.revision = revision
-        self.resources = resources
-        self.history = history
-    }
-
     public func resource(_ type: ResourceType, named name: String) -> EncodedResource? {
         resources[type]?[name]
     }

@@ -38,7 +38,8 @@ public struct ResourceTable: Sendable {
             let port = index.port(of: key)
             if let port {
                 let members = index.members(of: key)
-                update(.cluster, name, (try? EncodedResource(type: .cluster, name: name, message: builder.cluster(key, port: port))), &changes)
+                update(
+                    .cluster, name, (try? EncodedResource(type: .cluster, name: name, message: builder.cluster(key, port: port))), &changes)
                 update(.endpoint, name, loadAssignment(key, members: members), &changes)
             } else {
                 update(.cluster, name, nil, &changes)
@@ -52,8 +53,12 @@ public struct ResourceTable: Sendable {
             }
             listenerNames[key] = listenerName
             if let port, let listenerName {
-                update(.listener, listenerName, (try? EncodedResource(type: .listener, name: listenerName, message: builder.listener(key, port: port))), &changes)
-                update(.route, listenerName, (try? EncodedResource(type: .route, name: listenerName, message: builder.route(key, port: port))), &changes)
+                update(
+                    .listener, listenerName,
+                    (try? EncodedResource(type: .listener, name: listenerName, message: builder.listener(key, port: port))), &changes)
+                update(
+                    .route, listenerName, (try? EncodedResource(type: .route, name: listenerName, message: builder.route(key, port: port))),
+                    &changes)
             }
         }
         dirty.removeAll(keepingCapacity: true)
@@ -69,12 +74,15 @@ public struct ResourceTable: Sendable {
     private func loadAssignment(_ key: ClusterKey, members: [EndpointIndex.Member]) -> EncodedResource {
         let parts = builder.loadAssignmentParts(key, members: members)
         let policy = builder.options.localityPriorities ? index.failover(of: key) ?? builder.options.failoverOrder : .off
-        let priorities = policy.isOff || parts.localities.count < 2
+        let priorities =
+            policy.isOff || parts.localities.count < 2
             ? nil : LocalityPriorities(policy: policy, localities: parts.localities, headEnd: parts.headEnd)
         return EncodedResource(type: .endpoint, name: key.name, resource: parts.bytes, priorities: priorities)
     }
 
-    private mutating func update(_ type: ResourceType, _ name: String, _ resource: EncodedResource?, _ changes: inout [ResourceType: Set<String>]) {
+    private mutating func update(
+        _ type: ResourceType, _ name: String, _ resource: EncodedResource?, _ changes: inout [ResourceType: Set<String>]
+    ) {
         let previous = resources[type]?[name]
         if let resource, resource.isSameContent(as: previous) { return }
         if resource == nil, previous == nil { return }

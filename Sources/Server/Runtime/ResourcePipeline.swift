@@ -32,14 +32,18 @@ public actor ResourcePipeline {
     private let startedAt = ContinuousClock.now
     private let wake = WakeSignal()
 
-    public init(hub: XDSHub, options: Options = Options(), logger: Logger = Logger(label: "legation.xds.pipeline"), metricsFactory: any MetricsFactory = MetricsSystem.factory) {
+    public init(
+        hub: XDSHub, options: Options = Options(), logger: Logger = Logger(label: "legation.xds.pipeline"),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) {
         self.hub = hub
         self.options = options
         self.logger = logger
         self.metrics = MetricHandles(factory: metricsFactory)
         self.table = ResourceTable(options: options.resources)
         for source in options.requiredSources {
-            sources[source] = SourceStatus(source: source, services: 0, synced: false, removed: false, heartbeat: nil, stale: false, rejectedRecords: 0)
+            sources[source] = SourceStatus(
+                source: source, services: 0, synced: false, removed: false, heartbeat: nil, stale: false, rejectedRecords: 0)
         }
     }
 
@@ -47,8 +51,10 @@ public actor ResourcePipeline {
     public func deliver(_ delivery: StoreFollower.Delivery) {
         let now = ContinuousClock.now
         let dirty = table.apply(delivery.updates, from: delivery.source)
-        var status = sources[delivery.source]
-            ?? SourceStatus(source: delivery.source, services: 0, synced: false, removed: false, heartbeat: nil, stale: false, rejectedRecords: 0)
+        var status =
+            sources[delivery.source]
+            ?? SourceStatus(
+                source: delivery.source, services: 0, synced: false, removed: false, heartbeat: nil, stale: false, rejectedRecords: 0)
         status.services = delivery.feed.services.count
         status.synced = delivery.feed.isSynced
         status.removed = delivery.feed.isRemoved

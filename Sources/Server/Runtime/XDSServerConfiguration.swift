@@ -104,25 +104,41 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         for source in sources ?? [] where (try? SourceCluster(source)) == nil {
             problems.append("sources: \(source.prefix(80)) is not a DNS label")
         }
-        if let timeout = readinessTimeoutSeconds, !(0...3600).contains(timeout) { problems.append("readinessTimeoutSeconds must be 0...3600") }
-        if let address = grpc?.address, splitHostAndPort(address) == nil { problems.append("grpc.address \(address.prefix(80)) is not host:port") }
-        if let address = admin?.address, splitHostAndPort(address) == nil { problems.append("admin.address \(address.prefix(80)) is not host:port") }
-        if let address = debug?.address, splitHostAndPort(address) == nil { problems.append("debug.address \(address.prefix(80)) is not host:port") }
+        if let timeout = readinessTimeoutSeconds, !(0...3600).contains(timeout) {
+            problems.append("readinessTimeoutSeconds must be 0...3600")
+        }
+        if let address = grpc?.address, splitHostAndPort(address) == nil {
+            problems.append("grpc.address \(address.prefix(80)) is not host:port")
+        }
+        if let address = admin?.address, splitHostAndPort(address) == nil {
+            problems.append("admin.address \(address.prefix(80)) is not host:port")
+        }
+        if let address = debug?.address, splitHostAndPort(address) == nil {
+            problems.append("debug.address \(address.prefix(80)) is not host:port")
+        }
         if let file = debug?.tokenFile, !FileManager.default.isReadableFile(atPath: file) {
             problems.append("debug.tokenFile \(file.prefix(200)) is not a readable file")
         }
         if let value = grpc?.maxStreams, !(1...1_000_000).contains(value) { problems.append("grpc.maxStreams must be 1...1000000") }
-        if let value = grpc?.maxRequestBytes, !(1024...(64 << 20)).contains(value) { problems.append("grpc.maxRequestBytes must be 1 KiB...64 MiB") }
-        if let value = grpc?.maxStreamsPerConnection, !(1...10_000).contains(value) { problems.append("grpc.maxStreamsPerConnection must be 1...10000") }
+        if let value = grpc?.maxRequestBytes, !(1024...(64 << 20)).contains(value) {
+            problems.append("grpc.maxRequestBytes must be 1 KiB...64 MiB")
+        }
+        if let value = grpc?.maxStreamsPerConnection, !(1...10_000).contains(value) {
+            problems.append("grpc.maxStreamsPerConnection must be 1...10000")
+        }
         if let value = grpc?.keepaliveSeconds, !(1...86_400).contains(value) { problems.append("grpc.keepaliveSeconds must be 1...86400") }
-        if let value = grpc?.keepaliveTimeoutSeconds, !(1...600).contains(value) { problems.append("grpc.keepaliveTimeoutSeconds must be 1...600") }
+        if let value = grpc?.keepaliveTimeoutSeconds, !(1...600).contains(value) {
+            problems.append("grpc.keepaliveTimeoutSeconds must be 1...600")
+        }
         if let value = grpc?.maxConnectionAgeSeconds, !(value == 0 || (10...604_800).contains(value)) {
             problems.append("grpc.maxConnectionAgeSeconds must be 0 (never) or 10...604800")
         }
         if let value = grpc?.connectionAgeJitter, !(0...0.5).contains(value) { problems.append("grpc.connectionAgeJitter must be 0...0.5") }
         if let value = grpc?.gracePeriodSeconds, !(0...600).contains(value) { problems.append("grpc.gracePeriodSeconds must be 0...600") }
         if let value = grpc?.transport, ServingOptions.Transport(rawValue: value) == nil {
-            problems.append("grpc.transport \(value.prefix(40)) is not one of \(ServingOptions.Transport.allCases.map(\.rawValue).joined(separator: ", "))")
+            problems.append(
+                "grpc.transport \(value.prefix(40)) is not one of \(ServingOptions.Transport.allCases.map(\.rawValue).joined(separator: ", "))"
+            )
         }
         if let tls = grpc?.tls {
             for (field, path) in [("certificateChainFile", tls.certificateChainFile), ("privateKeyFile", tls.privateKeyFile)] {
@@ -130,7 +146,9 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
                     problems.append("grpc.tls.\(field) is required when grpc.tls is set")
                     continue
                 }
-                if !FileManager.default.isReadableFile(atPath: path) { problems.append("grpc.tls.\(field) \(path.prefix(200)) is not a readable file") }
+                if !FileManager.default.isReadableFile(atPath: path) {
+                    problems.append("grpc.tls.\(field) \(path.prefix(200)) is not a readable file")
+                }
             }
             if let path = tls.clientCAFile, !FileManager.default.isReadableFile(atPath: path) {
                 problems.append("grpc.tls.clientCAFile \(path.prefix(200)) is not a readable file")
@@ -147,7 +165,8 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         if !(0...60_000).contains(maximum) { problems.append("debounce.maximumMilliseconds must be 0...60000") }
         if maximum < quiet { problems.append("debounce.maximumMilliseconds (\(maximum)) must not be below quietMilliseconds (\(quiet))") }
         if let policy = resources?.loadBalancing, ResourceOptions.LoadBalancing(rawValue: policy) == nil {
-            problems.append("resources.loadBalancing must be one of \(ResourceOptions.LoadBalancing.allCases.map(\.rawValue).joined(separator: ", "))")
+            problems.append(
+                "resources.loadBalancing must be one of \(ResourceOptions.LoadBalancing.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         if let order = resources?.failoverOrder {
             do { _ = try FailoverPolicy(parsing: order) } catch { problems.append("resources.failoverOrder: \(error.message)") }
@@ -166,12 +185,17 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         options.pipeline.requiredSources = Set((sources ?? []).compactMap { try? SourceCluster($0) })
         if let timeout = readinessTimeoutSeconds { options.pipeline.readinessTimeout = .milliseconds(Int64(timeout * 1000)) }
         options.pipeline.debounce = DebounceOptions(
-            quiet: .milliseconds(Int64(debounce?.quietMilliseconds ?? 10)), maximum: .milliseconds(Int64(debounce?.maximumMilliseconds ?? 100)))
+            quiet: .milliseconds(Int64(debounce?.quietMilliseconds ?? 10)),
+            maximum: .milliseconds(Int64(debounce?.maximumMilliseconds ?? 100)))
         if let timeout = resources?.connectTimeoutMilliseconds { options.pipeline.resources.connectTimeoutMilliseconds = timeout }
-        if let policy = resources?.loadBalancing.flatMap(ResourceOptions.LoadBalancing.init(rawValue:)) { options.pipeline.resources.loadBalancing = policy }
+        if let policy = resources?.loadBalancing.flatMap(ResourceOptions.LoadBalancing.init(rawValue:)) {
+            options.pipeline.resources.loadBalancing = policy
+        }
         if let keep = resources?.keepUnservingEndpoints { options.pipeline.resources.keepUnservingEndpoints = keep }
         if let enabled = resources?.localityPriorities { options.pipeline.resources.localityPriorities = enabled }
-        if let order = resources?.failoverOrder.flatMap({ try? FailoverPolicy(parsing: $0) }) { options.pipeline.resources.failoverOrder = order }
+        if let order = resources?.failoverOrder.flatMap({ try? FailoverPolicy(parsing: $0) }) {
+            options.pipeline.resources.failoverOrder = order
+        }
         if let address = grpc?.address, let (host, port) = splitHostAndPort(address) {
             options.serving.host = host
             options.serving.port = port
@@ -181,7 +205,9 @@ public struct XDSServerConfiguration: Codable, Sendable, Equatable {
         if let value = grpc?.maxStreamsPerConnection { options.serving.maximumStreamsPerConnection = value }
         if let value = grpc?.keepaliveSeconds { options.serving.keepaliveTime = .milliseconds(Int64(value * 1000)) }
         if let value = grpc?.keepaliveTimeoutSeconds { options.serving.keepaliveTimeout = .milliseconds(Int64(value * 1000)) }
-        if let value = grpc?.maxConnectionAgeSeconds { options.serving.maximumConnectionAge = value == 0 ? nil : .milliseconds(Int64(value * 1000)) }
+        if let value = grpc?.maxConnectionAgeSeconds {
+            options.serving.maximumConnectionAge = value == 0 ? nil : .milliseconds(Int64(value * 1000))
+        }
         if let value = grpc?.connectionAgeJitter { options.serving.connectionAgeJitter = value }
         if let value = grpc?.gracePeriodSeconds { options.serving.closeGracePeriod = .milliseconds(Int64(value * 1000)) }
         if let value = grpc?.transport, let transport = ServingOptions.Transport(rawValue: value) { options.serving.transport = transport }

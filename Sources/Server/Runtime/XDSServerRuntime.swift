@@ -1,8 +1,8 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import NIOCertificateReloading
 import Logging
 import Metrics
+import NIOCertificateReloading
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
@@ -30,7 +30,9 @@ public final class XDSServerRuntime: Service, Sendable {
     private let metricsFactory: any MetricsFactory
     private let boundPort = AsyncStream<Int>.makeStream(bufferingPolicy: .bufferingNewest(1))
 
-    public init(reader: any EndpointStoreReader, options: Options, logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory) {
+    public init(
+        reader: any EndpointStoreReader, options: Options, logger: Logger, metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) {
         self.reader = reader
         self.options = options
         self.logger = logger
@@ -63,41 +65,43 @@ public final class XDSServerRuntime: Service, Sendable {
         let transportName = options.serving.transport.rawValue
 
         do {
-        try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                group.addTask { try await server.serve { port in
-                    logger.info("serving xDS", metadata: ["port": "\(port)", "transport": "\(transportName)"])
-                    boundPort.yield(port)
-                } }
-                group.addTask { await pipeline.run() }
-                group.addTask { await follower.run() }
-                if let reloader = server.reloader {
-                    group.addTask { try? await reloader.run() }
-                }
-                group.addTask {
-                    while !Task.isCancelled {
-                        let known = await pipeline.knownSources
-                        if let heartbeats = try? await reader.heartbeats(of: known) {
-                            await pipeline.updateHeartbeats(heartbeats)
+            try await withGracefulShutdownHandler {
+                try await withThrowingDiscardingTaskGroup { group in
+                    group.addTask {
+                        try await server.serve { port in
+                            logger.info("serving xDS", metadata: ["port": "\(port)", "transport": "\(transportName)"])
+                            boundPort.yield(port)
                         }
-                        await pipeline.evaluateReadiness()
-                        try? await Task.sleep(for: interval)
+                    }
+                    group.addTask { await pipeline.run() }
+                    group.addTask { await follower.run() }
+                    if let reloader = server.reloader {
+                        group.addTask { try? await reloader.run() }
+                    }
+                    group.addTask {
+                        while !Task.isCancelled {
+                            let known = await pipeline.knownSources
+                            if let heartbeats = try? await reader.heartbeats(of: known) {
+                                await pipeline.updateHeartbeats(heartbeats)
+                            }
+                            await pipeline.evaluateReadiness()
+                            try? await Task.sleep(for: interval)
+                        }
+                    }
+                    group.addTask {
+                        // Ends with the process: wait for shutdown, then close in order.
+                        try? await gracefulShutdown()
+                        logger.info("shutting down: refusing new streams, ending open ones")
+                        server.beginGracefulShutdown()
+                        hub.shutdown()
+                        try? await Task.sleep(for: grace)
+                        throw ShutdownComplete()  // ends the group, cancelling the loops
                     }
                 }
-                group.addTask {
-                    // Ends with the process: wait for shutdown, then close in order.
-                    try? await gracefulShutdown()
-                    logger.info("shutting down: refusing new streams, ending open ones")
-                    server.beginGracefulShutdown()
-                    hub.shutdown()
-                    try? await Task.sleep(for: grace)
-                    throw ShutdownComplete()  // ends the group, cancelling the loops
-                }
+            } onGracefulShutdown: {
+                server.beginGracefulShutdown()
+                hub.shutdown()
             }
-        } onGracefulShutdown: {
-            server.beginGracefulShutdown()
-            hub.shutdown()
-        }
         } catch is ShutdownComplete {
             return
         }
@@ -129,7 +133,8 @@ public final class XDSServerRuntime: Service, Sendable {
             }
             return try TimedCertificateReloader.makeReloaderValidatingSources(configuration: configuration)
         } catch {
-            throw XDSServerStartError("cannot load the xDS TLS certificate \(tls.certificateChainFile) and key \(tls.privateKeyFile): \(error)")
+            throw XDSServerStartError(
+                "cannot load the xDS TLS certificate \(tls.certificateChainFile) and key \(tls.privateKeyFile): \(error)")
         }
     }
 
@@ -162,7 +167,9 @@ public final class XDSServerRuntime: Service, Sendable {
             configuration.applicationProtocols = ["h2"]
             return (try NIOSSLContext(configuration: configuration), reloader)
         } catch {
-            throw XDSServerStartError("cannot set up TLS for the xDS listener (\(tls.certificateChainFile), \(tls.privateKeyFile), client CA \(tls.clientCAFile ?? "none")): \(error)")
+            throw XDSServerStartError(
+                "cannot set up TLS for the xDS listener (\(tls.certificateChainFile), \(tls.privateKeyFile), client CA \(tls.clientCAFile ?? "none")): \(error)"
+            )
         }
     }
 
@@ -173,7 +180,8 @@ public final class XDSServerRuntime: Service, Sendable {
         case .nio:
             let (context, reloader) = try Self.sslContext(serving.tls, logger: logger)
             let shared = XDSStreamHandler.Shared(
-                hub: hub, options: options.service, maximumRequestBytes: serving.maximumRequestBytes, metrics: XDSMetrics(factory: metricsFactory),
+                hub: hub, options: options.service, maximumRequestBytes: serving.maximumRequestBytes,
+                metrics: XDSMetrics(factory: metricsFactory),
                 logger: logger)
             return .nio(XDSListener(serving: serving, shared: shared, tls: context, logger: logger), reloader)
         case .grpcSwift:
@@ -204,7 +212,8 @@ public final class XDSServerRuntime: Service, Sendable {
             let transport = HTTP2ServerTransport.Posix(
                 address: .ipv4(host: serving.host, port: serving.port), transportSecurity: security, config: config)
             let server = GRPCServer(
-                transport: transport, services: [XDSService(hub: hub, options: options.service, logger: logger, metricsFactory: metricsFactory)])
+                transport: transport,
+                services: [XDSService(hub: hub, options: options.service, logger: logger, metricsFactory: metricsFactory)])
             return .grpcSwift(server, transport, reloader)
         }
     }

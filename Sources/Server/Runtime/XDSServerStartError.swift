@@ -1,8 +1,8 @@
 import GRPCCore
 import GRPCNIOTransportHTTP2
-import NIOCertificateReloading
 import Logging
 import Metrics
+import NIOCertificateReloading
 import NIOCore
 import NIOSSL
 import ServiceLifecycle

@@ -54,7 +54,8 @@ public enum DebugViews {
         ResourceType.allCases.flatMap { type in
             snapshot.all(type).values.sorted { $0.name < $1.name }.map {
                 ResourceView(
-                    type: type.shortName, name: $0.name, version: $0.version, bytes: $0.resource.count, failoverOrder: $0.priorities?.policy.description,
+                    type: type.shortName, name: $0.name, version: $0.version, bytes: $0.resource.count,
+                    failoverOrder: $0.priorities?.policy.description,
                     variants: $0.priorities?.variantCount)
             }
         }

@@ -59,11 +59,13 @@ struct StreamDriver<Machine: XDSStreamMachine> {
                 return .fail(
                     XDSError(
                         .permissionDenied,
-                        "node id \"\(node.id.prefix(256))\" does not match the client certificate (\(shown.prefix(512))) under grpc.tls.nodeIdentity \(rule)"))
+                        "node id \"\(node.id.prefix(256))\" does not match the client certificate (\(shown.prefix(512))) under grpc.tls.nodeIdentity \(rule)"
+                    ))
             }
         }
         if let nack, let node {
-            logger.warning("client rejected a response (NACK)", metadata: ["node": "\(node.id)", "type": "\(typeURL)", "error": "\(nack.prefix(512))"])
+            logger.warning(
+                "client rejected a response (NACK)", metadata: ["node": "\(node.id)", "type": "\(typeURL)", "error": "\(nack.prefix(512))"])
         }
         return .send(responses)
     }

@@ -36,9 +36,10 @@ public struct XDSMetrics: Sendable {
         }
         self.perType = perType
         otherRequests = Counter(label: "legation_xds_requests_total", dimensions: [("type", "other")], factory: factory)
-        streams = Dictionary(uniqueKeysWithValues: XDSHub.StreamKind.allCases.map {
-            ($0, Gauge(label: Self.streamsGauge, dimensions: [("kind", $0.rawValue)], factory: factory))
-        })
+        streams = Dictionary(
+            uniqueKeysWithValues: XDSHub.StreamKind.allCases.map {
+                ($0, Gauge(label: Self.streamsGauge, dimensions: [("kind", $0.rawValue)], factory: factory))
+            })
         latency = Timer(label: "legation_xds_push_latency_seconds", factory: factory)
     }
 

@@ -30,7 +30,8 @@ extension DeltaXDSRequest {
     init(_ wire: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) {
         self.init(
             typeURL: wire.typeURL, subscribe: wire.resourceNamesSubscribe, unsubscribe: wire.resourceNamesUnsubscribe,
-            initialResourceVersions: wire.initialResourceVersions, responseNonce: wire.responseNonce, node: wire.hasNode ? ClientNode(wire.node) : nil,
+            initialResourceVersions: wire.initialResourceVersions, responseNonce: wire.responseNonce,
+            node: wire.hasNode ? ClientNode(wire.node) : nil,
             errorMessage: wire.hasErrorDetail ? wire.errorDetail.message : nil)
     }
 }

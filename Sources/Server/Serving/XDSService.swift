@@ -29,7 +29,10 @@ public struct XDSService: RegistrableRPCService {
     private let logger: Logger
     private let metrics: XDSMetrics
 
-    public init(hub: XDSHub, options: Options = Options(), logger: Logger = Logger(label: "legation.xds"), metricsFactory: any MetricsFactory = MetricsSystem.factory) {
+    public init(
+        hub: XDSHub, options: Options = Options(), logger: Logger = Logger(label: "legation.xds"),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory
+    ) {
         self.hub = hub
         self.options = options
         self.logger = logger
@@ -71,18 +74,21 @@ public struct XDSService: RegistrableRPCService {
         }
         let inbox = StreamInbox<Machine.WireRequest>()
         let cell = XDSHub.StreamCell(initial)
-        guard let (id, initialSnapshot) = hub.register(
-            kind: kind, peer: context.remotePeer, limit: options.maximumStreams, nowUnixMilliseconds: WallClock.nowUnixMilliseconds,
-            cell: cell,
-            notify: { signal in
-                switch signal {
-                case .snapshot(let snapshot, let changeArrivedAt): inbox.publish(snapshot, changeArrivedAt: changeArrivedAt)
-                case .shutdown: inbox.shutdown()
-                }
-            })
+        guard
+            let (id, initialSnapshot) = hub.register(
+                kind: kind, peer: context.remotePeer, limit: options.maximumStreams, nowUnixMilliseconds: WallClock.nowUnixMilliseconds,
+                cell: cell,
+                notify: { signal in
+                    switch signal {
+                    case .snapshot(let snapshot, let changeArrivedAt): inbox.publish(snapshot, changeArrivedAt: changeArrivedAt)
+                    case .shutdown: inbox.shutdown()
+                    }
+                })
         else {
             metrics.refused(reason: "too_many_streams")
-            throw RPCError(code: .resourceExhausted, message: "this server has \(options.maximumStreams) xDS streams open already; try another replica")
+            throw RPCError(
+                code: .resourceExhausted, message: "this server has \(options.maximumStreams) xDS streams open already; try another replica"
+            )
         }
         metrics.streamsChanged(hub.streamCounts)
         let identities = options.nodeIdentity == nil ? [] : Self.peerIdentities(context)

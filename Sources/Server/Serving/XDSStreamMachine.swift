@@ -55,7 +55,9 @@ extension SotWStreamStateMachine: XDSStreamMachine {
     public static var requestNodeField: Int { 2 }
     public static var requestRepeatedNamesField: Int? { 3 }
     public static func names(of request: Envoy_Service_Discovery_V3_DiscoveryRequest) -> [String] { request.resourceNames }
-    public static func setNames(_ names: [String], of request: inout Envoy_Service_Discovery_V3_DiscoveryRequest) { request.resourceNames = names }
+    public static func setNames(_ names: [String], of request: inout Envoy_Service_Discovery_V3_DiscoveryRequest) {
+        request.resourceNames = names
+    }
 }
 
 extension DeltaStreamStateMachine: XDSStreamMachine {

@@ -87,12 +87,14 @@ enum GRPCWire {
             else { return nil }
             guard flag == 0 else {
                 throw FramingError(
-                    status: .internal, message: "a compressed message arrived, but this server accepts only uncompressed ones (grpc-encoding identity)")
+                    status: .internal,
+                    message: "a compressed message arrived, but this server accepts only uncompressed ones (grpc-encoding identity)")
             }
             guard Int(length) <= maximumBytes else {
                 throw FramingError(
                     status: .resourceExhausted,
-                    message: "the request message is \(length) bytes, above this server's maximum of \(maximumBytes) (grpc.maxRequestBytes)")
+                    message: "the request message is \(length) bytes, above this server's maximum of \(maximumBytes) (grpc.maxRequestBytes)"
+                )
             }
             guard buffer.readableBytes >= 5 + Int(length) else { return nil }
             buffer.moveReaderIndex(forwardBy: 5)

@@ -2,9 +2,9 @@ import Shared
 import SwiftProtobuf
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #elseif canImport(Darwin)
-import Darwin
+    import Darwin
 #endif
 
 /// Decodes a stream's requests without decoding again what they repeat. Envoy sends its node (a few
@@ -29,7 +29,9 @@ struct RequestReader<Machine: XDSStreamMachine> {
         if fields.contains(where: { $0.number == Machine.requestNodeField }) { nodeSeen = true }
         guard skipped > 0 else { return try Machine.WireRequest(serializedBytes: bytes) }
         // The same names as last time, byte for byte?
-        if namesField != nil, let lastNames, lastNames.bytes.count == namesCount, Self.names(in: bytes, fields, field: namesField, equal: lastNames.bytes) {
+        if namesField != nil, let lastNames, lastNames.bytes.count == namesCount,
+            Self.names(in: bytes, fields, field: namesField, equal: lastNames.bytes)
+        {
             var kept: [UInt8] = []
             kept.reserveCapacity(bytes.count - namesCount)
             for field in fields where field.number != namesField && !(skipNode && field.number == Machine.requestNodeField) {
@@ -52,12 +54,15 @@ struct RequestReader<Machine: XDSStreamMachine> {
     }
 
     /// Whether the concatenated ranges of `field` in `bytes` equal `expected` (of the same length).
-    private static func names(in bytes: [UInt8], _ fields: [(number: Int, range: Range<Int>)], field: Int?, equal expected: [UInt8]) -> Bool {
+    private static func names(in bytes: [UInt8], _ fields: [(number: Int, range: Range<Int>)], field: Int?, equal expected: [UInt8]) -> Bool
+    {
         bytes.withUnsafeBytes { bytes in
             expected.withUnsafeBytes { expected in
                 var offset = 0
                 for entry in fields where entry.number == field {
-                    guard entry.range.isEmpty || memcmp(bytes.baseAddress! + entry.range.lowerBound, expected.baseAddress! + offset, entry.range.count) == 0
+                    guard
+                        entry.range.isEmpty
+                            || memcmp(bytes.baseAddress! + entry.range.lowerBound, expected.baseAddress! + offset, entry.range.count) == 0
                     else { return false }
                     offset += entry.range.count
                 }

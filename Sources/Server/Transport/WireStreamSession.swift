@@ -36,13 +36,15 @@ final class WireStreamSession<Machine: XDSStreamMachine>: WireSession {
         let cell = XDSHub.StreamCell(machine)
         guard
             let (id, snapshot) = shared.hub.register(
-                kind: kind, peer: peer, limit: shared.options.maximumStreams, nowUnixMilliseconds: WallClock.nowUnixMilliseconds, cell: cell,
+                kind: kind, peer: peer, limit: shared.options.maximumStreams, nowUnixMilliseconds: WallClock.nowUnixMilliseconds,
+                cell: cell,
                 notify: notify)
         else { return nil }
         self.hub = shared.hub
         self.id = id
         self.driver = StreamDriver(
-            cell: cell, snapshot: snapshot, peer: peer, identities: identities, nodeIdentity: shared.options.nodeIdentity, metrics: shared.metrics,
+            cell: cell, snapshot: snapshot, peer: peer, identities: identities, nodeIdentity: shared.options.nodeIdentity,
+            metrics: shared.metrics,
             logger: shared.logger)
     }
 

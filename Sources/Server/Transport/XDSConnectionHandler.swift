@@ -103,12 +103,15 @@ final class XDSConnectionHandler: ChannelDuplexHandler {
 
     private func sendPing(context: ChannelHandlerContext) {
         guard context.channel.isActive else { return }
-        context.writeAndFlush(wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(Self.keepalivePing, ack: false))), promise: nil)
+        context.writeAndFlush(
+            wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .ping(Self.keepalivePing, ack: false))), promise: nil)
         if timeoutTask == nil {
             let loop = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             timeoutTask = context.eventLoop.scheduleTask(in: .nanoseconds(options.keepaliveTimeout.nanoseconds)) {
                 let (handler, context) = loop.value
-                handler.logger.info("closing an xDS connection: keepalive ping unanswered", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+                handler.logger.info(
+                    "closing an xDS connection: keepalive ping unanswered",
+                    metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
                 handler.timeoutTask = nil
                 context.close(promise: nil)
             }
@@ -122,7 +125,9 @@ final class XDSConnectionHandler: ChannelDuplexHandler {
         guard let last = lastClientPing, now - last < .nanoseconds(options.minimumClientPingInterval.nanoseconds) else { return }
         pingStrikes += 1
         if pingStrikes > 2 {
-            logger.info("closing an xDS connection: the client pings too often", metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            logger.info(
+                "closing an xDS connection: the client pings too often",
+                metadata: ["peer": "\(context.channel.remoteAddress.map { "\($0)" } ?? "?")"])
             goAway(context: context, code: .enhanceYourCalm, reason: "too_many_pings")
             context.close(promise: nil)
         }
@@ -133,7 +138,8 @@ final class XDSConnectionHandler: ChannelDuplexHandler {
         goingAway = true
         let debug = reason.map { context.channel.allocator.buffer(string: $0) }
         context.writeAndFlush(
-            wrapOutboundOut(HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: code, opaqueData: debug))),
+            wrapOutboundOut(
+                HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: lastStreamID, errorCode: code, opaqueData: debug))),
             promise: nil)
         guard openStreams > 0 else {
             context.close(promise: nil)

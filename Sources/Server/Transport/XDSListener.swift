@@ -57,11 +57,12 @@ final class XDSListener: Sendable {
                     var connection = NIOHTTP2Handler.ConnectionConfiguration()
                     connection.initialSettings = [
                         HTTP2Setting(parameter: .maxConcurrentStreams, value: serving.maximumStreamsPerConnection),
-                        HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024),
+                        HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024)
                     ]
                     var stream = NIOHTTP2Handler.StreamConfiguration()
                     stream.targetWindowSize = 1 << 20
-                    _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream) { stream in
+                    _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream) {
+                        stream in
                         stream.eventLoop.makeCompletedFuture {
                             try stream.pipeline.syncOperations.addHandler(XDSStreamHandler(shared: shared))
                         }

@@ -103,7 +103,8 @@ final class XDSStreamHandler: ChannelInboundHandler {
             return refuse(httpStatus: "415", context: context)
         }
         if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
-            var trailers = GRPCWire.trailers(.unimplemented, "compression \"\(encoding.prefix(64))\" is not supported; send identity", only: true)
+            var trailers = GRPCWire.trailers(
+                .unimplemented, "compression \"\(encoding.prefix(64))\" is not supported; send identity", only: true)
             trailers.add(name: "grpc-accept-encoding", value: "identity")
             return end(trailers, context: context)
         }
@@ -129,7 +130,8 @@ final class XDSStreamHandler: ChannelInboundHandler {
             shared.metrics.refused(reason: "too_many_streams")
             return end(
                 GRPCWire.trailers(
-                    .resourceExhausted, "this server has \(shared.options.maximumStreams) xDS streams open already; try another replica", only: true),
+                    .resourceExhausted, "this server has \(shared.options.maximumStreams) xDS streams open already; try another replica",
+                    only: true),
                 context: context)
         }
         shared.metrics.streamsChanged(shared.hub.streamCounts)
@@ -195,7 +197,10 @@ final class XDSStreamHandler: ChannelInboundHandler {
     /// costs less than a DATA frame of its own. Larger ones go out as the shared buffers they are.
     static let copyBelowBytes = 4096
 
-    private func write(_ responses: [any OutboundMessage], session: any WireSession, changeArrivedAt: ContinuousClock.Instant?, context: ChannelHandlerContext) {
+    private func write(
+        _ responses: [any OutboundMessage], session: any WireSession, changeArrivedAt: ContinuousClock.Instant?,
+        context: ChannelHandlerContext
+    ) {
         let controlPlane = shared.options.controlPlaneIdentifier
         var sizes: [Int] = []
         sizes.reserveCapacity(responses.count)
@@ -214,7 +219,8 @@ final class XDSStreamHandler: ChannelInboundHandler {
                 first.writeBytes(tail)
                 context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(first)))), promise: nil)
             } else if fields.count >= SharedBlocks.minimumResources {
-                let block = shared.blocks.block(delta: type(of: response).usesDeltaFields, resources: response.encodedResources, fields: fields)
+                let block = shared.blocks.block(
+                    delta: type(of: response).usesDeltaFields, resources: response.encodedResources, fields: fields)
                 context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(first)))), promise: nil)
                 context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(block)))), promise: nil)
                 context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(context.channel.allocator.buffer(bytes: tail))))), promise: nil)

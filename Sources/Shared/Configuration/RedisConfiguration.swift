@@ -85,7 +85,9 @@ public struct RedisConfiguration: Sendable, Hashable {
     /// - Throws: `StoreError.configuration` with what is wrong (never the password).
     public init(url: String, tls: TLS = TLS(), clientName: String = "legation") throws(StoreError) {
         guard let separator = url.range(of: "://") else {
-            throw StoreError(.configuration, "Redis URL must start with redis://, rediss://, redis+sentinel:// or redis+cluster:// (got \(Self.redacted(url)))")
+            throw StoreError(
+                .configuration,
+                "Redis URL must start with redis://, rediss://, redis+sentinel:// or redis+cluster:// (got \(Self.redacted(url)))")
         }
         let scheme = url[..<separator.lowerBound]
         var rest = url[separator.upperBound...]
@@ -99,7 +101,9 @@ public struct RedisConfiguration: Sendable, Hashable {
         case "redis+cluster": (secure, kind) = (false, "cluster")
         case "rediss+cluster": (secure, kind) = (true, "cluster")
         default:
-            throw StoreError(.configuration, "Redis URL must start with redis://, rediss://, redis+sentinel:// or redis+cluster:// (got \(Self.redacted(url)))")
+            throw StoreError(
+                .configuration,
+                "Redis URL must start with redis://, rediss://, redis+sentinel:// or redis+cluster:// (got \(Self.redacted(url)))")
         }
         var username: String?
         var password: String?
@@ -136,7 +140,8 @@ public struct RedisConfiguration: Sendable, Hashable {
         switch kind {
         case "sentinel":
             guard let name = path.first, !name.isEmpty else {
-                throw StoreError(.configuration, "a redis+sentinel URL names the master after the sentinels: redis+sentinel://host:26379/mymaster")
+                throw StoreError(
+                    .configuration, "a redis+sentinel URL names the master after the sentinels: redis+sentinel://host:26379/mymaster")
             }
             guard name.utf8.count <= 256, name.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
                 throw StoreError(.configuration, "Redis master name \(String(reflecting: String(name.prefix(64)))) is not a printable name")
@@ -151,7 +156,9 @@ public struct RedisConfiguration: Sendable, Hashable {
             topology = .cluster(seeds: addresses)
         default:
             guard addresses.count == 1 else {
-                throw StoreError(.configuration, "a redis:// URL names one server; list sentinels with redis+sentinel:// or cluster nodes with redis+cluster://")
+                throw StoreError(
+                    .configuration,
+                    "a redis:// URL names one server; list sentinels with redis+sentinel:// or cluster nodes with redis+cluster://")
             }
             guard path.count <= 1 else { throw StoreError(.configuration, "a redis:// URL ends with /<db>") }
             try readDatabase(path.first)

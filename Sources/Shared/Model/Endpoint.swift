@@ -31,7 +31,10 @@ public struct Endpoint: Hashable, Sendable {
         /// addresses as comparing their text does, except when both start with the same 16 bytes.
         let orderKey: (UInt64, UInt64)
 
-        init(address: String, targetPorts: [UInt16], zone: String, node: String, hostname: String, targetPod: String, conditions: Conditions, wire: [UInt8]) {
+        init(
+            address: String, targetPorts: [UInt16], zone: String, node: String, hostname: String, targetPod: String, conditions: Conditions,
+            wire: [UInt8]
+        ) {
             var key: (UInt64, UInt64) = (0, 0)
             for (index, byte) in address.utf8.prefix(16).enumerated() {
                 if index < 8 {
@@ -111,12 +114,18 @@ public struct Endpoint: Hashable, Sendable {
         }
         // Field by field (no array of pairs per endpoint: 50,000 of them in an initial list).
         let invalid: String? =
-            !DNSName.isToken(zone) ? "zone" : !DNSName.isToken(node) ? "node" : !DNSName.isToken(hostname) ? "hostname"
-            : !DNSName.isToken(targetPod) ? "targetPod" : nil
+            !DNSName.isToken(zone)
+            ? "zone"
+            : !DNSName.isToken(node)
+                ? "node"
+                : !DNSName.isToken(hostname)
+                    ? "hostname"
+                    : !DNSName.isToken(targetPod) ? "targetPod" : nil
         if let invalid {
             throw ModelError(.invalidField, "endpoint \(canonical) has a \(invalid) that is not a printable token of at most 253 bytes")
         }
-        let wire = encode
+        let wire =
+            encode
             ? Self.wire(
                 address: canonical.text, targetPorts: targetPorts, zone: zone, node: node, hostname: hostname, targetPod: targetPod,
                 conditions: conditions)
@@ -132,7 +141,9 @@ public struct Endpoint: Hashable, Sendable {
         address: String, targetPorts: [UInt16], zone: String, node: String, hostname: String, targetPod: String, conditions: Conditions
     ) -> [UInt8] {
         var bytes: [UInt8] = []
-        bytes.reserveCapacity(address.utf8.count + zone.utf8.count + node.utf8.count + hostname.utf8.count + targetPod.utf8.count + 3 * targetPorts.count + 20)
+        bytes.reserveCapacity(
+            address.utf8.count + zone.utf8.count + node.utf8.count + hostname.utf8.count + targetPod.utf8.count + 3 * targetPorts.count + 20
+        )
         WireFormat.appendString(1, address, to: &bytes)
         if !targetPorts.isEmpty {
             WireFormat.appendField(2, length: targetPorts.reduce(0) { $0 + WireFormat.varintSize(UInt64($1)) }, to: &bytes)
@@ -169,7 +180,8 @@ public struct Endpoint: Hashable, Sendable {
     /// comparing text unless the first 16 bytes are equal: the merges and checks of every set use it).
     @inline(__always)
     public func addressPrecedes(_ other: Endpoint) -> Bool {
-        let a = storage.orderKey, b = other.storage.orderKey
+        let a = storage.orderKey
+        let b = other.storage.orderKey
         if a.0 != b.0 { return a.0 < b.0 }
         if a.1 != b.1 { return a.1 < b.1 }
         return storage.address < other.storage.address
@@ -178,7 +190,8 @@ public struct Endpoint: Hashable, Sendable {
     /// Whether both endpoints have the same address.
     @inline(__always)
     public func hasAddress(of other: Endpoint) -> Bool {
-        let a = storage.orderKey, b = other.storage.orderKey
+        let a = storage.orderKey
+        let b = other.storage.orderKey
         return a.0 == b.0 && a.1 == b.1 && storage.address == other.storage.address
     }
 

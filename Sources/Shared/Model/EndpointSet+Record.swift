@@ -73,10 +73,12 @@ extension EndpointSet {
         throws(ModelError)
     {
         guard record.schemaVersion == currentSchemaVersion else {
-            throw ModelError(.unsupportedSchema, "record schema version \(record.schemaVersion.rawValue) is not \(currentSchemaVersion.rawValue)")
+            throw ModelError(
+                .unsupportedSchema, "record schema version \(record.schemaVersion.rawValue) is not \(currentSchemaVersion.rawValue)")
         }
         guard record.sourceCluster == expectedSource.name else {
-            throw ModelError(.badRecord, "record of source \(String(reflecting: record.sourceCluster.prefix(80))) stored under \(expectedSource)")
+            throw ModelError(
+                .badRecord, "record of source \(String(reflecting: record.sourceCluster.prefix(80))) stored under \(expectedSource)")
         }
         let service = try ServiceKey(namespace: record.namespace, name: record.name)
         if let expectedService, expectedService != service {
@@ -92,7 +94,10 @@ extension EndpointSet {
         content.endpoints = record.endpoints
         let hash = EndpointSet.hash(content: content)
         guard hash == record.contentHash else {
-            throw ModelError(.badRecord, "record of \(service) says content hash \(String(record.contentHash, radix: 16)) but its content hashes to \(String(hash, radix: 16))")
+            throw ModelError(
+                .badRecord,
+                "record of \(service) says content hash \(String(record.contentHash, radix: 16)) but its content hashes to \(String(hash, radix: 16))"
+            )
         }
         let ports = try record.ports.map { (port) throws(ModelError) in try ServicePort(record: port) }
         var endpoints: [Endpoint] = []
@@ -105,7 +110,8 @@ extension EndpointSet {
             endpoints.append(endpoint)
         }
         try self.init(
-            source: expectedSource, service: service, ports: ports, endpoints: endpoints, knownHash: hash, failover: Self.failover(of: record).policy)
+            source: expectedSource, service: service, ports: ports, endpoints: endpoints, knownHash: hash,
+            failover: Self.failover(of: record).policy)
     }
 }
 
@@ -114,11 +120,12 @@ extension ServicePort {
         var record = Legation_Store_V1_ServicePort()
         record.name = name
         record.port = UInt32(port)
-        record.protocol = switch transportProtocol {
-        case .tcp: .tcp
-        case .udp: .udp
-        case .sctp: .sctp
-        }
+        record.protocol =
+            switch transportProtocol {
+            case .tcp: .tcp
+            case .udp: .udp
+            case .sctp: .sctp
+            }
         record.appProtocol = appProtocol
         return record
     }
@@ -127,19 +134,22 @@ extension ServicePort {
         guard let number = UInt16(exactly: record.port) else {
             throw ModelError(.invalidPort, "port \(record.name) has number \(record.port)")
         }
-        let transport: TransportProtocol = switch record.protocol {
-        case .tcp: .tcp
-        case .udp: .udp
-        case .sctp: .sctp
-        case .UNRECOGNIZED(let value): throw ModelError(.invalidPort, "port \(record.name) has unknown protocol \(value)")
-        }
+        let transport: TransportProtocol =
+            switch record.protocol {
+            case .tcp: .tcp
+            case .udp: .udp
+            case .sctp: .sctp
+            case .UNRECOGNIZED(let value): throw ModelError(.invalidPort, "port \(record.name) has unknown protocol \(value)")
+            }
         try self.init(name: record.name, port: number, transportProtocol: transport, appProtocol: record.appProtocol)
     }
 }
 
 extension Endpoint {
     var record: Legation_Store_V1_Endpoint {
-        Self.record(address: address, targetPorts: targetPorts, zone: zone, node: node, hostname: hostname, targetPod: targetPod, conditions: conditions)
+        Self.record(
+            address: address, targetPorts: targetPorts, zone: zone, node: node, hostname: hostname, targetPod: targetPod,
+            conditions: conditions)
     }
 
     static func record(

@@ -54,10 +54,13 @@ public struct EndpointSet: Hashable, Sendable {
     }
 
     /// Endpoints already sorted by address (checked, not sorted again).
-    package init(source: SourceCluster, service: ServiceKey, ports: [ServicePort], sortedEndpoints: [Endpoint], failover: FailoverPolicy? = nil)
+    package init(
+        source: SourceCluster, service: ServiceKey, ports: [ServicePort], sortedEndpoints: [Endpoint], failover: FailoverPolicy? = nil
+    )
         throws(ModelError)
     {
-        try self.init(source: source, service: service, ports: ports, endpoints: sortedEndpoints, knownHash: nil, failover: failover, sorted: true)
+        try self.init(
+            source: source, service: service, ports: ports, endpoints: sortedEndpoints, knownHash: nil, failover: failover, sorted: true)
     }
 
     /// A set the aggregator assembled: `endpoints` from its merge (sorted by address, each address once,
@@ -70,7 +73,9 @@ public struct EndpointSet: Hashable, Sendable {
         failover: FailoverPolicy? = nil
     ) throws(ModelError) {
         try Self.checkSizesAndPorts(ports, endpointCount: endpoints.count, of: service)
-        assert((try? EndpointSet(source: source, service: service, ports: ports, sortedEndpoints: endpoints.endpoints))?.content == content, "assembled content differs")
+        assert(
+            (try? EndpointSet(source: source, service: service, ports: ports, sortedEndpoints: endpoints.endpoints))?.content == content,
+            "assembled content differs")
         self.source = source
         self.service = service
         self.ports = ports
@@ -119,14 +124,17 @@ public struct EndpointSet: Hashable, Sendable {
 
     /// `knownHash`: the decoder's hash of the record it came from, already checked to be canonical.
     init(
-        source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], knownHash: UInt64?, failover: FailoverPolicy?,
+        source: SourceCluster, service: ServiceKey, ports: [ServicePort], endpoints: [Endpoint], knownHash: UInt64?,
+        failover: FailoverPolicy?,
         sorted isSorted: Bool = false
     ) throws(ModelError) {
         try Self.checkSizesAndPorts(ports, endpointCount: endpoints.count, of: service)
         let sorted = knownHash == nil && !isSorted ? endpoints.sorted { $0.addressPrecedes($1) } : endpoints
         for (index, endpoint) in sorted.enumerated() {
             guard endpoint.targetPorts.count == ports.count else {
-                throw ModelError(.invalidPort, "endpoint \(endpoint.address) of \(service) maps \(endpoint.targetPorts.count) ports; the service has \(ports.count)")
+                throw ModelError(
+                    .invalidPort,
+                    "endpoint \(endpoint.address) of \(service) maps \(endpoint.targetPorts.count) ports; the service has \(ports.count)")
             }
             if index > 0, !sorted[index - 1].addressPrecedes(endpoint) {
                 throw ModelError(
@@ -151,7 +159,9 @@ public struct EndpointSet: Hashable, Sendable {
     }
 
     /// An empty set: the service exists but has no endpoints (published as empty, never as absent).
-    package static func empty(source: SourceCluster, service: ServiceKey, ports: [ServicePort], failover: FailoverPolicy? = nil) throws(ModelError) -> EndpointSet {
+    package static func empty(source: SourceCluster, service: ServiceKey, ports: [ServicePort], failover: FailoverPolicy? = nil)
+        throws(ModelError) -> EndpointSet
+    {
         try EndpointSet(source: source, service: service, ports: ports, endpoints: [], failover: failover)
     }
 

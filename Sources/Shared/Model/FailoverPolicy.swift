@@ -92,7 +92,8 @@ public struct FailoverPolicy: Hashable, Sendable, CustomStringConvertible {
                 guard parts.count == 2, String(parts[0]).trimmingASCIISpaces().lowercased() == "cluster" else {
                     throw ModelError(
                         .invalidField,
-                        "failover criterion \(String(reflecting: String(word.prefix(64)))) is not one of zone, region, cluster, cluster=<name>, or off alone")
+                        "failover criterion \(String(reflecting: String(word.prefix(64)))) is not one of zone, region, cluster, cluster=<name>, or off alone"
+                    )
                 }
                 let name = String(parts[1]).trimmingASCIISpaces()
                 do {

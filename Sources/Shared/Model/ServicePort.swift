@@ -1,7 +1,9 @@
 /// One port of a service as its clients address it. An Envoy cluster is (namespace, service, port).
 public struct ServicePort: Hashable, Sendable {
     public enum TransportProtocol: String, Hashable, Sendable, CaseIterable {
-        case tcp = "TCP", udp = "UDP", sctp = "SCTP"
+        case tcp = "TCP"
+        case udp = "UDP"
+        case sctp = "SCTP"
     }
 
     /// The port's name; empty only for a service's single unnamed port.

@@ -106,7 +106,9 @@ public actor InMemoryEndpointStore: EndpointStore {
             state.generation = generation  // an empty source: the canary creates its generation
         }
         guard state.generation == generation else {
-            throw StoreError(.generationChanged, "\(lease.source) has generation \(state.generation ?? "none"), not \(generation): its data was lost; republish")
+            throw StoreError(
+                .generationChanged,
+                "\(lease.source) has generation \(state.generation ?? "none"), not \(generation): its data was lost; republish")
         }
         state.canary = SyncCanary(
             generation: generation, epoch: lease.epoch, holder: lease.holder,
@@ -203,7 +205,8 @@ public actor InMemoryEndpointStore: EndpointStore {
     func append(_ kind: StoreChange.Kind, to state: inout Stored) -> UInt64 {
         state.revision += 1
         let now = WallClock.milliseconds()
-        lastCursor = now > lastCursor.milliseconds
+        lastCursor =
+            now > lastCursor.milliseconds
             ? StreamCursor(milliseconds: now, sequence: 0)
             : StreamCursor(milliseconds: lastCursor.milliseconds, sequence: lastCursor.sequence + 1)
         state.stream.append(StoreChange(cursor: lastCursor, revision: state.revision, generation: state.generation ?? "", kind: kind))

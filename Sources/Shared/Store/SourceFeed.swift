@@ -88,7 +88,8 @@ public struct SourceFeed: Sendable {
                 return outcome
             }
             guard change.revision == revision + 1 else {
-                outcome.resyncReason = change.revision <= revision
+                outcome.resyncReason =
+                    change.revision <= revision
                     ? "revision went back from \(revision) to \(change.revision)"
                     : "gap: revision \(change.revision) after \(revision) (stream trimmed)"
                 return outcome
@@ -132,7 +133,8 @@ public struct SourceFeed: Sendable {
             return nil
         }
         do {
-            let (set, publishedAt, ignoredFailover) = try EndpointSet.decode(recordBytes: bytes, expectedSource: source, expectedService: key)
+            let (set, publishedAt, ignoredFailover) = try EndpointSet.decode(
+                recordBytes: bytes, expectedSource: source, expectedService: key)
             if fromStream { outcome.newestPublishedAtUnixMilliseconds = max(outcome.newestPublishedAtUnixMilliseconds ?? 0, publishedAt) }
             if let ignoredFailover { outcome.ignored.append(Rejection(field: field, error: ignoredFailover)) }
             if services[key] != set {

@@ -52,7 +52,8 @@ public final class MetricHandles: Sendable {
         let key = Key(label, dimensions)
         return handles.withLock { handles in
             if let timer = handles.timers[key] { return timer }
-            let timer = unit.map { Timer(label: label, dimensions: dimensions, preferredDisplayUnit: $0, factory: factory) }
+            let timer =
+                unit.map { Timer(label: label, dimensions: dimensions, preferredDisplayUnit: $0, factory: factory) }
                 ?? Timer(label: label, dimensions: dimensions, factory: factory)
             handles.timers[key] = timer
             return timer

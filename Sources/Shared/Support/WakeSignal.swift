@@ -26,7 +26,12 @@ public final class WakeSignal: Sendable {
 
     /// Returns when signalled, after `timeout`, or when the task is cancelled.
     public func wait(for timeout: Duration) async {
-        if state.withLock({ state in defer { state.pending = false }; return state.pending }) { return }
+        if state.withLock({ state in
+            defer { state.pending = false }
+            return state.pending
+        }) {
+            return
+        }
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.waitForSignal() }
             group.addTask { try? await Task.sleep(for: timeout) }

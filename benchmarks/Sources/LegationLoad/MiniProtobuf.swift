@@ -10,7 +10,8 @@ public enum MiniProtobuf {
         var offset = 0
         while offset < bytes.count, let field = WireFormat.field(in: bytes, at: offset) {
             if bytes[bytes.startIndex + offset] & 7 == 2 {  // the wire type is in the tag's first byte
-                fields.append((field.number, bytes[(bytes.startIndex + field.value.lowerBound)..<(bytes.startIndex + field.value.upperBound)]))
+                fields.append(
+                    (field.number, bytes[(bytes.startIndex + field.value.lowerBound)..<(bytes.startIndex + field.value.upperBound)]))
             }
             offset = field.end
         }

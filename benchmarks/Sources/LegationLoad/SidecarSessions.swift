@@ -66,7 +66,10 @@ extension SimulatedSidecar {
             if sidecar.injectNack() {
                 // A NACK names the last version accepted, with the reason.
                 ack.versionInfo = acceptedEndpoints
-                ack.errorDetail = .with { $0.code = 3; $0.message = "injected NACK (legation-bench --nack-every)" }
+                ack.errorDetail = .with {
+                    $0.code = 3
+                    $0.message = "injected NACK (legation-bench --nack-every)"
+                }
                 sidecar.state.withLock { [acceptedEndpoints] in $0.sotwVersions[typeURL] = acceptedEndpoints }
             } else {
                 acceptedEndpoints = version
@@ -146,7 +149,10 @@ extension SimulatedSidecar {
                 }
             }
             if sidecar.injectNack() {
-                ack.errorDetail = .with { $0.code = 3; $0.message = "injected NACK (legation-bench --nack-every)" }
+                ack.errorDetail = .with {
+                    $0.code = 3
+                    $0.message = "injected NACK (legation-bench --nack-every)"
+                }
             }
             return [ack]
         }

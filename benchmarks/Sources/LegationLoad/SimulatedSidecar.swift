@@ -81,7 +81,8 @@ public final class SimulatedSidecar: Sendable {
     /// Connects and follows the stream until cancelled; with `reconnect`, a stream that ends is opened
     /// again on the next server after a short jittered pause (by default 50–250 ms, as Envoy's backoff starts).
     public func run(
-        servers: [(host: String, port: Int)], zone: String, reconnect: Bool = false, retryPause: ClosedRange<Int> = 50...250, client: Client = .grpcSwift
+        servers: [(host: String, port: Int)], zone: String, reconnect: Bool = false, retryPause: ClosedRange<Int> = 50...250,
+        client: Client = .grpcSwift
     ) async {
         var index = id % servers.count
         var node = Envoy_Config_Core_V3_Node()
@@ -93,7 +94,9 @@ public final class SimulatedSidecar: Sendable {
             do {
                 switch client {
                 case .grpcSwift:
-                    try await withGRPCClient(transport: .http2NIOPosix(target: .ipv4(address: host, port: port), transportSecurity: .plaintext)) { client in
+                    try await withGRPCClient(
+                        transport: .http2NIOPosix(target: .ipv4(address: host, port: port), transportSecurity: .plaintext)
+                    ) { client in
                         if delta {
                             try await runDelta(client, node: node, port: port)
                         } else {
@@ -226,8 +229,10 @@ public final class SimulatedSidecar: Sendable {
                 }
                 let endpoints = decoded[offset].1
                 if let held = state.endpoints[name] {
-                    state.changes.append(Change(
-                        assignment: name, at: now, added: endpoints.subtracting(held).count, removed: held.subtracting(endpoints).count))
+                    state.changes.append(
+                        Change(
+                            assignment: name, at: now, added: endpoints.subtracting(held).count, removed: held.subtracting(endpoints).count)
+                    )
                 }
                 state.heldBytes[name] = value
                 state.endpoints[name] = endpoints

@@ -26,12 +26,13 @@ enum WireSidecarStream {
                     var settings = NIOHTTP2Handler.ConnectionConfiguration()
                     settings.initialSettings = [
                         HTTP2Setting(parameter: .initialWindowSize, value: 1 << 24),
-                        HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024),
+                        HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024)
                     ]
                     var stream = NIOHTTP2Handler.StreamConfiguration()
                     stream.targetWindowSize = 1 << 24
                     _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: settings, streamConfiguration: stream) { $0.eventLoop.makeSucceededVoidFuture() }
+                        mode: .client, connectionConfiguration: settings, streamConfiguration: stream
+                    ) { $0.eventLoop.makeSucceededVoidFuture() }
                 }
             }
             .connect(host: host, port: port).get()
@@ -44,7 +45,9 @@ enum WireSidecarStream {
                 multiplexer.createStreamChannel(promise: promise) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
-                            Handler(authority: "\(host):\(port)", path: path, start: start, summary: summary, handle: handle, opened: opened, outcome: outcome))
+                            Handler(
+                                authority: "\(host):\(port)", path: path, start: start, summary: summary, handle: handle, opened: opened,
+                                outcome: outcome))
                     }
                 }
             } catch {
@@ -108,7 +111,8 @@ enum WireSidecarStream {
 
         func channelActive(context: ChannelHandlerContext) {
             let headers: HPACKHeaders = [
-                ":method": "POST", ":scheme": "http", ":path": path, ":authority": authority, "content-type": "application/grpc", "te": "trailers",
+                ":method": "POST", ":scheme": "http", ":path": path, ":authority": authority, "content-type": "application/grpc",
+                "te": "trailers"
             ]
             context.write(wrapOutboundOut(.headers(.init(headers: headers))), promise: nil)
             send(start, context: context)
@@ -125,7 +129,9 @@ enum WireSidecarStream {
                     guard reading != nil else {
                         var part = bytes.readSlice(length: min(5 - prefix.readableBytes, bytes.readableBytes))!
                         prefix.writeBuffer(&part)
-                        guard prefix.readableBytes == 5, let length = prefix.getInteger(at: prefix.readerIndex + 1, as: UInt32.self) else { continue }
+                        guard prefix.readableBytes == 5, let length = prefix.getInteger(at: prefix.readerIndex + 1, as: UInt32.self) else {
+                            continue
+                        }
                         prefix.clear()
                         var response = summary()
                         response.bytes = Int(length)

@@ -41,9 +41,11 @@ final class ChurnGenerator: @unchecked Sendable {
         let list = (0..<endpoints).map { e in
             let host = e == 0 ? endpoints + generation % (250 - endpoints) : e
             let address = "10.\(source * 40 + service / 250 % 40).\(service % 250).\(host)"
-            return #"{"addresses":["\#(address)"],"conditions":{"ready":true,"serving":true,"terminating":false},"zone":"\#(sources[source])-zone-\#(e % 3)","nodeName":"node-\#(e % 10)","targetRef":{"kind":"Pod","namespace":"bench","name":"svc-\#(service)-\#(e)-\#(host)"}}"#
+            return
+                #"{"addresses":["\#(address)"],"conditions":{"ready":true,"serving":true,"terminating":false},"zone":"\#(sources[source])-zone-\#(e % 3)","nodeName":"node-\#(e % 10)","targetRef":{"kind":"Pod","namespace":"bench","name":"svc-\#(service)-\#(e)-\#(host)"}}"#
         }.joined(separator: ",")
-        return #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"svc-\#(service)-\#(sources[source])","namespace":"bench","labels":{"kubernetes.io/service-name":"svc-\#(service)"}},"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[\#(list)]}"#
+        return
+            #"{"apiVersion":"discovery.k8s.io/v1","kind":"EndpointSlice","metadata":{"name":"svc-\#(service)-\#(sources[source])","namespace":"bench","labels":{"kubernetes.io/service-name":"svc-\#(service)"}},"addressType":"IPv4","ports":[{"name":"http","port":8080,"protocol":"TCP"}],"endpoints":[\#(list)]}"#
     }
 
     /// Change number `step`: service `step % services`, in source `step / services % sources`, so the
@@ -79,8 +81,10 @@ final class ChurnGenerator: @unchecked Sendable {
     }
 
     /// Makes `count` changes at `rate` per second (stopping at `deadline`); each is reported as made.
-    func run(rate: Double, count: Int, until deadline: ContinuousClock.Instant,
-             onChange: (Int, String, ContinuousClock.Instant) -> Void = { _, _, _ in }) async throws -> Int {
+    func run(
+        rate: Double, count: Int, until deadline: ContinuousClock.Instant,
+        onChange: (Int, String, ContinuousClock.Instant) -> Void = { _, _, _ in }
+    ) async throws -> Int {
         let started = ContinuousClock.now
         for step in 0..<count {
             let due = started + .seconds(Double(step) / rate)

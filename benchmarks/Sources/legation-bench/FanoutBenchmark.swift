@@ -7,9 +7,9 @@ import Server
 import Shared
 
 #if canImport(Glibc)
-import Glibc
-import RedisStore
-import LocalProcesses
+    import Glibc
+    import RedisStore
+    import LocalProcesses
 #endif
 
 /// `legation-bench fanout` (scenario P1): N simulated sidecars, each on its own HTTP/2 connection, hold
@@ -19,7 +19,8 @@ import LocalProcesses
 /// CPU and memory are its own) and publishes updates into Redis as an ingestor would; with `--xds` it
 /// loads any ADS server and triggers updates through `--hook`.
 struct FanoutBenchmark: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "fanout", abstract: "xDS fan-out: N streams, one assignment changing per update.")
+    static let configuration = CommandConfiguration(
+        commandName: "fanout", abstract: "xDS fan-out: N streams, one assignment changing per update.")
 
     @Option(help: "Simulated sidecars (streams), each on its own connection.") var streams = 1000
     @Option(help: "Clusters (services), each with one port.") var clusters = 100
@@ -35,11 +36,14 @@ struct FanoutBenchmark: AsyncParsableCommand {
     @Option(help: "With --xds: URL called to make update k (placeholders {k} and {v}).") var hook: String?
     @Option(help: "Give up after this many seconds.") var timeout = 180
     @Option(help: "Write results as JSON here.") var output: String?
-    @Option(help: "The sidecars' gRPC client: nio (cheap, the default) or grpc-swift (grpc-swift-2's client, as the harness had until 2026-12).")
+    @Option(
+        help: "The sidecars' gRPC client: nio (cheap, the default) or grpc-swift (grpc-swift-2's client, as the harness had until 2026-12)."
+    )
     var client = SimulatedSidecar.Client.nio
 
     func validate() throws {
-        guard (1...20_000).contains(streams), (1...10_000).contains(clusters), (1...1000).contains(endpoints), (1...10_000).contains(updates),
+        guard (1...20_000).contains(streams), (1...10_000).contains(clusters), (1...1000).contains(endpoints),
+            (1...10_000).contains(updates),
             (0...60_000).contains(intervalMs), (1...3600).contains(timeout)
         else { throw ValidationError("a value is out of bounds (streams ≤ 20000, clusters ≤ 10000, endpoints ≤ 1000, updates ≤ 10000)") }
         if xds != nil, hook == nil { throw ValidationError("--xds needs --hook to trigger updates") }
@@ -56,7 +60,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let result = try await measure()
         print(result.line)
         if let output {
-            try JSONSerialization.data(withJSONObject: result.figures, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
+            try JSONSerialization.data(withJSONObject: result.figures, options: [.prettyPrinted, .sortedKeys]).write(
+                to: URL(fileURLWithPath: output))
             print("wrote \(output)")
         }
     }
@@ -78,18 +83,24 @@ struct FanoutBenchmark: AsyncParsableCommand {
             let store = RedisEndpointStore(try started.configuration(), logger: .quiet())
             let lease = try await store.acquireLease(source: source, holder: "bench", ttl: .seconds(600))!
             try await store.heartbeat(lease: lease, ttl: .seconds(600))
-            let result = try await store.write((0..<clusters).map { .put(try endpointSet(source, service: $0, generation: 0)) }, lease: lease)
+            let result = try await store.write(
+                (0..<clusters).map { .put(try endpointSet(source, service: $0, generation: 0)) }, lease: lease)
             try await store.markSynced(generation: result.generation, serviceCount: clusters, lease: lease)
             writer = (store, lease)
             host = "127.0.0.1"
             port = try freeLoopbackPort()
             let admin = try freeLoopbackPort()
-            let binary = legation ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("legation").path
-            server = try ChildProcess(binary, [
-                "xds-server", "--redis-url", started.url(), "--source", "bench", "--listen", "127.0.0.1:\(port)",
-                "--admin-address", "127.0.0.1:\(admin)", "--debounce-quiet", String(debounceQuietMs), "--debounce-max", String(debounceMaxMs),
-                "--max-streams", String(streams + 100), "--log-level", "error",
-            ])
+            let binary =
+                legation
+                ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("legation").path
+            server = try ChildProcess(
+                binary,
+                [
+                    "xds-server", "--redis-url", started.url(), "--source", "bench", "--listen", "127.0.0.1:\(port)",
+                    "--admin-address", "127.0.0.1:\(admin)", "--debounce-quiet", String(debounceQuietMs), "--debounce-max",
+                    String(debounceMaxMs),
+                    "--max-streams", String(streams + 100), "--log-level", "error"
+                ])
             guard try await waitReady(admin: admin, until: deadline) else { throw ValidationError("the xds-server did not become ready") }
         }
         defer {
@@ -109,7 +120,9 @@ struct FanoutBenchmark: AsyncParsableCommand {
         while sidecars.contains(where: { $0.syncedClusters < clusters }) {
             guard ContinuousClock.now < deadline else {
                 let errors = sidecars.compactMap { $0.state.withLock { $0.error } }.prefix(3)
-                throw ValidationError("initial sync incomplete: \(sidecars.filter { $0.syncedClusters >= clusters }.count)/\(streams) synced; errors: \(Array(errors))")
+                throw ValidationError(
+                    "initial sync incomplete: \(sidecars.filter { $0.syncedClusters >= clusters }.count)/\(streams) synced; errors: \(Array(errors))"
+                )
             }
             try await Task.sleep(for: .milliseconds(5))
         }
@@ -147,7 +160,9 @@ struct FanoutBenchmark: AsyncParsableCommand {
                         pending.remove(index)
                     }
                 }
-                guard ContinuousClock.now < deadline else { throw ValidationError("update \(k) reached \(streams - pending.count)/\(streams) streams before the timeout") }
+                guard ContinuousClock.now < deadline else {
+                    throw ValidationError("update \(k) reached \(streams - pending.count)/\(streams) streams before the timeout")
+                }
                 if !pending.isEmpty { try await Task.sleep(for: .milliseconds(1)) }
             }
             try await Task.sleep(for: .milliseconds(intervalMs))
@@ -167,7 +182,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
             "update_max_ms": sorted.last!.milliseconds, "debounce_quiet_ms": debounceQuietMs, "debounce_max_ms": debounceMaxMs,
             "bytes_per_update": (bytesAfter - bytesBefore) / updates,
             "command": CommandLine.arguments.joined(separator: " "), "machine": "\(ProcessInfo.processInfo.activeProcessorCount) cores",
-            "commit": Self.commit(), "client": client.rawValue,
+            "commit": Self.commit(), "client": client.rawValue
         ]
         results["harness_cpu_us_per_stream_update"] = harnessCPUPerUpdate * 1_000_000 / Double(streams)
         results["nacks_sent"] = sidecars.reduce(0) { $0 + $1.state.withLock { $0.nacks } }
@@ -179,12 +194,19 @@ struct FanoutBenchmark: AsyncParsableCommand {
             results["server_rss_mb"] = Double(rssAfter) / 1024
             results["server_rss_kb_per_stream"] = Double(rssAfter - rssBefore) / Double(streams)
         }
-        let line = String(
-            format: "%@ N=%d: initial sync %.0f ms; update p50 %.1f / p90 %.1f / p99 %.1f / max %.1f ms (debounce %d/%d ms); %d bytes/update%@",
-            delta ? "delta" : "sotw", streams, initialSync.milliseconds, percentile(0.5), percentile(0.9), percentile(0.99), sorted.last!.milliseconds,
-            debounceQuietMs, debounceMaxMs, (bytesAfter - bytesBefore) / updates,
-            server == nil ? "" : String(format: "; server CPU %.2f ms/update (%.2f µs per stream-update), RSS %.0f MB (%.1f KB/stream)",
-                cpuPerUpdate * 1000, cpuPerUpdate * 1_000_000 / Double(streams), Double(rssAfter) / 1024, Double(rssAfter - rssBefore) / Double(streams)))
+        let line =
+            String(
+                format:
+                    "%@ N=%d: initial sync %.0f ms; update p50 %.1f / p90 %.1f / p99 %.1f / max %.1f ms (debounce %d/%d ms); %d bytes/update%@",
+                delta ? "delta" : "sotw", streams, initialSync.milliseconds, percentile(0.5), percentile(0.9), percentile(0.99),
+                sorted.last!.milliseconds,
+                debounceQuietMs, debounceMaxMs, (bytesAfter - bytesBefore) / updates,
+                server == nil
+                    ? ""
+                    : String(
+                        format: "; server CPU %.2f ms/update (%.2f µs per stream-update), RSS %.0f MB (%.1f KB/stream)",
+                        cpuPerUpdate * 1000, cpuPerUpdate * 1_000_000 / Double(streams), Double(rssAfter) / 1024,
+                        Double(rssAfter - rssBefore) / Double(streams)))
             + String(format: "; harness CPU %.2f µs per stream-update", harnessCPUPerUpdate * 1_000_000 / Double(streams))
         server?.kill(SIGTERM)
         _ = try? await server?.wait(timeout: .seconds(5))
@@ -214,12 +236,15 @@ struct FanoutBenchmark: AsyncParsableCommand {
                 address: "10.\(index >> 16 & 255).\(index >> 8 & 255).\(index & 255)", targetPorts: [8080], zone: "zone-\(e % 3)",
                 node: "node-\(e % 10)", targetPod: "bench/svc-\(service)-\(e)")
         }
-        return try EndpointSet(source: source, service: ServiceKey(namespace: "bench", name: "svc-\(service)"), ports: [ServicePort(name: "http", port: 80)], endpoints: list)
+        return try EndpointSet(
+            source: source, service: ServiceKey(namespace: "bench", name: "svc-\(service)"), ports: [ServicePort(name: "http", port: 80)],
+            endpoints: list)
     }
 
     func waitReady(admin: Int, until deadline: ContinuousClock.Instant) async throws -> Bool {
         while ContinuousClock.now < deadline {
-            if let response = try? await HTTPClient.shared.execute(HTTPClientRequest(url: "http://127.0.0.1:\(admin)/readyz"), timeout: .seconds(1)),
+            if let response = try? await HTTPClient.shared.execute(
+                HTTPClientRequest(url: "http://127.0.0.1:\(admin)/readyz"), timeout: .seconds(1)),
                 response.status == .ok
             {
                 return true

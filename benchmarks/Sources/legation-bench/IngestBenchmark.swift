@@ -6,8 +6,8 @@ import Shared
 import Synchronization
 
 #if canImport(Glibc)
-import Glibc
-import RedisStore
+    import Glibc
+    import RedisStore
 #endif
 
 /// `legation-bench ingest`: the ingestor's hot paths against a real redis-server on loopback.
@@ -29,12 +29,17 @@ struct IngestBenchmark: AsyncParsableCommand {
     @Option(help: "Events in the paced run (bounded; 0 skips it).") var pacedEvents = 5000
 
     func validate() throws {
-        guard !(eventsOnly && pacedOnly), (1...200_000).contains(events), (0...100_000).contains(pacedEvents), (1...20_000).contains(pacedRate), (1...1000).contains(endpointsPerSlice), (1...20_000).contains(slices), (1...100).contains(slicesPerService)
+        guard !(eventsOnly && pacedOnly), (1...200_000).contains(events), (0...100_000).contains(pacedEvents),
+            (1...20_000).contains(pacedRate), (1...1000).contains(endpointsPerSlice), (1...20_000).contains(slices),
+            (1...100).contains(slicesPerService)
         else { throw ValidationError("out of bounds") }
     }
 
     func run() async throws {
-        var results: [String: String] = ["machine": ProcessInfo.processInfo.activeProcessorCount.description + " cores", "command": CommandLine.arguments.joined(separator: " ")]
+        var results: [String: String] = [
+            "machine": ProcessInfo.processInfo.activeProcessorCount.description + " cores",
+            "command": CommandLine.arguments.joined(separator: " ")
+        ]
         // Each run on its own redis-server, the list first (what a starting ingestor does, in a fresh
         // process): run after the others, the list measured 30–70 % slower, with their 750 MB of change
         // streams (10,000 entries of ~50 KB per source) sitting in the same Redis.
@@ -54,7 +59,8 @@ struct IngestBenchmark: AsyncParsableCommand {
             redis.kill()
         }
         if let output {
-            try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
+            try JSONSerialization.data(withJSONObject: results, options: [.prettyPrinted, .sortedKeys]).write(
+                to: URL(fileURLWithPath: output))
             print("wrote \(output)")
         }
     }
@@ -64,9 +70,11 @@ struct IngestBenchmark: AsyncParsableCommand {
     func sliceJSON(service: Int, slice: Int, version: Int, notReady: Int) -> String {
         let endpoints = (0..<endpointsPerSlice).map { e in
             let ready = e != notReady % endpointsPerSlice
-            return #"{"addresses":["10.\#(service % 250).\#(slice * 50 + e / 250 % 50).\#(e % 250 + 1)"],"conditions":{"ready":\#(ready),"serving":true,"terminating":\#(!ready)},"nodeName":"node-\#(e % 30)","zone":"zone-\#(e % 3)","targetRef":{"kind":"Pod","namespace":"bench","name":"svc-\#(service)-\#(slice)-\#(e)","uid":"00000000-0000-0000-0000-000000000000"}}"#
+            return
+                #"{"addresses":["10.\#(service % 250).\#(slice * 50 + e / 250 % 50).\#(e % 250 + 1)"],"conditions":{"ready":\#(ready),"serving":true,"terminating":\#(!ready)},"nodeName":"node-\#(e % 30)","zone":"zone-\#(e % 3)","targetRef":{"kind":"Pod","namespace":"bench","name":"svc-\#(service)-\#(slice)-\#(e)","uid":"00000000-0000-0000-0000-000000000000"}}"#
         }.joined(separator: ",")
-        return #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"svc-\#(service)-\#(slice)","namespace":"bench","resourceVersion":"\#(version)","labels":{"kubernetes.io/service-name":"svc-\#(service)","endpointslice.kubernetes.io/managed-by":"endpointslice-controller.k8s.io"}},"addressType":"IPv4","endpoints":[\#(endpoints)],"ports":[{"name":"http","protocol":"TCP","port":8080}]}"#
+        return
+            #"{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"name":"svc-\#(service)-\#(slice)","namespace":"bench","resourceVersion":"\#(version)","labels":{"kubernetes.io/service-name":"svc-\#(service)","endpointslice.kubernetes.io/managed-by":"endpointslice-controller.k8s.io"}},"addressType":"IPv4","endpoints":[\#(endpoints)],"ports":[{"name":"http","protocol":"TCP","port":8080}]}"#
     }
 
     func serviceJSON(_ service: Int) -> String {
@@ -112,7 +120,8 @@ struct IngestBenchmark: AsyncParsableCommand {
         let started = ContinuousClock.now
         var framer = JSONObjectFramer()
         let memo = ReadMemo()
-        var published = 0, read = 0
+        var published = 0
+        var read = 0
         // As the Kubernetes source does: the events of one 64 KiB read are aggregated, then their
         // changes handed to the publisher together.
         for chunkStart in stride(from: 0, to: stream.count, by: 64 << 10) {
@@ -134,21 +143,27 @@ struct IngestBenchmark: AsyncParsableCommand {
         // What Redis holds must be what the aggregator holds: a fast run that published wrong is no run.
         let stored = try await store.storedHashes(source: publisher.source)
         guard read == events, stored == aggregator.sets.mapValues(\.contentHash) else {
-            throw ValidationError("the events run is wrong: \(read) of \(events) events read; Redis holds \(stored.count) services, \(stored.filter { aggregator.sets[$0.key]?.contentHash != $0.value }.count) of them not as aggregated")
+            throw ValidationError(
+                "the events run is wrong: \(read) of \(events) events read; Redis holds \(stored.count) services, \(stored.filter { aggregator.sets[$0.key]?.contentHash != $0.value }.count) of them not as aggregated"
+            )
         }
         task.cancel()
         await task.value
         await store.close()
         let figures: [String: String] = [
             "redis commands per event": String(format: "%.3f", Double(commands) / Double(events)),
-            "events": "\(events)", "endpointsPerSlice": "\(endpointsPerSlice)", "stream MiB": String(format: "%.1f", Double(stream.count) / 1_048_576),
+            "events": "\(events)", "endpointsPerSlice": "\(endpointsPerSlice)",
+            "stream MiB": String(format: "%.1f", Double(stream.count) / 1_048_576),
             "events/s (wall, until Redis acknowledged all)": String(format: "%.0f", Double(events) / drained.seconds),
             "events/s per CPU second": String(format: "%.0f", Double(events) / cpu),
-            "decode+aggregate wall seconds": String(format: "%.3f", processed.seconds), "sets handed to the publisher": "\(published)",
+            "decode+aggregate wall seconds": String(format: "%.3f", processed.seconds), "sets handed to the publisher": "\(published)"
         ]
         print("events: \(events) MODIFIED events of \(endpointsPerSlice)-endpoint slices (\(figures["stream MiB"]!) MiB)")
-        print(String(format: "  %.0f events/s wall until Redis acknowledged all; %.0f events per CPU second (process CPU %.2f s over %.2f s); %.3f Redis commands per event",
-                     Double(events) / drained.seconds, Double(events) / cpu, cpu, drained.seconds, Double(commands) / Double(events)))
+        print(
+            String(
+                format:
+                    "  %.0f events/s wall until Redis acknowledged all; %.0f events per CPU second (process CPU %.2f s over %.2f s); %.3f Redis commands per event",
+                Double(events) / drained.seconds, Double(events) / cpu, cpu, drained.seconds, Double(commands) / Double(events)))
         return figures
     }
 
@@ -158,7 +173,10 @@ struct IngestBenchmark: AsyncParsableCommand {
         let serviceCount = max(1, slices / slicesPerService)
         // Each upsert's sequence number against the acknowledgments' "through" numbers. An
         // acknowledgment may come before its upsert is booked here; the last one per service settles those.
-        struct Pending { var fedAt: ContinuousClock.Instant; var sequence: UInt64 }
+        struct Pending {
+            var fedAt: ContinuousClock.Instant
+            var sequence: UInt64
+        }
         struct Book {
             var pending: [ServiceKey: [Pending]] = [:]
             var acknowledged: [ServiceKey: (through: UInt64, at: ContinuousClock.Instant)] = [:]
@@ -217,10 +235,15 @@ struct IngestBenchmark: AsyncParsableCommand {
         let figures: [String: String] = [
             "paced rate": "\(pacedRate)", "paced events": "\(pacedEvents)", "paced acknowledged": "\(latencies.count)",
             "paced p50 ms": String(format: "%.2f", percentile(0.5)), "paced p90 ms": String(format: "%.2f", percentile(0.9)),
-            "paced p99 ms": String(format: "%.2f", percentile(0.99)), "paced max ms": String(format: "%.2f", latencies.last.map { $0.seconds * 1000 } ?? .nan),
+            "paced p99 ms": String(format: "%.2f", percentile(0.99)),
+            "paced max ms": String(format: "%.2f", latencies.last.map { $0.seconds * 1000 } ?? .nan)
         ]
-        print(String(format: "paced: %d events at %d/s over %.1f s; event received → Redis acknowledged p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (%d acknowledged, %d unchanged)",
-                     pacedEvents, pacedRate, elapsed.seconds, percentile(0.5), percentile(0.9), percentile(0.99), (latencies.last?.seconds ?? .nan) * 1000, latencies.count, unchanged))
+        print(
+            String(
+                format:
+                    "paced: %d events at %d/s over %.1f s; event received → Redis acknowledged p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms (%d acknowledged, %d unchanged)",
+                pacedEvents, pacedRate, elapsed.seconds, percentile(0.5), percentile(0.9), percentile(0.99),
+                (latencies.last?.seconds ?? .nan) * 1000, latencies.count, unchanged))
         return figures
     }
 
@@ -239,7 +262,8 @@ struct IngestBenchmark: AsyncParsableCommand {
         let publisher = EndpointPublisher(store: store, source: source, holder: "bench", logger: .quiet())
         var options = KubernetesSource.Options()
         options.pageSize = 500
-        let kubernetes = KubernetesSource(client: client, publisher: publisher, selection: ServiceSelection(excludeNamespaces: []), options: options, logger: .quiet())
+        let kubernetes = KubernetesSource(
+            client: client, publisher: publisher, selection: ServiceSelection(excludeNamespaces: []), options: options, logger: .quiet())
         let started = ContinuousClock.now
         let tasks = [Task { await publisher.run() }, Task { await kubernetes.run() }]
         var listed: Duration?
@@ -256,15 +280,22 @@ struct IngestBenchmark: AsyncParsableCommand {
         await client.shutdown()
         await store.close()
         await api.shutdown()
-        print(String(format: "list: %d slices (%d endpoints, %d services) listed over HTTP in %.0f ms, published to Redis with canary at %.0f ms",
-                     slices, endpoints, serviceCount, (listed ?? synced).seconds * 1000, synced.seconds * 1000))
-        return ["list slices": "\(slices)", "list endpoints": "\(endpoints)", "list ms (HTTP list + decode + aggregate)": String(format: "%.0f", (listed ?? synced).seconds * 1000),
-                "list to canary ms": String(format: "%.0f", synced.seconds * 1000)]
+        print(
+            String(
+                format:
+                    "list: %d slices (%d endpoints, %d services) listed over HTTP in %.0f ms, published to Redis with canary at %.0f ms",
+                slices, endpoints, serviceCount, (listed ?? synced).seconds * 1000, synced.seconds * 1000))
+        return [
+            "list slices": "\(slices)", "list endpoints": "\(endpoints)",
+            "list ms (HTTP list + decode + aggregate)": String(format: "%.0f", (listed ?? synced).seconds * 1000),
+            "list to canary ms": String(format: "%.0f", synced.seconds * 1000)
+        ]
     }
 
     private func cpuSeconds() -> Double {
         var usage = rusage()
         getrusage(RUSAGE_SELF.rawValue, &usage)
-        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(
+            usage.ru_stime.tv_usec) / 1e6
     }
 }

@@ -23,12 +23,14 @@ struct BenchReport {
     /// "2 cores, <CPU model>, <memory> GiB".
     static func machine() -> String {
         let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":", maxSplits: 1).last?
+        let model =
+            cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":", maxSplits: 1).last?
             .trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
-        let kilobytes = meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal:") }.flatMap { line in
-            line.split(separator: " ").dropFirst().first.flatMap { Double($0) }
-        } ?? 0
+        let kilobytes =
+            meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal:") }.flatMap { line in
+                line.split(separator: " ").dropFirst().first.flatMap { Double($0) }
+            } ?? 0
         return String(format: "%d cores, %@, %.1f GiB", ProcessInfo.processInfo.activeProcessorCount, model, kilobytes / 1_048_576)
     }
 
@@ -37,8 +39,10 @@ struct BenchReport {
         let base = URL(fileURLWithPath: directory)
         try JSONSerialization.data(withJSONObject: figures, options: [.prettyPrinted, .sortedKeys])
             .write(to: base.appendingPathComponent("\(name).json"))
-        var text = ["# \(name)", "", "- machine: \(figures["machine"] ?? "")", "- commit: \(figures["commit"] ?? "")",
-                    "- command: `\(figures["command"] ?? "")`", "- date: \(figures["date"] ?? "")", ""]
+        var text = [
+            "# \(name)", "", "- machine: \(figures["machine"] ?? "")", "- commit: \(figures["commit"] ?? "")",
+            "- command: `\(figures["command"] ?? "")`", "- date: \(figures["date"] ?? "")", ""
+        ]
         text += markdown
         for chart in charts {
             try chart.svg.write(to: base.appendingPathComponent(chart.file), atomically: true, encoding: .utf8)

@@ -6,19 +6,30 @@ enum SVGChart {
     static let colors = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"]
 
     /// Lines through points, with axes, ticks, labels and a legend; `logX` for N = 1k…10k.
-    static func lines(title: String, xLabel: String, yLabel: String, series: [(name: String, points: [(Double, Double)])], logX: Bool = false,
-                      target: (label: String, y: Double)? = nil) -> String {
-        let width = 640.0, height = 400.0, left = 70.0, right = 20.0, top = 40.0, bottom = 50.0
-        let xs = series.flatMap { $0.points.map(\.0) }, ys = series.flatMap { $0.points.map(\.1) } + (target.map { [$0.y] } ?? [])
+    static func lines(
+        title: String, xLabel: String, yLabel: String, series: [(name: String, points: [(Double, Double)])], logX: Bool = false,
+        target: (label: String, y: Double)? = nil
+    ) -> String {
+        let width = 640.0
+        let height = 400.0
+        let left = 70.0
+        let right = 20.0
+        let top = 40.0
+        let bottom = 50.0
+        let xs = series.flatMap { $0.points.map(\.0) }
+        let ys = series.flatMap { $0.points.map(\.1) } + (target.map { [$0.y] } ?? [])
         guard let minX0 = xs.min(), let maxX0 = xs.max(), let maxY0 = ys.max() else { return "<svg xmlns=\"http://www.w3.org/2000/svg\"/>" }
         let fx: (Double) -> Double = logX ? { log10(Swift.max($0, 1e-9)) } : { $0 }
-        let minX = fx(minX0), maxX = fx(maxX0) == minX ? minX + 1 : fx(maxX0)
+        let minX = fx(minX0)
+        let maxX = fx(maxX0) == minX ? minX + 1 : fx(maxX0)
         let maxY = niceCeiling(maxY0 * 1.05)
         func px(_ x: Double) -> Double { left + (fx(x) - minX) / (maxX - minX) * (width - left - right) }
         func py(_ y: Double) -> Double { height - bottom - y / maxY * (height - top - bottom) }
-        var svg = [##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(Int(width))" height="\##(Int(height))" font-family="sans-serif" font-size="12">"##,
-                   ##"<rect width="100%" height="100%" fill="white"/>"##,
-                   ##"<text x="\##(width / 2)" y="20" text-anchor="middle" font-size="14">\##(escape(title))</text>"##]
+        var svg = [
+            ##"<svg xmlns="http://www.w3.org/2000/svg" width="\##(Int(width))" height="\##(Int(height))" font-family="sans-serif" font-size="12">"##,
+            ##"<rect width="100%" height="100%" fill="white"/>"##,
+            ##"<text x="\##(width / 2)" y="20" text-anchor="middle" font-size="14">\##(escape(title))</text>"##
+        ]
         // Axes and ticks.
         svg.append(##"<line x1="\##(left)" y1="\##(height - bottom)" x2="\##(width - right)" y2="\##(height - bottom)" stroke="black"/>"##)
         svg.append(##"<line x1="\##(left)" y1="\##(top)" x2="\##(left)" y2="\##(height - bottom)" stroke="black"/>"##)
@@ -32,10 +43,16 @@ enum SVGChart {
             svg.append(##"<text x="\##(px(x))" y="\##(height - bottom + 16)" text-anchor="middle">\##(format(x))</text>"##)
         }
         svg.append(##"<text x="\##((left + width - right) / 2)" y="\##(height - 10)" text-anchor="middle">\##(escape(xLabel))</text>"##)
-        svg.append(##"<text x="16" y="\##((top + height - bottom) / 2)" text-anchor="middle" transform="rotate(-90 16 \##((top + height - bottom) / 2))">\##(escape(yLabel))</text>"##)
+        svg.append(
+            ##"<text x="16" y="\##((top + height - bottom) / 2)" text-anchor="middle" transform="rotate(-90 16 \##((top + height - bottom) / 2))">\##(escape(yLabel))</text>"##
+        )
         if let target {
-            svg.append(##"<line x1="\##(left)" y1="\##(py(target.y))" x2="\##(width - right)" y2="\##(py(target.y))" stroke="#888" stroke-dasharray="6 4"/>"##)
-            svg.append(##"<text x="\##(width - right - 4)" y="\##(py(target.y) - 4)" text-anchor="end" fill="#555">\##(escape(target.label))</text>"##)
+            svg.append(
+                ##"<line x1="\##(left)" y1="\##(py(target.y))" x2="\##(width - right)" y2="\##(py(target.y))" stroke="#888" stroke-dasharray="6 4"/>"##
+            )
+            svg.append(
+                ##"<text x="\##(width - right - 4)" y="\##(py(target.y) - 4)" text-anchor="end" fill="#555">\##(escape(target.label))</text>"##
+            )
         }
         for (index, line) in series.enumerated() {
             let color = colors[index % colors.count]
@@ -66,7 +83,9 @@ enum SVGChart {
         }
         var svg = lines(title: title, xLabel: "latency (ms)", yLabel: "% of deliveries at or below", series: curves)
         if let target {
-            svg = svg.replacingOccurrences(of: "</svg>", with: ##"<text x="630" y="390" text-anchor="end" fill="#555">target p99 ≤ \##(format(target)) ms</text></svg>"##)
+            svg = svg.replacingOccurrences(
+                of: "</svg>",
+                with: ##"<text x="630" y="390" text-anchor="end" fill="#555">target p99 ≤ \##(format(target)) ms</text></svg>"##)
         }
         return svg
     }
@@ -85,6 +104,7 @@ enum SVGChart {
     }
 
     static func escape(_ text: String) -> String {
-        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+        text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(
+            of: ">", with: "&gt;")
     }
 }

@@ -36,8 +36,12 @@ struct StoreBenchmark: AsyncParsableCommand {
     func run() async throws {
         let clusters = try (0..<sources).map { try SourceCluster("bench-\($0)") }
         let sets = try makeSets(clusters)
-        let recordBytes = try sets.reduce(0) { $0 + (try $1.record(epoch: 1, publishedAtUnixMilliseconds: 0).serializedBytes() as [UInt8]).count }
-        print("store benchmark: \(services) services × \(endpoints) endpoints over \(sources) source(s), \(recordBytes / 1024) KiB of records, batches of \(batch)")
+        let recordBytes = try sets.reduce(0) {
+            $0 + (try $1.record(epoch: 1, publishedAtUnixMilliseconds: 0).serializedBytes() as [UInt8]).count
+        }
+        print(
+            "store benchmark: \(services) services × \(endpoints) endpoints over \(sources) source(s), \(recordBytes / 1024) KiB of records, batches of \(batch)"
+        )
 
         var results: [Round] = []
         for round in 0..<rounds {
@@ -73,23 +77,29 @@ struct StoreBenchmark: AsyncParsableCommand {
                         let snapshot = try await store.snapshot(of: cluster)
                         let snapshotSeconds = (ContinuousClock.now - began).seconds
                         let outcome = feed.apply(snapshot)
-                        guard outcome.rejections.isEmpty, feed.isSynced else { throw ValidationError("read back failed: \(outcome.rejections.first.map(String.init(describing:)) ?? "not synced")") }
+                        guard outcome.rejections.isEmpty, feed.isSynced else {
+                            throw ValidationError(
+                                "read back failed: \(outcome.rejections.first.map(String.init(describing:)) ?? "not synced")")
+                        }
                         return (feed.services.values.reduce(0) { $0 + $1.endpoints.count }, snapshotSeconds)
                     }
                 }
                 return try await group.reduce((0, 0.0)) { ($0.0 + $1.0, max($0.1, $1.1)) }
             }
             let readBack = ContinuousClock.now - readStarted
-            guard found == services * endpoints else { throw ValidationError("read back \(found) endpoints, expected \(services * endpoints)") }
+            guard found == services * endpoints else {
+                throw ValidationError("read back \(found) endpoints, expected \(services * endpoints)")
+            }
             await store.close()
             let result = Round(
                 publishSeconds: published.seconds, readBackSeconds: readBack.seconds,
                 snapshotSeconds: snapshotSeconds, recordBytes: recordBytes)
             results.append(result)
-            print(String(
-                format: "  round %d: publish %.1f ms, read back %.1f ms (snapshot from Redis %.1f ms, decode + validate %.1f ms)",
-                round + 1, result.publishSeconds * 1000, result.readBackSeconds * 1000, result.snapshotSeconds * 1000,
-                (result.readBackSeconds - result.snapshotSeconds) * 1000))
+            print(
+                String(
+                    format: "  round %d: publish %.1f ms, read back %.1f ms (snapshot from Redis %.1f ms, decode + validate %.1f ms)",
+                    round + 1, result.publishSeconds * 1000, result.readBackSeconds * 1000, result.snapshotSeconds * 1000,
+                    (result.readBackSeconds - result.snapshotSeconds) * 1000))
         }
         let publish = results.map(\.publishSeconds).sorted()
         let read = results.map(\.readBackSeconds).sorted()
@@ -102,15 +112,18 @@ struct StoreBenchmark: AsyncParsableCommand {
             let report: [String: String] = [
                 "scenario": "store", "services": "\(services)", "endpoints": "\(endpoints)", "sources": "\(sources)",
                 "batch": "\(batch)", "summary": summary, "machine": machine(), "command": CommandLine.arguments.joined(separator: " "),
-                "rounds": String(decoding: try JSONEncoder().encode(results), as: UTF8.self),
+                "rounds": String(decoding: try JSONEncoder().encode(results), as: UTF8.self)
             ]
-            try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]).write(to: URL(fileURLWithPath: output))
+            try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys]).write(
+                to: URL(fileURLWithPath: output))
             print("wrote \(output)")
         }
     }
 
     private func makeSets(_ clusters: [SourceCluster]) throws -> [EndpointSet] {
-        let ports = [try ServicePort(name: "http", port: 80, appProtocol: "http"), try ServicePort(name: "grpc", port: 9090, appProtocol: "grpc")]
+        let ports = [
+            try ServicePort(name: "http", port: 80, appProtocol: "http"), try ServicePort(name: "grpc", port: 9090, appProtocol: "grpc")
+        ]
         return try (0..<services).map { index in
             let source = clusters[index % clusters.count]
             let members = try (0..<endpoints).map { e in
@@ -119,12 +132,14 @@ struct StoreBenchmark: AsyncParsableCommand {
                     zone: "zone-\(e % 3)", node: "node-\(e % 20)", hostname: "", targetPod: "bench/svc-\(index)-\(e)",
                     conditions: .ready)
             }
-            return try EndpointSet(source: source, service: try ServiceKey(namespace: "bench", name: "svc-\(index)"), ports: ports, endpoints: members)
+            return try EndpointSet(
+                source: source, service: try ServiceKey(namespace: "bench", name: "svc-\(index)"), ports: ports, endpoints: members)
         }
     }
 
     private func machine() -> String {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        let cpu =
+            (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
             .split(separator: "\n").first { $0.hasPrefix("model name") }?.split(separator: ":").last?
             .trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         return "\(ProcessInfo.processInfo.activeProcessorCount) cores, \(cpu)"
