@@ -11,7 +11,6 @@ cd "$root"
 started=$(date +%s)
 "$root/scripts/build.sh" debug
 echo "build: $(( $(date +%s) - started )) s"
-export LEGATION_E2E_VENV="$root/.venv-e2e"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # Three runs: every suite in parallel but the two that start many processes; then the benchmark

@@ -15,7 +15,7 @@ let kubectlPath = ["/usr/bin/kubectl", "/usr/local/bin/kubectl"].first { FileMan
 
 @Suite(.serialized, .enabled(if: kubectlPath != nil, "kubectl (with kustomize v5) is not installed"))
 struct DeployManifestTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
     static let kubectl = kubectlPath
     static let overlays = [
         "overlays/single-cluster", "overlays/multi-cluster", "overlays/multi-cluster-remote", "overlays/single-cluster-keda",

@@ -7,7 +7,7 @@ import Testing
 /// The image cannot be built here (no Docker engine), so the Dockerfile is held to what CI does: the same
 /// build script, and a runtime stage with every shared library the binary needs.
 @Suite struct DockerfileTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
 
     var dockerfile: String {
         get throws { try String(contentsOf: Self.root.appendingPathComponent("Dockerfile"), encoding: .utf8) }

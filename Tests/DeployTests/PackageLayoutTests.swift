@@ -9,7 +9,7 @@ import Testing
 /// each other.
 @Suite(.timeLimit(.minutes(2)))
 struct PackageLayoutTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let root = Repository.root
 
     /// Target name → the names of its dependencies (targets and products alike).
     static func dependencies() async throws -> [String: Set<String>] {
@@ -80,5 +80,30 @@ struct PackageLayoutTests {
                 ["legation", "legation-bench"].contains(target) || target.hasSuffix("Tests") || target == "LegationTestSupport", "\(target)"
             )
         }
+    }
+
+    /// Tests sit in the folders of the code they test: each folder of a `<Target>Tests` suite names a
+    /// folder of `Sources/<Target>`, but for its own helpers (`Support`) and the suites that drive a
+    /// running server from outside (`EndToEnd`).
+    @Test func testsMirrorTheSources() throws {
+        let files = FileManager.default
+        let tests = Self.root.appendingPathComponent("Tests")
+        var checked = 0
+        for suite in try files.contentsOfDirectory(atPath: tests.path).sorted() where suite.hasSuffix("Tests") {
+            let target = String(suite.dropLast("Tests".count))
+            let sources = Self.root.appendingPathComponent("Sources/\(target)")
+            guard files.fileExists(atPath: sources.path) else { continue }  // DeployTests, FaultTests: no target of that name
+            for folder in try files.contentsOfDirectory(atPath: tests.appendingPathComponent(suite).path).sorted() {
+                var isDirectory: ObjCBool = false
+                guard files.fileExists(atPath: tests.appendingPathComponent("\(suite)/\(folder)").path, isDirectory: &isDirectory),
+                    isDirectory.boolValue, !["Support", "EndToEnd"].contains(folder)
+                else { continue }
+                #expect(
+                    files.fileExists(atPath: sources.appendingPathComponent(folder).path),
+                    "Tests/\(suite)/\(folder) has no Sources/\(target)/\(folder) to mirror")
+                checked += 1
+            }
+        }
+        #expect(checked >= 15, "the suites have their folders")
     }
 }

@@ -44,8 +44,7 @@ final class FaultRig: @unchecked Sendable {
         let log: String
     }
 
-    static let build = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent(".build/debug")
+    static let build = Repository.root.appendingPathComponent(".build/debug")
     static let echo = "default/echo:http"
 
     let options: Options

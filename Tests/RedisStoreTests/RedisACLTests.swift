@@ -8,7 +8,7 @@ import Testing
 @Suite(.timeLimit(.minutes(1)))
 struct RedisACLTests {
     static func aclLines() throws -> [String] {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = Repository.root
         let text = try String(contentsOf: root.appendingPathComponent("deploy/redis/users.acl"), encoding: .utf8)
         return text.split(separator: "\n").map(String.init).filter { $0.hasPrefix("user ") }
     }

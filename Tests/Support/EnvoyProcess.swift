@@ -12,13 +12,8 @@ public final class EnvoyProcess: @unchecked Sendable {
 
     /// The envoy binary, or nil when the e2e venv is not installed.
     public static var binary: String? {
-        var directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = directory.appendingPathComponent(".venv-e2e/bin/envoy").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            directory.deleteLastPathComponent()
-        }
-        return nil
+        let candidate = Repository.path(".venv-e2e/bin/envoy")
+        return FileManager.default.isExecutableFile(atPath: candidate) ? candidate : nil
     }
 
     public init(binary: String, bootstrap: String, adminPort: Int, listenerPort: Int, directory: TemporaryDirectory) throws {

@@ -8,8 +8,7 @@ public enum KubeFixtures {
         if let override = ProcessInfo.processInfo.environment["LEGATION_KUBE_FIXTURES"] {
             return URL(fileURLWithPath: override)
         }
-        let tests = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        return tests.appendingPathComponent("Fixtures/kube")
+        return Repository.root.appendingPathComponent("Tests/Fixtures/kube")
     }
 
     /// The bytes of one fixture. - Throws: naming the path, if the fixtures are not beside the repository.

@@ -12,10 +12,8 @@ import Testing
 /// and fails over to the other cluster when its zone's pod terminates.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct ProxylessGRPCTests {
-    static let python = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent(".venv-e2e/bin/python").path
-    static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("scripts/e2e/proxyless.py").path
+    static let python = Repository.root.appendingPathComponent(".venv-e2e/bin/python").path
+    static let script = Repository.root.appendingPathComponent("scripts/e2e/proxyless.py").path
 
     struct Answers: Decodable {
         var answers: [String: Int]

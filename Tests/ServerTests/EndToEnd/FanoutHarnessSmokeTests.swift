@@ -12,8 +12,7 @@ import Testing
 /// `legation xds-server` process and simulated sidecars in both protocol modes.
 @Suite(.serialized, .timeLimit(.minutes(3)))
 struct FanoutHarnessSmokeTests {
-    static let build = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent(".build/debug")
+    static let build = Repository.root.appendingPathComponent(".build/debug")
 
     @Test(arguments: [false, true])
     func aSmallFanoutRunCompletesAndReports(delta: Bool) async throws {

@@ -1,12 +1,12 @@
 import Foundation
+import LegationTestSupport
 import Testing
 
 @testable import Ingestor
 
 @Suite struct IngestorConfigurationTests {
     @Test func theShippedExampleIsValid() throws {
-        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("deploy/examples/ingestor.yaml")
+        let url = Repository.root.appendingPathComponent("deploy/examples/ingestor.yaml")
         let settings = try IngestorConfiguration.parse(yaml: try String(contentsOf: url, encoding: .utf8))
         #expect(settings.problems() == [])
         #expect(settings.kubernetes?.inCluster == true)
