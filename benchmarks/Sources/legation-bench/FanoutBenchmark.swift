@@ -33,7 +33,7 @@ struct FanoutBenchmark: AsyncParsableCommand {
     @Option(help: "Each sidecar refuses (NACKs) every n-th EDS response; 0 never.") var nackEvery = 0
     @Option(help: "The legation binary (default: next to this one).") var legation: String?
     @Option(help: "Load this ADS server (host:port) instead of starting one.") var xds: String?
-    @Option(help: "With --xds: URL called to make update k (placeholders {k} and {v}).") var hook: String?
+    @Option(help: "With --xds: URL called to make each update ({k}: the cluster to change, {v}: its new version).") var hook: String?
     @Option(help: "Give up after this many seconds.") var timeout = 180
     @Option(help: "Write results as JSON here.") var output: String?
     @Option(
@@ -140,12 +140,17 @@ struct FanoutBenchmark: AsyncParsableCommand {
         var latencies: [Duration] = []
         for k in 0..<updates {
             let service = k % clusters
+            // The service's round: its moving endpoint takes the next of 100 addresses, never the one it
+            // holds (a repeat would change nothing, and no stream would hear of it).
+            let generation = k / clusters + 1
             let name = "bench/svc-\(service):http"
             let changedAt = ContinuousClock.now
             if let writer {
-                _ = try await writer.store.write([.put(try endpointSet(source, service: service, generation: k + 1))], lease: writer.lease)
+                _ = try await writer.store.write(
+                    [.put(try endpointSet(source, service: service, generation: generation))], lease: writer.lease)
             } else if let hook {
-                let url = hook.replacingOccurrences(of: "{k}", with: String(service)).replacingOccurrences(of: "{v}", with: String(k + 1))
+                let url = hook.replacingOccurrences(of: "{k}", with: String(service)).replacingOccurrences(
+                    of: "{v}", with: String(generation))
                 _ = try await HTTPClient.shared.execute(HTTPClientRequest(url: url), timeout: .seconds(10))
             }
             var pending = Set(0..<streams)
