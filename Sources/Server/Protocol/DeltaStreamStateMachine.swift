@@ -90,9 +90,11 @@ public struct DeltaStreamStateMachine: Sendable {
             node = first
             locality = ClientLocality(first)
         }
-        let isFirst = types[type] == nil
-        // Taken out while it changes, so that its dictionaries are not shared with `types` and change in place.
-        var state = types.removeValue(forKey: type) ?? TypeState()
+        // Taken out while it changes, so that its dictionaries are not shared with `types` and change in
+        // place (and not read in place: `types[type] == nil` would copy the whole state).
+        let existing = types.removeValue(forKey: type)
+        let isFirst = existing == nil
+        var state = existing ?? TypeState()
 
         if !request.responseNonce.isEmpty {
             if request.responseNonce == state.pendingNonce {
@@ -148,8 +150,9 @@ public struct DeltaStreamStateMachine: Sendable {
 
         var responses: [OutboundDeltaResponse] = []
         if state.pendingNonce == nil, let response = nextResponse(&state, type: type, snapshot: snapshot) { responses.append(response) }
+        let changed = state.lastChanged
         types[type] = state
-        if type == .cluster, let clusters = responses.first, let endpoints = warm(after: clusters, snapshot: snapshot) {
+        if type == .cluster, !responses.isEmpty, let endpoints = warm(changed: changed, snapshot: snapshot) {
             responses.append(endpoints)
         }
         return responses.isEmpty ? .none : .send(responses)
@@ -167,12 +170,13 @@ public struct DeltaStreamStateMachine: Sendable {
                 continue
             }
             let response = nextResponse(&state, type: type, snapshot: snapshot)
-            types[type] = state
+            let changed = state.lastChanged
+            types[type] = consume state
             if let response {
                 responses.append(response)
                 if type == .cluster {
                     warmed = true
-                    if let endpoints = warm(after: response, snapshot: snapshot) { responses.append(endpoints) }
+                    if let endpoints = warm(changed: changed, snapshot: snapshot) { responses.append(endpoints) }
                 }
             }
         }
@@ -237,9 +241,9 @@ public struct DeltaStreamStateMachine: Sendable {
             type: type, systemVersionInfo: version, nonce: String(nonceCounter), resources: resources, removed: removed)
     }
 
-    private mutating func warm(after clusters: OutboundDeltaResponse, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
-        guard types[.endpoint] != nil, let changed = types[.cluster]?.lastChanged, var endpoints = types.removeValue(forKey: .endpoint)
-        else { return nil }
+    /// Warming: every cluster just sent (`changed`) gets its load assignment sent again, right after it.
+    private mutating func warm(changed: [String], snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
+        guard var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
         for name in changed where endpoints.isSubscribed(name) && endpoints.known[name] != nil {
             endpoints.setKnown(name, nil, type: .endpoint, snapshot: snapshot, locality: locality)
             endpoints.dirty.insert(name)

@@ -27,8 +27,12 @@ public struct SotWStreamStateMachine: Sendable {
         /// The names of the last request, as sent.
         var requestedNames: [String] = []
         public internal(set) var wildcard = false
-        /// What the client has, or will have once it ACKs the response in flight.
-        public internal(set) var sent: [String: EncodedResource] = [:]
+        /// What the client has, or will have once it ACKs the response in flight. Changed only through
+        /// the methods below, which keep `sentDigest` with it.
+        public private(set) var sent: [String: EncodedResource] = [:]
+        /// The sum of `sent`'s member digests: its `version_info` (`EncodedResource.version(ofSet:)`),
+        /// kept as it changes, so a response does not walk every resource the client holds.
+        private(set) var sentDigest: UInt64 = 0
         /// What `sent` held at the last ACK for each name changed since (nil: absent): an ACK clears it,
         /// a NACK puts it back. Kept as changes rather than a second dictionary, so that sending never
         /// copies a dictionary the ACKed state shares.
@@ -48,13 +52,37 @@ public struct SotWStreamStateMachine: Sendable {
         /// Changes what the client will hold, remembering what it ACKed.
         mutating func setSent(_ name: String, _ resource: EncodedResource?) {
             if sinceAck[name] == nil { sinceAck[name] = .some(sent[name]) }
-            sent[name] = resource
+            replaceSent(name, resource)
         }
 
         /// The client no longer holds `name` at all (unsubscribed).
         mutating func forget(_ name: String) {
-            sent[name] = nil
+            replaceSent(name, nil)
             sinceAck[name] = nil
+        }
+
+        /// A NACK: the client keeps what it ACKed. - Returns: the versions it refused, by name.
+        mutating func revertToAcked() -> [(name: String, version: String)] {
+            var refused: [(name: String, version: String)] = []
+            for (name, previous) in sinceAck {
+                if let sentVersion = sent[name]?.version, previous?.version != sentVersion { refused.append((name, sentVersion)) }
+                replaceSent(name, previous)
+            }
+            sinceAck = [:]
+            return refused
+        }
+
+        /// The client holds exactly `resources` (found on reconnect), all ACKed.
+        mutating func adopt(_ resources: [String: EncodedResource]) {
+            sent = resources
+            sentDigest = resources.values.reduce(0) { $0 &+ $1.memberDigest }
+            sinceAck = [:]
+        }
+
+        private mutating func replaceSent(_ name: String, _ resource: EncodedResource?) {
+            let previous = resource == nil ? sent.removeValue(forKey: name) : sent.updateValue(resource!, forKey: name)
+            if let previous { sentDigest &-= previous.memberDigest }
+            if let resource { sentDigest &+= resource.memberDigest }
         }
         /// Versions the client refused, by name: never sent again.
         public internal(set) var nacked: [String: String] = [:]
@@ -89,6 +117,8 @@ public struct SotWStreamStateMachine: Sendable {
     public private(set) var types: [ResourceType: TypeState] = [:]
     public private(set) var staleNonces = 0
     private var nonceCounter: UInt64 = 0
+    /// The last names that passed `RequestValidation.check(names:)`.
+    private var checkedNames: [String] = []
 
     /// - Parameter allowedTypes: every type on ADS; one type on a CDS or EDS stream.
     public init(allowedTypes: Set<ResourceType>, limits: StreamLimits = StreamLimits()) {
@@ -113,24 +143,37 @@ public struct SotWStreamStateMachine: Sendable {
             locality = ClientLocality(first)
         }
 
-        // Taken out while it changes, so that its dictionaries are not shared with `types` and change in place.
-        if !request.responseNonce.isEmpty, request.responseNonce != types[type]?.lastNonce {
+        // Taken out while it changes, so that its dictionaries are not shared with `types` and change in
+        // place (and read taken out: `types[type]?.lastNonce` would copy the whole state, a retain per field).
+        let existing = types.removeValue(forKey: type)
+        if !request.responseNonce.isEmpty, request.responseNonce != existing?.lastNonce {
             staleNonces += 1
+            types[type] = existing
             return .none
         }
-        let isNewType = types[type] == nil
-        var state = types.removeValue(forKey: type) ?? TypeState()
-        defer { types[type] = state }
+        let isNewType = existing == nil
+        var state = existing ?? TypeState()
+        let action = answer(request, state: &state, type: type, isNewType: isNewType, snapshot: snapshot)
+        let changed = state.lastChanged
+        types[type] = consume state
+        if type == .cluster, case .send(let responses) = action, let endpoints = warm(changed: changed, snapshot: snapshot) {
+            return .send(responses + [endpoints])
+        }
+        return action
+    }
+
+    /// `onRequest` for a request of `type` that is not stale; `state` is that type's, taken out.
+    private mutating func answer(
+        _ request: XDSRequest, state: inout TypeState, type: ResourceType, isNewType: Bool, snapshot: ResourceSnapshot
+    )
+        -> Action
+    {
         let isFirst = isNewType || request.responseNonce.isEmpty
         if !request.responseNonce.isEmpty, request.responseNonce == state.pendingNonce {
             state.pendingNonce = nil
             if let refusal = request.errorMessage {
                 // NACK: the client keeps what it ACKed before; remember the refused versions.
-                for (name, previous) in state.sinceAck {
-                    if let refused = state.sent[name], previous?.version != refused.version { state.nacked[name] = refused.version }
-                    state.sent[name] = previous
-                }
-                state.sinceAck = [:]
+                for (name, version) in state.revertToAcked() { state.nacked[name] = version }
                 state.sentVersionInfo = state.ackedVersionInfo
                 state.nackCount += 1
                 state.lastNack = String(refusal.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
@@ -150,8 +193,7 @@ public struct SotWStreamStateMachine: Sendable {
             let desired = desiredResources(state, type: type, snapshot: snapshot, names: nil)
             let version = EncodedResource.version(ofSet: desired.values)
             if version == request.versionInfo {
-                state.sent = desired
-                state.sinceAck = [:]
+                state.adopt(desired)
                 state.sentVersionInfo = version
                 state.ackedVersionInfo = version
                 state.checkedRevision = snapshot.revision
@@ -161,13 +203,7 @@ public struct SotWStreamStateMachine: Sendable {
             }
         }
 
-        var response: OutboundResponse?
-        if state.pendingNonce == nil { response = nextResponse(&state, type: type, snapshot: snapshot) }
-        guard let response else { return .none }
-        if type == .cluster {
-            types[type] = state
-            if let endpoints = warm(after: response, snapshot: snapshot) { return .send([response, endpoints]) }
-        }
+        guard state.pendingNonce == nil, let response = nextResponse(&state, type: type, snapshot: snapshot) else { return .none }
         return .send([response])
     }
 
@@ -183,15 +219,14 @@ public struct SotWStreamStateMachine: Sendable {
                 types[type] = state
                 continue
             }
-            if let response = nextResponse(&state, type: type, snapshot: snapshot) {
-                types[type] = state
-                responses.append(response)
-                if type == .cluster {
-                    warmed = true
-                    if let endpoints = warm(after: response, snapshot: snapshot) { responses.append(endpoints) }
-                }
-            } else {
-                types[type] = state
+            let response = nextResponse(&state, type: type, snapshot: snapshot)
+            let changed = state.lastChanged
+            types[type] = consume state
+            guard let response else { continue }
+            responses.append(response)
+            if type == .cluster {
+                warmed = true
+                if let endpoints = warm(changed: changed, snapshot: snapshot) { responses.append(endpoints) }
             }
         }
         return responses.isEmpty ? .none : .send(responses)
@@ -199,12 +234,16 @@ public struct SotWStreamStateMachine: Sendable {
 
     // MARK: - Rules
 
-    private func validate(_ request: XDSRequest) -> Result<ResourceType, XDSError> {
-        if let error = RequestValidation.check(names: request.resourceNames, count: request.resourceNames.count, limits: limits)
-            ?? RequestValidation.check(node: request.node, limits: limits)
-        {
-            return .failure(error)
+    private mutating func validate(_ request: XDSRequest) -> Result<ResourceType, XDSError> {
+        // An ACK repeats the names of the request before it (the serving edge hands over the same array
+        // when the bytes are the same, which makes this comparison O(1)): they were checked then.
+        if request.resourceNames != checkedNames {
+            if let error = RequestValidation.check(names: request.resourceNames, count: request.resourceNames.count, limits: limits) {
+                return .failure(error)
+            }
+            checkedNames = request.resourceNames
         }
+        if let error = RequestValidation.check(node: request.node, limits: limits) { return .failure(error) }
         return RequestValidation.type(of: request.typeURL, allowed: allowedTypes)
     }
 
@@ -298,7 +337,7 @@ public struct SotWStreamStateMachine: Sendable {
             guard !toSend.isEmpty || !state.answered else { return nil }
         }
         nonceCounter += 1
-        let versionInfo = EncodedResource.version(ofSet: state.sent.values)
+        let versionInfo = EncodedResource.hex(state.sentDigest)
         state.pendingNonce = String(nonceCounter)
         state.lastNonce = state.pendingNonce
         state.sentVersionInfo = versionInfo
@@ -307,10 +346,9 @@ public struct SotWStreamStateMachine: Sendable {
         return OutboundResponse(type: type, versionInfo: versionInfo, nonce: String(nonceCounter), resources: toSend)
     }
 
-    /// Warming: every cluster just sent gets its load assignment sent again, right after it.
-    private mutating func warm(after clusters: OutboundResponse, snapshot: ResourceSnapshot) -> OutboundResponse? {
-        guard types[.endpoint] != nil, let changed = types[.cluster]?.lastChanged, var endpoints = types.removeValue(forKey: .endpoint)
-        else { return nil }
+    /// Warming: every cluster just sent (`changed`) gets its load assignment sent again, right after it.
+    private mutating func warm(changed: [String], snapshot: ResourceSnapshot) -> OutboundResponse? {
+        guard var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
         for name in changed where endpoints.isSubscribed(name) && endpoints.sent[name] != nil {
             endpoints.setSent(name, nil)
             endpoints.dirty.insert(name)

@@ -83,8 +83,9 @@ struct StreamDriver<Machine: XDSStreamMachine> {
         return .fail(error)
     }
 
-    /// Counts what the transport wrote.
-    func sent(_ responses: [any OutboundMessage], sizes: [Int], changeArrivedAt: ContinuousClock.Instant?) {
+    /// Counts what the transport wrote. (Mutating though it changes nothing: called on a stored driver,
+    /// a non-mutating call copied the whole driver first.)
+    mutating func sent(_ responses: [any OutboundMessage], sizes: [Int], changeArrivedAt: ContinuousClock.Instant?) {
         var bytes = 0
         for (response, size) in zip(responses, sizes) {
             metrics.pushed(response.type, bytes: size, resources: response.resourceCount)

@@ -64,7 +64,6 @@ public final class XDSHub: Sendable {
         var peer: String
         var connectedAtUnixMilliseconds: Int64
         var cell: any StreamCellReading
-        var notify: @Sendable (Signal) -> Void
     }
 
     private struct State: Sendable {
@@ -73,6 +72,8 @@ public final class XDSHub: Sendable {
         var changeArrivedAt: ContinuousClock.Instant?
         var notReadyReason: String? = "the store has not been read yet"
         var streams: [UInt64: Registration] = [:]
+        /// Each stream's `notify`, apart: a change reaches every stream without copying registrations.
+        var notifiers: [UInt64: @Sendable (Signal) -> Void] = [:]
         /// Open streams by kind, kept as streams come and go (read on every change for the metric).
         var counts: [StreamKind: Int] = Dictionary(uniqueKeysWithValues: StreamKind.allCases.map { ($0, 0) })
         var nextID: UInt64 = 0
@@ -101,7 +102,7 @@ public final class XDSHub: Sendable {
         let notifiers = state.withLock { state -> [@Sendable (Signal) -> Void] in
             state.snapshot = snapshot
             state.changeArrivedAt = changeArrivedAt
-            return state.streams.values.map(\.notify)
+            return Array(state.notifiers.values)
         }
         for notify in notifiers { notify(.snapshot(snapshot, changeArrivedAt: changeArrivedAt)) }
     }
@@ -110,7 +111,7 @@ public final class XDSHub: Sendable {
     public func shutdown() {
         let notifiers = state.withLock { state -> [@Sendable (Signal) -> Void] in
             state.shuttingDown = true
-            return state.streams.values.map(\.notify)
+            return Array(state.notifiers.values)
         }
         for notify in notifiers { notify(.shutdown) }
     }
@@ -126,7 +127,8 @@ public final class XDSHub: Sendable {
             state.nextID += 1
             let id = state.nextID
             state.streams[id] = Registration(
-                id: id, kind: kind, peer: peer, connectedAtUnixMilliseconds: nowUnixMilliseconds, cell: cell, notify: notify)
+                id: id, kind: kind, peer: peer, connectedAtUnixMilliseconds: nowUnixMilliseconds, cell: cell)
+            state.notifiers[id] = notify
             state.counts[kind, default: 0] += 1
             return (id, state.snapshot)
         }
@@ -135,6 +137,7 @@ public final class XDSHub: Sendable {
     func unregister(_ id: UInt64) {
         state.withLock { state in
             if let removed = state.streams.removeValue(forKey: id) { state.counts[removed.kind, default: 0] -= 1 }
+            state.notifiers[id] = nil
         }
     }
 

@@ -1,3 +1,4 @@
+import NIOCore
 import Shared
 import SwiftProtobuf
 
@@ -14,73 +15,65 @@ import SwiftProtobuf
 /// not decoded: the last array is reused, which also makes the machine's "same names" check O(1).
 struct RequestReader<Machine: XDSStreamMachine> {
     private var nodeSeen = false
+    /// The last names, as their fields' bytes and decoded.
     private var lastNames: (bytes: [UInt8], names: [String])?
 
+    /// Reads a message in place (no copy of it is made).
+    mutating func read(_ message: ByteBuffer) throws -> Machine.WireRequest {
+        try message.withUnsafeReadableBytes { try read($0) }
+    }
+
     mutating func read(_ bytes: [UInt8]) throws -> Machine.WireRequest {
-        guard let fields = Self.fields(of: bytes) else { return try Machine.WireRequest(serializedBytes: bytes) }
-        let namesField = Machine.requestRepeatedNamesField
+        try bytes.withUnsafeBytes { try read($0) }
+    }
+
+    /// One pass over the top-level fields: names compared with the last request's as they come, the
+    /// rest (but the node after the first request) gathered for the decoder.
+    mutating func read(_ bytes: UnsafeRawBufferPointer) throws -> Machine.WireRequest {
+        let namesField = Machine.requestRepeatedNamesField ?? -1
         let skipNode = nodeSeen
-        var namesCount = 0
-        var skipped = 0
-        for field in fields {
-            if field.number == namesField { namesCount += field.range.count }
-            if field.number == namesField || (skipNode && field.number == Machine.requestNodeField) { skipped += 1 }
-        }
-        if fields.contains(where: { $0.number == Machine.requestNodeField }) { nodeSeen = true }
-        guard skipped > 0 else { return try Machine.WireRequest(serializedBytes: bytes) }
-        // The same names as last time, byte for byte?
-        if namesField != nil, let lastNames, lastNames.bytes.count == namesCount,
-            Self.names(in: bytes, fields, field: namesField, equal: lastNames.bytes)
-        {
-            var kept: [UInt8] = []
-            kept.reserveCapacity(bytes.count - namesCount)
-            for field in fields where field.number != namesField && !(skipNode && field.number == Machine.requestNodeField) {
-                kept += bytes[field.range]
-            }
-            var request = try Machine.WireRequest(serializedBytes: kept)
-            Machine.setNames(lastNames.names, of: &request)
-            return request
-        }
         var kept: [UInt8] = []
-        kept.reserveCapacity(bytes.count)
-        var names: [UInt8] = []
-        names.reserveCapacity(namesCount)
-        for field in fields where !(skipNode && field.number == Machine.requestNodeField) {
-            if field.number == namesField { names += bytes[field.range] } else { kept += bytes[field.range] }
-        }
-        let request = try Machine.WireRequest(serializedBytes: kept + names)
-        if namesField != nil { lastNames = (names, Machine.names(of: request)) }
-        return request
-    }
-
-    /// Whether the concatenated ranges of `field` in `bytes` equal `expected` (of the same length).
-    private static func names(in bytes: [UInt8], _ fields: [(number: Int, range: Range<Int>)], field: Int?, equal expected: [UInt8]) -> Bool
-    {
-        bytes.withUnsafeBytes { bytes in
-            expected.withUnsafeBytes { expected in
-                var offset = 0
-                for entry in fields where entry.number == field {
-                    guard
-                        entry.range.isEmpty
-                            || memcmp(bytes.baseAddress! + entry.range.lowerBound, expected.baseAddress! + offset, entry.range.count) == 0
-                    else { return false }
-                    offset += entry.range.count
-                }
-                return true
-            }
-        }
-    }
-
-    /// The top-level fields of a message, as byte ranges; nil if the bytes are not well-formed (the
-    /// decoder then says why).
-    static func fields(of bytes: [UInt8]) -> [(number: Int, range: Range<Int>)]? {
-        var fields: [(number: Int, range: Range<Int>)] = []
+        var namesBytes = 0
+        var namesMatch = lastNames != nil
+        var sawNode = false
         var offset = 0
         while offset < bytes.count {
-            guard let field = WireFormat.field(in: bytes, at: offset) else { return nil }
-            fields.append((field.number, offset..<field.end))
+            // Not well-formed: the decoder says why.
+            guard let field = WireFormat.field(in: bytes, at: offset) else { return try Machine.WireRequest(serializedBytes: Array(bytes)) }
+            let encoded = UnsafeRawBufferPointer(rebasing: bytes[offset..<field.end])
+            if field.number == namesField {
+                if namesMatch, let last = lastNames?.bytes, namesBytes + encoded.count <= last.count {
+                    namesMatch = last.withUnsafeBytes { memcmp($0.baseAddress! + namesBytes, encoded.baseAddress!, encoded.count) == 0 }
+                } else {
+                    namesMatch = false
+                }
+                namesBytes += encoded.count
+            } else if field.number == Machine.requestNodeField {
+                sawNode = true
+                if !skipNode { kept.append(contentsOf: encoded) }
+            } else {
+                kept.append(contentsOf: encoded)
+            }
             offset = field.end
         }
-        return fields
+        if sawNode { nodeSeen = true }
+        if namesField >= 0, namesMatch, let last = lastNames, namesBytes == last.bytes.count {
+            var request = try Machine.WireRequest(serializedBytes: kept)
+            Machine.setNames(last.names, of: &request)
+            return request
+        }
+        guard namesField >= 0 else { return try Machine.WireRequest(serializedBytes: kept) }
+        // New names: gathered in a second pass, decoded after the rest (the order of other fields is
+        // kept, and protobuf allows any order between fields of different numbers).
+        var names: [UInt8] = []
+        names.reserveCapacity(namesBytes)
+        offset = 0
+        while offset < bytes.count, let field = WireFormat.field(in: bytes, at: offset) {
+            if field.number == namesField { names.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[offset..<field.end])) }
+            offset = field.end
+        }
+        let request = try Machine.WireRequest(serializedBytes: kept + names)
+        lastNames = (names, Machine.names(of: request))
+        return request
     }
 }

@@ -8,12 +8,41 @@ import Shared
 import Synchronization
 import X509
 
-/// What the stream handler asks of a stream, whatever its machine.
-protocol WireSession: AnyObject {
-    func receive(_ message: ByteBuffer) -> WireOutcome
-    func refresh(_ snapshot: ResourceSnapshot) -> WireOutcome
-    func sent(_ responses: [any OutboundMessage], sizes: [Int], changeArrivedAt: ContinuousClock.Instant?)
-    func close()
+/// What the stream handler holds of a stream, whatever its machine. An enum, not an existential: each
+/// case's calls are direct, so the generic session, driver and machine run specialized (through an
+/// existential they ran as generic code, copying the driver and the machine's state through value
+/// witnesses on every request and snapshot).
+enum WireSession {
+    case sotw(WireStreamSession<SotWStreamStateMachine>)
+    case delta(WireStreamSession<DeltaStreamStateMachine>)
+
+    func receive(_ message: ByteBuffer) -> WireOutcome {
+        switch self {
+        case .sotw(let session): session.receive(message)
+        case .delta(let session): session.receive(message)
+        }
+    }
+
+    func refresh(_ snapshot: ResourceSnapshot) -> WireOutcome {
+        switch self {
+        case .sotw(let session): session.refresh(snapshot)
+        case .delta(let session): session.refresh(snapshot)
+        }
+    }
+
+    func sent(_ responses: [any OutboundMessage], sizes: [Int], changeArrivedAt: ContinuousClock.Instant?) {
+        switch self {
+        case .sotw(let session): session.sent(responses, sizes: sizes, changeArrivedAt: changeArrivedAt)
+        case .delta(let session): session.sent(responses, sizes: sizes, changeArrivedAt: changeArrivedAt)
+        }
+    }
+
+    func close() {
+        switch self {
+        case .sotw(let session): session.close()
+        case .delta(let session): session.close()
+        }
+    }
 }
 
 enum WireOutcome {
@@ -22,7 +51,7 @@ enum WireOutcome {
 }
 
 /// A registered stream: its driver, and its place in the hub until `close`.
-final class WireStreamSession<Machine: XDSStreamMachine>: WireSession {
+final class WireStreamSession<Machine: XDSStreamMachine> {
     private var driver: StreamDriver<Machine>
     private var reader = RequestReader<Machine>()
     private let hub: XDSHub
@@ -51,7 +80,7 @@ final class WireStreamSession<Machine: XDSStreamMachine>: WireSession {
     func receive(_ message: ByteBuffer) -> WireOutcome {
         let request: Machine.WireRequest
         do {
-            request = try reader.read(Array(message.readableBytesView))
+            request = try reader.read(message)
         } catch {
             return .fail(.invalidArgument, "the request is not a valid \(Machine.WireRequest.protoMessageName): \(error)")
         }

@@ -29,16 +29,18 @@ enum XDSMethod {
     /// Registers a stream with the hub. - Returns: nil when the server has its most streams open.
     func makeSession(
         shared: XDSStreamHandler.Shared, peer: String, identities: [String], notify: @escaping @Sendable (XDSHub.Signal) -> Void
-    ) -> (any WireSession)? {
+    ) -> WireSession? {
         switch self {
         case .sotw(let kind, let types):
             WireStreamSession(
                 SotWStreamStateMachine(allowedTypes: types, limits: shared.options.limits), kind: kind, shared: shared, peer: peer,
-                identities: identities, notify: notify)
+                identities: identities, notify: notify
+            ).map(WireSession.sotw)
         case .delta(let kind, let types):
             WireStreamSession(
                 DeltaStreamStateMachine(allowedTypes: types, limits: shared.options.limits), kind: kind, shared: shared, peer: peer,
-                identities: identities, notify: notify)
+                identities: identities, notify: notify
+            ).map(WireSession.delta)
         }
     }
 }

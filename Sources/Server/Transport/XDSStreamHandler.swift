@@ -32,7 +32,7 @@ final class XDSStreamHandler: ChannelInboundHandler {
 
     private enum Phase {
         case awaitingHeaders
-        case open(any WireSession)
+        case open(WireSession)
         case closed
     }
 
@@ -198,7 +198,7 @@ final class XDSStreamHandler: ChannelInboundHandler {
     static let copyBelowBytes = 4096
 
     private func write(
-        _ responses: [any OutboundMessage], session: any WireSession, changeArrivedAt: ContinuousClock.Instant?,
+        _ responses: [any OutboundMessage], session: WireSession, changeArrivedAt: ContinuousClock.Instant?,
         context: ChannelHandlerContext
     ) {
         let controlPlane = shared.options.controlPlaneIdentifier

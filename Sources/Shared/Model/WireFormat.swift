@@ -99,15 +99,15 @@ extension EndpointSet {
 }
 
 /// Reading: what a transport or a load generator needs to split a message into its top-level fields.
+/// Over raw bytes, not generic over collections: a transport scans every request's fields, and a
+/// generic body called from another module runs unspecialized (witness calls and a retain per byte).
 extension WireFormat {
     /// The varint at `index`, moving `index` past it; nil if the bytes end inside it.
-    @inlinable
-    package static func readVarint(_ bytes: some RandomAccessCollection<UInt8>, _ index: inout Int) -> UInt64? {
+    package static func readVarint(_ bytes: UnsafeRawBufferPointer, _ index: inout Int) -> UInt64? {
         var value: UInt64 = 0
         var shift: UInt64 = 0
-        let base = bytes.startIndex
         while index < bytes.count, shift < 64 {
-            let byte = bytes[bytes.index(base, offsetBy: index)]
+            let byte = bytes[index]
             index += 1
             value |= UInt64(byte & 0x7f) << shift
             if byte & 0x80 == 0 { return value }
@@ -116,11 +116,10 @@ extension WireFormat {
         return nil
     }
 
-    /// The top-level field that starts at `offset` (from the collection's start): its number, its
-    /// value's offsets (empty for varint and fixed fields) and where it ends; nil if it is not all in
-    /// `bytes` or is not well-formed (groups included: xDS does not use them).
-    @inlinable
-    package static func field(in bytes: some RandomAccessCollection<UInt8>, at offset: Int) -> (number: Int, value: Range<Int>, end: Int)? {
+    /// The top-level field that starts at `offset`: its number, its value's offsets (empty for varint
+    /// and fixed fields) and where it ends; nil if it is not all in `bytes` or is not well-formed
+    /// (groups included: xDS does not use them).
+    package static func field(in bytes: UnsafeRawBufferPointer, at offset: Int) -> (number: Int, value: Range<Int>, end: Int)? {
         var index = offset
         guard let tag = readVarint(bytes, &index), tag >> 3 > 0, tag >> 3 <= UInt64(Int32.max) else { return nil }
         let number = Int(tag >> 3)
@@ -133,5 +132,15 @@ extension WireFormat {
             return (number, index..<(index + Int(length)), index + Int(length))
         default: return nil
         }
+    }
+
+    /// `field(in:at:)` in an array (offsets from its start).
+    package static func field(in bytes: [UInt8], at offset: Int) -> (number: Int, value: Range<Int>, end: Int)? {
+        bytes.withUnsafeBytes { field(in: $0, at: offset) }
+    }
+
+    /// `field(in:at:)` in a slice (offsets from the slice's start, not its parent's).
+    package static func field(in bytes: ArraySlice<UInt8>, at offset: Int) -> (number: Int, value: Range<Int>, end: Int)? {
+        bytes.withUnsafeBytes { field(in: $0, at: offset) }
     }
 }

@@ -243,6 +243,49 @@ import Testing
         #expect(machine.onSnapshot(other.snapshot).responses.map(\.names) == [["default/web:http"]])
     }
 
+    /// version_info is kept as a running sum while the client's set changes (sent, NACKed back,
+    /// removed, unsubscribed); after all that it must still be the version of exactly what the client
+    /// holds, which a fresh stream on another replica computes from scratch.
+    @Test func theRunningVersionIsTheVersionOfWhatTheClientHolds() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"]), F.set("db", ["10.0.0.3"])])
+        var machine = connected(&fixture)
+        let all = ["default/api:http", "default/db:http", "default/web:http"]
+        func ack(_ response: OutboundResponse, names: [String]) {
+            _ = machine.onRequest(
+                request(response.type, names: names, version: response.versionInfo, nonce: response.nonce), snapshot: fixture.snapshot)
+        }
+        // A change the client refuses: it keeps web's ACKed version.
+        fixture.publish([F.set("web", ["10.0.0.9"])])
+        let refused = machine.onSnapshot(fixture.snapshot).responses[0]
+        _ = machine.onRequest(
+            request(.endpoint, names: all, version: "x", nonce: refused.nonce, nack: "no"), snapshot: fixture.snapshot)
+        // A change it takes, then db removed, then api unsubscribed.
+        fixture.publish([F.set("api", ["10.0.0.4", "10.0.0.5"])])
+        for response in machine.onSnapshot(fixture.snapshot).responses { ack(response, names: all) }
+        fixture.publish(removing: ["db"])
+        for response in machine.onSnapshot(fixture.snapshot).responses {
+            ack(response, names: response.type == .endpoint ? all : [])
+        }
+        let unsubscribed = machine.onRequest(
+            request(
+                .endpoint, names: ["default/web:http"], version: machine.types[.endpoint]!.ackedVersionInfo,
+                nonce: machine.types[.endpoint]!.lastNonce!), snapshot: fixture.snapshot)
+        #expect(unsubscribed == .none)
+        // web is still at the refused change's predecessor; a new change moves it on.
+        fixture.publish([F.set("web", ["10.0.0.10"])])
+        let last = machine.onSnapshot(fixture.snapshot).responses
+        #expect(last.map(\.names) == [["default/web:http"]])
+        ack(last[0], names: ["default/web:http"])
+
+        var replica = SotWStreamStateMachine(allowedTypes: ads)
+        #expect(
+            replica.onRequest(request(.endpoint, names: ["default/web:http"], version: last[0].versionInfo), snapshot: fixture.snapshot)
+                == .none, "the version sent is the version of the set the client holds")
+        #expect(
+            replica.onRequest(request(.cluster, version: machine.types[.cluster]!.ackedVersionInfo), snapshot: fixture.snapshot) == .none)
+    }
+
     @Test func versionsAreContentHashesIdenticalAcrossTables() {
         var a = XDSFixture()
         var b = XDSFixture()
