@@ -20,6 +20,18 @@ public struct ResourceSnapshot: Sendable {
         resources[type]?[name]?.localized(for: locality)
     }
 
+    /// `names` (of resources of the type at `typeURL`) with each name this snapshot has replaced by
+    /// the snapshot's own string: a stream that keeps the names a client sent then shares the
+    /// snapshot's storage for them instead of holding copies. Names it does not have stay as they are.
+    public func sharedNames(_ names: [String], typeURL: String) -> [String] {
+        guard let type = ResourceType(rawValue: typeURL), let resources = resources[type] else { return names }
+        var shared = names
+        for index in shared.indices {
+            if let found = resources.index(forKey: shared[index]) { shared[index] = resources[found].key }
+        }
+        return shared
+    }
+
     public func all(_ type: ResourceType) -> [String: EncodedResource] {
         resources[type] ?? [:]
     }

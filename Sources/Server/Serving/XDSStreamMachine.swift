@@ -42,6 +42,9 @@ public protocol XDSStreamMachine: Sendable {
     static var requestRepeatedNamesField: Int? { get }
     static func names(of request: WireRequest) -> [String]
     static func setNames(_ names: [String], of request: inout WireRequest)
+    /// Replaces the names a request subscribes to with `snapshot`'s strings of the same names
+    /// (`ResourceSnapshot.sharedNames`), before the machine keeps them.
+    static func shareNames(of request: inout WireRequest, with snapshot: ResourceSnapshot)
 }
 
 extension SotWStreamStateMachine: XDSStreamMachine {
@@ -58,6 +61,10 @@ extension SotWStreamStateMachine: XDSStreamMachine {
     public static func setNames(_ names: [String], of request: inout Envoy_Service_Discovery_V3_DiscoveryRequest) {
         request.resourceNames = names
     }
+    public static func shareNames(of request: inout Envoy_Service_Discovery_V3_DiscoveryRequest, with snapshot: ResourceSnapshot) {
+        guard !request.resourceNames.isEmpty else { return }
+        request.resourceNames = snapshot.sharedNames(request.resourceNames, typeURL: request.typeURL)
+    }
 }
 
 extension DeltaStreamStateMachine: XDSStreamMachine {
@@ -72,4 +79,8 @@ extension DeltaStreamStateMachine: XDSStreamMachine {
     public static var requestRepeatedNamesField: Int? { nil }
     public static func names(of request: Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) -> [String] { [] }
     public static func setNames(_ names: [String], of request: inout Envoy_Service_Discovery_V3_DeltaDiscoveryRequest) {}
+    public static func shareNames(of request: inout Envoy_Service_Discovery_V3_DeltaDiscoveryRequest, with snapshot: ResourceSnapshot) {
+        guard !request.resourceNamesSubscribe.isEmpty else { return }
+        request.resourceNamesSubscribe = snapshot.sharedNames(request.resourceNamesSubscribe, typeURL: request.typeURL)
+    }
 }

@@ -80,7 +80,7 @@ final class WireStreamSession<Machine: XDSStreamMachine> {
     func receive(_ message: ByteBuffer) -> WireOutcome {
         let request: Machine.WireRequest
         do {
-            request = try reader.read(message)
+            request = try reader.read(message, snapshot: driver.snapshot)
         } catch {
             return .fail(.invalidArgument, "the request is not a valid \(Machine.WireRequest.protoMessageName): \(error)")
         }

@@ -50,6 +50,11 @@ final class XDSListener: Sendable {
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Reads start at 512 bytes, not NIO's 2 KB: after the first request a sidecar sends ACKs of a
+            // few hundred bytes, and every connection holds up to three receive buffers (the one being
+            // read into, the pool's spare, the frame decoder's last). The allocator still grows to 64 KB
+            // for a connection that sends more.
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 64 * 1024))
             .childChannelInitializer { [weak self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations

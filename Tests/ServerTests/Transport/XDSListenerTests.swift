@@ -153,6 +153,39 @@ struct RawBytesDeserializer: MessageDeserializer {
         #expect(throws: (any Error).self) { try reader.read([0x0a, 0x05, 0x01]) }
     }
 
+    /// Names a request reader decodes are the snapshot's own strings where it has them (one copy per
+    /// server, not one per stream), and an ACK repeating them gets the very same array back.
+    @Test func theRequestReaderSharesTheSnapshotsNames() throws {
+        var fixture = XDSFixture()
+        fixture.publish([XDSFixture.set("web", ["10.0.0.1"])])
+        let snapshot = fixture.snapshot
+        func storage(_ name: String) -> UnsafeRawPointer? {
+            name.utf8.withContiguousStorageIfAvailable { UnsafeRawPointer($0.baseAddress) } ?? nil
+        }
+        func storage(_ names: [String]) -> UnsafeRawPointer? { names.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+        let held = snapshot.all(.endpoint).keys.first { $0 == "default/web:http" }!
+
+        var reader = RequestReader<SotWStreamStateMachine>()
+        let names = ["default/web:http", "default/absent-but-long-enough:http"]
+        let first = try reader.read(try request(.endpoint, names: names).serializedBytes() as [UInt8], snapshot: snapshot)
+        #expect(first.resourceNames == names)
+        #expect(storage(first.resourceNames[0]) == storage(held), "the snapshot's string, not a copy")
+        #expect(storage(first.resourceNames[1]) != nil && storage(first.resourceNames[1]) != storage(held))
+        let ack = try reader.read(
+            try request(.endpoint, names: names, version: "1", nonce: "1").serializedBytes() as [UInt8], snapshot: snapshot)
+        #expect(storage(ack.resourceNames) == storage(first.resourceNames), "the same names: the same array")
+        let other = try reader.read(
+            try request(.endpoint, names: [names[0], "default/absent-but-long-enougX:http"]).serializedBytes() as [UInt8])
+        #expect(other.resourceNames == [names[0], "default/absent-but-long-enougX:http"], "a name of the same length that differs")
+
+        var delta = RequestReader<DeltaStreamStateMachine>()
+        var subscribe = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+        subscribe.typeURL = ResourceType.endpoint.typeURL
+        subscribe.resourceNamesSubscribe = ["default/web:http"]
+        let read = try delta.read(try subscribe.serializedBytes() as [UInt8], snapshot: snapshot)
+        #expect(storage(read.resourceNamesSubscribe[0]) == storage(held))
+    }
+
     static func holdsLastRound(_ assignment: Envoy_Config_Endpoint_V3_ClusterLoadAssignment) -> Bool {
         assignment.endpoints.flatMap(\.lbEndpoints).contains { $0.endpoint.address.socketAddress.address == "10.9.9.9" }
     }
