@@ -45,4 +45,10 @@ public enum ResourceType: String, CaseIterable, Comparable, Sendable, CustomStri
     public var description: String { shortName }
 
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.pushOrder < rhs.pushOrder }
+
+    // Compared and hashed by case. The standard library's defaults for a String-backed enum go through
+    // the raw value, so every `[ResourceType: …]` lookup (several per request and per change on every
+    // stream) hashed a 60-byte type URL.
+    public static func == (lhs: Self, rhs: Self) -> Bool { lhs.pushOrder == rhs.pushOrder }
+    public func hash(into hasher: inout Hasher) { hasher.combine(pushOrder) }
 }
