@@ -55,6 +55,13 @@ public struct SotWStreamStateMachine: Sendable {
             replaceSent(name, resource)
         }
 
+        /// Room for `count` more names, before sending that many.
+        mutating func reserve(_ count: Int) {
+            guard count > 8 else { return }
+            sent.reserveCapacity(sent.count + count)
+            sinceAck.reserveCapacity(sinceAck.count + count)
+        }
+
         /// The client no longer holds `name` at all (unsubscribed).
         mutating func forget(_ name: String) {
             replaceSent(name, nil)
@@ -190,10 +197,10 @@ public struct SotWStreamStateMachine: Sendable {
 
         if isFirst, request.responseNonce.isEmpty, !request.versionInfo.isEmpty {
             // A reconnect: if the client already holds exactly what this server would send, adopt it.
-            let desired = desiredResources(state, type: type, snapshot: snapshot, names: nil)
-            let version = EncodedResource.version(ofSet: desired.values)
+            let desired = desiredInOrder(state, type: type, snapshot: snapshot)
+            let version = EncodedResource.version(ofSet: desired)
             if version == request.versionInfo {
-                state.adopt(desired)
+                state.adopt(Dictionary(desired.lazy.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }))
                 state.sentVersionInfo = version
                 state.ackedVersionInfo = version
                 state.checkedRevision = snapshot.revision
@@ -282,23 +289,50 @@ public struct SotWStreamStateMachine: Sendable {
         state.wildcard = wildcard
     }
 
-    /// What this stream should hold of `type` now: current resources it subscribes to, except that a
-    /// NACKed version is replaced by the ACKed one (or left out). `names` limits the work to candidates.
-    private func desiredResources(_ state: TypeState, type: ResourceType, snapshot: ResourceSnapshot, names: Set<String>?) -> [String:
-        EncodedResource]
-    {
-        var desired: [String: EncodedResource] = [:]
-        let candidates: [String] =
-            names.map(Array.init) ?? (state.wildcard ? Array(snapshot.all(type).keys) + Array(state.subscribed) : Array(state.subscribed))
-        for name in candidates where state.isSubscribed(name) {
-            guard let current = snapshot.resource(type, named: name, for: locality) else { continue }
-            if state.nacked[name] == current.version {
-                if let kept = state.ackedResource(name) { desired[name] = kept }
-            } else {
-                desired[name] = current
+    /// The resource `name` (subscribed) should be at for this client now: the current one, or the ACKed
+    /// one when the current version was NACKed.
+    private func desiredResource(_ name: String, _ state: TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> EncodedResource? {
+        guard let current = snapshot.resource(type, named: name, for: locality) else { return nil }
+        return state.nacked[name] == current.version ? state.ackedResource(name) : current
+    }
+
+    /// The snapshot's names this stream subscribes to, in order, when walking the snapshot's sorted
+    /// names is cheaper than sorting the subscription (wildcard, or a subscription to a good part of
+    /// the snapshot); nil otherwise.
+    private func inOrder(_ state: TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> [String]? {
+        let all = snapshot.names(type)
+        return state.wildcard || state.subscribed.count * 4 > all.count ? all : nil
+    }
+
+    /// What this stream should hold of a full-state type now, in name order.
+    private func desiredInOrder(_ state: TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> [EncodedResource] {
+        var desired: [EncodedResource] = []
+        if let all = inOrder(state, type: type, snapshot: snapshot) {
+            desired.reserveCapacity(state.wildcard ? all.count : state.subscribed.count)
+            for name in all where state.isSubscribed(name) {
+                if let resource = desiredResource(name, state, type: type, snapshot: snapshot) { desired.append(resource) }
+            }
+        } else {
+            for name in state.subscribed.sorted() {
+                if let resource = desiredResource(name, state, type: type, snapshot: snapshot) { desired.append(resource) }
             }
         }
         return desired
+    }
+
+    /// A type whose responses carry only what changed: `name` is added to `toSend` (and to what the
+    /// client holds) if the client should get it now; forgotten if it is gone.
+    private func sendIfChanged(
+        _ name: String, _ state: inout TypeState, _ toSend: inout [EncodedResource], type: ResourceType, snapshot: ResourceSnapshot
+    ) {
+        guard state.isSubscribed(name) else { return }
+        guard let current = snapshot.resource(type, named: name, for: locality) else {
+            if state.sent[name] != nil { state.setSent(name, nil) }  // gone: sent again if it comes back
+            return
+        }
+        guard state.sent[name]?.version != current.version, state.nacked[name] != current.version else { return }
+        toSend.append(current)
+        state.setSent(name, current)
     }
 
     private mutating func nextResponse(_ state: inout TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> OutboundResponse? {
@@ -314,23 +348,33 @@ public struct SotWStreamStateMachine: Sendable {
         var toSend: [EncodedResource] = []
         if type.isFullState {
             if let candidates, candidates.isEmpty, state.answered { return nil }
-            let desired = desiredResources(state, type: type, snapshot: snapshot, names: nil)
-            let changed = desired.filter { state.sent[$0.key]?.version != $0.value.version }.keys.sorted()
+            let desired = desiredInOrder(state, type: type, snapshot: snapshot)
+            var changed: [EncodedResource] = []
+            for resource in desired where state.sent[resource.name]?.version != resource.version { changed.append(resource) }
             if changed.isEmpty, desired.count == state.sent.count, state.answered { return nil }
-            toSend = desired.values.sorted { $0.name < $1.name }
-            for name in state.sent.keys where desired[name] == nil { state.setSent(name, nil) }
-            for name in changed { state.setSent(name, desired[name]) }
-            state.lastChanged = changed
+            toSend = desired
+            state.reserve(changed.count)
+            for resource in changed { state.setSent(resource.name, resource) }
+            if state.sent.count > desired.count {
+                // The client holds some the snapshot (or its subscription) no longer has.
+                let kept = Set(desired.lazy.map(\.name))
+                for name in Array(state.sent.keys) where !kept.contains(name) { state.setSent(name, nil) }
+            }
+            state.lastChanged = changed.map(\.name)
         } else {
-            let names = candidates ?? Set(state.subscribed).union(state.sent.keys)
-            for name in names.sorted() where state.isSubscribed(name) {
-                guard let current = snapshot.resource(type, named: name, for: locality) else {
-                    if state.sent[name] != nil { state.setSent(name, nil) }  // gone: sent again if it comes back
-                    continue
+            if let candidates {
+                for name in candidates.sorted() { sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot) }
+            } else if let all = inOrder(state, type: type, snapshot: snapshot) {
+                // Everything, in the snapshot's order (no sort per stream); then what the client holds that
+                // the snapshot no longer has.
+                state.reserve(all.count)
+                for name in all where state.isSubscribed(name) { sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot) }
+                let gone = state.sent.keys.filter { state.isSubscribed($0) && snapshot.resource(type, named: $0) == nil }
+                for name in gone { state.setSent(name, nil) }
+            } else {
+                for name in Set(state.subscribed).union(state.sent.keys).sorted() {
+                    sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot)
                 }
-                guard state.sent[name]?.version != current.version, state.nacked[name] != current.version else { continue }
-                toSend.append(current)
-                state.setSent(name, current)
             }
             // A first request for names that do not exist yet still gets an (empty) answer, so clients
             // waiting on their initial fetch are not held up.

@@ -6,10 +6,13 @@ public struct ResourceSnapshot: Sendable {
     /// Increases by one with every snapshot that changed something; local to this process.
     public let revision: UInt64
     public let resources: [ResourceType: [String: EncodedResource]]
+    /// Each type's names in order: a stream sending many resources walks these instead of sorting
+    /// them itself (responses list resources by name, so identical responses share their bytes).
+    let sortedNames: [ResourceType: [String]]
     /// The changed names of each of the last revisions, oldest first.
     let history: [(revision: UInt64, changes: [ResourceType: Set<String>])]
 
-    public static let empty = ResourceSnapshot(revision: 0, resources: [:], history: [])
+    public static let empty = ResourceSnapshot(revision: 0, resources: [:], sortedNames: [:], history: [])
 
     public func resource(_ type: ResourceType, named name: String) -> EncodedResource? {
         resources[type]?[name]
@@ -31,6 +34,9 @@ public struct ResourceSnapshot: Sendable {
         }
         return shared
     }
+
+    /// The names of `type`, in order.
+    public func names(_ type: ResourceType) -> [String] { sortedNames[type] ?? [] }
 
     public func all(_ type: ResourceType) -> [String: EncodedResource] {
         resources[type] ?? [:]

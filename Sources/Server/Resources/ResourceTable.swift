@@ -12,6 +12,8 @@ public struct ResourceTable: Sendable {
     public private(set) var index = EndpointIndex()
     private let builder: ResourceBuilder
     private var resources: [ResourceType: [String: EncodedResource]] = [:]
+    /// `resources`' names by type, in order; sorted again only when names come or go.
+    private var sortedNames: [ResourceType: [String]] = [:]
     private var history: [(revision: UInt64, changes: [ResourceType: Set<String>])] = []
     private var dirty = Set<ClusterKey>()
     /// The listener (and route) name each gRPC cluster has now.
@@ -33,40 +35,44 @@ public struct ResourceTable: Sendable {
     /// Rebuilds the dirty clusters. - Returns: the next snapshot, or nil when no resource's bytes changed.
     public mutating func snapshot() -> ResourceSnapshot? {
         var changes: [ResourceType: Set<String>] = [:]
+        var namesChanged: Set<ResourceType> = []
         for key in dirty.sorted() {
             let name = key.name
             let port = index.port(of: key)
             if let port {
                 let members = index.members(of: key)
                 update(
-                    .cluster, name, (try? EncodedResource(type: .cluster, name: name, message: builder.cluster(key, port: port))), &changes)
-                update(.endpoint, name, loadAssignment(key, members: members), &changes)
+                    .cluster, name, (try? EncodedResource(type: .cluster, name: name, message: builder.cluster(key, port: port))), &changes,
+                    &namesChanged)
+                update(.endpoint, name, loadAssignment(key, members: members), &changes, &namesChanged)
             } else {
-                update(.cluster, name, nil, &changes)
-                update(.endpoint, name, nil, &changes)
+                update(.cluster, name, nil, &changes, &namesChanged)
+                update(.endpoint, name, nil, &changes, &namesChanged)
             }
             // Proxyless gRPC: a listener and a route for gRPC ports.
             let listenerName = port.flatMap { $0.isHTTP2 ? ResourceBuilder.listenerName(key, port: $0) : nil }
             if let previous = listenerNames[key], previous != listenerName {
-                update(.listener, previous, nil, &changes)
-                update(.route, previous, nil, &changes)
+                update(.listener, previous, nil, &changes, &namesChanged)
+                update(.route, previous, nil, &changes, &namesChanged)
             }
             listenerNames[key] = listenerName
             if let port, let listenerName {
                 update(
                     .listener, listenerName,
-                    (try? EncodedResource(type: .listener, name: listenerName, message: builder.listener(key, port: port))), &changes)
+                    (try? EncodedResource(type: .listener, name: listenerName, message: builder.listener(key, port: port))), &changes,
+                    &namesChanged)
                 update(
                     .route, listenerName, (try? EncodedResource(type: .route, name: listenerName, message: builder.route(key, port: port))),
-                    &changes)
+                    &changes, &namesChanged)
             }
         }
         dirty.removeAll(keepingCapacity: true)
         guard !changes.isEmpty else { return nil }
+        for type in namesChanged { sortedNames[type] = resources[type, default: [:]].keys.sorted() }
         revision += 1
         history.append((revision, changes))
         if history.count > Self.historyDepth { history.removeFirst(history.count - Self.historyDepth) }
-        return ResourceSnapshot(revision: revision, resources: resources, history: history)
+        return ResourceSnapshot(revision: revision, resources: resources, sortedNames: sortedNames, history: history)
     }
 
     /// A cluster's load assignment, with its localities' priorities when its failover policy (the
@@ -81,11 +87,13 @@ public struct ResourceTable: Sendable {
     }
 
     private mutating func update(
-        _ type: ResourceType, _ name: String, _ resource: EncodedResource?, _ changes: inout [ResourceType: Set<String>]
+        _ type: ResourceType, _ name: String, _ resource: EncodedResource?, _ changes: inout [ResourceType: Set<String>],
+        _ namesChanged: inout Set<ResourceType>
     ) {
         let previous = resources[type]?[name]
         if let resource, resource.isSameContent(as: previous) { return }
         if resource == nil, previous == nil { return }
+        if (resource == nil) != (previous == nil) { namesChanged.insert(type) }
         resources[type, default: [:]][name] = resource
         changes[type, default: []].insert(name)
     }
