@@ -195,29 +195,20 @@ public struct DeltaStreamStateMachine: Sendable {
     }
 
     private mutating func nextResponse(_ state: inout TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
-        var candidates: Set<String>
-        if !state.checkEverything, let changed = snapshot.changedNames(type, after: state.checkedRevision) {
-            candidates = changed.union(state.dirty)
-        } else {
-            candidates = state.subscribed.union(state.known.keys)
-            if state.wildcard { candidates.formUnion(snapshot.all(type).keys) }
-        }
-        state.checkedRevision = snapshot.revision
-        state.dirty = []
-        state.checkEverything = false
-
         var resources: [EncodedResource] = []
         var removed: [String] = []
         var undo: [String: String?] = [:]
-        for name in candidates.sorted() {
+        func visit(_ name: String) {
+            let subscribed = state.isSubscribed(name)
+            guard subscribed || state.known[name] != nil else { return }
             let current = snapshot.resource(type, named: name, for: locality)
-            if state.isSubscribed(name), let current {
+            if subscribed, let current {
                 state.reportedAbsent.remove(name)
-                guard state.known[name] != current.version, state.nacked[name] != current.version else { continue }
+                guard state.known[name] != current.version, state.nacked[name] != current.version else { return }
                 undo[name] = .some(state.known[name])
                 state.setKnown(name, current.version, type: type, snapshot: snapshot, locality: locality)
                 resources.append(current)
-            } else if state.isSubscribed(name) {
+            } else if subscribed {
                 // Subscribed but absent: removed if the client holds it, or (explicit names) reported once.
                 if state.known[name] != nil || (state.subscribed.contains(name) && !state.reportedAbsent.contains(name)) {
                     undo[name] = .some(state.known[name])
@@ -225,10 +216,28 @@ public struct DeltaStreamStateMachine: Sendable {
                     state.reportedAbsent.insert(name)
                     removed.append(name)
                 }
-            } else if state.known[name] != nil {
+            } else {
                 // Not subscribed any more (wildcard dropped): the client forgets it.
                 state.setKnown(name, nil, type: type, snapshot: snapshot, locality: locality)
             }
+        }
+
+        let changed = state.checkEverything ? nil : snapshot.changedNames(type, after: state.checkedRevision)?.union(state.dirty)
+        state.checkedRevision = snapshot.revision
+        state.dirty = []
+        state.checkEverything = false
+        if let changed {
+            for name in changed.sorted() { visit(name) }
+        } else {
+            // Everything. When that is most of the snapshot, its names are walked in their order (no sort
+            // per stream), then the names the stream has that the snapshot does not (these can only be
+            // removals, so responses still list resources and removals by name).
+            var others = state.subscribed.union(state.known.keys)
+            let all = snapshot.names(type)
+            if state.wildcard || others.count * 4 > all.count {
+                for name in all where others.remove(name) != nil || state.wildcard { visit(name) }
+            }
+            for name in others.sorted() { visit(name) }
         }
         state.lastChanged = resources.map(\.name)
         guard !resources.isEmpty || !removed.isEmpty else { return nil }

@@ -37,21 +37,27 @@ public struct SotWStreamStateMachine: Sendable {
         /// a NACK puts it back. Kept as changes rather than a second dictionary, so that sending never
         /// copies a dictionary the ACKed state shares.
         var sinceAck: [String: EncodedResource?] = [:]
+        /// Nothing was ever ACKed (nor adopted on reconnect): the client's ACKed state is empty, and
+        /// `sinceAck` is not kept (a stream's first response of a thousand resources would fill it with
+        /// a thousand "it had nothing" entries).
+        private(set) var ackedNothing = true
         /// What the client has ACKed.
         public var acked: [String: EncodedResource] {
+            if ackedNothing { return [:] }
             var acked = sent
             for (name, previous) in sinceAck { acked[name] = previous }
             return acked
         }
 
         func ackedResource(_ name: String) -> EncodedResource? {
+            if ackedNothing { return nil }
             if let previous = sinceAck[name] { return previous }
             return sent[name]
         }
 
         /// Changes what the client will hold, remembering what it ACKed.
         mutating func setSent(_ name: String, _ resource: EncodedResource?) {
-            if sinceAck[name] == nil { sinceAck[name] = .some(sent[name]) }
+            if !ackedNothing, sinceAck[name] == nil { sinceAck[name] = .some(sent[name]) }
             replaceSent(name, resource)
         }
 
@@ -59,7 +65,7 @@ public struct SotWStreamStateMachine: Sendable {
         mutating func reserve(_ count: Int) {
             guard count > 8 else { return }
             sent.reserveCapacity(sent.count + count)
-            sinceAck.reserveCapacity(sinceAck.count + count)
+            if !ackedNothing { sinceAck.reserveCapacity(sinceAck.count + count) }
         }
 
         /// The client no longer holds `name` at all (unsubscribed).
@@ -70,6 +76,12 @@ public struct SotWStreamStateMachine: Sendable {
 
         /// A NACK: the client keeps what it ACKed. - Returns: the versions it refused, by name.
         mutating func revertToAcked() -> [(name: String, version: String)] {
+            if ackedNothing {
+                let refused = sent.map { (name: $0.key, version: $0.value.version) }
+                sent = [:]
+                sentDigest = 0
+                return refused
+            }
             var refused: [(name: String, version: String)] = []
             for (name, previous) in sinceAck {
                 if let sentVersion = sent[name]?.version, previous?.version != sentVersion { refused.append((name, sentVersion)) }
@@ -84,6 +96,13 @@ public struct SotWStreamStateMachine: Sendable {
             sent = resources
             sentDigest = resources.values.reduce(0) { $0 &+ $1.memberDigest }
             sinceAck = [:]
+            ackedNothing = false
+        }
+
+        /// An ACK: the client holds what was sent.
+        mutating func acknowledge() {
+            sinceAck = [:]
+            ackedNothing = false
         }
 
         private mutating func replaceSent(_ name: String, _ resource: EncodedResource?) {
@@ -185,7 +204,7 @@ public struct SotWStreamStateMachine: Sendable {
                 state.nackCount += 1
                 state.lastNack = String(refusal.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
             } else {
-                state.sinceAck = [:]
+                state.acknowledge()
                 state.ackedVersionInfo = state.sentVersionInfo
                 state.ackCount += 1
             }

@@ -113,6 +113,35 @@ import Testing
         #expect(fixed.map(\.names) == [["default/web:http"]], "a new version is sent")
     }
 
+    /// A NACK of a stream's very first response: the client holds nothing, the refused versions are
+    /// not sent again, and the next change is.
+    @Test func aNackedFirstResponseLeavesTheClientHoldingNothing() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        var machine = SotWStreamStateMachine(allowedTypes: ads)
+        let names = ["default/api:http", "default/web:http"]
+        let first = machine.onRequest(request(.endpoint, names: names), snapshot: fixture.snapshot).responses[0]
+        #expect(first.names == names)
+        #expect(machine.types[.endpoint]!.acked.isEmpty)
+        #expect(machine.onRequest(request(.endpoint, names: names, nonce: first.nonce, nack: "no"), snapshot: fixture.snapshot) == .none)
+        let state = machine.types[.endpoint]!
+        #expect(state.sent.isEmpty && state.acked.isEmpty, "the client kept nothing")
+        #expect(state.nacked.count == 2)
+        #expect(machine.onSnapshot(fixture.snapshot) == .none, "refused versions are not sent again")
+
+        fixture.publish([F.set("web", ["10.0.0.3"])])
+        let next = machine.onSnapshot(fixture.snapshot).responses
+        #expect(next.map(\.names) == [["default/web:http"]])
+        _ = machine.onRequest(
+            request(.endpoint, names: names, version: next[0].versionInfo, nonce: next[0].nonce), snapshot: fixture.snapshot)
+        #expect(machine.types[.endpoint]!.acked.keys.sorted() == ["default/web:http"])
+        // Once something is ACKed, a NACK goes back to it.
+        fixture.publish([F.set("web", ["10.0.0.4"])])
+        let refused = machine.onSnapshot(fixture.snapshot).responses[0]
+        _ = machine.onRequest(request(.endpoint, names: names, nonce: refused.nonce, nack: "no"), snapshot: fixture.snapshot)
+        #expect(machine.types[.endpoint]!.sent["default/web:http"] == next[0].resources[0])
+    }
+
     @Test func aNackedClusterIsReplacedByItsAckedVersionInFullStateResponses() throws {
         var fixture = XDSFixture()
         fixture.publish([F.set("web", ["10.0.0.1"])])
