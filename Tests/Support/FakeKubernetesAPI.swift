@@ -185,6 +185,10 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         for watcher in targets { Self.end(watcher.channel) }
     }
 
+    /// What a partitioned server answers every request with.
+    static let partitionedStatus =
+        #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"partitioned","reason":"ServiceUnavailable","code":503}"#
+
     /// Ends a partition: requests are answered again.
     public func heal() {
         lock.withLock { partitioned = false }
@@ -319,6 +323,10 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
 
     private func watch(_ resource: Resource, namespace: String?, query: [String: String], channel: any Channel) -> Answer {
         lock.withLock {
+            // Checked again under the lock `partition()` takes: a watch whose request arrived just before
+            // the cut would otherwise register after it, stay open and silent, and the partition would go
+            // unnoticed until the watch timed out (a fault test saw this once in CI).
+            if partitioned { return .json(.serviceUnavailable, Array(Self.partitionedStatus.utf8)) }
             let from = Int(query["resourceVersion"] ?? "") ?? revision
             if from + 1 < oldestRetained {
                 if options.expiredAsEvent {
@@ -364,9 +372,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             if api.isPartitioned {
                 // The path is cut: as a load balancer with no backend left answers. (Dropping the TCP
                 // connection without an answer was seen to leave a client waiting in CI.)
-                let body = Array(
-                    #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"partitioned","reason":"ServiceUnavailable","code":503}"#
-                        .utf8)
+                let body = Array(FakeKubernetesAPI.partitionedStatus.utf8)
                 let headers = HTTPHeaders([
                     ("Content-Type", "application/json"), ("Content-Length", String(body.count)), ("Connection", "close")
                 ])

@@ -61,11 +61,12 @@ public struct SotWStreamStateMachine: Sendable {
             replaceSent(name, resource)
         }
 
-        /// Room for `count` more names, before sending that many.
-        mutating func reserve(_ count: Int) {
-            guard count > 8 else { return }
-            sent.reserveCapacity(sent.count + count)
-            if !ackedNothing { sinceAck.reserveCapacity(sinceAck.count + count) }
+        /// Room for a first response of `count` resources, so that what the client holds grows once
+        /// rather than by doubling. Only while it holds nothing: a later response mostly replaces what is
+        /// there, and reserving for it would keep the dictionary larger than it needs to be.
+        mutating func reserveForFirstResponse(_ count: Int) {
+            guard sent.isEmpty, count > 8 else { return }
+            sent.reserveCapacity(count)
         }
 
         /// The client no longer holds `name` at all (unsubscribed).
@@ -372,7 +373,7 @@ public struct SotWStreamStateMachine: Sendable {
             for resource in desired where state.sent[resource.name]?.version != resource.version { changed.append(resource) }
             if changed.isEmpty, desired.count == state.sent.count, state.answered { return nil }
             toSend = desired
-            state.reserve(changed.count)
+            state.reserveForFirstResponse(changed.count)
             for resource in changed { state.setSent(resource.name, resource) }
             if state.sent.count > desired.count {
                 // The client holds some the snapshot (or its subscription) no longer has.
@@ -386,7 +387,7 @@ public struct SotWStreamStateMachine: Sendable {
             } else if let all = inOrder(state, type: type, snapshot: snapshot) {
                 // Everything, in the snapshot's order (no sort per stream); then what the client holds that
                 // the snapshot no longer has.
-                state.reserve(all.count)
+                state.reserveForFirstResponse(state.wildcard ? all.count : min(all.count, state.subscribed.count))
                 for name in all where state.isSubscribed(name) { sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot) }
                 let gone = state.sent.keys.filter { state.isSubscribed($0) && snapshot.resource(type, named: $0) == nil }
                 for name in gone { state.setSent(name, nil) }

@@ -145,19 +145,20 @@ struct StoreContractTests {
     func aStaleEpochIsRefusedAtomically(_ kind: StoreKind) async throws {
         try await withHarness(kind) { harness in
             let store = harness.store
-            // Under a 1 s lease (short enough to wait out): a holds it, b cannot take it, a writes. A loaded
-            // machine can stall past the TTL between these calls (CI saw it); an attempt the clock says
-            // stalled is judged by nothing, undone and tried again.
+            // Under a 2 s lease (short enough to wait out): a holds it, b cannot take it, a writes. A loaded
+            // machine can stall past the TTL between these calls (CI saw it: five 1 s attempts in a row
+            // under the parallel pass, through Sentinel); an attempt the clock says stalled is judged by
+            // nothing, undone and tried again.
             var held: Lease?
-            for _ in 0..<5 {
+            for _ in 0..<8 {
                 let asked = ContinuousClock.now
-                guard let lease = try await store.acquireLease(source: source, holder: "ingestor-a", ttl: .seconds(1)) else {
-                    try await Task.sleep(for: .milliseconds(1100))  // a lease of an undone attempt runs out
+                guard let lease = try await store.acquireLease(source: source, holder: "ingestor-a", ttl: .seconds(2)) else {
+                    try await Task.sleep(for: .milliseconds(2100))  // a lease of an undone attempt runs out
                     continue
                 }
                 let standby = try await store.acquireLease(source: source, holder: "ingestor-b", ttl: .seconds(10))
                 let wrote = (try? await store.write([.put(Fixtures.endpointSet("web"))], lease: lease)) != nil
-                if ContinuousClock.now - asked < .milliseconds(700) {
+                if ContinuousClock.now - asked < .milliseconds(1500) {
                     #expect(standby == nil)
                     #expect(wrote)
                     held = lease
@@ -165,9 +166,9 @@ struct StoreContractTests {
                 }
                 if let standby { try await store.releaseLease(standby) }
             }
-            let old = try #require(held, "five attempts stalled past a 1 s lease")
+            let old = try #require(held, "eight attempts stalled past a 2 s lease")
 
-            try await Task.sleep(for: .milliseconds(1200))  // the lease expires; the standby takes over
+            try await Task.sleep(for: .milliseconds(2200))  // the lease expires; the standby takes over
             let new = try #require(try await store.acquireLease(source: source, holder: "ingestor-b", ttl: .seconds(10)))
             #expect(new.epoch > old.epoch)
             #expect(try await store.renewLease(old, ttl: .seconds(10)) == false)
