@@ -29,7 +29,7 @@ public struct SotWStreamStateMachine: Sendable {
         public internal(set) var wildcard = false
         /// What the client has, or will have once it ACKs the response in flight. Changed only through
         /// the methods below, which keep `sentDigest` with it.
-        public private(set) var sent: [String: EncodedResource] = [:]
+        public private(set) var sent = HeldResources()
         /// The sum of `sent`'s member digests: its `version_info` (`EncodedResource.version(ofSet:)`),
         /// kept as it changes, so a response does not walk every resource the client holds.
         private(set) var sentDigest: UInt64 = 0
@@ -44,7 +44,7 @@ public struct SotWStreamStateMachine: Sendable {
         /// What the client has ACKed.
         public var acked: [String: EncodedResource] {
             if ackedNothing { return [:] }
-            var acked = sent
+            var acked = sent.dictionary
             for (name, previous) in sinceAck { acked[name] = previous }
             return acked
         }
@@ -78,8 +78,8 @@ public struct SotWStreamStateMachine: Sendable {
         /// A NACK: the client keeps what it ACKed. - Returns: the versions it refused, by name.
         mutating func revertToAcked() -> [(name: String, version: String)] {
             if ackedNothing {
-                let refused = sent.map { (name: $0.key, version: $0.value.version) }
-                sent = [:]
+                let refused = sent.resources.map { (name: $0.name, version: $0.version) }
+                sent = HeldResources()
                 sentDigest = 0
                 return refused
             }
@@ -93,9 +93,9 @@ public struct SotWStreamStateMachine: Sendable {
         }
 
         /// The client holds exactly `resources` (found on reconnect), all ACKed.
-        mutating func adopt(_ resources: [String: EncodedResource]) {
-            sent = resources
-            sentDigest = resources.values.reduce(0) { $0 &+ $1.memberDigest }
+        mutating func adopt(_ resources: [EncodedResource]) {
+            sent = HeldResources(resources)
+            sentDigest = sent.resources.reduce(0) { $0 &+ $1.memberDigest }
             sinceAck = [:]
             ackedNothing = false
         }
@@ -107,7 +107,8 @@ public struct SotWStreamStateMachine: Sendable {
         }
 
         private mutating func replaceSent(_ name: String, _ resource: EncodedResource?) {
-            let previous = resource == nil ? sent.removeValue(forKey: name) : sent.updateValue(resource!, forKey: name)
+            let previous: EncodedResource?
+            if let resource { previous = sent.update(resource) } else { previous = sent.remove(name) }
             if let previous { sentDigest &-= previous.memberDigest }
             if let resource { sentDigest &+= resource.memberDigest }
         }
@@ -220,7 +221,7 @@ public struct SotWStreamStateMachine: Sendable {
             let desired = desiredInOrder(state, type: type, snapshot: snapshot)
             let version = EncodedResource.version(ofSet: desired)
             if version == request.versionInfo {
-                state.adopt(Dictionary(desired.lazy.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first }))
+                state.adopt(desired)
                 state.sentVersionInfo = version
                 state.ackedVersionInfo = version
                 state.checkedRevision = snapshot.revision
@@ -300,7 +301,7 @@ public struct SotWStreamStateMachine: Sendable {
                 state.nacked[name] = nil
             }
             if state.wildcard {
-                for name in state.sent.keys where !explicit.contains(name) {
+                for name in state.sent.names where !explicit.contains(name) {
                     state.forget(name)
                 }
             }
@@ -378,7 +379,7 @@ public struct SotWStreamStateMachine: Sendable {
             if state.sent.count > desired.count {
                 // The client holds some the snapshot (or its subscription) no longer has.
                 let kept = Set(desired.lazy.map(\.name))
-                for name in Array(state.sent.keys) where !kept.contains(name) { state.setSent(name, nil) }
+                for name in state.sent.names where !kept.contains(name) { state.setSent(name, nil) }
             }
             state.lastChanged = changed.map(\.name)
         } else {
@@ -389,10 +390,10 @@ public struct SotWStreamStateMachine: Sendable {
                 // the snapshot no longer has.
                 state.reserveForFirstResponse(state.wildcard ? all.count : min(all.count, state.subscribed.count))
                 for name in all where state.isSubscribed(name) { sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot) }
-                let gone = state.sent.keys.filter { state.isSubscribed($0) && snapshot.resource(type, named: $0) == nil }
+                let gone = state.sent.names.filter { state.isSubscribed($0) && snapshot.resource(type, named: $0) == nil }
                 for name in gone { state.setSent(name, nil) }
             } else {
-                for name in Set(state.subscribed).union(state.sent.keys).sorted() {
+                for name in Set(state.subscribed).union(state.sent.names).sorted() {
                     sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot)
                 }
             }
