@@ -45,7 +45,9 @@ struct RequestReader<Machine: XDSStreamMachine> {
             // Not well-formed: the decoder says why.
             guard let field = WireFormat.field(in: bytes, at: offset) else { return try Machine.WireRequest(serializedBytes: Array(bytes)) }
             if field.number == namesField {
-                if namesMatch, let last = lastNames, namesSeen < last.count {
+                // Length-delimited (wire type 2, the tag's low bits) and the same text; anything else goes
+                // to the decoder, which makes of it what a plain decode would.
+                if namesMatch, let last = lastNames, namesSeen < last.count, bytes[offset] & 0x7 == 2 {
                     namesMatch = Self.equal(last[namesSeen], UnsafeRawBufferPointer(rebasing: bytes[field.value]))
                 } else {
                     namesMatch = false

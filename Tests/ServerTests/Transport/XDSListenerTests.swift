@@ -151,6 +151,15 @@ struct RawBytesDeserializer: MessageDeserializer {
         // Not well-formed: the decoder's own error.
         var reader = RequestReader<DeltaStreamStateMachine>()
         #expect(throws: (any Error).self) { try reader.read([0x0a, 0x05, 0x01]) }
+        // A names field of the wrong wire type is not taken for the last (empty) name: the decoder sees it
+        // (and, as SwiftProtobuf does, keeps it as an unknown field).
+        var sotw = RequestReader<SotWStreamStateMachine>()
+        _ = try sotw.read(try request(.endpoint, names: [""]).serializedBytes() as [UInt8])
+        var malformed: [UInt8] = try request(.endpoint, names: [], node: nil).serializedBytes()
+        malformed += [0x18, 0x00]  // field 3 (resource_names) as a varint
+        let plain = try Envoy_Service_Discovery_V3_DiscoveryRequest(serializedBytes: malformed)
+        #expect(plain.resourceNames.isEmpty)
+        #expect(try sotw.read(malformed) == plain)
     }
 
     /// Names a request reader decodes are the snapshot's own strings where it has them (one copy per
