@@ -14,16 +14,18 @@ public struct EndpointSliceObject: Sendable, Equatable {
 
     /// The fields live in one immutable box: a watch event's endpoint is copied several times on its
     /// way (memo, slice, aggregator), one retain per copy instead of one per field. Setting a field
-    /// boxes a changed copy (a `var` in the box would cost an exclusivity check on every read).
+    /// boxes a changed copy (a `var` in the box would cost an exclusivity check on every read). The
+    /// fields read and write through the box by name (`endpoint.zone`).
+    @dynamicMemberLookup
     public struct Endpoint: Sendable, Equatable {
-        private struct Fields: Equatable {
-            var addresses: [String]
-            var conditions: Conditions?
-            var hostname: String?
-            var targetRef: ObjectReference?
-            var nodeName: String?
-            var zone: String?
-            var deprecatedTopology: [String: String]?
+        public struct Fields: Sendable, Equatable {
+            public var addresses: [String]
+            public var conditions: Conditions?
+            public var hostname: String?
+            public var targetRef: ObjectReference?
+            public var nodeName: String?
+            public var zone: String?
+            public var deprecatedTopology: [String: String]?
         }
 
         private final class Box: Sendable {
@@ -48,33 +50,9 @@ public struct EndpointSliceObject: Sendable, Equatable {
                     deprecatedTopology: deprecatedTopology))
         }
 
-        public var addresses: [String] {
-            get { box.fields.addresses }
-            set { fields.addresses = newValue }
-        }
-        public var conditions: Conditions? {
-            get { box.fields.conditions }
-            set { fields.conditions = newValue }
-        }
-        public var hostname: String? {
-            get { box.fields.hostname }
-            set { fields.hostname = newValue }
-        }
-        public var targetRef: ObjectReference? {
-            get { box.fields.targetRef }
-            set { fields.targetRef = newValue }
-        }
-        public var nodeName: String? {
-            get { box.fields.nodeName }
-            set { fields.nodeName = newValue }
-        }
-        public var zone: String? {
-            get { box.fields.zone }
-            set { fields.zone = newValue }
-        }
-        public var deprecatedTopology: [String: String]? {
-            get { box.fields.deprecatedTopology }
-            set { fields.deprecatedTopology = newValue }
+        public subscript<Value>(dynamicMember field: WritableKeyPath<Fields, Value>) -> Value {
+            get { box.fields[keyPath: field] }
+            set { fields[keyPath: field] = newValue }
         }
 
         public static func == (lhs: Endpoint, rhs: Endpoint) -> Bool {

@@ -23,7 +23,7 @@ struct RequestReader<Machine: XDSStreamMachine> {
     private var lastNames: [String]?
 
     /// Reads a message in place (no copy of it is made).
-    mutating func read(_ message: ByteBuffer, snapshot: ResourceSnapshot = .empty) throws -> Machine.WireRequest {
+    mutating func read(_ message: ByteBuffer, snapshot: ResourceSnapshot) throws -> Machine.WireRequest {
         try message.withUnsafeReadableBytes { try read($0, snapshot: snapshot) }
     }
 

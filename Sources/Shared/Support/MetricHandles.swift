@@ -29,34 +29,30 @@ public final class MetricHandles: Sendable {
     }
 
     public func counter(_ label: String, _ dimensions: [(String, String)] = []) -> Counter {
-        let key = Key(label, dimensions)
-        return handles.withLock { handles in
-            if let counter = handles.counters[key] { return counter }
-            let counter = Counter(label: label, dimensions: dimensions, factory: factory)
-            handles.counters[key] = counter
-            return counter
-        }
+        handle(\.counters, label, dimensions) { Counter(label: label, dimensions: dimensions, factory: factory) }
     }
 
     public func gauge(_ label: String, _ dimensions: [(String, String)] = []) -> Gauge {
-        let key = Key(label, dimensions)
-        return handles.withLock { handles in
-            if let gauge = handles.gauges[key] { return gauge }
-            let gauge = Gauge(label: label, dimensions: dimensions, factory: factory)
-            handles.gauges[key] = gauge
-            return gauge
-        }
+        handle(\.gauges, label, dimensions) { Gauge(label: label, dimensions: dimensions, factory: factory) }
     }
 
     public func timer(_ label: String, _ dimensions: [(String, String)] = [], unit: TimeUnit? = nil) -> Timer {
+        handle(\.timers, label, dimensions) {
+            unit.map { Timer(label: label, dimensions: dimensions, preferredDisplayUnit: $0, factory: factory) }
+                ?? Timer(label: label, dimensions: dimensions, factory: factory)
+        }
+    }
+
+    /// The handle in `table` for (label, dimensions), made by `make` the first time.
+    private func handle<Handle: Sendable>(
+        _ table: WritableKeyPath<Handles, [Key: Handle]>, _ label: String, _ dimensions: [(String, String)], make: () -> Handle
+    ) -> Handle {
         let key = Key(label, dimensions)
         return handles.withLock { handles in
-            if let timer = handles.timers[key] { return timer }
-            let timer =
-                unit.map { Timer(label: label, dimensions: dimensions, preferredDisplayUnit: $0, factory: factory) }
-                ?? Timer(label: label, dimensions: dimensions, factory: factory)
-            handles.timers[key] = timer
-            return timer
+            if let made = handles[keyPath: table][key] { return made }
+            let made = make()
+            handles[keyPath: table][key] = made
+            return made
         }
     }
 }

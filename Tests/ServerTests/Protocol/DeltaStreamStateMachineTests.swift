@@ -4,26 +4,6 @@ import Testing
 
 @testable import Server
 
-func deltaRequest(
-    _ type: ResourceType?, subscribe: [String] = [], unsubscribe: [String] = [], initial: [String: String] = [:], nonce: String = "",
-    nack: String? = nil, node: String? = "sidecar-1"
-) -> Envoy_Service_Discovery_V3_DeltaDiscoveryRequest {
-    var request = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
-    if let type { request.typeURL = type.typeURL }
-    request.resourceNamesSubscribe = subscribe
-    request.resourceNamesUnsubscribe = unsubscribe
-    request.initialResourceVersions = initial
-    request.responseNonce = nonce
-    if let node { request.node.id = node }
-    if let nack {
-        request.errorDetail = .with {
-            $0.code = 3
-            $0.message = nack
-        }
-    }
-    return request
-}
-
 /// Incremental xDS, rule by rule, with no sockets.
 @Suite struct DeltaStreamStateMachineTests {
     typealias F = XDSFixture

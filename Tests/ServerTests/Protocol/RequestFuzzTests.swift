@@ -154,21 +154,19 @@ import Testing
                 Self.churn(&fixture, &generator)
                 if case .send(let sent) = machine.onSnapshot(fixture.snapshot) { record(sent) }
             }
-            var message = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
-            message.typeURL = generator.typeURL()
-            if generator.chance(90) { message.node.id = "sidecar-\(streams)" }
-            message.resourceNamesSubscribe = generator.names(from: fixture.snapshot)
-            if generator.chance(20) { message.resourceNamesUnsubscribe = generator.names(from: fixture.snapshot) }
+            // Drawn in this order (the seed's sequence), then built.
+            let typeURL = generator.typeURL()
+            let node = generator.chance(90) ? "sidecar-\(streams)" : nil
+            let subscribe = generator.names(from: fixture.snapshot)
+            let unsubscribe = generator.chance(20) ? generator.names(from: fixture.snapshot) : []
+            var initial: [String: String] = [:]
             if generator.chance(15) {
-                for name in generator.names(from: fixture.snapshot) { message.initialResourceVersions[name] = generator.version() }
+                for name in generator.names(from: fixture.snapshot) { initial[name] = generator.version() }
             }
-            message.responseNonce = generator.nonce()
-            if generator.chance(10) {
-                message.errorDetail = .with {
-                    $0.code = 3
-                    $0.message = "rejected"
-                }
-            }
+            var message = deltaRequest(
+                nil, subscribe: subscribe, unsubscribe: unsubscribe, initial: initial, nonce: generator.nonce(),
+                nack: generator.chance(10) ? "rejected" : nil, node: node)
+            message.typeURL = typeURL
             guard let input = Self.bytesOrMutated(message, &generator) else { continue }
             switch machine.onRequest(input, snapshot: fixture.snapshot) {
             case .fail(let error):

@@ -49,6 +49,20 @@ import Testing
         }
     }
 
+    /// A server on an in-memory store that holds east's `web`, ready before `body` runs (given the
+    /// writer, to publish more).
+    static func withReadyServer<T: Sendable>(
+        options: XDSServerRuntime.Options, _ body: @escaping @Sendable (XDSServerRuntime, Int, TestWriter) async throws -> T
+    ) async throws -> T {
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        try await writer.publish([F.set("web", ["10.0.0.1"])])
+        return try await withServer(store, options: options) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            return try await body(runtime, port, writer)
+        }
+    }
+
     /// A reconnect storm of thousands of sidecars must not overflow the accept queue (NIO's is 128):
     /// `ss` shows the listening socket's backlog as Send-Q.
     @Test(arguments: ServingOptions.Transport.allCases) func theXDSListenerQueuesAReconnectStorm(transport: ServingOptions.Transport)
@@ -73,11 +87,7 @@ import Testing
     @Test(arguments: ServingOptions.Transport.allCases) func envoyLikeClientGetsClustersThenEndpointsThenUpdates(
         transport: ServingOptions.Transport
     ) async throws {
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        try await writer.publish([F.set("web", ["10.0.0.1"])])
-        try await Self.withServer(store, options: Self.options(transport: transport)) { runtime, port in
-            #expect(await eventually { runtime.hub.notReadyReason == nil })
+        try await Self.withReadyServer(options: Self.options(transport: transport)) { runtime, port, writer in
             try await withADSStream(port: port) { stream in
                 stream.send(request(.cluster))
                 let cds = try #require(try await stream.next())
@@ -128,11 +138,7 @@ import Testing
     @Test(arguments: ServingOptions.Transport.allCases) func streamsBeyondTheLimitAreRefusedAndOthersKeepWorking(
         transport: ServingOptions.Transport
     ) async throws {
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        try await writer.publish([F.set("web", ["10.0.0.1"])])
-        try await Self.withServer(store, options: Self.options(maximumStreams: 1, transport: transport)) { runtime, port in
-            #expect(await eventually { runtime.hub.notReadyReason == nil })
+        try await Self.withReadyServer(options: Self.options(maximumStreams: 1, transport: transport)) { runtime, port, writer in
             try await withADSStream(port: port) { first in
                 first.send(request(.cluster))
                 _ = try #require(try await first.next())
@@ -153,11 +159,7 @@ import Testing
     @Test(arguments: ServingOptions.Transport.allCases) func protocolErrorsEndOnlyTheirStream(transport: ServingOptions.Transport)
         async throws
     {
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        try await writer.publish([F.set("web", ["10.0.0.1"])])
-        try await Self.withServer(store, options: Self.options(transport: transport)) { runtime, port in
-            #expect(await eventually { runtime.hub.notReadyReason == nil })
+        try await Self.withReadyServer(options: Self.options(transport: transport)) { runtime, port, writer in
             let bogus = {
                 var bogus = request(.cluster)
                 bogus.typeURL = "type.googleapis.com/not.a.Type"
@@ -192,11 +194,7 @@ import Testing
     @Test(arguments: ServingOptions.Transport.allCases) func shutdownEndsStreamsWithUnavailable(transport: ServingOptions.Transport)
         async throws
     {
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        try await writer.publish([F.set("web", ["10.0.0.1"])])
-        try await Self.withServer(store, options: Self.options(transport: transport)) { runtime, port in
-            #expect(await eventually { runtime.hub.notReadyReason == nil })
+        try await Self.withReadyServer(options: Self.options(transport: transport)) { runtime, port, writer in
             let error = await #expect(throws: RPCError.self) {
                 try await withADSStream(port: port) { stream in
                     stream.send(request(.cluster))
@@ -212,15 +210,11 @@ import Testing
     @Test(arguments: ServingOptions.Transport.allCases) func connectionsAreClosedAtTheirMaximumAge(transport: ServingOptions.Transport)
         async throws
     {
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        try await writer.publish([F.set("web", ["10.0.0.1"])])
         var options = Self.options(transport: transport)
         options.serving.maximumConnectionAge = .milliseconds(500)
         options.serving.connectionAgeJitter = 0.2
         options.serving.closeGracePeriod = .milliseconds(200)
-        try await Self.withServer(store, options: options) { runtime, port in
-            #expect(await eventually { runtime.hub.notReadyReason == nil })
+        try await Self.withReadyServer(options: options) { runtime, port, writer in
             let started = ContinuousClock.now
             await #expect(throws: RPCError.self) {
                 try await withADSStream(port: port) { stream in

@@ -48,13 +48,31 @@ func request(
         request.node.id = node
         request.node.cluster = "test"
     }
-    if let nack {
-        request.errorDetail = .with {
-            $0.code = 3
-            $0.message = nack
-        }
-    }
+    if let nack { request.errorDetail = refusal(nack) }
     return request
+}
+
+func deltaRequest(
+    _ type: ResourceType?, subscribe: [String] = [], unsubscribe: [String] = [], initial: [String: String] = [:], nonce: String = "",
+    nack: String? = nil, node: String? = "sidecar-1"
+) -> Envoy_Service_Discovery_V3_DeltaDiscoveryRequest {
+    var request = Envoy_Service_Discovery_V3_DeltaDiscoveryRequest()
+    if let type { request.typeURL = type.typeURL }
+    request.resourceNamesSubscribe = subscribe
+    request.resourceNamesUnsubscribe = unsubscribe
+    request.initialResourceVersions = initial
+    request.responseNonce = nonce
+    if let node { request.node.id = node }
+    if let nack { request.errorDetail = refusal(nack) }
+    return request
+}
+
+/// A NACK's `error_detail`, as Envoy sends it (INVALID_ARGUMENT and the reason).
+func refusal(_ message: String) -> Google_Rpc_Status {
+    .with {
+        $0.code = 3
+        $0.message = message
+    }
 }
 
 extension SotWStreamStateMachine {
