@@ -351,7 +351,7 @@ final class FaultRig: @unchecked Sendable {
         let files = ingestors.map { ($0.key, $0.value.log) } + replicas.map { ("xds-\($0.key)", $0.value.log) }
         return files.map { name, file in
             "\n--- \(name):\n" + String(((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").suffix(bytes))
-        }.joined()
+        }.joined() + apis.sorted { $0.key < $1.key }.map { "\n--- \($0.key)'s API server:\n" + $0.value.timeline(last: 30) }.joined()
     }
 
     func shutdown() async {

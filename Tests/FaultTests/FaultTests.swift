@@ -246,9 +246,13 @@ struct FaultTests {
             rig.startSidecars()
             _ = try await rig.waitSteady()
             let admin = try #require(rig.ingestorAdmin("east-a"))
+            let api = try #require(rig.apis["east"])
+            // The storm is about watches: both of east's (services, slices) are open before it starts. (A
+            // CI run once saw both first watch requests go unanswered for the ingestor's 30 s response
+            // timeout; the rig's logs now carry the API server's request timeline for such a run.)
+            try #require(await eventually(within: .seconds(45)) { api.openWatches >= 2 }, "east's watches are not open: \(rig.logs())")
             let relistsBefore = await rig.metric(admin: admin, "legation_ingestor_relists_total")
             let stormAt = ContinuousClock.now
-            let api = try #require(rig.apis["east"])
             for second in 0..<10 {
                 api.compact()
                 api.closeWatches()

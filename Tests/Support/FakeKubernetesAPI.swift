@@ -57,6 +57,9 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     private var revision = 100
     private var watchers: [ObjectIdentifier: Watcher] = [:]
     private var requestLog: [String] = []
+    /// What happened to each request, for a failing test to print: when it arrived and how it was answered.
+    private var timeline: [(at: ContinuousClock.Instant, line: String)] = []
+    private let started = ContinuousClock.now
     private var serverChannel: (any Channel)?
     private var partitioned = false
 
@@ -91,6 +94,24 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
 
     /// Every request line received, in order (`GET /api/v1/services?limit=2 HTTP/1.1` → path and query).
     public var requests: [String] { lock.withLock { requestLog } }
+
+    /// The last `count` lines of the request timeline: milliseconds since start, what arrived, and how it
+    /// was answered ("→ 200 watch, 3 events", "→ 410", "→ closed"), for a failing test's message.
+    public func timeline(last count: Int = 40) -> String {
+        lock.withLock {
+            timeline.suffix(count).map { entry in
+                let elapsed = (entry.at - started).components
+                return "+\(elapsed.seconds * 1000 + elapsed.attoseconds / 1_000_000_000_000_000) ms \(entry.line)"
+            }.joined(separator: "\n")
+        }
+    }
+
+    fileprivate func note(_ line: String) {
+        lock.withLock {
+            timeline.append((ContinuousClock.now, line))
+            if timeline.count > 2000 { timeline.removeFirst(1000) }
+        }
+    }
 
     /// The current resource version.
     public var resourceVersion: Int { lock.withLock { revision } }
@@ -367,9 +388,21 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         let api: FakeKubernetesAPI
         init(api: FakeKubernetesAPI) { self.api = api }
 
+        func channelActive(context: ChannelHandlerContext) {
+            api.note("connection from client port \(context.channel.remoteAddress?.port ?? 0) accepted")
+            context.fireChannelActive()
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            api.note("connection from client port \(context.channel.remoteAddress?.port ?? 0) closed")
+            context.fireChannelInactive()
+        }
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .head(let head) = unwrapInboundIn(data) else { return }
+            let connection = context.channel.remoteAddress?.port.map { "client port \($0)" } ?? "client ?"
             if api.isPartitioned {
+                api.note("\(head.method) \(head.uri) (\(connection)) → 503 partitioned")
                 // The path is cut: as a load balancer with no backend left answers. (Dropping the TCP
                 // connection without an answer was seen to leave a client waiting in CI.)
                 let body = Array(FakeKubernetesAPI.partitionedStatus.utf8)
@@ -384,7 +417,12 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
                 context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
                 return
             }
-            switch api.answer(head, channel: context.channel) {
+            let answer = api.answer(head, channel: context.channel)
+            switch answer {
+            case .json(let status, _): api.note("\(head.method) \(head.uri) (\(connection)) → \(status.code)")
+            case .watch(let initial, _): api.note("\(head.method) \(head.uri) (\(connection)) → 200 watch, \(initial.count) events")
+            }
+            switch answer {
             case .json(let status, let body):
                 var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count))])
                 headers.add(name: "Cache-Control", value: "no-cache, private")
