@@ -22,9 +22,11 @@ public struct DeltaStreamStateMachine: Sendable {
     public struct TypeState: Sendable {
         public internal(set) var subscribed: Set<String> = []
         public internal(set) var wildcard = false
-        /// Name → version the client holds (or will, once it ACKs the response in flight). Changed only
+        /// Name → what the client holds (or will, once it ACKs the response in flight). Changed only
         /// through `setKnown`, which keeps `knownSum` with it.
-        public private(set) var known: [String: String] = [:]
+        public private(set) var held = KnownVersions()
+        /// Name → version the client holds (for views and tests).
+        public var known: [String: String] { held.versions }
         /// The sum of the (name, version) digests of `known`: the `system_version_info` of the next
         /// response, kept as `known` changes rather than recomputed over every name at each response.
         private(set) var knownSum: UInt64 = 0
@@ -34,8 +36,8 @@ public struct DeltaStreamStateMachine: Sendable {
         public internal(set) var responseCount = 0
         public internal(set) var ackCount = 0
         public internal(set) var nackCount = 0
-        /// What the response in flight changed: name → the version before it (nil: absent), to undo on NACK.
-        var pendingUndo: [String: String?] = [:]
+        /// What the response in flight changed: name → the entry before it (nil: absent), to undo on NACK.
+        var pendingUndo: [String: KnownVersions.Entry?] = [:]
         /// Subscribed names already reported absent.
         var reportedAbsent: Set<String> = []
         var checkedRevision: UInt64 = 0
@@ -45,21 +47,30 @@ public struct DeltaStreamStateMachine: Sendable {
 
         func isSubscribed(_ name: String) -> Bool { wildcard || subscribed.contains(name) }
 
-        /// Sets what the client holds of `name`. A pair's digest comes from the snapshot's resource when
-        /// the version is current (computed once per resource), else it is hashed now.
-        mutating func setKnown(_ name: String, _ version: String?, type: ResourceType, snapshot: ResourceSnapshot, locality: ClientLocality)
-        {
-            let old = known[name]
-            guard old != version else { return }
-            func digest(_ version: String) -> UInt64 {
-                if let current = snapshot.resource(type, named: name, for: locality), current.version == version {
-                    return current.memberDigest
+        /// Sets what the client holds of `name`. A sent resource carries its pair's digest; a reported
+        /// version's is hashed now.
+        mutating func setKnown(_ name: String, _ entry: KnownVersions.Entry?) {
+            func digest(_ entry: KnownVersions.Entry) -> UInt64 {
+                switch entry {
+                case .sent(let resource): resource.memberDigest
+                case .reported(let version): EncodedResource.memberDigest(name: name, version: version)
                 }
-                return EncodedResource.memberDigest(name: name, version: version)
             }
+            let old = held.set(name, entry)
             if let old { knownSum &-= digest(old) }
-            if let version { knownSum &+= digest(version) }
-            known[name] = version
+            if let entry { knownSum &+= digest(entry) }
+        }
+
+        /// Sets what the client reported holding of `name` (`initial_resource_versions`): the snapshot's
+        /// resource when it is that version.
+        mutating func setReported(
+            _ name: String, _ version: String, type: ResourceType, snapshot: ResourceSnapshot, locality: ClientLocality
+        ) {
+            if let current = snapshot.resource(type, named: name, for: locality), current.version == version {
+                setKnown(name, .sent(current))
+            } else {
+                setKnown(name, .reported(version))
+            }
         }
     }
 
@@ -101,8 +112,8 @@ public struct DeltaStreamStateMachine: Sendable {
                 state.pendingNonce = nil
                 if let refusal = request.errorMessage {
                     for (name, previous) in state.pendingUndo {
-                        if let version = state.known[name] { state.nacked[name] = version }
-                        state.setKnown(name, previous, type: type, snapshot: snapshot, locality: locality)
+                        if let refused = state.held[name] { state.nacked[name] = refused.version }
+                        state.setKnown(name, previous)
                     }
                     state.nackCount += 1
                     state.lastNack = String(refusal.utf8.prefix(limits.maximumErrorMessageBytes)) ?? ""
@@ -133,17 +144,17 @@ public struct DeltaStreamStateMachine: Sendable {
         for name in subscribe.subtracting(["*"]) {
             state.subscribed.insert(name)
             state.dirty.insert(name)
-            state.setKnown(name, nil, type: type, snapshot: snapshot, locality: locality)
+            state.setKnown(name, nil)
             state.reportedAbsent.remove(name)
         }
         for name in unsubscribe.subtracting(["*"]) {
             state.subscribed.remove(name)
             state.reportedAbsent.remove(name)
-            if !state.wildcard { state.setKnown(name, nil, type: type, snapshot: snapshot, locality: locality) }
+            if !state.wildcard { state.setKnown(name, nil) }
         }
         if isFirst {
             for (name, version) in request.initialResourceVersions {
-                state.setKnown(name, version, type: type, snapshot: snapshot, locality: locality)
+                state.setReported(name, version, type: type, snapshot: snapshot, locality: locality)
                 state.dirty.insert(name)
             }
         }
@@ -197,28 +208,30 @@ public struct DeltaStreamStateMachine: Sendable {
     private mutating func nextResponse(_ state: inout TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
         var resources: [EncodedResource] = []
         var removed: [String] = []
-        var undo: [String: String?] = [:]
+        var undo: [String: KnownVersions.Entry?] = [:]
         func visit(_ name: String) {
             let subscribed = state.isSubscribed(name)
-            guard subscribed || state.known[name] != nil else { return }
+            let held = state.held[name]
+            guard subscribed || held != nil else { return }
             let current = snapshot.resource(type, named: name, for: locality)
             if subscribed, let current {
                 state.reportedAbsent.remove(name)
-                guard state.known[name] != current.version, state.nacked[name] != current.version else { return }
-                undo[name] = .some(state.known[name])
-                state.setKnown(name, current.version, type: type, snapshot: snapshot, locality: locality)
+                if let held, held.isVersion(of: current) { return }
+                guard state.nacked.isEmpty || state.nacked[name] != current.version else { return }
+                undo[name] = .some(held)
+                state.setKnown(name, .sent(current))
                 resources.append(current)
             } else if subscribed {
                 // Subscribed but absent: removed if the client holds it, or (explicit names) reported once.
-                if state.known[name] != nil || (state.subscribed.contains(name) && !state.reportedAbsent.contains(name)) {
-                    undo[name] = .some(state.known[name])
-                    state.setKnown(name, nil, type: type, snapshot: snapshot, locality: locality)
+                if held != nil || (state.subscribed.contains(name) && !state.reportedAbsent.contains(name)) {
+                    undo[name] = .some(held)
+                    state.setKnown(name, nil)
                     state.reportedAbsent.insert(name)
                     removed.append(name)
                 }
             } else {
                 // Not subscribed any more (wildcard dropped): the client forgets it.
-                state.setKnown(name, nil, type: type, snapshot: snapshot, locality: locality)
+                state.setKnown(name, nil)
             }
         }
 
@@ -232,7 +245,7 @@ public struct DeltaStreamStateMachine: Sendable {
             // Everything. When that is most of the snapshot, its names are walked in their order (no sort
             // per stream), then the names the stream has that the snapshot does not (these can only be
             // removals, so responses still list resources and removals by name).
-            var others = state.subscribed.union(state.known.keys)
+            var others = state.subscribed.union(state.held.names)
             let all = snapshot.names(type)
             if state.wildcard || others.count * 4 > all.count {
                 for name in all where others.remove(name) != nil || state.wildcard { visit(name) }
@@ -253,8 +266,8 @@ public struct DeltaStreamStateMachine: Sendable {
     /// Warming: every cluster just sent (`changed`) gets its load assignment sent again, right after it.
     private mutating func warm(changed: [String], snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
         guard var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
-        for name in changed where endpoints.isSubscribed(name) && endpoints.known[name] != nil {
-            endpoints.setKnown(name, nil, type: .endpoint, snapshot: snapshot, locality: locality)
+        for name in changed where endpoints.isSubscribed(name) && endpoints.held[name] != nil {
+            endpoints.setKnown(name, nil)
             endpoints.dirty.insert(name)
         }
         defer { types[.endpoint] = endpoints }
