@@ -20,7 +20,7 @@ public struct DeltaStreamStateMachine: Sendable {
     public typealias Action = XDSAction<OutboundDeltaResponse>
 
     public struct TypeState: Sendable {
-        public internal(set) var subscribed: Set<String> = []
+        public internal(set) var subscribed = SortedNames()
         public internal(set) var wildcard = false
         /// Name → what the client holds (or will, once it ACKs the response in flight). Changed only
         /// through `setKnown`, which keeps `knownSum` with it.
@@ -44,6 +44,12 @@ public struct DeltaStreamStateMachine: Sendable {
         var dirty: Set<String> = []
         var checkEverything = true
         var lastChanged: [String] = []
+
+        /// `lastChanged`, emptied: it only serves to warm the response just made, and is not kept.
+        mutating func takeLastChanged() -> [String] {
+            defer { lastChanged = [] }
+            return lastChanged
+        }
 
         func isSubscribed(_ name: String) -> Bool { wildcard || subscribed.contains(name) }
 
@@ -141,14 +147,16 @@ public struct DeltaStreamStateMachine: Sendable {
         // or under the wildcard): the server must still send it ("Subscribing to Resources"). Envoy
         // relies on this when a cluster is removed and added back. On a reconnect, the versions in
         // `initial_resource_versions` (set below) say what it holds, and only differences go out.
-        for name in subscribe.subtracting(["*"]) {
-            state.subscribed.insert(name)
+        let subscribing = subscribe.subtracting(["*"])
+        let unsubscribing = unsubscribe.subtracting(["*"])
+        state.subscribed.formUnion(subscribing)
+        state.subscribed.subtract(unsubscribing)
+        for name in subscribing {
             state.dirty.insert(name)
             state.setKnown(name, nil)
             state.reportedAbsent.remove(name)
         }
-        for name in unsubscribe.subtracting(["*"]) {
-            state.subscribed.remove(name)
+        for name in unsubscribing {
             state.reportedAbsent.remove(name)
             if !state.wildcard { state.setKnown(name, nil) }
         }
@@ -161,7 +169,7 @@ public struct DeltaStreamStateMachine: Sendable {
 
         var responses: [OutboundDeltaResponse] = []
         if state.pendingNonce == nil, let response = nextResponse(&state, type: type, snapshot: snapshot) { responses.append(response) }
-        let changed = state.lastChanged
+        let changed = state.takeLastChanged()
         types[type] = state
         if type == .cluster, !responses.isEmpty, let endpoints = warm(changed: changed, snapshot: snapshot) {
             responses.append(endpoints)
@@ -181,7 +189,7 @@ public struct DeltaStreamStateMachine: Sendable {
                 continue
             }
             let response = nextResponse(&state, type: type, snapshot: snapshot)
-            let changed = state.lastChanged
+            let changed = state.takeLastChanged()
             types[type] = consume state
             if let response {
                 responses.append(response)
@@ -245,7 +253,7 @@ public struct DeltaStreamStateMachine: Sendable {
             // Everything. When that is most of the snapshot, its names are walked in their order (no sort
             // per stream), then the names the stream has that the snapshot does not (these can only be
             // removals, so responses still list resources and removals by name).
-            var others = state.subscribed.union(state.held.names)
+            var others = Set(state.subscribed).union(state.held.names)
             let all = snapshot.names(type)
             if state.wildcard || others.count * 4 > all.count {
                 for name in all where others.remove(name) != nil || state.wildcard { visit(name) }

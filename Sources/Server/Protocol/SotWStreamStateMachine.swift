@@ -23,8 +23,8 @@ public struct SotWStreamStateMachine: Sendable {
     /// One resource type's state on this stream.
     public struct TypeState: Sendable {
         /// Explicitly requested names.
-        public internal(set) var subscribed: Set<String> = []
-        /// The names of the last request, as sent.
+        public internal(set) var subscribed = SortedNames()
+        /// The names of the last request, as sent (the same storage as `subscribed` when they came sorted).
         var requestedNames: [String] = []
         public internal(set) var wildcard = false
         /// What the client has, or will have once it ACKs the response in flight. Changed only through
@@ -128,6 +128,12 @@ public struct SotWStreamStateMachine: Sendable {
         var answered = false
         /// Names whose version the last full-state response changed (they warm on the client).
         var lastChanged: [String] = []
+
+        /// `lastChanged`, emptied: it only serves to warm the response just made, and is not kept.
+        mutating func takeLastChanged() -> [String] {
+            defer { lastChanged = [] }
+            return lastChanged
+        }
         /// The snapshot revision whose changes have been considered.
         var checkedRevision: UInt64 = 0
         /// Names to consider at the next check whatever the history says.
@@ -182,7 +188,7 @@ public struct SotWStreamStateMachine: Sendable {
         let isNewType = existing == nil
         var state = existing ?? TypeState()
         let action = answer(request, state: &state, type: type, isNewType: isNewType, snapshot: snapshot)
-        let changed = state.lastChanged
+        let changed = state.takeLastChanged()
         types[type] = consume state
         if type == .cluster, case .send(let responses) = action, let endpoints = warm(changed: changed, snapshot: snapshot) {
             return .send(responses + [endpoints])
@@ -248,7 +254,7 @@ public struct SotWStreamStateMachine: Sendable {
                 continue
             }
             let response = nextResponse(&state, type: type, snapshot: snapshot)
-            let changed = state.lastChanged
+            let changed = state.takeLastChanged()
             types[type] = consume state
             guard let response else { continue }
             responses.append(response)
@@ -280,7 +286,7 @@ public struct SotWStreamStateMachine: Sendable {
         // cluster, and come from every sidecar after every push).
         if !isFirst, names == state.requestedNames { return }
         state.requestedNames = names
-        let requested = Set(names)
+        let requested = SortedNames(names)
         let wildcard: Bool
         if requested.contains("*") {
             wildcard = true
@@ -289,7 +295,7 @@ public struct SotWStreamStateMachine: Sendable {
         } else {
             wildcard = false
         }
-        let explicit = requested.subtracting(["*"])
+        let explicit = requested.removing("*")
         if wildcard != state.wildcard {
             state.checkEverything = true
         }
@@ -334,7 +340,7 @@ public struct SotWStreamStateMachine: Sendable {
                 if let resource = desiredResource(name, state, type: type, snapshot: snapshot) { desired.append(resource) }
             }
         } else {
-            for name in state.subscribed.sorted() {
+            for name in state.subscribed {
                 if let resource = desiredResource(name, state, type: type, snapshot: snapshot) { desired.append(resource) }
             }
         }

@@ -185,7 +185,7 @@ import Testing
             machine.onRequest(
                 request(.endpoint, names: names, version: eds.ackedVersionInfo, nonce: eds.lastNonce!), snapshot: fixture.snapshot) == .none
         )
-        #expect(machine.types[.endpoint]?.subscribed == Set(names))
+        #expect(machine.types[.endpoint]?.subscribed == SortedNames(names))
         fixture.publish([F.set("later", ["10.0.0.8"])])
         let cdsThenEds = machine.onSnapshot(fixture.snapshot).responses
         #expect(cdsThenEds.map(\.type) == [.cluster, .endpoint])

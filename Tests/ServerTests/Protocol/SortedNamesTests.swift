@@ -1,0 +1,52 @@
+import Server
+import Testing
+
+@Suite struct SortedNamesTests {
+    /// Random name lists (duplicates, any order, sorted or not) and random unions, subtractions and
+    /// removals agree with a `Set` at every step, and the names stay sorted and distinct.
+    @Test func behavesAsASetInNameOrder() {
+        var generator = SystemRandomNumberGenerator()
+        let pool = (0..<60).map { "default/svc-\($0):http" } + ["*", "", "é", "e\u{301}"]
+        func draw() -> [String] {
+            let names = (0..<Int.random(in: 0..<40, using: &generator)).map { _ in pool.randomElement(using: &generator)! }
+            return Bool.random(using: &generator) ? names.sorted() : names
+        }
+        for _ in 0..<300 {
+            let first = draw()
+            var names = SortedNames(first)
+            var expected = Set(first)
+            for _ in 0..<10 {
+                let other = draw()
+                switch Int.random(in: 0..<4, using: &generator) {
+                case 0:
+                    names.formUnion(other)
+                    expected.formUnion(other)
+                case 1:
+                    names.subtract(other)
+                    expected.subtract(other)
+                case 2:
+                    #expect(Set(names.subtracting(SortedNames(other))) == expected.subtracting(other))
+                    #expect(names.subtracting(SortedNames(other)) == names.subtracting(SortedNames(other)).sorted())
+                default:
+                    let name = pool.randomElement(using: &generator)!
+                    names = names.removing(name)
+                    expected.remove(name)
+                }
+                #expect(Set(names) == expected && names.count == expected.count)
+                #expect(Array(names) == expected.sorted(), "sorted, each once")
+                for name in pool { #expect(names.contains(name) == expected.contains(name)) }
+            }
+        }
+    }
+
+    /// Names that come sorted and distinct are kept as the very array they came in (no second copy
+    /// beside the request's own names).
+    @Test func sortedNamesShareTheirArray() {
+        let names = (0..<100).map { "default/svc-\($0 + 100):http" }
+        let kept = SortedNames(names)
+        #expect(kept.names.withUnsafeBufferPointer { $0.baseAddress } == names.withUnsafeBufferPointer { $0.baseAddress })
+        let unsorted = SortedNames(names.reversed())
+        #expect(unsorted == kept)
+        #expect(SortedNames(names + names) == kept, "duplicates dropped")
+    }
+}
