@@ -151,6 +151,7 @@ public struct DeltaStreamStateMachine: Sendable {
         let unsubscribing = unsubscribe.subtracting(["*"])
         state.subscribed.formUnion(subscribing)
         state.subscribed.subtract(unsubscribing)
+        if !subscribing.isEmpty { state.subscribed.share(snapshot.names(type)) }
         for name in subscribing {
             state.dirty.insert(name)
             state.setKnown(name, nil)

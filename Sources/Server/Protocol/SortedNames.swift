@@ -86,6 +86,12 @@ public struct SortedNames: Sendable, Hashable, Sequence, ExpressibleByArrayLiter
         names = subtracting(gone)
     }
 
+    /// Keeps `names` instead of its own array when they are the same names (a subscription to every
+    /// name of a type shares the snapshot's array rather than holding one per stream).
+    public mutating func share(_ names: [String]) {
+        if self.names.count == names.count, self.names == names { self.names = names }
+    }
+
     /// The first index whose name is not below `name`.
     private func insertionIndex(of name: String) -> Int {
         var low = names.startIndex

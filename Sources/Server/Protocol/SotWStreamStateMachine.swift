@@ -219,7 +219,7 @@ public struct SotWStreamStateMachine: Sendable {
         }
 
         updateSubscription(
-            &state, type: type, names: request.resourceNames,
+            &state, type: type, names: request.resourceNames, snapshot: snapshot,
             isFirst: isFirst && state.responseCount == 0 && !state.wildcard && state.subscribed.isEmpty)
 
         if isFirst, request.responseNonce.isEmpty, !request.versionInfo.isEmpty {
@@ -281,7 +281,9 @@ public struct SotWStreamStateMachine: Sendable {
         return RequestValidation.type(of: request.typeURL, allowed: allowedTypes)
     }
 
-    private func updateSubscription(_ state: inout TypeState, type: ResourceType, names: [String], isFirst: Bool) {
+    private func updateSubscription(
+        _ state: inout TypeState, type: ResourceType, names: [String], snapshot: ResourceSnapshot, isFirst: Bool
+    ) {
         // An ACK repeats the names of the request before it: nothing to recompute (EDS ACKs name every
         // cluster, and come from every sidecar after every push).
         if !isFirst, names == state.requestedNames { return }
@@ -295,7 +297,8 @@ public struct SotWStreamStateMachine: Sendable {
         } else {
             wildcard = false
         }
-        let explicit = requested.removing("*")
+        var explicit = requested.removing("*")
+        explicit.share(snapshot.names(type))
         if wildcard != state.wildcard {
             state.checkEverything = true
         }

@@ -26,8 +26,12 @@ public struct ResourceSnapshot: Sendable {
     /// `names` (of resources of the type at `typeURL`) with each name this snapshot has replaced by
     /// the snapshot's own string: a stream that keeps the names a client sent then shares the
     /// snapshot's storage for them instead of holding copies. Names it does not have stay as they are.
+    /// Every name of the type in order (a client subscribing to all of them, sorted) is the snapshot's
+    /// own array.
     public func sharedNames(_ names: [String], typeURL: String) -> [String] {
         guard let type = ResourceType(rawValue: typeURL), let resources = resources[type] else { return names }
+        let all = self.names(type)
+        if names.count == all.count, names == all { return all }
         var shared = names
         for index in shared.indices {
             if let found = resources.index(forKey: shared[index]) { shared[index] = resources[found].key }

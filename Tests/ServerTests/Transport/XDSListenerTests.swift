@@ -195,6 +195,29 @@ struct RawBytesDeserializer: MessageDeserializer {
         #expect(storage(read.resourceNamesSubscribe[0]) == storage(held))
     }
 
+    /// A stream subscribed to every name of a type, in any order, holds the snapshot's own array of them
+    /// (state of the world and delta) rather than an array of its own; a request naming them in order
+    /// is read as that array itself.
+    @Test func aSubscriptionToEveryNameSharesTheSnapshotsArray() throws {
+        var fixture = XDSFixture()
+        fixture.publish(["web", "api", "db", "cache"].map { XDSFixture.set($0, ["10.0.0.1"]) })
+        let snapshot = fixture.snapshot
+        let all = snapshot.names(.endpoint)
+        func storage(_ names: [String]) -> UnsafeRawPointer? { names.withUnsafeBufferPointer { UnsafeRawPointer($0.baseAddress) } }
+        #expect(storage(snapshot.sharedNames(all.map { $0 }, typeURL: ResourceType.endpoint.typeURL)) == storage(all))
+        #expect(storage(snapshot.sharedNames(all.reversed(), typeURL: ResourceType.endpoint.typeURL)) != storage(all))
+
+        var sotw = SotWStreamStateMachine(allowedTypes: [.endpoint])
+        _ = sotw.onRequest(XDSRequest(request(.endpoint, names: all.reversed())), snapshot: snapshot)
+        #expect(storage(sotw.types[.endpoint]!.subscribed.names) == storage(all))
+        _ = sotw.onRequest(XDSRequest(request(.endpoint, names: Array(all.dropLast()))), snapshot: snapshot)
+        #expect(sotw.types[.endpoint]!.subscribed.names == Array(all.dropLast()), "fewer names: its own")
+
+        var delta = DeltaStreamStateMachine(allowedTypes: [.endpoint])
+        _ = delta.onRequest(DeltaXDSRequest(deltaRequest(.endpoint, subscribe: all.reversed())), snapshot: snapshot)
+        #expect(storage(delta.types[.endpoint]!.subscribed.names) == storage(all))
+    }
+
     static func holdsLastRound(_ assignment: Envoy_Config_Endpoint_V3_ClusterLoadAssignment) -> Bool {
         assignment.endpoints.flatMap(\.lbEndpoints).contains { $0.endpoint.address.socketAddress.address == "10.9.9.9" }
     }
