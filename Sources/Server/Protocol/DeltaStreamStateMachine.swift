@@ -218,8 +218,8 @@ public struct DeltaStreamStateMachine: Sendable {
         var resources: [EncodedResource] = []
         var removed: [String] = []
         var undo: [String: KnownVersions.Entry?] = [:]
-        func visit(_ name: String) {
-            let subscribed = state.isSubscribed(name)
+        func visit(_ name: String, subscribed: Bool? = nil) {
+            let subscribed = subscribed ?? state.isSubscribed(name)
             let held = state.held[name]
             guard subscribed || held != nil else { return }
             let current = snapshot.resource(type, named: name, for: locality)
@@ -257,7 +257,10 @@ public struct DeltaStreamStateMachine: Sendable {
             var others = Set(state.subscribed).union(state.held.names)
             let all = snapshot.names(type)
             if state.wildcard || others.count * 4 > all.count {
-                for name in all where others.remove(name) != nil || state.wildcard { visit(name) }
+                var subscribed = state.subscribed.cursor()
+                for name in all where others.remove(name) != nil || state.wildcard {
+                    visit(name, subscribed: state.wildcard || subscribed.contains(name))
+                }
             }
             for name in others.sorted() { visit(name) }
         }
@@ -275,7 +278,8 @@ public struct DeltaStreamStateMachine: Sendable {
     /// Warming: every cluster just sent (`changed`) gets its load assignment sent again, right after it.
     private mutating func warm(changed: [String], snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
         guard var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
-        for name in changed where endpoints.isSubscribed(name) && endpoints.held[name] != nil {
+        var subscribed = endpoints.subscribed.cursor()
+        for name in changed where (endpoints.wildcard || subscribed.contains(name)) && endpoints.held[name] != nil {
             endpoints.setKnown(name, nil)
             endpoints.dirty.insert(name)
         }

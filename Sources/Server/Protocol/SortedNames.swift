@@ -92,8 +92,30 @@ public struct SortedNames: Sendable, Hashable, Sequence, ExpressibleByArrayLiter
         if self.names.count == names.count, self.names == names { self.names = names }
     }
 
+    /// Membership for names asked in increasing order (a snapshot's names, walked): each answer moves
+    /// on from the last, so a walk costs one pass over both, not a binary search a name. A name below
+    /// the last asked is searched for.
+    public struct Cursor {
+        private let names: [String]
+        private var index = 0
+        private var last: String?
+
+        fileprivate init(_ names: [String]) { self.names = names }
+
+        public mutating func contains(_ name: String) -> Bool {
+            if let last, name < last { index = SortedNames.insertionIndex(of: name, in: names) }
+            last = name
+            while index < names.endIndex, names[index] < name { index += 1 }
+            return index < names.endIndex && names[index] == name
+        }
+    }
+
+    public func cursor() -> Cursor { Cursor(names) }
+
     /// The first index whose name is not below `name`.
-    private func insertionIndex(of name: String) -> Int {
+    private func insertionIndex(of name: String) -> Int { Self.insertionIndex(of: name, in: names) }
+
+    private static func insertionIndex(of name: String, in names: [String]) -> Int {
         var low = names.startIndex
         var high = names.endIndex
         while low < high {

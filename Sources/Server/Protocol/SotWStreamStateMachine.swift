@@ -141,6 +141,14 @@ public struct SotWStreamStateMachine: Sendable {
         var checkEverything = true
 
         func isSubscribed(_ name: String) -> Bool { wildcard || subscribed.contains(name) }
+
+        /// Calls `body` with each of `all` (a snapshot's sorted names) this stream subscribes to, in
+        /// order: one walk over both.
+        func forEachSubscribed(in all: [String], _ body: (String) -> Void) {
+            if wildcard { return all.forEach(body) }
+            var subscribed = subscribed.cursor()
+            for name in all where subscribed.contains(name) { body(name) }
+        }
     }
 
     public let allowedTypes: Set<ResourceType>
@@ -339,7 +347,7 @@ public struct SotWStreamStateMachine: Sendable {
         var desired: [EncodedResource] = []
         if let all = inOrder(state, type: type, snapshot: snapshot) {
             desired.reserveCapacity(state.wildcard ? all.count : state.subscribed.count)
-            for name in all where state.isSubscribed(name) {
+            state.forEachSubscribed(in: all) { name in
                 if let resource = desiredResource(name, state, type: type, snapshot: snapshot) { desired.append(resource) }
             }
         } else {
@@ -353,9 +361,10 @@ public struct SotWStreamStateMachine: Sendable {
     /// A type whose responses carry only what changed: `name` is added to `toSend` (and to what the
     /// client holds) if the client should get it now; forgotten if it is gone.
     private func sendIfChanged(
-        _ name: String, _ state: inout TypeState, _ toSend: inout [EncodedResource], type: ResourceType, snapshot: ResourceSnapshot
+        _ name: String, _ state: inout TypeState, _ toSend: inout [EncodedResource], type: ResourceType, snapshot: ResourceSnapshot,
+        subscribed: Bool? = nil
     ) {
-        guard state.isSubscribed(name) else { return }
+        guard subscribed ?? state.isSubscribed(name) else { return }
         guard let current = snapshot.resource(type, named: name, for: locality) else {
             if state.sent[name] != nil { state.setSent(name, nil) }  // gone: sent again if it comes back
             return
@@ -398,7 +407,10 @@ public struct SotWStreamStateMachine: Sendable {
                 // Everything, in the snapshot's order (no sort per stream); then what the client holds that
                 // the snapshot no longer has.
                 state.reserveForFirstResponse(state.wildcard ? all.count : min(all.count, state.subscribed.count))
-                for name in all where state.isSubscribed(name) { sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot) }
+                var subscribed = state.subscribed.cursor()
+                for name in all where state.wildcard || subscribed.contains(name) {
+                    sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot, subscribed: true)
+                }
                 let gone = state.sent.names.filter { state.isSubscribed($0) && snapshot.resource(type, named: $0) == nil }
                 for name in gone { state.setSent(name, nil) }
             } else {
@@ -423,7 +435,8 @@ public struct SotWStreamStateMachine: Sendable {
     /// Warming: every cluster just sent (`changed`) gets its load assignment sent again, right after it.
     private mutating func warm(changed: [String], snapshot: ResourceSnapshot) -> OutboundResponse? {
         guard var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
-        for name in changed where endpoints.isSubscribed(name) && endpoints.sent[name] != nil {
+        var subscribed = endpoints.subscribed.cursor()
+        for name in changed where (endpoints.wildcard || subscribed.contains(name)) && endpoints.sent[name] != nil {
             endpoints.setSent(name, nil)
             endpoints.dirty.insert(name)
         }

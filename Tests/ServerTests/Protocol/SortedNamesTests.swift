@@ -39,6 +39,20 @@ import Testing
         }
     }
 
+    /// A cursor answers as `contains` does, for names asked in increasing order (a snapshot's names,
+    /// walked) and for names asked out of order.
+    @Test func aCursorAnswersAsContainsInAnyOrder() {
+        var generator = SystemRandomNumberGenerator()
+        let pool = (0..<80).map { "default/svc-\($0):http" }.sorted()
+        for round in 0..<200 {
+            let names = SortedNames(pool.filter { _ in Bool.random(using: &generator) })
+            var asked = pool.filter { _ in Int.random(in: 0..<3, using: &generator) > 0 }
+            if round % 3 == 0 { asked.shuffle(using: &generator) }
+            var cursor = names.cursor()
+            for name in asked { #expect(cursor.contains(name) == names.contains(name), "round \(round), \(name)") }
+        }
+    }
+
     /// Names that come sorted and distinct are kept as the very array they came in (no second copy
     /// beside the request's own names).
     @Test func sortedNamesShareTheirArray() {
