@@ -286,6 +286,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(
+            name: "LocalProcessesTests",
+            dependencies: ["LocalProcesses"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
             name: "FaultTests",
             dependencies: [
                 "Server", "Shared", "RedisStore", "LegationLoad", "LegationTestSupport",

@@ -32,6 +32,11 @@ package final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        // Nothing else is inherited. Without this a child kept a copy of every descriptor the parent
+        // had open without close-on-exec (SwiftNIO's sockets among them): a connection the parent
+        // closed stayed open in the child, so its peer got no FIN, reused it for its next request, and
+        // waited for an answer no one would send (a fault test's ingestor: 30 s, then "no response").
+        Self.closeInheritedDescriptors(&actions)
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -59,6 +64,21 @@ package final class ChildProcess: @unchecked Sendable {
     }
 
     deinit { kill() }
+
+    /// `posix_spawn_file_actions_addclosefrom_np(actions, 3)` (glibc 2.34 and later; Swift's Glibc module
+    /// does not declare it), else a close action for each descriptor from 3 open now.
+    private static func closeInheritedDescriptors(_ actions: inout posix_spawn_file_actions_t) {
+        typealias CloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"),
+            unsafeBitCast(symbol, to: CloseFrom.self)(&actions, 3) == 0
+        {
+            return
+        }
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for descriptor in open.compactMap(Int32.init) where descriptor >= 3 {
+            posix_spawn_file_actions_addclose(&actions, descriptor)
+        }
+    }
 
     /// True until the process exited (reaped without blocking).
     package var isRunning: Bool {

@@ -248,8 +248,10 @@ struct FaultTests {
             let admin = try #require(rig.ingestorAdmin("east-a"))
             let api = try #require(rig.apis["east"])
             // The storm is about watches: both of east's (services, slices) are open before it starts. (A
-            // CI run once saw both first watch requests go unanswered for the ingestor's 30 s response
-            // timeout; the rig's logs now carry the API server's request timeline for such a run.)
+            // CI run once saw east's watch requests go unanswered for the ingestor's 30 s response
+            // timeout: child processes inherited the test process's sockets, so a watch connection the
+            // fake closed stayed open, and the ingestor reused it. ChildProcess passes on no descriptor
+            // now; the rig's logs carry the API server's request timeline for any such run.)
             try #require(await eventually(within: .seconds(45)) { api.openWatches >= 2 }, "east's watches are not open: \(rig.logs())")
             let relistsBefore = await rig.metric(admin: admin, "legation_ingestor_relists_total")
             let stormAt = ContinuousClock.now
