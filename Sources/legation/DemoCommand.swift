@@ -8,6 +8,7 @@ import RedisStore
 import Server
 import Shared
 import Synchronization
+import UnixSignals
 
 /// `legation demo`: the whole pipeline on one machine with no Kubernetes and no Redis needed. Two file
 /// sources ("east", "west") are published by two ingestors into the embedded store (or a Redis you name),
@@ -152,16 +153,31 @@ struct DemoCommand: AsyncParsableCommand {
                 """)
         }
         if keepRunning {
-            print("Running until Ctrl-C: edit \(directory)/*.yaml and watch the view change.\n")
-            var rendered = view.render()
-            while !Task.isCancelled {
-                try await Task.sleep(for: .milliseconds(200))
-                let now = view.render()
-                if now != rendered {
-                    print(now)
-                    rendered = now
+            print("Running until Ctrl-C (or SIGTERM): edit \(directory)/*.yaml and watch the view change.\n")
+            fflush(nil)  // the ports above, now, also when the output goes to a file or a pipe
+            // Either signal stops Envoy and the servers below: a demo ended by `kill` left its Envoy
+            // running, holding its ports.
+            let signals = await UnixSignalsSequence(trapping: .sigint, .sigterm)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await _ in signals { return }
                 }
+                group.addTask {
+                    var rendered = view.render()
+                    while !Task.isCancelled {
+                        try await Task.sleep(for: .milliseconds(200))
+                        let now = view.render()
+                        if now != rendered {
+                            print(now)
+                            fflush(nil)
+                            rendered = now
+                        }
+                    }
+                }
+                try await group.next()
+                group.cancelAll()
             }
+            print("Stopping.")
         }
         await mesh?.stop()
     }

@@ -1,0 +1,54 @@
+import Foundation
+import LegationTestSupport
+import LocalProcesses
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The demo as a user runs it: `legation demo --keep-running` (the debug build, a real Envoy).
+@Suite struct DemoTests {
+    /// SIGTERM ends a kept-running demo as Ctrl-C does: it says so, stops its Envoy (whose admin port
+    /// then refuses connections) and exits 0. Killed before, it left its Envoy running on its ports.
+    @Test func aKeptRunningDemoStopsItsEnvoyOnSIGTERM() async throws {
+        let binary = Repository.root.appendingPathComponent(".build/debug/legation").path
+        try #require(FileManager.default.isExecutableFile(atPath: binary), "build first")
+        let envoy = try #require(EnvoyProcess.binary, "envoy is not installed: run scripts/install-deps.sh --e2e")
+        let directory = try TemporaryDirectory(prefix: "legation-demo-test")
+        defer { directory.remove() }
+        let output = directory.file("demo.out")
+        let demo = try ChildProcess(binary, ["demo", "--keep-running", "--envoy", envoy], outputFile: output)
+        defer {
+            demo.kill()
+            Glibc.kill(-demo.pid, SIGKILL)  // its group, even after the demo exited: an Envoy it left behind
+        }
+        func printed() -> String { (try? String(contentsOfFile: output, encoding: .utf8)) ?? "" }
+        let running = await eventually(within: .seconds(120)) { printed().contains("Running until") }
+        try #require(running, "the demo did not come up:\n\(printed().suffix(3000))")
+        let admin = try #require(
+            printed().firstMatch(of: /curl 127\.0\.0\.1:(\d+)\/clusters/).flatMap { Int($0.1) }, "no Envoy admin port printed")
+        #expect(Self.accepts(port: admin), "Envoy's admin port answers while the demo runs")
+
+        Glibc.kill(demo.pid, SIGTERM)
+        #expect(try await demo.wait(timeout: .seconds(30)) == 0)
+        #expect(printed().contains("Stopping."))
+        #expect(await eventually(within: .seconds(10)) { !Self.accepts(port: admin) }, "the demo's Envoy still runs")
+    }
+
+    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
+    static func accepts(port: Int) -> Bool {
+        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard socket >= 0 else { return false }
+        defer { close(socket) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+            }
+        }
+    }
+}
