@@ -28,27 +28,11 @@ import Testing
         try #require(running, "the demo did not come up:\n\(printed().suffix(3000))")
         let admin = try #require(
             printed().firstMatch(of: /curl 127\.0\.0\.1:(\d+)\/clusters/).flatMap { Int($0.1) }, "no Envoy admin port printed")
-        #expect(Self.accepts(port: admin), "Envoy's admin port answers while the demo runs")
+        #expect(loopbackPortAccepts(admin), "Envoy's admin port answers while the demo runs")
 
         Glibc.kill(demo.pid, SIGTERM)
         #expect(try await demo.wait(timeout: .seconds(30)) == 0)
         #expect(printed().contains("Stopping."))
-        #expect(await eventually(within: .seconds(10)) { !Self.accepts(port: admin) }, "the demo's Envoy still runs")
-    }
-
-    /// Whether something accepts TCP connections on 127.0.0.1:`port`.
-    static func accepts(port: Int) -> Bool {
-        let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socket >= 0 else { return false }
-        defer { close(socket) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
+        #expect(await eventually(within: .seconds(10)) { !loopbackPortAccepts(admin) }, "the demo's Envoy still runs")
     }
 }

@@ -142,25 +142,10 @@ public final class RedisServer: @unchecked Sendable {
             }
             // The port accepting is not enough: another test's server may have won the race for it
             // while this one failed to bind. Ours says it is ready in its own log.
-            if isAccepting(), log.contains(options.sentinel ? "Sentinel ID is" : "Ready to accept connections") { return }
+            if loopbackPortAccepts(port), log.contains(options.sentinel ? "Sentinel ID is" : "Ready to accept connections") { return }
             try await Task.sleep(for: .milliseconds(10))
         }
         throw TestSupportError("redis-server did not accept connections on port \(port) within 10 s")
-    }
-
-    private func isAccepting() -> Bool {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-            }
-        }
     }
 
     private static func executable() -> String {
