@@ -56,9 +56,9 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     private var oldestRetained = 0  // versions before this are compacted
     private var revision = 100
     private var watchers: [ObjectIdentifier: Watcher] = [:]
-    private var requestLog: [String] = []
-    /// What happened to each request, for a failing test to print: when it arrived and how it was answered.
-    private var timeline: [(at: ContinuousClock.Instant, line: String)] = []
+    /// Connections and requests as they came, for `requests` and a failing test's message: when, the
+    /// request's URI (nil for a connection's events), and what happened.
+    private var timeline: [(at: ContinuousClock.Instant, uri: String?, line: String)] = []
     private let started = ContinuousClock.now
     private var serverChannel: (any Channel)?
     private var partitioned = false
@@ -93,7 +93,7 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     public var baseURL: String { options.tls == nil ? "http://127.0.0.1:\(port)" : "https://localhost:\(port)" }
 
     /// Every request line received, in order (`GET /api/v1/services?limit=2 HTTP/1.1` → path and query).
-    public var requests: [String] { lock.withLock { requestLog } }
+    public var requests: [String] { lock.withLock { timeline.compactMap(\.uri) } }
 
     /// The last `count` lines of the request timeline: milliseconds since start, what arrived, and how it
     /// was answered ("→ 200 watch, 3 events", "→ 410", "→ closed"), for a failing test's message.
@@ -106,11 +106,8 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         }
     }
 
-    fileprivate func note(_ line: String) {
-        lock.withLock {
-            timeline.append((ContinuousClock.now, line))
-            if timeline.count > 2000 { timeline.removeFirst(1000) }
-        }
+    fileprivate func note(_ line: String, uri: String? = nil) {
+        lock.withLock { timeline.append((ContinuousClock.now, uri, line)) }
     }
 
     /// The current resource version.
@@ -206,16 +203,10 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         for watcher in targets { Self.end(watcher.channel) }
     }
 
-    /// What a partitioned server answers every request with.
-    static let partitionedStatus =
-        #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"partitioned","reason":"ServiceUnavailable","code":503}"#
-
     /// Ends a partition: requests are answered again.
     public func heal() {
         lock.withLock { partitioned = false }
     }
-
-    var isPartitioned: Bool { lock.withLock { partitioned } }
 
     /// Ends every open watch cleanly (as the server's watch timeout does).
     public func closeWatches() {
@@ -263,10 +254,14 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
         /// A watch stream: its backlog, then (unless `timeout` is 0) every event recorded later. The
         /// watcher is registered under the same lock that read the backlog, so no event falls between.
         case watch(initial: [[UInt8]], timeout: Int?)
+        /// The path is cut (`partition()`): 503 and the connection closed, as a load balancer with no
+        /// backend left answers. (Dropping the connection without an answer was seen to leave a client
+        /// waiting in CI.)
+        case partitioned
     }
 
     fileprivate func answer(_ head: HTTPRequestHead, channel: any Channel) -> Answer {
-        lock.withLock { requestLog.append(head.uri) }
+        if lock.withLock({ partitioned }) { return .partitioned }
         if !options.tokens.isEmpty || !options.forbiddenTokens.isEmpty {
             let token = head.headers.first(name: "authorization").flatMap { $0.hasPrefix("Bearer ") ? String($0.dropFirst(7)) : nil }
             if let token, options.forbiddenTokens.contains(token) {
@@ -345,9 +340,8 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
     private func watch(_ resource: Resource, namespace: String?, query: [String: String], channel: any Channel) -> Answer {
         lock.withLock {
             // Checked again under the lock `partition()` takes: a watch whose request arrived just before
-            // the cut would otherwise register after it, stay open and silent, and the partition would go
-            // unnoticed until the watch timed out (a fault test saw this once in CI).
-            if partitioned { return .json(.serviceUnavailable, Array(Self.partitionedStatus.utf8)) }
+            // the cut would otherwise register after it, and stay open and silent.
+            if partitioned { return .partitioned }
             let from = Int(query["resourceVersion"] ?? "") ?? revision
             if from + 1 < oldestRetained {
                 if options.expiredAsEvent {
@@ -398,38 +392,39 @@ public final class FakeKubernetesAPI: @unchecked Sendable {
             context.fireChannelInactive()
         }
 
+        static let partitionedStatus = Array(
+            #"{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"partitioned","reason":"ServiceUnavailable","code":503}"#
+                .utf8)
+
+        /// A whole JSON response; `closing`: then the connection is closed.
+        private func respond(
+            _ status: HTTPResponseStatus, _ body: [UInt8], closing: Bool, head: HTTPRequestHead, context: ChannelHandlerContext
+        ) {
+            var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count))])
+            headers.add(name: "Cache-Control", value: "no-cache, private")
+            if closing { headers.add(name: "Connection", value: "close") }
+            context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+            let channel = context.channel
+            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in if closing { channel.close(promise: nil) } }
+        }
+
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             guard case .head(let head) = unwrapInboundIn(data) else { return }
             let connection = context.channel.remoteAddress?.port.map { "client port \($0)" } ?? "client ?"
-            if api.isPartitioned {
-                api.note("\(head.method) \(head.uri) (\(connection)) → 503 partitioned")
-                // The path is cut: as a load balancer with no backend left answers. (Dropping the TCP
-                // connection without an answer was seen to leave a client waiting in CI.)
-                let body = Array(FakeKubernetesAPI.partitionedStatus.utf8)
-                let headers = HTTPHeaders([
-                    ("Content-Type", "application/json"), ("Content-Length", String(body.count)), ("Connection", "close")
-                ])
-                context.write(
-                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .serviceUnavailable, headers: headers))),
-                    promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-                let channel = context.channel
-                context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
-                return
-            }
             let answer = api.answer(head, channel: context.channel)
-            switch answer {
-            case .json(let status, _): api.note("\(head.method) \(head.uri) (\(connection)) → \(status.code)")
-            case .watch(let initial, _): api.note("\(head.method) \(head.uri) (\(connection)) → 200 watch, \(initial.count) events")
-            }
+            let outcome =
+                switch answer {
+                case .json(let status, _): "\(status.code)"
+                case .watch(let initial, _): "200 watch, \(initial.count) events"
+                case .partitioned: "503 partitioned"
+                }
+            api.note("\(head.method) \(head.uri) (\(connection)) → \(outcome)", uri: head.uri)
             switch answer {
             case .json(let status, let body):
-                var headers = HTTPHeaders([("Content-Type", "application/json"), ("Content-Length", String(body.count))])
-                headers.add(name: "Cache-Control", value: "no-cache, private")
-                context.write(
-                    wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
-                context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
-                context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+                respond(status, body, closing: false, head: head, context: context)
+            case .partitioned:
+                respond(.serviceUnavailable, Self.partitionedStatus, closing: true, head: head, context: context)
             case .watch(let initial, let timeout):
                 let headers = HTTPHeaders([("Content-Type", "application/json"), ("Transfer-Encoding", "chunked")])
                 context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)

@@ -53,6 +53,9 @@ public struct DeltaStreamStateMachine: Sendable {
 
         func isSubscribed(_ name: String) -> Bool { wildcard || subscribed.contains(name) }
 
+        /// The names of `names` (a snapshot's, sorted) this stream subscribes to, in order.
+        func subscribedNames(in names: [String]) -> SortedNames.Members { subscribed.members(of: names, everyName: wildcard) }
+
         /// Sets what the client holds of `name`. A sent resource carries its pair's digest; a reported
         /// version's is hashed now.
         mutating func setKnown(_ name: String, _ entry: KnownVersions.Entry?) {
@@ -278,8 +281,7 @@ public struct DeltaStreamStateMachine: Sendable {
     /// Warming: every cluster just sent (`changed`) gets its load assignment sent again, right after it.
     private mutating func warm(changed: [String], snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
         guard var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
-        var subscribed = endpoints.subscribed.cursor()
-        for name in changed where (endpoints.wildcard || subscribed.contains(name)) && endpoints.held[name] != nil {
+        for name in endpoints.subscribedNames(in: changed) where endpoints.held[name] != nil {
             endpoints.setKnown(name, nil)
             endpoints.dirty.insert(name)
         }

@@ -9,7 +9,7 @@ import Shared
 /// takes about 2 KB.
 public struct KnownVersions: Sendable {
     /// One name's entry.
-    public enum Entry: Sendable, Equatable {
+    public enum Entry: Sendable {
         /// A resource the client was sent (or reported holding at the server's version).
         case sent(EncodedResource)
         /// A version only the client reported.

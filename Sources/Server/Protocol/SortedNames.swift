@@ -112,6 +112,25 @@ public struct SortedNames: Sendable, Hashable, Sequence, ExpressibleByArrayLiter
 
     public func cursor() -> Cursor { Cursor(names) }
 
+    /// The names of `names` (in their order) that are here, or all of them when `everyName` (a
+    /// wildcard subscription): asked through a cursor, so walking a snapshot's sorted names is one pass
+    /// over both.
+    public func members(of names: [String], everyName: Bool) -> Members {
+        Members(names: names.makeIterator(), cursor: everyName ? nil : cursor())
+    }
+
+    public struct Members: Sequence, IteratorProtocol {
+        fileprivate var names: IndexingIterator<[String]>
+        fileprivate var cursor: Cursor?
+
+        public mutating func next() -> String? {
+            while let name = names.next() {
+                if cursor?.contains(name) ?? true { return name }
+            }
+            return nil
+        }
+    }
+
     /// The first index whose name is not below `name`.
     private func insertionIndex(of name: String) -> Int { Self.insertionIndex(of: name, in: names) }
 

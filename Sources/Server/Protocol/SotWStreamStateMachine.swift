@@ -142,13 +142,8 @@ public struct SotWStreamStateMachine: Sendable {
 
         func isSubscribed(_ name: String) -> Bool { wildcard || subscribed.contains(name) }
 
-        /// Calls `body` with each of `all` (a snapshot's sorted names) this stream subscribes to, in
-        /// order: one walk over both.
-        func forEachSubscribed(in all: [String], _ body: (String) -> Void) {
-            if wildcard { return all.forEach(body) }
-            var subscribed = subscribed.cursor()
-            for name in all where subscribed.contains(name) { body(name) }
-        }
+        /// The names of `names` (a snapshot's, sorted) this stream subscribes to, in order.
+        func subscribedNames(in names: [String]) -> SortedNames.Members { subscribed.members(of: names, everyName: wildcard) }
     }
 
     public let allowedTypes: Set<ResourceType>
@@ -347,7 +342,7 @@ public struct SotWStreamStateMachine: Sendable {
         var desired: [EncodedResource] = []
         if let all = inOrder(state, type: type, snapshot: snapshot) {
             desired.reserveCapacity(state.wildcard ? all.count : state.subscribed.count)
-            state.forEachSubscribed(in: all) { name in
+            for name in state.subscribedNames(in: all) {
                 if let resource = desiredResource(name, state, type: type, snapshot: snapshot) { desired.append(resource) }
             }
         } else {
@@ -407,8 +402,7 @@ public struct SotWStreamStateMachine: Sendable {
                 // Everything, in the snapshot's order (no sort per stream); then what the client holds that
                 // the snapshot no longer has.
                 state.reserveForFirstResponse(state.wildcard ? all.count : min(all.count, state.subscribed.count))
-                var subscribed = state.subscribed.cursor()
-                for name in all where state.wildcard || subscribed.contains(name) {
+                for name in state.subscribedNames(in: all) {
                     sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot, subscribed: true)
                 }
                 let gone = state.sent.names.filter { state.isSubscribed($0) && snapshot.resource(type, named: $0) == nil }
@@ -435,8 +429,7 @@ public struct SotWStreamStateMachine: Sendable {
     /// Warming: every cluster just sent (`changed`) gets its load assignment sent again, right after it.
     private mutating func warm(changed: [String], snapshot: ResourceSnapshot) -> OutboundResponse? {
         guard var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
-        var subscribed = endpoints.subscribed.cursor()
-        for name in changed where (endpoints.wildcard || subscribed.contains(name)) && endpoints.sent[name] != nil {
+        for name in endpoints.subscribedNames(in: changed) where endpoints.sent[name] != nil {
             endpoints.setSent(name, nil)
             endpoints.dirty.insert(name)
         }

@@ -33,7 +33,7 @@ extension SotWStreamStateMachine {
     public func debugRecord(current snapshot: ResourceSnapshot) -> StreamDebugRecord {
         let records = types.sorted { $0.key < $1.key }.map { type, state in
             StreamDebugRecord.TypeRecord(
-                type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
+                type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.names.prefix(100)),
                 subscribedCount: state.subscribed.count, sentVersion: state.sentVersionInfo, ackedVersion: state.ackedVersionInfo,
                 pendingNonce: state.pendingNonce, responses: state.responseCount, acks: state.ackCount, nacks: state.nackCount,
                 lastNack: state.lastNack,
@@ -47,9 +47,9 @@ extension DeltaStreamStateMachine {
     /// This stream as `/debug/clients` shows it, compared with `snapshot` (what is current now).
     public func debugRecord(current snapshot: ResourceSnapshot) -> StreamDebugRecord {
         let records = types.sorted { $0.key < $1.key }.map { type, state in
-            let version = EncodedResource.version(ofKnown: state.known) { snapshot.resource(type, named: $0, for: locality) }
+            let version = EncodedResource.hex(state.knownSum)
             return StreamDebugRecord.TypeRecord(
-                type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.sorted().prefix(100)),
+                type: type.shortName, wildcard: state.wildcard, subscribed: Array(state.subscribed.names.prefix(100)),
                 subscribedCount: state.subscribed.count, sentVersion: version, ackedVersion: state.pendingNonce == nil ? version : "",
                 pendingNonce: state.pendingNonce, responses: state.responseCount, acks: state.ackCount, nacks: state.nackCount,
                 lastNack: state.lastNack,

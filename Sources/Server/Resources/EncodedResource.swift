@@ -103,20 +103,6 @@ public final class EncodedResource: Sendable, Hashable {
         hex(members.reduce(UInt64(0)) { $0 &+ $1.memberDigest })
     }
 
-    /// The same for (name, version) pairs a client reports (delta streams): pairs matching a resource
-    /// of `current` reuse its digest; others are hashed now.
-    static func version(ofKnown known: [String: String], current: (String) -> EncodedResource?) -> String {
-        var sum: UInt64 = 0
-        for (name, version) in known {
-            if let resource = current(name), resource.version == version {
-                sum &+= resource.memberDigest
-            } else {
-                sum &+= memberDigest(name: name, version: version)
-            }
-        }
-        return hex(sum)
-    }
-
     static func memberDigest(name: String, version: String) -> UInt64 {
         var hasher = SHA256()
         hasher.update(data: Array(name.utf8))

@@ -40,7 +40,7 @@ import Testing
     }
 
     /// A cursor answers as `contains` does, for names asked in increasing order (a snapshot's names,
-    /// walked) and for names asked out of order.
+    /// walked) and for names asked out of order; `members` keeps what a cursor says is here.
     @Test func aCursorAnswersAsContainsInAnyOrder() {
         var generator = SystemRandomNumberGenerator()
         let pool = (0..<80).map { "default/svc-\($0):http" }.sorted()
@@ -50,6 +50,8 @@ import Testing
             if round % 3 == 0 { asked.shuffle(using: &generator) }
             var cursor = names.cursor()
             for name in asked { #expect(cursor.contains(name) == names.contains(name), "round \(round), \(name)") }
+            #expect(Array(names.members(of: asked, everyName: false)) == asked.filter(names.contains), "round \(round)")
+            #expect(Array(names.members(of: asked, everyName: true)) == asked)
         }
     }
 
