@@ -179,11 +179,11 @@ public final class XDSServerRuntime: Service, Sendable {
         switch serving.transport {
         case .nio:
             let (context, reloader) = try Self.sslContext(serving.tls, logger: logger)
-            let shared = XDSStreamHandler.Shared(
+            let shared = XDSStream.Shared(
                 hub: hub, options: options.service, maximumRequestBytes: serving.maximumRequestBytes,
                 metrics: XDSMetrics(factory: metricsFactory),
                 logger: logger)
-            return .nio(XDSListener(serving: serving, shared: shared, tls: context, logger: logger), reloader)
+            return .nio(XDSListener(serving: serving, shared: shared, tls: context), reloader)
         case .grpcSwift:
             var config = HTTP2ServerTransport.Posix.Config.defaults
             config.rpc.maxRequestPayloadSize = serving.maximumRequestBytes

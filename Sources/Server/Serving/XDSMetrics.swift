@@ -72,6 +72,12 @@ public struct XDSMetrics: Sendable {
         latency.recordNanoseconds(duration.nanoseconds)
     }
 
+    /// `legation_xds_connections_closed_total{reason}`: connections this server closed for what the
+    /// client did (an HTTP/2 error code's name, `not_http2`, `keepalive_timeout`, `too_many_pings`).
+    func connectionClosed(reason: String) {
+        handles.counter("legation_xds_connections_closed_total", [("reason", reason)]).increment()
+    }
+
     func protocolError(_ code: XDSError.Code) {
         handles.counter("legation_xds_stream_errors_total", [("code", code.rawValue)]).increment()
     }

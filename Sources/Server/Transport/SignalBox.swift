@@ -2,7 +2,6 @@ import EnvoyAPI
 import Logging
 import NIOCore
 import NIOHPACK
-import NIOHTTP2
 import NIOSSL
 import Shared
 import Synchronization

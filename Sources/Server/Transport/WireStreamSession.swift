@@ -2,7 +2,6 @@ import EnvoyAPI
 import Logging
 import NIOCore
 import NIOHPACK
-import NIOHTTP2
 import NIOSSL
 import Shared
 import Synchronization
@@ -59,7 +58,7 @@ final class WireStreamSession<Machine: XDSStreamMachine> {
     private var closed = false
 
     init?(
-        _ machine: Machine, kind: XDSHub.StreamKind, shared: XDSStreamHandler.Shared, peer: String, identities: [String],
+        _ machine: Machine, kind: XDSHub.StreamKind, shared: XDSStream.Shared, peer: String, identities: [String],
         notify: @escaping @Sendable (XDSHub.Signal) -> Void
     ) {
         let cell = XDSHub.StreamCell(machine)

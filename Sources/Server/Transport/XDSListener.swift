@@ -1,13 +1,11 @@
-import Logging
 import NIOCore
-import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import Synchronization
 
 /// The xDS listener: gRPC over HTTP/2 straight on SwiftNIO, for the six xDS methods. Each connection
-/// lives on one event loop with its streams (`XDSStreamHandler`) and its connection management
-/// (`XDSConnectionHandler`); TLS and mutual TLS come from NIOSSL with the certificate reloader.
+/// is one handler (`XDSConnection`) on one event loop, with its streams (`XDSStream`); TLS and mutual
+/// TLS come from NIOSSL with the certificate reloader.
 ///
 /// Why not grpc-swift-2's server here: it runs each RPC as a task fed through async sequences and
 /// copies every message into a frame buffer of its own, which measured 120–275 µs of server CPU per
@@ -22,17 +20,15 @@ final class XDSListener: Sendable {
 
     private let group: MultiThreadedEventLoopGroup
     private let serving: ServingOptions
-    private let shared: XDSStreamHandler.Shared
+    private let shared: XDSStream.Shared
     private let tls: NIOSSLContext?
-    private let logger: Logger
     private let state = Mutex(State())
 
-    init(serving: ServingOptions, shared: XDSStreamHandler.Shared, tls: NIOSSLContext?, threads: Int = System.coreCount, logger: Logger) {
+    init(serving: ServingOptions, shared: XDSStream.Shared, tls: NIOSSLContext?, threads: Int = System.coreCount) {
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, threads))
         self.serving = serving
         self.shared = shared
         self.tls = tls
-        self.logger = logger
     }
 
     /// Binds the listener. - Returns: the port.
@@ -40,9 +36,9 @@ final class XDSListener: Sendable {
         let serving = self.serving
         let shared = self.shared
         let tls = self.tls
-        let logger = self.logger
-        let connectionOptions = XDSConnectionHandler.Options(
-            keepaliveTime: serving.keepaliveTime, keepaliveTimeout: serving.keepaliveTimeout, gracePeriod: serving.closeGracePeriod)
+        let connectionOptions = XDSConnection.Options(
+            keepaliveTime: serving.keepaliveTime, keepaliveTimeout: serving.keepaliveTimeout, gracePeriod: serving.closeGracePeriod,
+            maximumStreams: serving.maximumStreamsPerConnection)
         let channel = try await ServerBootstrap(group: group)
             // When a replica dies or at a rollout, thousands of sidecars reconnect at once; beyond the
             // accept queue the kernel drops their SYNs (each retries after 1 s, then 3 s). Linux caps
@@ -59,20 +55,7 @@ final class XDSListener: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
                     if let tls { try sync.addHandler(NIOSSLServerHandler(context: tls)) }
-                    var connection = NIOHTTP2Handler.ConnectionConfiguration()
-                    connection.initialSettings = [
-                        HTTP2Setting(parameter: .maxConcurrentStreams, value: serving.maximumStreamsPerConnection),
-                        HTTP2Setting(parameter: .maxHeaderListSize, value: 16 * 1024)
-                    ]
-                    var stream = NIOHTTP2Handler.StreamConfiguration()
-                    stream.targetWindowSize = 1 << 20
-                    _ = try sync.configureHTTP2Pipeline(mode: .server, connectionConfiguration: connection, streamConfiguration: stream) {
-                        stream in
-                        stream.eventLoop.makeCompletedFuture {
-                            try stream.pipeline.syncOperations.addHandler(XDSStreamHandler(shared: shared))
-                        }
-                    }
-                    try sync.addHandler(XDSConnectionHandler(options: connectionOptions, logger: logger))
+                    try sync.addHandler(XDSConnection(options: connectionOptions, shared: shared, allocator: channel.allocator))
                     self?.track(channel, serving: serving)
                 }
             }

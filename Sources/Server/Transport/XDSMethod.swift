@@ -2,7 +2,6 @@ import EnvoyAPI
 import Logging
 import NIOCore
 import NIOHPACK
-import NIOHTTP2
 import NIOSSL
 import Shared
 import Synchronization
@@ -28,7 +27,7 @@ enum XDSMethod {
 
     /// Registers a stream with the hub. - Returns: nil when the server has its most streams open.
     func makeSession(
-        shared: XDSStreamHandler.Shared, peer: String, identities: [String], notify: @escaping @Sendable (XDSHub.Signal) -> Void
+        shared: XDSStream.Shared, peer: String, identities: [String], notify: @escaping @Sendable (XDSHub.Signal) -> Void
     ) -> WireSession? {
         switch self {
         case .sotw(let kind, let types):

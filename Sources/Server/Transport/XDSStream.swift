@@ -2,7 +2,6 @@ import EnvoyAPI
 import Logging
 import NIOCore
 import NIOHPACK
-import NIOHTTP2
 import NIOSSL
 import Shared
 import Synchronization
@@ -10,16 +9,15 @@ import X509
 
 /// One HTTP/2 stream of the xDS listener, on the event loop of its connection: it reads the gRPC
 /// request, drives the stream's protocol machine (through `StreamDriver`) and writes its responses from
-/// the shared resource bytes. A snapshot reaches it as one closure run on that loop; there is no task
-/// and no copy of resource bytes per stream.
+/// the shared resource bytes. A snapshot reaches it as one closure run on that loop; there is no task,
+/// no channel and no copy of resource bytes per stream. Its connection (`XDSConnection`) frames what it
+/// writes and owns flow control.
 ///
-/// Flow control: a new snapshot is applied only while the stream is writable (HTTP/2 window and
-/// NIO's watermarks); a slow reader's stream waits and then takes the latest, so what waits per stream
-/// is at most the responses in flight, which the machines bound to one per type.
-final class XDSStreamHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTP2Frame.FramePayload
-    typealias OutboundOut = HTTP2Frame.FramePayload
-
+/// Flow control: a new snapshot is applied only while the stream is writable (nothing of it waits for
+/// the HTTP/2 window, and the socket is under NIO's watermarks); a slow reader's stream waits and then
+/// takes the latest, so what waits per stream is at most the responses in flight, which the machines
+/// bound to one per type.
+final class XDSStream {
     /// What every stream of the listener shares.
     struct Shared: Sendable {
         var hub: XDSHub
@@ -36,88 +34,94 @@ final class XDSStreamHandler: ChannelInboundHandler {
         case closed
     }
 
+    let id: UInt32
     private let shared: Shared
+    private weak var connection: XDSConnection?
     private var phase = Phase.awaitingHeaders
     private var deframer: GRPCWire.Deframer
-    private var context: ChannelHandlerContext?
     /// Signals from the hub, taken on the event loop.
     private let signals = SignalBox()
     /// A snapshot that waits for the stream to become writable.
     private var deferred = false
 
-    init(shared: Shared) {
+    // Flow control, kept by the connection.
+    /// What the client lets this side send on the stream.
+    var sendWindow: Int
+    /// What the client may still send before this side grants more, and what it has sent since.
+    var receiveWindow: Int
+    var unannounced = 0
+    /// DATA payloads waiting for the window, from `queuedHead` on; trailers to send after them.
+    var queued: [ByteBuffer] = []
+    var queuedHead = 0
+    var queuedTrailers: HPACKHeaders?
+    /// The client ended its side (END_STREAM); this side sent its trailers.
+    var remoteEnded = false
+    var localEnded = false
+
+    init(id: UInt32, connection: XDSConnection, shared: Shared, sendWindow: Int, receiveWindow: Int) {
+        self.id = id
+        self.connection = connection
         self.shared = shared
+        self.sendWindow = sendWindow
+        self.receiveWindow = receiveWindow
         self.deframer = GRPCWire.Deframer(maximumBytes: shared.maximumRequestBytes)
     }
 
-    func handlerAdded(context: ChannelHandlerContext) {
-        self.context = context
+    var hasQueuedData: Bool { queuedHead < queued.count }
+
+    /// The client's request headers.
+    func received(headers: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
+        if case .awaitingHeaders = phase { open(headers, context: context) }
+        if endStream { requestsEnded() }
     }
 
-    func handlerRemoved(context: ChannelHandlerContext) {
-        finish()
-        self.context = nil
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        finish()
-        context.fireChannelInactive()
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch unwrapInboundIn(data) {
-        case .headers(let headers):
-            if case .awaitingHeaders = phase {
-                open(headers.headers, context: context)
-            }
-            if headers.endStream { requestsEnded(context: context) }
-        case .data(let frame):
-            guard case .open = phase else { return }
-            if case .byteBuffer(let bytes) = frame.data {
-                deframer.append(bytes)
-                readMessages(context: context)
-            }
-            if frame.endStream { requestsEnded(context: context) }
-        case .rstStream:
-            finish()
-        default:
-            break
+    /// A DATA payload of the request stream.
+    func received(data: ByteBuffer, endStream: Bool) {
+        if case .open = phase {
+            deframer.append(data)
+            readMessages()
         }
+        if endStream { requestsEnded() }
     }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, deferred {
+    /// The client reset the stream, or the connection is gone.
+    func reset() {
+        finish()
+    }
+
+    /// The stream can take a snapshot again (its data left, or the socket drained).
+    func becameWritable() {
+        if deferred {
             deferred = false
             drainSignals()
         }
-        context.fireChannelWritabilityChanged()
     }
 
     // MARK: Opening
 
     private func open(_ headers: HPACKHeaders, context: ChannelHandlerContext) {
         guard headers.first(name: ":method") == "POST" else {
-            return refuse(httpStatus: "405", context: context)
+            return refuse(httpStatus: "405")
         }
         guard let contentType = headers.first(name: "content-type"), contentType.hasPrefix(GRPCWire.contentType) else {
-            return refuse(httpStatus: "415", context: context)
+            return refuse(httpStatus: "415")
         }
         if let encoding = headers.first(name: "grpc-encoding"), encoding != "identity" {
             var trailers = GRPCWire.trailers(
                 .unimplemented, "compression \"\(encoding.prefix(64))\" is not supported; send identity", only: true)
             trailers.add(name: "grpc-accept-encoding", value: "identity")
-            return end(trailers, context: context)
+            return end(trailers)
         }
         let path = headers.first(name: ":path") ?? ""
         guard let method = XDSMethod(path: path) else {
-            return end(GRPCWire.trailers(.unimplemented, "unknown method \(path.prefix(256))", only: true), context: context)
+            return end(GRPCWire.trailers(.unimplemented, "unknown method \(path.prefix(256))", only: true))
         }
         if let reason = shared.hub.notReadyReason {
             shared.metrics.refused(reason: "not_ready")
-            return end(GRPCWire.trailers(.unavailable, "not ready: \(reason)", only: true), context: context)
+            return end(GRPCWire.trailers(.unavailable, "not ready: \(reason)", only: true))
         }
-        let peer = Self.describe(context.channel.parent?.remoteAddress)
-        let identities = shared.options.nodeIdentity == nil ? [] : Self.peerIdentities(context.channel.parent)
+        let peer = Self.describe(context.channel.remoteAddress)
+        let identities = shared.options.nodeIdentity == nil ? [] : Self.peerIdentities(context.channel)
         let loop = NIOLoopBound(self, eventLoop: context.eventLoop)
         let signals = self.signals
         let eventLoop = context.eventLoop
@@ -131,52 +135,50 @@ final class XDSStreamHandler: ChannelInboundHandler {
             return end(
                 GRPCWire.trailers(
                     .resourceExhausted, "this server has \(shared.options.maximumStreams) xDS streams open already; try another replica",
-                    only: true),
-                context: context)
+                    only: true))
         }
         shared.metrics.streamsChanged(shared.hub.streamCounts)
         phase = .open(session)
-        context.write(wrapOutboundOut(.headers(.init(headers: GRPCWire.responseHeaders()))), promise: nil)
-        context.flush()
+        connection?.send(headers: GRPCWire.responseHeaders(), endStream: false, on: self)
     }
 
     // MARK: Requests and signals
 
-    private func readMessages(context: ChannelHandlerContext) {
+    private func readMessages() {
         while case .open(let session) = phase {
             let message: ByteBuffer
             do {
                 guard let next = try deframer.next() else { return }
                 message = next
             } catch {
-                return fail(error.status, error.message, context: context)
+                return fail(error.status, error.message)
             }
             switch session.receive(message) {
             case .send(let responses):
-                write(responses, session: session, changeArrivedAt: nil, context: context)
+                write(responses, session: session, changeArrivedAt: nil)
             case .fail(let status, let text):
-                return fail(status, text, context: context)
+                return fail(status, text)
             }
         }
     }
 
-    private func requestsEnded(context: ChannelHandlerContext) {
+    private func requestsEnded() {
         guard case .open = phase else { return }
         if deframer.pendingBytes > 0 {
-            return fail(.internal, "the request stream ended inside a message", context: context)
+            return fail(.internal, "the request stream ended inside a message")
         }
-        end(GRPCWire.trailers(.ok, nil), context: context)
+        end(GRPCWire.trailers(.ok, nil))
     }
 
     /// Applies what the hub signalled since the last time: shutdown, or the latest snapshot.
     fileprivate func drainSignals() {
-        guard let context, case .open(let session) = phase else { return }
+        guard let connection, case .open(let session) = phase else { return }
         guard let signal = signals.take() else { return }
         switch signal {
         case .shutdown:
-            fail(.unavailable, XDSError.shuttingDown.message, context: context)
+            fail(.unavailable, XDSError.shuttingDown.message)
         case .snapshot(let snapshot, let changeArrivedAt):
-            guard context.channel.isWritable else {
+            guard connection.isWritable(self) else {
                 // Taken again, with anything newer, once the client has read what is in flight.
                 signals.putBack(signal)
                 deferred = true
@@ -184,11 +186,12 @@ final class XDSStreamHandler: ChannelInboundHandler {
             }
             switch session.refresh(snapshot) {
             case .send(let responses):
-                if !responses.isEmpty { write(responses, session: session, changeArrivedAt: changeArrivedAt, context: context) }
+                if !responses.isEmpty { write(responses, session: session, changeArrivedAt: changeArrivedAt) }
             case .fail(let status, let text):
-                fail(status, text, context: context)
+                fail(status, text)
             }
         }
+        connection.flush()
     }
 
     // MARK: Writing
@@ -197,10 +200,8 @@ final class XDSStreamHandler: ChannelInboundHandler {
     /// costs less than a DATA frame of its own. Larger ones go out as the shared buffers they are.
     static let copyBelowBytes = 4096
 
-    private func write(
-        _ responses: [any OutboundMessage], session: WireSession, changeArrivedAt: ContinuousClock.Instant?,
-        context: ChannelHandlerContext
-    ) {
+    private func write(_ responses: [any OutboundMessage], session: WireSession, changeArrivedAt: ContinuousClock.Instant?) {
+        guard let connection else { return }
         let controlPlane = shared.options.controlPlaneIdentifier
         var sizes: [Int] = []
         sizes.reserveCapacity(responses.count)
@@ -211,49 +212,49 @@ final class XDSStreamHandler: ChannelInboundHandler {
             let fieldBytes = fields.reduce(0) { $0 + $1.readableBytes }
             let length = head.count + fieldBytes + tail.count
             let copy = fieldBytes <= Self.copyBelowBytes
-            var first = context.channel.allocator.buffer(capacity: 5 + head.count + (copy ? fieldBytes + tail.count : 0))
+            var first = connection.allocator.buffer(capacity: 5 + head.count + (copy ? fieldBytes + tail.count : 0))
             first.writeMultipleIntegers(UInt8(0), UInt32(length))
             first.writeBytes(head)
             if copy {
                 for field in fields { first.writeImmutableBuffer(field) }
                 first.writeBytes(tail)
-                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(first)))), promise: nil)
+                connection.send(data: first, on: self)
             } else if fields.count >= SharedBlocks.minimumResources {
                 let block = shared.blocks.block(
                     delta: type(of: response).usesDeltaFields, resources: response.encodedResources, fields: fields)
-                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(first)))), promise: nil)
-                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(block)))), promise: nil)
-                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(context.channel.allocator.buffer(bytes: tail))))), promise: nil)
+                connection.send(data: first, on: self)
+                connection.send(data: block, on: self)
+                connection.send(data: connection.allocator.buffer(bytes: tail), on: self)
             } else {
-                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(first)))), promise: nil)
-                for field in fields { context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(field)))), promise: nil) }
-                context.write(wrapOutboundOut(.data(.init(data: .byteBuffer(context.channel.allocator.buffer(bytes: tail))))), promise: nil)
+                connection.send(data: first, on: self)
+                for field in fields { connection.send(data: field, on: self) }
+                connection.send(data: connection.allocator.buffer(bytes: tail), on: self)
             }
             sizes.append(length)
         }
-        context.flush()
         session.sent(responses, sizes: sizes, changeArrivedAt: changeArrivedAt)
     }
 
     // MARK: Ending
 
-    private func fail(_ status: GRPCWire.Status, _ message: String, context: ChannelHandlerContext) {
+    private func fail(_ status: GRPCWire.Status, _ message: String) {
         let only: Bool
         if case .open = phase { only = false } else { only = true }
-        end(GRPCWire.trailers(status, message, only: only), context: context)
+        end(GRPCWire.trailers(status, message, only: only))
     }
 
-    /// Sends the trailers (END_STREAM). No RST_STREAM follows: gRPC clients end their side when they
-    /// read the status, and one that arrives while a client still reads the last message makes
-    /// grpc-swift's client report the stream as closed unexpectedly instead of the status.
-    private func end(_ trailers: HPACKHeaders, context: ChannelHandlerContext) {
+    /// Sends the trailers (END_STREAM), after any data still waiting for the window. No RST_STREAM
+    /// follows: gRPC clients end their side when they read the status, and one that arrives while a
+    /// client still reads the last message makes grpc-swift's client report the stream as closed
+    /// unexpectedly instead of the status.
+    private func end(_ trailers: HPACKHeaders) {
         guard !isClosed else { return }
         finish()
-        context.writeAndFlush(wrapOutboundOut(.headers(.init(headers: trailers, endStream: true))), promise: nil)
+        connection?.send(headers: trailers, endStream: true, on: self)
     }
 
-    private func refuse(httpStatus: String, context: ChannelHandlerContext) {
-        end([":status": httpStatus], context: context)
+    private func refuse(httpStatus: String) {
+        end([":status": httpStatus])
     }
 
     private var isClosed: Bool {
@@ -268,6 +269,7 @@ final class XDSStreamHandler: ChannelInboundHandler {
             shared.metrics.streamsChanged(shared.hub.streamCounts)
         }
         phase = .closed
+        deframer = GRPCWire.Deframer(maximumBytes: 0)
     }
 
     // MARK: Peers
@@ -283,8 +285,8 @@ final class XDSStreamHandler: ChannelInboundHandler {
     }
 
     /// The URI and DNS names of the client's TLS certificate (none without mutual TLS).
-    static func peerIdentities(_ connection: (any Channel)?) -> [String] {
-        guard let connection, let handler = try? connection.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
+    static func peerIdentities(_ connection: any Channel) -> [String] {
+        guard let handler = try? connection.pipeline.syncOperations.handler(type: NIOSSLServerHandler.self),
             let peer = handler.peerCertificate, let certificate = try? Certificate(derEncoded: try peer.toDERBytes())
         else { return [] }
         return NodeIdentityRule.identities(of: certificate)
