@@ -85,6 +85,9 @@ final class XDSConnection: ChannelInboundHandler {
     /// Frames written since the last flush, gathered into one buffer.
     private var outbound: ByteBuffer?
     private var wroteSinceFlush = false
+    /// The socket is under its high watermark (kept from writability events: reading the channel's
+    /// costs more, and streams ask on every snapshot).
+    private var socketWritable = true
 
     private var pingTask: Scheduled<Void>?
     private var timeoutTask: Scheduled<Void>?
@@ -146,7 +149,8 @@ final class XDSConnection: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable {
+        socketWritable = context.channel.isWritable
+        if socketWritable {
             for stream in streams.values where !stream.hasQueuedData { stream.becameWritable() }
         }
         context.fireChannelWritabilityChanged()
@@ -500,7 +504,7 @@ final class XDSConnection: ChannelInboundHandler {
     /// Whether a stream can take more to send: nothing of it waits for the window, and the socket is
     /// under its high watermark.
     func isWritable(_ stream: XDSStream) -> Bool {
-        !stream.hasQueuedData && (context?.channel.isWritable ?? false)
+        !stream.hasQueuedData && socketWritable
     }
 
     /// Queues a DATA payload of `stream` and sends what the windows allow.
@@ -517,6 +521,27 @@ final class XDSConnection: ChannelInboundHandler {
         }
         stream.queued.append(data)
         pump(stream)
+    }
+
+    /// Sends one gRPC message of `length` bytes that `write` appends to a buffer: straight into the
+    /// connection's write buffer, framed, when it fits one frame and the windows (no copy of its own);
+    /// else through `send(data:on:)`.
+    func sendMessage(length: Int, on stream: XDSStream, _ write: (inout ByteBuffer) -> Void) {
+        let count = 5 + length
+        guard !closed, streams[stream.id] === stream, !stream.localEnded else { return }
+        guard !stream.hasQueuedData, count <= min(stream.sendWindow, sendWindow, peerMaximumFrameBytes) else {
+            var message = allocator.buffer(capacity: count)
+            message.writeMultipleIntegers(UInt8(0), UInt32(length))
+            write(&message)
+            return send(data: message, on: stream)
+        }
+        withOutbound(reserving: HTTP2Wire.frameHeaderBytes + count) { buffer in
+            HTTP2Wire.FrameHeader(length: count, type: HTTP2Wire.FrameType.data.rawValue, flags: 0, streamID: stream.id).write(to: &buffer)
+            buffer.writeMultipleIntegers(UInt8(0), UInt32(length))
+            write(&buffer)
+        }
+        stream.sendWindow -= count
+        sendWindow -= count
     }
 
     /// Sends headers, or trailers (`endStream`) once the stream's queued data has gone.
@@ -556,7 +581,7 @@ final class XDSConnection: ChannelInboundHandler {
             stream.queuedTrailers = nil
             writeHeaders(trailers, endStream: true, stream: stream.id)
             closeIfDone(stream)
-        } else if wasBlocked, context?.channel.isWritable ?? false {
+        } else if wasBlocked, socketWritable {
             stream.becameWritable()
         }
     }

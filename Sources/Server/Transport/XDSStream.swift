@@ -211,15 +211,19 @@ final class XDSStream {
             let fields = response.resourceFields
             let fieldBytes = fields.reduce(0) { $0 + $1.readableBytes }
             let length = head.count + fieldBytes + tail.count
-            let copy = fieldBytes <= Self.copyBelowBytes
-            var first = connection.allocator.buffer(capacity: 5 + head.count + (copy ? fieldBytes + tail.count : 0))
+            if fieldBytes <= Self.copyBelowBytes {
+                connection.sendMessage(length: length, on: self) { buffer in
+                    buffer.writeBytes(head)
+                    for field in fields { buffer.writeImmutableBuffer(field) }
+                    buffer.writeBytes(tail)
+                }
+                sizes.append(length)
+                continue
+            }
+            var first = connection.allocator.buffer(capacity: 5 + head.count)
             first.writeMultipleIntegers(UInt8(0), UInt32(length))
             first.writeBytes(head)
-            if copy {
-                for field in fields { first.writeImmutableBuffer(field) }
-                first.writeBytes(tail)
-                connection.send(data: first, on: self)
-            } else if fields.count >= SharedBlocks.minimumResources {
+            if fields.count >= SharedBlocks.minimumResources {
                 let block = shared.blocks.block(
                     delta: type(of: response).usesDeltaFields, resources: response.encodedResources, fields: fields)
                 connection.send(data: first, on: self)
