@@ -111,6 +111,9 @@ struct FanoutBenchmark: AsyncParsableCommand {
 
         // Initial sync of all N.
         let sidecars = (0..<streams).map { SimulatedSidecar(id: $0, delta: delta, nackEvery: nackEvery) }
+        // What the sync costs each side: on this machine they share the cores, so the wall time is both.
+        let syncServerCPUBefore = server.map { Self.cpuSeconds($0.pid) } ?? 0
+        let syncHarnessCPUBefore = Self.cpuSeconds(getpid())
         let started = ContinuousClock.now
         let tasks = sidecars.map { sidecar in
             // Like Envoy, a sidecar whose connection fails (a full accept queue under thousands of connects) tries again.
@@ -128,6 +131,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
         }
         let syncTimes = sidecars.map { sidecar in sidecar.state.withLock { $0.assignments.values.max()! } - started }
         let initialSync = syncTimes.max()!
+        let syncServerCPU = (server.map { Self.cpuSeconds($0.pid) } ?? 0) - syncServerCPUBefore
+        let syncHarnessCPU = Self.cpuSeconds(getpid()) - syncHarnessCPUBefore
         try await Task.sleep(for: .milliseconds(200))
         let rssAfter = server.map { Self.rssKilobytes($0.pid) } ?? 0
         let bytesBefore = sidecars.reduce(0) { total, sidecar in total + sidecar.state.withLock { $0.bytes } }
@@ -190,6 +195,8 @@ struct FanoutBenchmark: AsyncParsableCommand {
             "commit": Self.commit(), "client": client.rawValue
         ]
         results["harness_cpu_us_per_stream_update"] = harnessCPUPerUpdate * 1_000_000 / Double(streams)
+        results["initial_sync_harness_cpu_ms"] = syncHarnessCPU * 1000
+        if server != nil { results["initial_sync_server_cpu_ms"] = syncServerCPU * 1000 }
         results["nacks_sent"] = sidecars.reduce(0) { $0 + $1.state.withLock { $0.nacks } }
         results["stream_errors"] = sidecars.filter { $0.state.withLock { $0.error != nil } }.count
         if redis != nil { results["redis_commands_per_update"] = Double(commandsAfter - commandsBefore) / Double(updates) }
@@ -202,8 +209,10 @@ struct FanoutBenchmark: AsyncParsableCommand {
         let line =
             String(
                 format:
-                    "%@ N=%d: initial sync %.0f ms; update p50 %.1f / p90 %.1f / p99 %.1f / max %.1f ms (debounce %d/%d ms); %d bytes/update%@",
-                delta ? "delta" : "sotw", streams, initialSync.milliseconds, percentile(0.5), percentile(0.9), percentile(0.99),
+                    "%@ N=%d: initial sync %.0f ms (CPU: %@harness %.0f ms); update p50 %.1f / p90 %.1f / p99 %.1f / max %.1f ms (debounce %d/%d ms); %d bytes/update%@",
+                delta ? "delta" : "sotw", streams, initialSync.milliseconds,
+                server == nil ? "" : String(format: "server %.0f ms, ", syncServerCPU * 1000), syncHarnessCPU * 1000,
+                percentile(0.5), percentile(0.9), percentile(0.99),
                 sorted.last!.milliseconds,
                 debounceQuietMs, debounceMaxMs, (bytesAfter - bytesBefore) / updates,
                 server == nil
