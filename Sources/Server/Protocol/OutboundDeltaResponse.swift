@@ -32,6 +32,7 @@ public struct OutboundDeltaResponse: Sendable, Hashable {
     /// The fields before the resources: system_version_info.
     public func head(controlPlane: String) -> [UInt8] {
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(systemVersionInfo.utf8.count + 6)
         WireFormat.appendString(1, systemVersionInfo, to: &bytes)
         return bytes
     }
@@ -39,6 +40,7 @@ public struct OutboundDeltaResponse: Sendable, Hashable {
     /// The fields after the resources: type_url, nonce, removed_resources, control_plane.
     public func tail(controlPlane: String) -> [UInt8] {
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(80 + controlPlane.utf8.count)
         WireFormat.appendString(4, type.typeURL, to: &bytes)
         WireFormat.appendString(5, nonce, to: &bytes)
         for name in removed {

@@ -28,6 +28,7 @@ public struct OutboundResponse: Sendable, Hashable {
     /// The fields before the resources: version_info.
     public func head(controlPlane: String) -> [UInt8] {
         var bytes: [UInt8] = []
+        bytes.reserveCapacity(versionInfo.utf8.count + 6)
         WireFormat.appendString(1, versionInfo, to: &bytes)
         return bytes
     }
