@@ -485,7 +485,9 @@ final class XDSConnection: ChannelInboundHandler {
         if header.streamID == 0 {
             guard increment > 0 else { return connectionError(.protocolError, "a WINDOW_UPDATE of 0 for the connection") }
             sendWindow += increment
-            guard sendWindow <= HTTP2Wire.maximumWindow else { return connectionError(.flowControlError, "the connection window passed 2^31-1") }
+            guard sendWindow <= HTTP2Wire.maximumWindow else {
+                return connectionError(.flowControlError, "the connection window passed 2^31-1")
+            }
             for stream in streams.values where stream.hasQueuedData { pump(stream) }
             return
         }
@@ -589,7 +591,8 @@ final class XDSConnection: ChannelInboundHandler {
     // MARK: Framing
 
     private func writeData(_ payload: ByteBuffer, stream: UInt32) {
-        let header = HTTP2Wire.FrameHeader(length: payload.readableBytes, type: HTTP2Wire.FrameType.data.rawValue, flags: 0, streamID: stream)
+        let header = HTTP2Wire.FrameHeader(
+            length: payload.readableBytes, type: HTTP2Wire.FrameType.data.rawValue, flags: 0, streamID: stream)
         if payload.readableBytes <= Self.copyPayloadBelowBytes {
             var payload = payload
             withOutbound(reserving: HTTP2Wire.frameHeaderBytes + payload.readableBytes) { buffer in

@@ -97,7 +97,8 @@ import Testing
             case .endlessContinuation:
                 return [Client.frame(.headers, stream: 1, payload: get)]
                     + (0..<6).map { _ in Client.frame(.continuation, stream: 1, payload: [UInt8](repeating: 0x40, count: 16_000)) }
-            case .interruptedHeaders: return [Client.frame(.headers, stream: 1, payload: get), Client.frame(.ping, payload: [UInt8](repeating: 0, count: 8))]
+            case .interruptedHeaders:
+                return [Client.frame(.headers, stream: 1, payload: get), Client.frame(.ping, payload: [UInt8](repeating: 0, count: 8))]
             case .dataOnIdleStream: return [Client.frame(.data, stream: 5, payload: [0, 0, 0, 0, 0])]
             case .pushPromise: return [Client.frame(.pushPromise, stream: 1, payload: [0, 0, 0, 2])]
             case .shortPing: return [Client.frame(.ping, payload: [0, 0, 0, 0])]
@@ -209,10 +210,11 @@ import Testing
     }
 
     @Test func aConnectionThatDoesNotAnswerKeepalivePingsIsClosed() async throws {
-        try await Self.withServer(configure: {
+        let configure: (inout XDSServerRuntime.Options) -> Void = {
             $0.serving.keepaliveTime = .milliseconds(300)
             $0.serving.keepaliveTimeout = .seconds(1)
-        }) { metrics, port in
+        }
+        try await Self.withServer(configure: configure) { metrics, port in
             let silent = try Client(port: port)
             silent.greet()
             let answering = try Client(port: port)
