@@ -46,12 +46,10 @@ enum HTTP2Wire {
     enum ErrorCode: UInt32 {
         case noError = 0
         case protocolError = 1
-        case internalError = 2
         case flowControlError = 3
         case streamClosed = 5
         case frameSizeError = 6
         case refusedStream = 7
-        case cancel = 8
         case compressionError = 9
         case enhanceYourCalm = 11
 
@@ -60,12 +58,10 @@ enum HTTP2Wire {
             switch self {
             case .noError: "no_error"
             case .protocolError: "protocol_error"
-            case .internalError: "internal_error"
             case .flowControlError: "flow_control_error"
             case .streamClosed: "stream_closed"
             case .frameSizeError: "frame_size_error"
             case .refusedStream: "refused_stream"
-            case .cancel: "cancel"
             case .compressionError: "compression_error"
             case .enhanceYourCalm: "enhance_your_calm"
             }
