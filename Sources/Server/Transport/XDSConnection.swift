@@ -443,7 +443,9 @@ final class XDSConnection: ChannelInboundHandler {
                 peerInitialWindow = Int(value)
                 for stream in streams.values {
                     stream.sendWindow += change
-                    guard stream.sendWindow <= HTTP2Wire.maximumWindow else { return resetStream(stream.id, .flowControlError) }
+                    guard stream.sendWindow <= HTTP2Wire.maximumWindow else {
+                        return connectionError(.flowControlError, "SETTINGS_INITIAL_WINDOW_SIZE took a stream's window past 2^31-1")
+                    }
                 }
             case .maximumFrameSize:
                 guard value >= HTTP2Wire.defaultMaximumFrameBytes, value <= 16_777_215 else {
