@@ -6,10 +6,13 @@ the innermost frame that is Legation's or SwiftNIO's own code (not the standard 
 ByteBuffer's internals), with its caller beside it for context. Needs heaptrack_print and swift
 (for `swift demangle`).
 
-    heaptrack -o /tmp/ht/legation .build/release/legation xds-server ...   # or, through the harness:
-    printf '#!/bin/sh\\nexec heaptrack -o /tmp/ht/legation %s/.build/release/legation "$@"\\n' "$PWD" > /tmp/ht-legation
+    heaptrack -o /tmp/ht/legation .build/release/legation xds-server ...   # or, through the harness,
+    # which stops its server by killing the server's process group: heaptrack gets a group of its own
+    # (else the recording is cut off), and the server is asked to stop with SIGINT.
+    printf '#!/bin/bash\\nsetsid heaptrack -o /tmp/ht/legation %s/.build/release/legation "$@" &\\ntrap "pkill -INT -x legation; exit 0" TERM\\nwhile true; do sleep 1; done\\n' "$PWD" > /tmp/ht-legation
     chmod +x /tmp/ht-legation
     .build/release/legation-bench fanout --streams 1000 --updates 5 --legation /tmp/ht-legation
+    sleep 20   # heaptrack finishes writing after the server exits
     benchmarks/tools/heap-peak-by-site.py /tmp/ht/legation.zst [--top 30]
 
 The harness's own CPU and RSS figures are meaningless in such a run (they measure heaptrack).
