@@ -281,7 +281,7 @@ public struct DeltaStreamStateMachine: Sendable {
     /// Warming: every cluster just sent (`changed`) gets its load assignment sent again, right after it.
     private mutating func warm(changed: [String], snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
         guard var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
-        for name in endpoints.subscribedNames(in: changed) where endpoints.held[name] != nil {
+        for (_, name) in endpoints.subscribedNames(in: changed) where endpoints.held[name] != nil {
             endpoints.setKnown(name, nil)
             endpoints.dirty.insert(name)
         }

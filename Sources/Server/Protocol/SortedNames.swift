@@ -112,20 +112,20 @@ public struct SortedNames: Sendable, Hashable, Sequence, ExpressibleByArrayLiter
 
     public func cursor() -> Cursor { Cursor(names) }
 
-    /// The names of `names` (in their order) that are here, or all of them when `everyName` (a
-    /// wildcard subscription): asked through a cursor, so walking a snapshot's sorted names is one pass
-    /// over both.
+    /// The names of `names` (in their order, with their offsets there) that are here, or all of them
+    /// when `everyName` (a wildcard subscription): asked through a cursor, so walking a snapshot's
+    /// sorted names is one pass over both.
     public func members(of names: [String], everyName: Bool) -> Members {
-        Members(names: names.makeIterator(), cursor: everyName ? nil : cursor())
+        Members(names: names.enumerated().makeIterator(), cursor: everyName ? nil : cursor())
     }
 
     public struct Members: Sequence, IteratorProtocol {
-        fileprivate var names: IndexingIterator<[String]>
+        fileprivate var names: EnumeratedSequence<[String]>.Iterator
         fileprivate var cursor: Cursor?
 
-        public mutating func next() -> String? {
-            while let name = names.next() {
-                if cursor?.contains(name) ?? true { return name }
+        public mutating func next() -> (offset: Int, name: String)? {
+            while let (offset, name) = names.next() {
+                if cursor?.contains(name) ?? true { return (offset, name) }
             }
             return nil
         }

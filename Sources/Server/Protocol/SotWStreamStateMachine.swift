@@ -324,9 +324,10 @@ public struct SotWStreamStateMachine: Sendable {
 
     /// The resource `name` (subscribed) should be at for this client now: the current one, or the ACKed
     /// one when the current version was NACKed.
-    private func desiredResource(_ name: String, _ state: TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> EncodedResource? {
-        guard let current = snapshot.resource(type, named: name, for: locality) else { return nil }
-        return state.nacked[name] == current.version ? state.ackedResource(name) : current
+    /// What the client should hold of `name` when the snapshot has `current`: the version it ACKed
+    /// instead of one it refused.
+    private func desiredResource(_ name: String, current: EncodedResource, _ state: TypeState) -> EncodedResource? {
+        state.nacked[name] == current.version ? state.ackedResource(name) : current
     }
 
     /// The snapshot's names this stream subscribes to, in order, when walking the snapshot's sorted
@@ -341,13 +342,15 @@ public struct SotWStreamStateMachine: Sendable {
     private func desiredInOrder(_ state: TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> [EncodedResource] {
         var desired: [EncodedResource] = []
         if let all = inOrder(state, type: type, snapshot: snapshot) {
+            let localized = snapshot.localizedInOrder(type, for: locality)
             desired.reserveCapacity(state.wildcard ? all.count : state.subscribed.count)
-            for name in state.subscribedNames(in: all) {
-                if let resource = desiredResource(name, state, type: type, snapshot: snapshot) { desired.append(resource) }
+            for (offset, name) in state.subscribedNames(in: all) {
+                if let resource = desiredResource(name, current: localized[offset], state) { desired.append(resource) }
             }
         } else {
             for name in state.subscribed {
-                if let resource = desiredResource(name, state, type: type, snapshot: snapshot) { desired.append(resource) }
+                guard let current = snapshot.resource(type, named: name, for: locality) else { continue }
+                if let resource = desiredResource(name, current: current, state) { desired.append(resource) }
             }
         }
         return desired
@@ -356,14 +359,18 @@ public struct SotWStreamStateMachine: Sendable {
     /// A type whose responses carry only what changed: `name` is added to `toSend` (and to what the
     /// client holds) if the client should get it now; forgotten if it is gone.
     private func sendIfChanged(
-        _ name: String, _ state: inout TypeState, _ toSend: inout [EncodedResource], type: ResourceType, snapshot: ResourceSnapshot,
-        subscribed: Bool? = nil
+        _ name: String, _ state: inout TypeState, _ toSend: inout [EncodedResource], type: ResourceType, snapshot: ResourceSnapshot
     ) {
-        guard subscribed ?? state.isSubscribed(name) else { return }
+        guard state.isSubscribed(name) else { return }
         guard let current = snapshot.resource(type, named: name, for: locality) else {
             if state.sent[name] != nil { state.setSent(name, nil) }  // gone: sent again if it comes back
             return
         }
+        sendIfChanged(name, current: current, &state, &toSend)
+    }
+
+    /// `sendIfChanged` for a subscribed name the snapshot has as `current`.
+    private func sendIfChanged(_ name: String, current: EncodedResource, _ state: inout TypeState, _ toSend: inout [EncodedResource]) {
         guard state.sent[name]?.version != current.version, state.nacked[name] != current.version else { return }
         toSend.append(current)
         state.setSent(name, current)
@@ -402,8 +409,9 @@ public struct SotWStreamStateMachine: Sendable {
                 // Everything, in the snapshot's order (no sort per stream); then what the client holds that
                 // the snapshot no longer has.
                 state.reserveForFirstResponse(state.wildcard ? all.count : min(all.count, state.subscribed.count))
-                for name in state.subscribedNames(in: all) {
-                    sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot, subscribed: true)
+                let localized = snapshot.localizedInOrder(type, for: locality)
+                for (offset, name) in state.subscribedNames(in: all) {
+                    sendIfChanged(name, current: localized[offset], &state, &toSend)
                 }
                 let gone = state.sent.names.filter { state.isSubscribed($0) && snapshot.resource(type, named: $0) == nil }
                 for name in gone { state.setSent(name, nil) }
@@ -429,7 +437,7 @@ public struct SotWStreamStateMachine: Sendable {
     /// Warming: every cluster just sent (`changed`) gets its load assignment sent again, right after it.
     private mutating func warm(changed: [String], snapshot: ResourceSnapshot) -> OutboundResponse? {
         guard var endpoints = types.removeValue(forKey: .endpoint) else { return nil }
-        for name in endpoints.subscribedNames(in: changed) where endpoints.sent[name] != nil {
+        for (_, name) in endpoints.subscribedNames(in: changed) where endpoints.sent[name] != nil {
             endpoints.setSent(name, nil)
             endpoints.dirty.insert(name)
         }

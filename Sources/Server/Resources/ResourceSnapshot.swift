@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Every resource the server serves at one revision: immutable, shared by every stream.
 ///
 /// Streams do not diff whole snapshots: each remembers the revision it last looked at and asks which
@@ -11,6 +13,8 @@ public struct ResourceSnapshot: Sendable {
     let sortedNames: [ResourceType: [String]]
     /// The changed names of each of the last revisions, oldest first.
     let history: [(revision: UInt64, changes: [ResourceType: Set<String>])]
+    /// `localizedInOrder`'s arrays, made on first use.
+    private let localized = LocalizedOrder()
 
     public static let empty = ResourceSnapshot(revision: 0, resources: [:], sortedNames: [:], history: [])
 
@@ -42,6 +46,17 @@ public struct ResourceSnapshot: Sendable {
     /// The names of `type`, in order.
     public func names(_ type: ResourceType) -> [String] { sortedNames[type] ?? [] }
 
+    /// The resources of `type` in the order of `names(type)`, each as a client at `locality` gets it:
+    /// made once per snapshot, type and locality, and shared by every stream there. A stream's first
+    /// response walks it by index instead of looking up and localizing every name: a reconnect storm of
+    /// 1,000 sidecars in three zones localizes each assignment three times, not 1,000.
+    public func localizedInOrder(_ type: ResourceType, for locality: ClientLocality) -> [EncodedResource] {
+        localized.resources(for: LocalizedOrder.Key(type: type, locality: locality)) {
+            let resources = self.resources[type] ?? [:]
+            return names(type).map { resources[$0]!.localized(for: locality) }
+        }
+    }
+
     public func all(_ type: ResourceType) -> [String: EncodedResource] {
         resources[type] ?? [:]
     }
@@ -56,5 +71,26 @@ public struct ResourceSnapshot: Sendable {
             if let changed = entry.changes[type] { names.formUnion(changed) }
         }
         return names
+    }
+}
+
+/// A snapshot's resources in name order per type and client locality (`localizedInOrder`). Localities
+/// come from clients, so at most `capacity` are kept; beyond that, each is made again when asked.
+final class LocalizedOrder: Sendable {
+    struct Key: Hashable, Sendable {
+        var type: ResourceType
+        var locality: ClientLocality
+    }
+
+    static let capacity = 32
+    private let made = Mutex<[Key: [EncodedResource]]>([:])
+
+    func resources(for key: Key, make: () -> [EncodedResource]) -> [EncodedResource] {
+        if let found = made.withLock({ $0[key] }) { return found }
+        let resources = make()
+        made.withLock { made in
+            if made.count < Self.capacity, made[key] == nil { made[key] = resources }
+        }
+        return resources
     }
 }

@@ -47,6 +47,31 @@ import Testing
         return result
     }
 
+    /// A snapshot's resources in order for one locality are each name's own variant, made once and
+    /// shared by every stream at that locality; localities beyond the cache's capacity are made again.
+    @Test func aSnapshotLocalizesItsResourcesInOrderOncePerLocality() throws {
+        var table = Self.table()
+        let made = table.snapshot()
+        let snapshot = try #require(made)
+        for type in [ResourceType.cluster, .endpoint] {
+            for client in [Self.eastA, Self.eastB, Self.westA, .unknown] {
+                let inOrder = snapshot.localizedInOrder(type, for: client)
+                let expected = snapshot.names(type).map { snapshot.resource(type, named: $0, for: client)! }
+                #expect(inOrder.count == expected.count && zip(inOrder, expected).allSatisfy { $0 === $1 }, "\(type) at \(client)")
+                let again = snapshot.localizedInOrder(type, for: client)
+                #expect(inOrder.withUnsafeBufferPointer { $0.baseAddress } == again.withUnsafeBufferPointer { $0.baseAddress })
+            }
+        }
+        #expect(snapshot.localizedInOrder(.endpoint, for: Self.eastA)[0] !== snapshot.localizedInOrder(.endpoint, for: Self.westA)[0])
+        let many = (0..<(LocalizedOrder.capacity + 4)).map { ClientLocality(region: "", zone: "z-\($0)", cluster: "") }
+        for client in many { _ = snapshot.localizedInOrder(.endpoint, for: client) }
+        let last = try #require(many.last)
+        let first = snapshot.localizedInOrder(.endpoint, for: last)
+        #expect(
+            first.map(\.version) == snapshot.localizedInOrder(.endpoint, for: last).map(\.version),
+            "beyond the capacity: the same, made again")
+    }
+
     @Test func theDefaultOrderIsSameZoneThenSameRegionThenTheRest() throws {
         var table = Self.table()
         let base = Self.assignment(&table)
