@@ -221,11 +221,10 @@ public struct DeltaStreamStateMachine: Sendable {
         var resources: [EncodedResource] = []
         var removed: [String] = []
         var undo: [String: KnownVersions.Entry?] = [:]
-        func visit(_ name: String, subscribed: Bool? = nil) {
-            let subscribed = subscribed ?? state.isSubscribed(name)
+        /// `current`: what the snapshot has of `name`, as this client gets it.
+        func visit(_ name: String, subscribed: Bool, current: EncodedResource?) {
             let held = state.held[name]
             guard subscribed || held != nil else { return }
-            let current = snapshot.resource(type, named: name, for: locality)
             if subscribed, let current {
                 state.reportedAbsent.remove(name)
                 if let held, held.isVersion(of: current) { return }
@@ -251,21 +250,35 @@ public struct DeltaStreamStateMachine: Sendable {
         state.checkedRevision = snapshot.revision
         state.dirty = []
         state.checkEverything = false
+        func visit(_ name: String) {
+            visit(name, subscribed: state.isSubscribed(name), current: snapshot.resource(type, named: name, for: locality))
+        }
         if let changed {
             for name in changed.sorted() { visit(name) }
         } else {
-            // Everything. When that is most of the snapshot, its names are walked in their order (no sort
-            // per stream), then the names the stream has that the snapshot does not (these can only be
-            // removals, so responses still list resources and removals by name).
-            var others = Set(state.subscribed).union(state.held.names)
+            // Everything. When that is most of the snapshot, its resources are walked in their order, as
+            // localized for this client once per snapshot (no lookup, no sort per stream), then the names
+            // the stream has that the snapshot does not (these can only be removals, so responses still
+            // list resources and removals by name).
             let all = snapshot.names(type)
-            if state.wildcard || others.count * 4 > all.count {
+            if state.wildcard || (state.subscribed.count + state.held.count) * 4 > all.count {
+                // Held names the snapshot lacks, found before the walk fills what the stream holds.
+                var others = Set(state.held.names.lazy.filter { snapshot.resource(type, named: $0) == nil })
+                let localized = snapshot.localizedInOrder(type, for: locality)
                 var subscribed = state.subscribed.cursor()
-                for name in all where others.remove(name) != nil || state.wildcard {
-                    visit(name, subscribed: state.wildcard || subscribed.contains(name))
+                var subscribedFound = 0
+                for (offset, name) in all.enumerated() {
+                    let isSubscribed = state.wildcard || subscribed.contains(name)
+                    if isSubscribed, !state.wildcard { subscribedFound += 1 }
+                    visit(name, subscribed: isSubscribed, current: localized[offset])
                 }
+                if !state.wildcard, subscribedFound < state.subscribed.count {
+                    for name in state.subscribed where snapshot.resource(type, named: name) == nil { others.insert(name) }
+                }
+                for name in others.sorted() { visit(name) }
+            } else {
+                for name in Set(state.subscribed).union(state.held.names).sorted() { visit(name) }
             }
-            for name in others.sorted() { visit(name) }
         }
         state.lastChanged = resources.map(\.name)
         guard !resources.isEmpty || !removed.isEmpty else { return nil }
