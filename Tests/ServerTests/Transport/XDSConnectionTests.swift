@@ -20,7 +20,7 @@ import Testing
     /// A ready server with `web`, its metrics, and its port.
     static func withServer(
         configure: (inout XDSServerRuntime.Options) -> Void = { _ in },
-        _ body: @escaping @Sendable (TestMetrics, Int) async throws -> Void
+        _ body: @escaping @Sendable (TestMetrics, Int, XDSServerRuntime) async throws -> Void
     ) async throws {
         let store = InMemoryEndpointStore()
         let writer = try await TestWriter.start(store, source: F.east)
@@ -33,7 +33,7 @@ import Testing
             group.addTask { try await runtime.run() }
             guard let port = await runtime.port() else { throw XDSError(.unavailable, "server did not bind") }
             #expect(await eventually { runtime.hub.notReadyReason == nil })
-            try await body(metrics, port)
+            try await body(metrics, port, runtime)
             group.cancelAll()
         }
     }
@@ -127,7 +127,7 @@ import Testing
     /// serves the next client.
     @Test(arguments: BadInput.allCases)
     func badFramesEndOnlyTheirConnection(_ input: BadInput) async throws {
-        try await Self.withServer { metrics, port in
+        try await Self.withServer { metrics, port, _ in
             let client = try Client(port: port)
             client.greet()
             for frame in input.frames { client.send(frame) }
@@ -140,8 +140,39 @@ import Testing
         }
     }
 
+    /// A valid session's bytes (preface, SETTINGS, an ADS stream's headers and request, WINDOW_UPDATE,
+    /// PING, the request ended), mutated, each on a connection of its own: whatever arrives, the server
+    /// answers or closes, keeps serving, and no stream outlives its connection.
+    @Test func mutatedSessionsNeverTakeTheServerDownNorLeaveStreamsBehind() async throws {
+        try await Self.withServer { _, port, runtime in
+            var headers = ByteBuffer()
+            HTTP2Wire.headerBlock(
+                [":method": "POST", ":scheme": "http", ":path": Self.ads, ":authority": "x", "content-type": "application/grpc"],
+                into: &headers)
+            let message: [UInt8] = try request(.cluster).serializedBytes()
+            let session: [UInt8] =
+                HTTP2Wire.clientPreface + Client.frame(.settings, payload: [0, 4, 0, 0, 0x10, 0])
+                + Client.frame(.headers, flags: HTTP2Wire.Flag.endHeaders, stream: 1, payload: Array(buffer: headers))
+                + Client.frame(.data, stream: 1, payload: [0] + Client.bytes(UInt32(message.count), width: 4) + message)
+                + Client.frame(.windowUpdate, stream: 1, payload: [0, 1, 0, 0])
+                + Client.frame(.ping, payload: [1, 2, 3, 4, 5, 6, 7, 8])
+                + Client.frame(.data, flags: HTTP2Wire.Flag.endStream, stream: 1)
+            var random = SplitMix64(seed: 0x6c65_6761_7469_6f6e)
+            for round in 0..<150 {
+                let client = try Client(port: port)
+                let input = round == 0 ? session : ByteMutator.mutate(session, using: &random)
+                client.send(input)
+                _ = client.frames(until: { _ in false }, timeout: .milliseconds(round == 0 ? 500 : 20))
+                if round == 0 { #expect(!client.closed, "the unmutated session is served") }
+            }
+            #expect(try await Self.serves(port: port), "the server serves after 150 mutated sessions")
+            // Every connection above is closed by now (each client is gone): so are their streams.
+            #expect(await eventually(within: .seconds(10)) { runtime.hub.streams.isEmpty }, "\(runtime.hub.streams.count) streams left")
+        }
+    }
+
     @Test func aClientThatDoesNotSendTheSettingsFrameFirstIsClosed() async throws {
-        try await Self.withServer { metrics, port in
+        try await Self.withServer { metrics, port, _ in
             let client = try Client(port: port)
             client.send(HTTP2Wire.clientPreface)
             client.send(Client.frame(.ping, payload: [UInt8](repeating: 1, count: 8)))
@@ -155,7 +186,7 @@ import Testing
 
     /// An HTTP/1 request (a curl, or `legation status` given the xDS port) is told what the port is.
     @Test func anHTTP1RequestIsToldThisIsAnHTTP2Port() async throws {
-        try await Self.withServer { metrics, port in
+        try await Self.withServer { metrics, port, _ in
             let client = try Client(port: port)
             client.send(Array("GET /debug/clients HTTP/1.1\r\nHost: localhost\r\n\r\n".utf8))
             let answer = client.readAll()
@@ -169,7 +200,7 @@ import Testing
     /// Responses wait for the client's window: a client granting 100 bytes gets 100 bytes, then
     /// nothing until it grants more, then the rest, which reads as the whole response.
     @Test func responsesWaitForTheClientsWindow() async throws {
-        try await Self.withServer { _, port in
+        try await Self.withServer { _, port, _ in
             let client = try Client(port: port)
             client.greet(settings: [(.initialWindowSize, 100)])
             client.open(stream: 1, path: Self.ads)
@@ -194,7 +225,7 @@ import Testing
     }
 
     @Test func clientPingsAreAnsweredAndTooManyEndTheConnection() async throws {
-        try await Self.withServer { metrics, port in
+        try await Self.withServer { metrics, port, _ in
             let client = try Client(port: port)
             client.greet()
             let data: [UInt8] = [1, 2, 3, 4, 5, 6, 7, 8]
@@ -214,7 +245,7 @@ import Testing
             $0.serving.keepaliveTime = .milliseconds(300)
             $0.serving.keepaliveTimeout = .seconds(1)
         }
-        try await Self.withServer(configure: configure) { metrics, port in
+        try await Self.withServer(configure: configure) { metrics, port, _ in
             let silent = try Client(port: port)
             silent.greet()
             let answering = try Client(port: port)
