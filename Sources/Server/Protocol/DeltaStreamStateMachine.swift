@@ -268,11 +268,12 @@ public struct DeltaStreamStateMachine: Sendable {
                 var subscribed = state.subscribed.cursor()
                 var subscribedFound = 0
                 for (offset, name) in all.enumerated() {
-                    let isSubscribed = state.wildcard || subscribed.contains(name)
-                    if isSubscribed, !state.wildcard { subscribedFound += 1 }
-                    visit(name, subscribed: isSubscribed, current: localized[offset])
+                    let named = !state.subscribed.isEmpty && subscribed.contains(name)
+                    if named { subscribedFound += 1 }
+                    visit(name, subscribed: state.wildcard || named, current: localized[offset])
                 }
-                if !state.wildcard, subscribedFound < state.subscribed.count {
+                // Names subscribed explicitly (beside the wildcard too) that the snapshot lacks.
+                if subscribedFound < state.subscribed.count {
                     for name in state.subscribed where snapshot.resource(type, named: name) == nil { others.insert(name) }
                 }
                 for name in others.sorted() { visit(name) }

@@ -69,6 +69,12 @@ import Testing
         fixture.publish([F.set("nope", ["10.0.0.9"])])
         #expect(
             eds.onSnapshot(fixture.snapshot).responses.map { $0.resources.map(\.name) } == [["default/nope:http"]], "sent when it appears")
+
+        // Beside the wildcard too: every cluster there is, and the explicit name that is not reported.
+        var cds = DeltaStreamStateMachine(allowedTypes: [.cluster])
+        let both = cds.onRequest(deltaRequest(.cluster, subscribe: ["*", "default/gone:http"]), snapshot: fixture.snapshot).responses
+        #expect(both.map { $0.resources.map(\.name) } == [fixture.snapshot.names(.cluster)])
+        #expect(both.map(\.removed) == [["default/gone:http"]], "an explicit name beside the wildcard that does not exist is reported")
     }
 
     @Test func subscriptionChangesCountEvenWithAStaleNonce() {
