@@ -72,12 +72,7 @@ enum GRPCWire {
         }
 
         mutating func append(_ bytes: ByteBuffer) {
-            if buffered == nil || buffered!.readableBytes == 0 {
-                buffered = bytes
-            } else {
-                var bytes = bytes
-                buffered!.writeBuffer(&bytes)
-            }
+            buffered.append(bytes)
         }
 
         /// The next whole message, nil until one has arrived.
@@ -105,5 +100,19 @@ enum GRPCWire {
 
         /// Bytes of an unfinished message (the client ended its stream mid-message if this is not 0).
         var pendingBytes: Int { buffered?.readableBytes ?? 0 }
+    }
+}
+
+extension ByteBuffer? {
+    /// Appends `bytes` to what is buffered: with nothing buffered, `bytes` become the buffer (no copy).
+    mutating func append(_ bytes: ByteBuffer) {
+        guard var buffer = self, buffer.readableBytes > 0 else {
+            self = bytes
+            return
+        }
+        self = nil  // so that writing into it copies nothing
+        var bytes = bytes
+        buffer.writeBuffer(&bytes)
+        self = buffer
     }
 }

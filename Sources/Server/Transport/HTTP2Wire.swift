@@ -68,6 +68,21 @@ enum HTTP2Wire {
         }
     }
 
+    /// What ends a connection: a GOAWAY with `code`, and `reason` as its debug data and in the log.
+    struct ConnectionError: Error {
+        var code: ErrorCode
+        var reason: String
+        /// The reason `legation_xds_connections_closed_total` counts it under: the code's name unless
+        /// a more telling one is given.
+        var metric: String
+
+        init(_ code: ErrorCode, _ reason: String, metric: String? = nil) {
+            self.code = code
+            self.reason = reason
+            self.metric = metric ?? code.name
+        }
+    }
+
     /// A frame's nine-byte header.
     struct FrameHeader: Equatable {
         var length: Int

@@ -50,10 +50,8 @@ final class XDSStream {
     /// What the client may still send before this side grants more, and what it has sent since.
     var receiveWindow: Int
     var unannounced = 0
-    /// DATA payloads waiting for the window, from `queuedHead` on; trailers to send after them.
-    var queued: [ByteBuffer] = []
-    var queuedHead = 0
-    var queuedTrailers: HPACKHeaders?
+    /// What waits for the client's window.
+    var pending = PendingData()
     /// The client ended its side (END_STREAM); this side sent its trailers.
     var remoteEnded = false
     var localEnded = false
@@ -66,8 +64,6 @@ final class XDSStream {
         self.receiveWindow = receiveWindow
         self.deframer = GRPCWire.Deframer(maximumBytes: shared.maximumRequestBytes)
     }
-
-    var hasQueuedData: Bool { queuedHead < queued.count }
 
     /// The client's request headers.
     func received(headers: HPACKHeaders, endStream: Bool, context: ChannelHandlerContext) {
@@ -294,5 +290,32 @@ final class XDSStream {
             let peer = handler.peerCertificate, let certificate = try? Certificate(derEncoded: try peer.toDERBytes())
         else { return [] }
         return NodeIdentityRule.identities(of: certificate)
+    }
+}
+
+/// What a stream has to send that waits for the client's window: DATA payloads in order (shared
+/// buffers, not copies), and the trailers that follow them.
+struct PendingData {
+    private var payloads: [ByteBuffer] = []
+    private var first = 0
+    var trailers: HPACKHeaders?
+
+    /// No DATA waits (trailers may).
+    var isEmpty: Bool { first == payloads.count }
+
+    mutating func append(_ payload: ByteBuffer) {
+        payloads.append(payload)
+    }
+
+    /// Up to `limit` bytes of the first waiting payload; nil when none waits or `limit` is not positive.
+    mutating func take(upTo limit: Int) -> ByteBuffer? {
+        guard first < payloads.count, limit > 0 else { return nil }
+        let chunk = payloads[first].readSlice(length: min(limit, payloads[first].readableBytes))!
+        if payloads[first].readableBytes == 0 {
+            payloads[first] = ByteBuffer()
+            first += 1
+            if first == payloads.count { (payloads, first) = ([], 0) }
+        }
+        return chunk
     }
 }

@@ -176,7 +176,9 @@ import Testing
             let client = try Client(port: port)
             client.send(HTTP2Wire.clientPreface)
             client.send(Client.frame(.ping, payload: [UInt8](repeating: 1, count: 8)))
-            let goAway = client.frames(until: { $0.goAway != nil }).last?.goAway
+            let frames = client.frames(until: { $0.goAway != nil })
+            #expect(frames.first?.type == HTTP2Wire.FrameType.settings.rawValue, "the server's preface comes first, even before a GOAWAY")
+            let goAway = frames.last?.goAway
             #expect(goAway?.code == HTTP2Wire.ErrorCode.protocolError.rawValue)
             #expect(goAway?.reason.contains("SETTINGS") == true)
             #expect(client.waitForClose())
