@@ -66,7 +66,7 @@ final class DemoMesh: Sendable {
         let runtime = XDSServerRuntime(reader: store, options: options, logger: logger)
         self.runtime = runtime
         serving = Task { try await runtime.run() }
-        guard let port = await runtime.port() else { throw DemoError("the xds-server did not start") }
+        guard let port = await runtime.port() else { throw CommandFailure("the xds-server did not start") }
         xdsPort = port
         admin = try await XDSServerRunner.startAdmin(runtime: runtime, host: "127.0.0.1", port: 0, registry: registry, includeDebug: true)
         adminPort = admin.port
@@ -152,7 +152,7 @@ final class DemoMesh: Sendable {
     }
 
     private static func freePort() throws -> Int {
-        guard let port = freeLoopbackPortNumber() else { throw DemoError("no free loopback port") }
+        guard let port = freeLoopbackPortNumber() else { throw CommandFailure("no free loopback port") }
         return port
     }
 }

@@ -42,7 +42,7 @@ struct StatusCommand: AsyncParsableCommand {
         do {
             response = try await HTTPClient.shared.execute(request, timeout: .seconds(5))
         } catch {
-            throw StatusError("cannot reach \(url): \(error)")
+            throw CommandFailure("cannot reach \(url): \(error)")
         }
         let body = try await response.body.collect(upTo: 64 << 20)
         guard response.status == .ok else {
@@ -50,15 +50,9 @@ struct StatusCommand: AsyncParsableCommand {
             let said =
                 String(decoding: body.readableBytesView.prefix(300), as: UTF8.self)
                 .split(separator: "\n").first.map { ": \($0)" } ?? ""
-            throw StatusError("\(url) answered \(response.status)\(said)")
+            throw CommandFailure("\(url) answered \(response.status)\(said)")
         }
         return Array(buffer: body)
-    }
-
-    /// A failure at run time (not a usage error: no usage text follows it).
-    struct StatusError: Error, CustomStringConvertible {
-        var description: String
-        init(_ description: String) { self.description = description }
     }
 
     /// One line per client and type: NODE, STREAM, TYPE, SUBSCRIBED, STATE, ACKED VERSION, NACKS, LAST NACK.

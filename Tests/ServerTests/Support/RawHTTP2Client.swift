@@ -35,19 +35,8 @@ final class RawHTTP2Client {
     private(set) var closed = false
 
     init(port: Int) throws {
-        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestSupportError("socket() failed") }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
-        }
-        guard connected else {
-            Glibc.close(fd)
-            throw TestSupportError("cannot connect to 127.0.0.1:\(port)")
-        }
+        guard let fd = connectToLoopback(port: port) else { throw TestSupportError("cannot connect to 127.0.0.1:\(port)") }
+        self.fd = fd
     }
 
     deinit { Glibc.close(fd) }
