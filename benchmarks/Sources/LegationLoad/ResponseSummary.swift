@@ -31,15 +31,14 @@ public struct ResponseSummary: Sendable {
         switch (number, delta) {
         case (1, false): version = MiniProtobuf.string(value)
         case (2, false):
-            if let any = MiniProtobuf.valueOfAny(value), let name = MiniProtobuf.fields(any).first(where: { $0.number == 1 }) {
-                resources.append((MiniProtobuf.string(name.value), keepValues ? any : []))
+            if let any = MiniProtobuf.valueOfAny(value), let name = MiniProtobuf.first(1, in: any) {
+                resources.append((MiniProtobuf.string(name), keepValues ? any : []))
             }
         case (2, true):
-            let parts = MiniProtobuf.fields(value)
-            guard let name = parts.first(where: { $0.number == 3 }).map({ MiniProtobuf.string($0.value) }) else { return }
-            let any = keepValues ? parts.first(where: { $0.number == 2 }).flatMap { MiniProtobuf.valueOfAny($0.value) } ?? [] : []
+            guard let name = MiniProtobuf.first(3, in: value).map(MiniProtobuf.string) else { return }
+            let any = keepValues ? MiniProtobuf.first(2, in: value).flatMap(MiniProtobuf.valueOfAny) ?? [] : []
             resources.append((name, any))
-            versions.append((name, parts.first(where: { $0.number == 1 }).map { MiniProtobuf.string($0.value) } ?? ""))
+            versions.append((name, MiniProtobuf.first(1, in: value).map(MiniProtobuf.string) ?? ""))
         case (4, _): typeURL = MiniProtobuf.string(value)
         case (5, _): nonce = MiniProtobuf.string(value)
         case (6, true): removed.append(MiniProtobuf.string(value))

@@ -215,6 +215,9 @@ public final class SimulatedSidecar: Sendable {
         state.withLock { state in
             state.bytes += bytes
             state.responses += 1
+            // Room for a first response at once, not grown by doubling (rehashing every name) as it is read.
+            state.assignments.reserveCapacity(resources.count)
+            state.latestArrival.reserveCapacity(resources.count)
             for (offset, resource) in resources.enumerated() {
                 let name = resource.name
                 if state.assignments[name] == nil { state.assignments[name] = now }
