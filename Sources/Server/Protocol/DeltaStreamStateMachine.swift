@@ -226,7 +226,7 @@ public struct DeltaStreamStateMachine: Sendable {
             let held = state.held[name]
             guard subscribed || held != nil else { return }
             if subscribed, let current {
-                state.reportedAbsent.remove(name)
+                if !state.reportedAbsent.isEmpty { state.reportedAbsent.remove(name) }  // (hashing the name only when it can be there)
                 if let held, held.isVersion(of: current) { return }
                 guard state.nacked.isEmpty || state.nacked[name] != current.version else { return }
                 undo[name] = .some(held)
