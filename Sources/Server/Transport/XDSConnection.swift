@@ -143,7 +143,11 @@ final class XDSConnection: ChannelInboundHandler {
     func channelWritabilityChanged(context: ChannelHandlerContext) {
         socketWritable = context.channel.isWritable
         if socketWritable {
-            for stream in streams.values where stream.pending.isEmpty { stream.becameWritable() }
+            // Waiting DATA first (it was cut off at the watermark), then streams waiting to take a snapshot.
+            for stream in streams.values {
+                if stream.pending.isEmpty { stream.becameWritable() } else { pump(stream) }
+            }
+            flush()
         }
         context.fireChannelWritabilityChanged()
     }
@@ -458,10 +462,13 @@ final class XDSConnection: ChannelInboundHandler {
         sendWindow -= count
     }
 
-    /// Sends a stream's waiting DATA as far as both windows allow, then its trailers if they wait.
+    /// Sends a stream's waiting DATA as far as both windows allow and the socket is under its high
+    /// watermark, then its trailers if they wait. What stays waits as slices of the shared bytes: a
+    /// client that opens large windows (Envoy's are 256 MB) does not move a storm's answers into NIO's
+    /// write queue all at once.
     private func pump(_ stream: XDSStream) {
         let waited = !stream.pending.isEmpty
-        while let chunk = stream.pending.take(upTo: min(stream.sendWindow, sendWindow, writer.maximumFrameBytes)) {
+        while socketWritable, let chunk = stream.pending.take(upTo: min(stream.sendWindow, sendWindow, writer.maximumFrameBytes)) {
             writer.data(chunk, stream: stream.id, write: write)
             spend(chunk.readableBytes, on: stream)
         }

@@ -31,6 +31,9 @@ final class XDSListener: Sendable {
         self.tls = tls
     }
 
+    /// The connections open now (for tests).
+    var connectionChannels: [any Channel] { state.withLock { Array($0.connections.values) } }
+
     /// Binds the listener. - Returns: the port.
     func bind() async throws -> Int {
         let serving = self.serving

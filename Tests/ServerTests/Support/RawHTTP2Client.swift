@@ -34,9 +34,13 @@ final class RawHTTP2Client {
     /// The peer closed the connection.
     private(set) var closed = false
 
-    init(port: Int) throws {
+    /// `receiveBuffer`: the socket's SO_RCVBUF, so that the kernel holds little of what this client does not read.
+    init(port: Int, receiveBuffer: Int32? = nil) throws {
         guard let fd = connectToLoopback(port: port) else { throw TestSupportError("cannot connect to 127.0.0.1:\(port)") }
         self.fd = fd
+        if var size = receiveBuffer {
+            _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+        }
     }
 
     deinit { Glibc.close(fd) }

@@ -226,6 +226,58 @@ import Testing
         }
     }
 
+    /// A client that opens its windows as wide as HTTP/2 allows (Envoy's default is 256 MB) and then
+    /// reads nothing: the server's connection keeps no more than the socket's high watermark (64 KB)
+    /// and a frame in NIO's write queue, the rest of a 3 MB answer waiting as slices of the shared
+    /// bytes. Once the client reads, all of it arrives.
+    @Test func aClientWithWideWindowsThatDoesNotReadHasLittleQueued() async throws {
+        let store = InMemoryEndpointStore()
+        let writer = try await TestWriter.start(store, source: F.east)
+        let services = (0..<400).map { "svc-\($0)" }
+        let addresses = (0..<200).map { "10.1.\($0 / 100).\($0 % 100 + 1)" }
+        try await writer.publish(services.map { F.set($0, addresses) })
+        let runtime = XDSServerRuntime(reader: store, options: XDSServiceTests.options(), logger: .quiet())
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await runtime.run() }
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            let options = XDSServiceTests.options()
+            let listener = XDSListener(
+                serving: options.serving,
+                shared: XDSStream.Shared(
+                    hub: runtime.hub, options: options.service, maximumRequestBytes: options.serving.maximumRequestBytes,
+                    metrics: XDSMetrics(factory: TestMetrics()), logger: .quiet()),
+                tls: nil, threads: 1)
+            let port = try await listener.bind()
+            let client = try Client(port: port, receiveBuffer: 16 * 1024)
+            client.greet(settings: [(.initialWindowSize, UInt32(Int32.max))])
+            client.send(Client.frame(.windowUpdate, payload: Client.bytes(UInt32(Int32.max) - 65_535, width: 4)))
+            client.open(stream: 1, path: Self.ads)
+            let names = services.map { "default/\($0):http" }
+            client.sendMessage(try request(.endpoint, names: names).serializedBytes(), stream: 1)
+            #expect(await eventually { runtime.hub.streams.contains { $0.pushes >= 1 } })
+            try await Task.sleep(for: .milliseconds(300))
+            let connection = try #require(listener.connectionChannels.first)
+            let queued = try await connection.getOption(ChannelOptions.bufferedWritableBytes).get()
+            #expect(queued <= 64 * 1024 + 2 * 16_384, "queued in NIO: \(queued) bytes")
+
+            var data: [UInt8] = []
+            var length: Int?
+            let deadline = ContinuousClock.now + .seconds(10)
+            while length.map({ data.count < 5 + $0 }) ?? true, ContinuousClock.now < deadline, let frame = client.next(timeout: .seconds(2))
+            {
+                guard frame.streamID == 1, frame.type == HTTP2Wire.FrameType.data.rawValue else { continue }
+                data += frame.payload
+                if length == nil, data.count >= 5 { length = Int(data.dropFirst().prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) }
+            }
+            #expect(length.map { $0 > 2_500_000 } == true, "a large answer: \(length ?? 0) bytes")
+            #expect(data.count == 5 + (length ?? -5))
+            let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(serializedBytes: Array(data.dropFirst(5).prefix(length ?? 0)))
+            #expect(response.resources.count == services.count)
+            await listener.close()
+            group.cancelAll()
+        }
+    }
+
     @Test func clientPingsAreAnsweredAndTooManyEndTheConnection() async throws {
         try await Self.withServer { metrics, port, _ in
             let client = try Client(port: port)
