@@ -305,7 +305,11 @@ public struct SotWStreamStateMachine: Sendable {
         if wildcard != state.wildcard {
             state.checkEverything = true
         }
-        for name in explicit.subtracting(state.subscribed) { state.dirty.insert(name) }
+        // Newly subscribed names are checked at the next response; when that checks everything (a first
+        // request), listing them would only be thrown away.
+        if !state.checkEverything {
+            for name in explicit.subtracting(state.subscribed) { state.dirty.insert(name) }
+        }
         if !wildcard {
             for name in state.subscribed.subtracting(explicit) {
                 // Unsubscribed: the client forgot it; a later subscription is sent again.
@@ -410,11 +414,15 @@ public struct SotWStreamStateMachine: Sendable {
                 // the snapshot no longer has.
                 state.reserveForFirstResponse(state.wildcard ? all.count : min(all.count, state.subscribed.count))
                 let localized = snapshot.localizedInOrder(type, for: locality)
+                let heldBefore = !state.sent.isEmpty
                 for (offset, name) in state.subscribedNames(in: all) {
                     sendIfChanged(name, current: localized[offset], &state, &toSend)
                 }
-                let gone = state.sent.names.filter { state.isSubscribed($0) && snapshot.resource(type, named: $0) == nil }
-                for name in gone { state.setSent(name, nil) }
+                // (A client that held nothing holds only what the walk just took from the snapshot.)
+                if heldBefore {
+                    let gone = state.sent.names.filter { state.isSubscribed($0) && snapshot.resource(type, named: $0) == nil }
+                    for name in gone { state.setSent(name, nil) }
+                }
             } else {
                 for name in Set(state.subscribed).union(state.sent.names).sorted() {
                     sendIfChanged(name, &state, &toSend, type: type, snapshot: snapshot)
