@@ -153,8 +153,8 @@ public final class SimulatedSidecar: Sendable {
             let session = SotWSession(self, node: node)
             try await WireSidecarStream.run(
                 host: host, port: port, path: "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources",
-                start: session.start().compactMap { try? $0.serializedBytes() }, summary: summary,
-                handle: { response in session.handle(response, at: .now).compactMap { try? $0.serializedBytes() } }, opened: opened)
+                start: session.encode(session.start()), summary: summary,
+                handle: { response in session.encode(session.handle(response, at: .now)) }, opened: opened)
         }
     }
 
