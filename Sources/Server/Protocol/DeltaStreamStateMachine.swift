@@ -36,8 +36,10 @@ public struct DeltaStreamStateMachine: Sendable {
         public internal(set) var responseCount = 0
         public internal(set) var ackCount = 0
         public internal(set) var nackCount = 0
-        /// What the response in flight changed: name → the entry before it (nil: absent), to undo on NACK.
-        var pendingUndo: [String: KnownVersions.Entry?] = [:]
+        /// What the response in flight changed: each name (once) and the entry before it (nil: absent),
+        /// to undo on NACK. A list, not a dictionary: a first response changes every name it sends, and
+        /// it is read only on a NACK.
+        var pendingUndo: [(name: String, previous: KnownVersions.Entry?)] = []
         /// Subscribed names already reported absent.
         var reportedAbsent: Set<String> = []
         var checkedRevision: UInt64 = 0
@@ -68,6 +70,11 @@ public struct DeltaStreamStateMachine: Sendable {
             let old = held.set(name, entry)
             if let old { knownSum &-= digest(old) }
             if let entry { knownSum &+= digest(entry) }
+        }
+
+        /// Room to hold `count` resources without growing.
+        mutating func reserveHeld(_ count: Int) {
+            held.reserveCapacity(count)
         }
 
         /// Sets what the client reported holding of `name` (`initial_resource_versions`): the snapshot's
@@ -120,7 +127,7 @@ public struct DeltaStreamStateMachine: Sendable {
             if request.responseNonce == state.pendingNonce {
                 state.pendingNonce = nil
                 if let refusal = request.errorMessage {
-                    for (name, previous) in state.pendingUndo {
+                    for (name, previous) in state.pendingUndo {  // (each name once)
                         if let refused = state.held[name] { state.nacked[name] = refused.version }
                         state.setKnown(name, previous)
                     }
@@ -129,7 +136,7 @@ public struct DeltaStreamStateMachine: Sendable {
                 } else {
                     state.ackCount += 1
                 }
-                state.pendingUndo = [:]
+                state.pendingUndo = []
             } else {
                 staleNonces += 1  // ACK/NACK of an older response: only its subscription changes count
             }
@@ -155,10 +162,12 @@ public struct DeltaStreamStateMachine: Sendable {
         state.subscribed.formUnion(subscribing)
         state.subscribed.subtract(unsubscribing)
         if !subscribing.isEmpty { state.subscribed.share(snapshot.names(type)) }
+        // (Each only where it can change something: a first subscription of a thousand names to a
+        // stream that holds nothing and checks everything at its next response does none of it.)
         for name in subscribing {
-            state.dirty.insert(name)
-            state.setKnown(name, nil)
-            state.reportedAbsent.remove(name)
+            if !state.checkEverything { state.dirty.insert(name) }
+            if state.held.count > 0 { state.setKnown(name, nil) }
+            if !state.reportedAbsent.isEmpty { state.reportedAbsent.remove(name) }
         }
         for name in unsubscribing {
             state.reportedAbsent.remove(name)
@@ -220,7 +229,7 @@ public struct DeltaStreamStateMachine: Sendable {
     private mutating func nextResponse(_ state: inout TypeState, type: ResourceType, snapshot: ResourceSnapshot) -> OutboundDeltaResponse? {
         var resources: [EncodedResource] = []
         var removed: [String] = []
-        var undo: [String: KnownVersions.Entry?] = [:]
+        var undo: [(name: String, previous: KnownVersions.Entry?)] = []
         /// `current`: what the snapshot has of `name`, as this client gets it.
         func visit(_ name: String, subscribed: Bool, current: EncodedResource?) {
             let held = state.held[name]
@@ -229,13 +238,13 @@ public struct DeltaStreamStateMachine: Sendable {
                 if !state.reportedAbsent.isEmpty { state.reportedAbsent.remove(name) }  // (hashing the name only when it can be there)
                 if let held, held.isVersion(of: current) { return }
                 guard state.nacked.isEmpty || state.nacked[name] != current.version else { return }
-                undo[name] = .some(held)
+                undo.append((name, held))
                 state.setKnown(name, .sent(current))
                 resources.append(current)
             } else if subscribed {
                 // Subscribed but absent: removed if the client holds it, or (explicit names) reported once.
                 if held != nil || (state.subscribed.contains(name) && !state.reportedAbsent.contains(name)) {
-                    undo[name] = .some(held)
+                    undo.append((name, held))
                     state.setKnown(name, nil)
                     state.reportedAbsent.insert(name)
                     removed.append(name)
@@ -265,6 +274,8 @@ public struct DeltaStreamStateMachine: Sendable {
                 // Held names the snapshot lacks, found before the walk fills what the stream holds.
                 var others = Set(state.held.names.lazy.filter { snapshot.resource(type, named: $0) == nil })
                 let localized = snapshot.localizedInOrder(type, for: locality)
+                // Room for a first response at once, not grown by doubling (rehashing every name) as it is made.
+                if state.held.count == 0 { state.reserveHeld(state.wildcard ? all.count : min(all.count, state.subscribed.count)) }
                 var subscribed = state.subscribed.cursor()
                 var subscribedFound = 0
                 for (offset, name) in all.enumerated() {

@@ -53,6 +53,11 @@ public struct KnownVersions: Sendable {
         return result
     }
 
+    /// Room for `capacity` sent resources without growing.
+    mutating func reserveCapacity(_ capacity: Int) {
+        sent.reserveCapacity(capacity)
+    }
+
     /// Sets `name`'s entry. - Returns: the entry it replaced.
     @discardableResult
     mutating func set(_ name: String, _ entry: Entry?) -> Entry? {

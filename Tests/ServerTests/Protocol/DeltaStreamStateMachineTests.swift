@@ -181,6 +181,25 @@ import Testing
         #expect(machine.onSnapshot(fixture.snapshot).responses.map { $0.resources.map(\.name) } == [["default/web:http"]])
     }
 
+    /// A NACK of a stream's first response (it held nothing): the client holds nothing, the refused
+    /// versions are not sent again, and a changed one is.
+    @Test func aNackedFirstResponseLeavesTheClientHoldingNothing() {
+        var fixture = XDSFixture()
+        fixture.publish([F.set("web", ["10.0.0.1"]), F.set("api", ["10.0.0.2"])])
+        var machine = DeltaStreamStateMachine(allowedTypes: ads)
+        let cds = machine.onRequest(deltaRequest(.cluster), snapshot: fixture.snapshot).responses[0]
+        _ = machine.onRequest(deltaRequest(.cluster, nonce: cds.nonce), snapshot: fixture.snapshot)
+        let names = cds.resources.map(\.name)
+        let first = machine.onRequest(deltaRequest(.endpoint, subscribe: names), snapshot: fixture.snapshot).responses[0]
+        #expect(first.resources.map(\.name).sorted() == names.sorted())
+        #expect(machine.onRequest(deltaRequest(.endpoint, nonce: first.nonce, nack: "no"), snapshot: fixture.snapshot) == .none)
+        #expect(machine.types[.endpoint]?.known == [:], "the client keeps what it had: nothing")
+        #expect(machine.types[.endpoint]?.nacked.count == 2)
+        #expect(machine.onSnapshot(fixture.snapshot) == .none, "refused versions are not sent again")
+        fixture.publish([F.set("web", ["10.0.0.3"])])
+        #expect(machine.onSnapshot(fixture.snapshot).responses.map { $0.resources.map(\.name) } == [["default/web:http"]])
+    }
+
     @Test func aChangedClusterIsFollowedByItsAssignment() throws {
         var fixture = XDSFixture()
         fixture.publish([F.set("web", ["10.0.0.1"])])
