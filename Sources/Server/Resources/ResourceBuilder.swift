@@ -103,42 +103,53 @@ public struct ResourceBuilder: Sendable {
         return (out, headEnd, localities)
     }
 
-    /// One `LbEndpoint` as field 2 of `LocalityLbEndpoints`.
+    /// One `LbEndpoint` as field 2 of `LocalityLbEndpoints`, written straight into `out`: each nested
+    /// message's size is worked out first, so its length prefix goes before it and no message is built
+    /// on its own (building each of a dozen nested messages in an array of its own was most of a
+    /// 50,000-endpoint snapshot's cost).
     private static func appendLbEndpoint(_ member: EndpointIndex.Member, health: EndpointHealth, to out: inout [UInt8]) {
-        var socket: [UInt8] = []
-        WireFormat.appendString(2, member.endpoint.address, to: &socket)
-        WireFormat.appendVarint(3 << 3, to: &socket)  // port_value: a oneof member, written even when 0
-        WireFormat.appendVarint(UInt64(member.targetPort), to: &socket)
-        var address: [UInt8] = []
-        WireFormat.appendLengthDelimited(1, socket, to: &address)  // Address.socket_address
-        var endpoint: [UInt8] = []
-        WireFormat.appendLengthDelimited(1, address, to: &endpoint)  // Endpoint.address
-        WireFormat.appendString(3, member.endpoint.hostname, to: &endpoint)
+        // A length-delimited field with a one-byte tag (every field number here is below 16), and a string field omitted when empty.
+        func field(_ length: Int) -> Int { 1 + WireFormat.varintSize(UInt64(length)) + length }
+        func string(_ text: String) -> Int { text.isEmpty ? 0 : field(text.utf8.count) }
+        let endpoint = member.endpoint
+        let port = UInt64(member.targetPort)
+        // Address.socket_address: address (2), port_value (3, a oneof member: written even when 0).
+        let socket = string(endpoint.address) + 1 + WireFormat.varintSize(port)
+        let address = field(socket)
+        let endpointMessage = field(address) + string(endpoint.hostname)
         // Metadata: filter_metadata {"legation": Struct}; map entries always carry key and value, and
         // deterministic ordering sorts the Struct's keys: node, pod, source.
-        var fields: [UInt8] = []
-        func appendEntry(_ name: String, _ value: String) {
-            var stringValue: [UInt8] = []
-            WireFormat.appendLengthDelimited(3, value.utf8, to: &stringValue)  // Value.string_value (oneof)
-            var entry: [UInt8] = []
-            WireFormat.appendLengthDelimited(1, name.utf8, to: &entry)
-            WireFormat.appendLengthDelimited(2, stringValue, to: &entry)
-            WireFormat.appendLengthDelimited(1, entry, to: &fields)  // Struct.fields entry
+        var entries: [(name: String, value: String)] = []
+        if !endpoint.node.isEmpty { entries.append(("node", endpoint.node)) }
+        if !endpoint.targetPod.isEmpty { entries.append(("pod", endpoint.targetPod)) }
+        entries.append(("source", member.source.name))
+        func entrySize(_ name: String, _ value: String) -> Int { field(name.utf8.count) + field(field(value.utf8.count)) }
+        let fields = entries.reduce(0) { $0 + field(entrySize($1.name, $1.value)) }
+        let namespaceEntry = field(metadataNamespace.utf8.count) + field(fields)
+        let metadata = field(namespaceEntry)
+        let healthBytes = health.wireValue == 0 ? 0 : 1 + WireFormat.varintSize(health.wireValue)
+        let lb = field(endpointMessage) + healthBytes + field(metadata)
+
+        out.reserveCapacity(out.count + field(lb))
+        WireFormat.appendField(2, length: lb, to: &out)  // LocalityLbEndpoints.lb_endpoints
+        WireFormat.appendField(1, length: endpointMessage, to: &out)  // LbEndpoint.endpoint (oneof)
+        WireFormat.appendField(1, length: address, to: &out)  // Endpoint.address
+        WireFormat.appendField(1, length: socket, to: &out)  // Address.socket_address
+        WireFormat.appendString(2, endpoint.address, to: &out)
+        WireFormat.appendVarint(3 << 3, to: &out)
+        WireFormat.appendVarint(port, to: &out)
+        WireFormat.appendString(3, endpoint.hostname, to: &out)
+        WireFormat.appendVarintField(2, health.wireValue, to: &out)
+        WireFormat.appendField(3, length: metadata, to: &out)  // LbEndpoint.metadata
+        WireFormat.appendField(1, length: namespaceEntry, to: &out)  // Metadata.filter_metadata entry
+        WireFormat.appendLengthDelimited(1, metadataNamespace.utf8, to: &out)
+        WireFormat.appendField(2, length: fields, to: &out)  // the Struct
+        for (name, value) in entries {
+            WireFormat.appendField(1, length: entrySize(name, value), to: &out)  // Struct.fields entry
+            WireFormat.appendLengthDelimited(1, name.utf8, to: &out)
+            WireFormat.appendField(2, length: field(value.utf8.count), to: &out)  // Value
+            WireFormat.appendLengthDelimited(3, value.utf8, to: &out)  // Value.string_value (oneof)
         }
-        if !member.endpoint.node.isEmpty { appendEntry("node", member.endpoint.node) }
-        if !member.endpoint.targetPod.isEmpty { appendEntry("pod", member.endpoint.targetPod) }
-        appendEntry("source", member.source.name)
-        var namespaceEntry: [UInt8] = []
-        WireFormat.appendLengthDelimited(1, metadataNamespace.utf8, to: &namespaceEntry)
-        WireFormat.appendLengthDelimited(2, fields, to: &namespaceEntry)
-        var metadata: [UInt8] = []
-        WireFormat.appendLengthDelimited(1, namespaceEntry, to: &metadata)  // Metadata.filter_metadata entry
-        var lb: [UInt8] = []
-        lb.reserveCapacity(endpoint.count + metadata.count + 8)
-        WireFormat.appendLengthDelimited(1, endpoint, to: &lb)  // LbEndpoint.endpoint (oneof)
-        WireFormat.appendVarintField(2, health.wireValue, to: &lb)
-        WireFormat.appendLengthDelimited(3, metadata, to: &lb)
-        WireFormat.appendLengthDelimited(2, lb, to: &out)
     }
 
     /// The listener name a proxyless gRPC client asks for: `<service>.<namespace>:<port>` (its target is
