@@ -1,4 +1,5 @@
 import Foundation
+import Shared
 
 /// The ingestor's Kubernetes objects read straight from JSON bytes by `JSONReader` (the hot path). A
 /// differential test (`JSONReaderTests`, against Foundation's `JSONDecoder` through conformances that
@@ -305,41 +306,24 @@ extension JSONReader {
                 }
             }) != nil
         else { return [] }
-        // Shared with the workers for the duration of `concurrentPerform` only, each index written by one.
+        // Shared with the workers while they read (it outlives them).
         nonisolated(unsafe) let bytes = self.bytes
         let (spans, inPlace) = (found, readInPlace)
-        let workers = Swift.min(ProcessInfo.processInfo.activeProcessorCount, spans.count / 64 + 1)
-        nonisolated(unsafe) let results = UnsafeMutableBufferPointer<Result<Item, Failure>?>.allocate(capacity: spans.count)
-        results.initialize(repeating: nil)
-        defer {
-            results.deinitialize()
-            results.deallocate()
-        }
-        @Sendable func read(_ worker: Int) {
-            for index in stride(from: worker, to: spans.count, by: workers) {
-                if let item = inPlace[index] {
-                    results[index] = .success(item)
-                    continue
-                }
-                let span = spans[index]
-                results[index] = Result { () throws(Failure) -> Item in
-                    do throws(Failure) {
-                        return try Item(json: UnsafeBufferPointer(rebasing: bytes[span]))
-                    } catch {
-                        throw Failure(message: error.message, offset: span.lowerBound + error.offset)
-                    }
+        let results = Array(spans.indices).concurrentMap(minimumPerWorker: 64) { index -> Result<Item, Failure> in
+            if let item = inPlace[index] { return .success(item) }
+            let span = spans[index]
+            return Result { () throws(Failure) -> Item in
+                do throws(Failure) {
+                    return try Item(json: UnsafeBufferPointer(rebasing: bytes[span]))
+                } catch {
+                    throw Failure(message: error.message, offset: span.lowerBound + error.offset)
                 }
             }
-        }
-        if workers > 1 {
-            DispatchQueue.concurrentPerform(iterations: workers) { read($0) }
-        } else {
-            read(0)
         }
         var items: [Item] = []
         items.reserveCapacity(spans.count)
         for result in results {
-            items.append(try result!.get())
+            items.append(try result.get())
         }
         return items
     }

@@ -32,38 +32,55 @@ public struct ResourceTable: Sendable {
         return !changed.isEmpty
     }
 
+    /// One dirty cluster's resources as they are now, built apart from the table (so that a cold start's
+    /// thousand are built on every core at once) and then applied to it in order.
+    private struct Built: Sendable {
+        var key: ClusterKey
+        var cluster: EncodedResource?
+        var endpoint: EncodedResource?
+        /// For a gRPC port: the listener (and route) name, and both resources.
+        var listenerName: String?
+        var listener: EncodedResource?
+        var route: EncodedResource?
+    }
+
+    /// (Not mutating: the workers share the table as it is, and nothing of it outlives the call, so the
+    /// changes that follow do not copy its dictionaries.)
+    private func build(_ keys: [ClusterKey]) -> [Built] {
+        keys.concurrentMap(minimumPerWorker: 32) { build($0) }
+    }
+
+    private func build(_ key: ClusterKey) -> Built {
+        var built = Built(key: key)
+        guard let port = index.port(of: key) else { return built }
+        built.cluster = try? EncodedResource(type: .cluster, name: key.name, message: builder.cluster(key, port: port))
+        built.endpoint = loadAssignment(key, members: index.members(of: key))
+        // Proxyless gRPC: a listener and a route for gRPC ports.
+        if port.isHTTP2 {
+            let name = ResourceBuilder.listenerName(key, port: port)
+            built.listenerName = name
+            built.listener = try? EncodedResource(type: .listener, name: name, message: builder.listener(key, port: port))
+            built.route = try? EncodedResource(type: .route, name: name, message: builder.route(key, port: port))
+        }
+        return built
+    }
+
     /// Rebuilds the dirty clusters. - Returns: the next snapshot, or nil when no resource's bytes changed.
     public mutating func snapshot() -> ResourceSnapshot? {
         var changes: [ResourceType: Set<String>] = [:]
         var namesChanged: Set<ResourceType> = []
-        for key in dirty.sorted() {
-            let name = key.name
-            let port = index.port(of: key)
-            if let port {
-                let members = index.members(of: key)
-                update(
-                    .cluster, name, (try? EncodedResource(type: .cluster, name: name, message: builder.cluster(key, port: port))), &changes,
-                    &namesChanged)
-                update(.endpoint, name, loadAssignment(key, members: members), &changes, &namesChanged)
-            } else {
-                update(.cluster, name, nil, &changes, &namesChanged)
-                update(.endpoint, name, nil, &changes, &namesChanged)
-            }
-            // Proxyless gRPC: a listener and a route for gRPC ports.
-            let listenerName = port.flatMap { $0.isHTTP2 ? ResourceBuilder.listenerName(key, port: $0) : nil }
-            if let previous = listenerNames[key], previous != listenerName {
+        for built in build(dirty.sorted()) {
+            let (key, name) = (built.key, built.key.name)
+            update(.cluster, name, built.cluster, &changes, &namesChanged)
+            update(.endpoint, name, built.endpoint, &changes, &namesChanged)
+            if let previous = listenerNames[key], previous != built.listenerName {
                 update(.listener, previous, nil, &changes, &namesChanged)
                 update(.route, previous, nil, &changes, &namesChanged)
             }
-            listenerNames[key] = listenerName
-            if let port, let listenerName {
-                update(
-                    .listener, listenerName,
-                    (try? EncodedResource(type: .listener, name: listenerName, message: builder.listener(key, port: port))), &changes,
-                    &namesChanged)
-                update(
-                    .route, listenerName, (try? EncodedResource(type: .route, name: listenerName, message: builder.route(key, port: port))),
-                    &changes, &namesChanged)
+            listenerNames[key] = built.listenerName
+            if let listenerName = built.listenerName {
+                update(.listener, listenerName, built.listener, &changes, &namesChanged)
+                update(.route, listenerName, built.route, &changes, &namesChanged)
             }
         }
         dirty.removeAll(keepingCapacity: true)
