@@ -106,6 +106,38 @@ enum HTTP2Wire {
         }
     }
 
+    /// A SETTINGS frame's values (not an acknowledgement), checked against RFC 9113 §6.5.2; settings
+    /// this side does not know are left out.
+    static func settings(_ header: FrameHeader, _ payload: ByteBuffer) throws(ConnectionError) -> [(Setting, Int)] {
+        guard header.length % 6 == 0 else { throw .init(.frameSizeError, "SETTINGS of \(header.length) bytes") }
+        var payload = payload
+        var settings: [(Setting, Int)] = []
+        while let (identifier, value) = payload.readMultipleIntegers(as: (UInt16, UInt32).self) {
+            guard let setting = Setting(rawValue: identifier) else { continue }
+            switch setting {
+            case .initialWindowSize where value > maximumWindow:
+                throw .init(.flowControlError, "SETTINGS_INITIAL_WINDOW_SIZE \(value) is above 2^31-1")
+            case .maximumFrameSize where value < defaultMaximumFrameBytes || value > 16_777_215:
+                throw .init(.protocolError, "SETTINGS_MAX_FRAME_SIZE \(value) is out of range")
+            case .enablePush where value > 1:
+                throw .init(.protocolError, "SETTINGS_ENABLE_PUSH \(value)")
+            default:
+                settings.append((setting, Int(value)))
+            }
+        }
+        return settings
+    }
+
+    /// What to answer bytes that are not HTTP/2 but an HTTP/1 request (someone's curl, or `legation
+    /// status` given this port): a status that says what the port is. nil for anything else.
+    static func http1Answer(to prefix: [UInt8]) -> String? {
+        let methods = ["GET ", "POST", "HEAD", "PUT ", "DELE", "OPTI", "PATC"]
+        guard prefix.count >= 4, methods.contains(String(decoding: prefix.prefix(4), as: UTF8.self)) else { return nil }
+        let text = "This is an xDS (gRPC over HTTP/2) port. The xds-server's HTTP endpoints are on its debug address.\n"
+        return
+            "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: \(text.utf8.count)\r\n\r\n\(text)"
+    }
+
     // MARK: Header blocks
 
     /// A header block for `headers`, as literals without indexing (RFC 7541 §6.2.2), so the peer's

@@ -11,8 +11,9 @@ import NIOHPACK
 /// connection (benchmarks/README.md, issue 15). xDS needs little of HTTP/2: long-lived streams that
 /// carry gRPC messages, opened by the client. This is that part, as grpc-go's server transport does it
 /// over a framer: `HTTP2FrameReader` turns bytes into frames and whole header blocks (decoded here by
-/// NIOHPACK), `HTTP2FrameWriter` frames what goes out (DATA as slices of the shared resource bytes);
-/// this handler gives frames their meaning: streams, flow control, settings, pings, closing.
+/// NIOHPACK), `HTTP2Sender` paces what goes out under flow control (DATA as slices of the shared
+/// resource bytes, framed by `HTTP2FrameWriter`); this handler gives frames their meaning: streams,
+/// windows, settings, pings, closing.
 ///
 /// What it enforces: the client preface and SETTINGS first; frame sizes; stream ids (odd, rising);
 /// header blocks whole and uninterrupted, at most `maximumHeaderBlockBytes`; flow control both ways
@@ -53,23 +54,18 @@ final class XDSConnection: ChannelInboundHandler {
     let allocator: ByteBufferAllocator
 
     private var reader: HTTP2FrameReader
-    private var writer: HTTP2FrameWriter
+    private let sender: HTTP2Sender
     private var decoder: HPACKDecoder
     private var streams: [UInt32: XDSStream] = [:]
     private var lastStreamID: UInt32 = 0
 
     private var peerInitialWindow = HTTP2Wire.defaultWindow
-    // Flow control of the connection: what this side may send, and what the client may.
-    private var sendWindow = HTTP2Wire.defaultWindow
-    private var receiveWindow = HTTP2Wire.defaultWindow
-    private var unannounced = 0
+    /// What the client may send on the connection (what this side may send is the sender's).
+    private var receiveWindow: ReceiveWindow
 
     private var prefaceSent = false
     /// Something was written since the last flush.
     private var wroteSinceFlush = false
-    /// The socket is under its high watermark (kept from writability events: reading the channel's
-    /// costs more, and streams ask on every snapshot).
-    private var socketWritable = true
 
     private let keepalive: KeepaliveTimer
     private var graceTask: Scheduled<Void>?
@@ -84,7 +80,8 @@ final class XDSConnection: ChannelInboundHandler {
         self.shared = shared
         self.allocator = allocator
         self.reader = HTTP2FrameReader(maximumHeaderBlockBytes: options.maximumHeaderBlockBytes)
-        self.writer = HTTP2FrameWriter(allocator: allocator)
+        self.sender = HTTP2Sender(allocator: allocator)
+        self.receiveWindow = ReceiveWindow(size: options.connectionWindow, available: HTTP2Wire.defaultWindow)
         self.keepalive = KeepaliveTimer(interval: options.keepaliveTime, timeout: options.keepaliveTimeout)
         self.decoder = HPACKDecoder(
             allocator: allocator, maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize, maxHeaderListSize: options.maximumHeaderListBytes)
@@ -141,8 +138,8 @@ final class XDSConnection: ChannelInboundHandler {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        socketWritable = context.channel.isWritable
-        if socketWritable {
+        sender.socketWritable = context.channel.isWritable
+        if sender.socketWritable {
             // Waiting DATA first (it was cut off at the watermark), then streams waiting to take a snapshot.
             for stream in streams.values {
                 if stream.pending.isEmpty { stream.becameWritable() } else { pump(stream) }
@@ -184,28 +181,19 @@ final class XDSConnection: ChannelInboundHandler {
     private func sendPrefaceOnce() {
         guard !prefaceSent, !closed, reader.sawPreface else { return }
         prefaceSent = true
-        writer.settings([
+        sender.writer.settings([
             (.maximumConcurrentStreams, options.maximumStreams),
             (.initialWindowSize, options.streamWindow),
             (.maximumHeaderListSize, options.maximumHeaderListBytes)
         ])
-        if options.connectionWindow > HTTP2Wire.defaultWindow {
-            writer.windowUpdate(stream: 0, increment: options.connectionWindow - HTTP2Wire.defaultWindow)
-            receiveWindow = options.connectionWindow
-        }
+        if let increment = receiveWindow.open() { sender.writer.windowUpdate(stream: 0, increment: increment) }
     }
 
     /// Something other than HTTP/2 reached the port. An HTTP/1 request (someone's curl, or
     /// `legation status` given this port) is answered with a status that says so; anything else is
     /// closed.
     private func notHTTP2(_ prefix: [UInt8]) {
-        let methods = ["GET ", "POST", "HEAD", "PUT ", "DELE", "OPTI", "PATC"]
-        if prefix.count >= 4, methods.contains(String(decoding: prefix.prefix(4), as: UTF8.self)) {
-            let text = "This is an xDS (gRPC over HTTP/2) port. The xds-server's HTTP endpoints are on its debug address.\n"
-            let answer =
-                "HTTP/1.1 505 HTTP Version Not Supported\r\nContent-Type: text/plain\r\nConnection: close\r\nContent-Length: \(text.utf8.count)\r\n\r\n\(text)"
-            write(allocator.buffer(string: answer))
-        }
+        if let answer = HTTP2Wire.http1Answer(to: prefix) { write(allocator.buffer(string: answer)) }
         closeForClient(metric: "not_http2", "closing a connection to the xDS port: it does not speak HTTP/2")
     }
 
@@ -239,7 +227,9 @@ final class XDSConnection: ChannelInboundHandler {
             shared.metrics.refused(reason: "too_many_streams_on_connection")
             return resetStream(id, .refusedStream)
         }
-        let stream = XDSStream(id: id, connection: self, shared: shared, sendWindow: peerInitialWindow, receiveWindow: options.streamWindow)
+        let stream = XDSStream(
+            id: id, connection: self, shared: shared, sendWindow: peerInitialWindow,
+            receiveWindow: ReceiveWindow(size: options.streamWindow, available: options.streamWindow))
         streams[id] = stream
         stream.remoteEnded = endStream
         stream.received(headers: headers, endStream: endStream, context: context)
@@ -249,21 +239,14 @@ final class XDSConnection: ChannelInboundHandler {
     private func data(_ header: HTTP2Wire.FrameHeader, _ payload: ByteBuffer) throws(HTTP2Wire.ConnectionError) {
         guard header.streamID != 0 else { throw .init(.protocolError, "DATA on stream 0") }
         // Flow control counts the whole payload, padding included.
-        receiveWindow -= header.length
-        guard receiveWindow >= 0 else { throw .init(.flowControlError, "the client sent beyond the connection window") }
-        unannounced += header.length
-        if unannounced >= options.connectionWindow / 2 {
-            writer.windowUpdate(stream: 0, increment: unannounced)
-            receiveWindow += unannounced
-            unannounced = 0
-        }
+        guard receiveWindow.receive(header.length) else { throw .init(.flowControlError, "the client sent beyond the connection window") }
+        if let increment = receiveWindow.takeUpdate() { sender.writer.windowUpdate(stream: 0, increment: increment) }
         guard let stream = streams[header.streamID] else {
             if header.streamID > lastStreamID { throw .init(.protocolError, "DATA on stream \(header.streamID), never opened") }
             return
         }
         guard !stream.remoteEnded else { return resetStream(stream.id, .streamClosed) }
-        stream.receiveWindow -= header.length
-        guard stream.receiveWindow >= 0 else { return resetStream(stream.id, .flowControlError) }
+        guard stream.receiveWindow.receive(header.length) else { return resetStream(stream.id, .flowControlError) }
         var data = payload
         if header.has(HTTP2Wire.Flag.padded) {
             guard let padding = data.readInteger(as: UInt8.self), Int(padding) <= data.readableBytes else {
@@ -274,13 +257,8 @@ final class XDSConnection: ChannelInboundHandler {
         let endStream = header.has(HTTP2Wire.Flag.endStream)
         if endStream {
             stream.remoteEnded = true
-        } else {
-            stream.unannounced += header.length
-            if stream.unannounced >= options.streamWindow / 2 {
-                writer.windowUpdate(stream: stream.id, increment: stream.unannounced)
-                stream.receiveWindow += stream.unannounced
-                stream.unannounced = 0
-            }
+        } else if let increment = stream.receiveWindow.takeUpdate() {
+            sender.writer.windowUpdate(stream: stream.id, increment: increment)
         }
         stream.received(data: data, endStream: endStream)
         closeIfDone(stream)
@@ -309,7 +287,7 @@ final class XDSConnection: ChannelInboundHandler {
     }
 
     private func resetStream(_ id: UInt32, _ code: HTTP2Wire.ErrorCode) {
-        writer.rstStream(id, code)
+        sender.writer.rstStream(id, code)
         if let stream = streams.removeValue(forKey: id) {
             stream.reset()
             closeIfQuiet()
@@ -324,35 +302,24 @@ final class XDSConnection: ChannelInboundHandler {
             if header.length != 0 { throw .init(.frameSizeError, "a SETTINGS acknowledgement with a payload") }
             return
         }
-        guard header.length % 6 == 0 else { throw .init(.frameSizeError, "SETTINGS of \(header.length) bytes") }
-        var payload = payload
-        while let (identifier, value) = payload.readMultipleIntegers(as: (UInt16, UInt32).self) {
-            switch HTTP2Wire.Setting(rawValue: identifier) {
+        for (setting, value) in try HTTP2Wire.settings(header, payload) {
+            switch setting {
             case .initialWindowSize:
-                guard value <= HTTP2Wire.maximumWindow else {
-                    throw .init(.flowControlError, "SETTINGS_INITIAL_WINDOW_SIZE \(value) is above 2^31-1")
-                }
-                let change = Int(value) - peerInitialWindow
-                peerInitialWindow = Int(value)
+                let change = value - peerInitialWindow
+                peerInitialWindow = value
                 for stream in streams.values {
                     stream.sendWindow += change
                     guard stream.sendWindow <= HTTP2Wire.maximumWindow else {
                         throw .init(.flowControlError, "SETTINGS_INITIAL_WINDOW_SIZE took a stream's window past 2^31-1")
                     }
                 }
-            case .maximumFrameSize:
-                guard value >= HTTP2Wire.defaultMaximumFrameBytes, value <= 16_777_215 else {
-                    throw .init(.protocolError, "SETTINGS_MAX_FRAME_SIZE \(value) is out of range")
-                }
-                writer.maximumFrameBytes = Int(value)
-            case .enablePush:
-                guard value <= 1 else { throw .init(.protocolError, "SETTINGS_ENABLE_PUSH \(value)") }
-            case .headerTableSize, .maximumConcurrentStreams, .maximumHeaderListSize, nil:
-                // This side's header blocks use no dynamic table, opens no streams and stays small.
+            case .maximumFrameSize: sender.writer.maximumFrameBytes = value
+            case .headerTableSize, .enablePush, .maximumConcurrentStreams, .maximumHeaderListSize:
+                // This side's header blocks use no dynamic table, it opens no streams and stays small.
                 break
             }
         }
-        writer.settingsAcknowledgement()
+        sender.writer.settingsAcknowledgement()
         for stream in streams.values where !stream.pending.isEmpty { pump(stream) }
     }
 
@@ -365,7 +332,7 @@ final class XDSConnection: ChannelInboundHandler {
             if data == Self.keepalivePing { keepalive.answered() }
             return
         }
-        writer.ping(data, ack: true)
+        sender.writer.ping(data, ack: true)
         // More often than every minimumClientPingInterval is a strike; the third ends the connection,
         // as gRPC servers do.
         let now = NIODeadline.now()
@@ -382,8 +349,7 @@ final class XDSConnection: ChannelInboundHandler {
         let increment = Int(value & 0x7fff_ffff)
         if header.streamID == 0 {
             guard increment > 0 else { throw .init(.protocolError, "a WINDOW_UPDATE of 0 for the connection") }
-            sendWindow += increment
-            guard sendWindow <= HTTP2Wire.maximumWindow else { throw .init(.flowControlError, "the connection window passed 2^31-1") }
+            guard sender.grow(by: increment) else { throw .init(.flowControlError, "the connection window passed 2^31-1") }
             for stream in streams.values where !stream.pending.isEmpty { pump(stream) }
             return
         }
@@ -397,53 +363,30 @@ final class XDSConnection: ChannelInboundHandler {
         pump(stream)
     }
 
-    // MARK: Sending (for streams)
+    // MARK: Sending (for streams; paced by the sender)
 
-    /// Whether a stream can take more to send: nothing of it waits for the window, and the socket is
-    /// under its high watermark.
+    /// Whether a stream can take more to send: nothing of it waits, and the socket is under its watermark.
     func isWritable(_ stream: XDSStream) -> Bool {
-        stream.pending.isEmpty && socketWritable
+        sender.isWritable(stream)
     }
 
     /// Sends a DATA payload of `stream` as far as the windows allow; the rest waits for them.
     func send(data: ByteBuffer, on stream: XDSStream) {
-        guard accepts(stream), data.readableBytes > 0 else { return }
-        if fitsNow(data.readableBytes, on: stream) {
-            // The usual case, one frame now: no queue.
-            writer.data(data, stream: stream.id, write: write)
-            spend(data.readableBytes, on: stream)
-            return
-        }
-        stream.pending.append(data)
-        pump(stream)
+        guard accepts(stream) else { return }
+        settle(stream, sender.send(data: data, on: stream, write: write))
     }
 
-    /// Sends one gRPC message of `length` bytes that `body` appends: framed straight into the write
-    /// buffer when it fits one frame and the windows, else through `send(data:on:)`.
+    /// Sends one gRPC message of `length` bytes that `body` appends.
     func sendMessage(length: Int, on stream: XDSStream, _ body: (inout ByteBuffer) -> Void) {
         guard accepts(stream) else { return }
-        guard fitsNow(5 + length, on: stream) else {
-            var message = allocator.buffer(capacity: 5 + length)
-            message.writeMultipleIntegers(UInt8(0), UInt32(length))
-            body(&message)
-            return send(data: message, on: stream)
-        }
-        writer.message(length: length, stream: stream.id, body: body)
-        spend(5 + length, on: stream)
+        settle(stream, sender.sendMessage(length: length, on: stream, write: write, body))
     }
 
     /// Sends headers, or trailers (`endStream`) once the stream's waiting data has gone.
     func send(headers: HPACKHeaders, endStream: Bool, on stream: XDSStream) {
         guard accepts(stream) else { return }
-        if endStream {
-            stream.localEnded = true
-            if !stream.pending.isEmpty {
-                stream.pending.trailers = headers
-                return
-            }
-        }
-        writer.headers(headers, endStream: endStream, stream: stream.id)
-        if endStream { closeIfDone(stream) }
+        if endStream { stream.localEnded = true }
+        settle(stream, sender.send(headers: headers, endStream: endStream, on: stream))
     }
 
     /// The stream has not sent its trailers, and the connection is open. (A stream that left the
@@ -452,33 +395,17 @@ final class XDSConnection: ChannelInboundHandler {
         !closed && !stream.localEnded
     }
 
-    /// `count` bytes of `stream` can go now, in one frame, ahead of nothing.
-    private func fitsNow(_ count: Int, on stream: XDSStream) -> Bool {
-        stream.pending.isEmpty && count <= min(stream.sendWindow, sendWindow, writer.maximumFrameBytes)
-    }
-
-    private func spend(_ count: Int, on stream: XDSStream) {
-        stream.sendWindow -= count
-        sendWindow -= count
-    }
-
-    /// Sends a stream's waiting DATA as far as both windows allow and the socket is under its high
-    /// watermark, then its trailers if they wait. What stays waits as slices of the shared bytes: a
-    /// client that opens large windows (Envoy's are 256 MB) does not move a storm's answers into NIO's
-    /// write queue all at once.
     private func pump(_ stream: XDSStream) {
-        let waited = !stream.pending.isEmpty
-        while socketWritable, let chunk = stream.pending.take(upTo: min(stream.sendWindow, sendWindow, writer.maximumFrameBytes)) {
-            writer.data(chunk, stream: stream.id, write: write)
-            spend(chunk.readableBytes, on: stream)
-        }
-        guard stream.pending.isEmpty else { return }
-        if let trailers = stream.pending.trailers {
-            stream.pending.trailers = nil
-            writer.headers(trailers, endStream: true, stream: stream.id)
-            closeIfDone(stream)
-        } else if waited, socketWritable {
-            stream.becameWritable()
+        settle(stream, sender.pump(stream, write: write))
+    }
+
+    /// What the connection does about a send's outcome: a stream whose trailers went may leave, one
+    /// whose waiting data went may take a snapshot.
+    private func settle(_ stream: XDSStream, _ outcome: HTTP2Sender.Outcome) {
+        switch outcome {
+        case .ended: closeIfDone(stream)
+        case .drained: stream.becameWritable()
+        case .sent, .waiting: break
         }
     }
 
@@ -490,7 +417,7 @@ final class XDSConnection: ChannelInboundHandler {
 
     /// Writes what was framed since the last flush, and flushes.
     func flush() {
-        if let gathered = writer.take() { write(gathered) }
+        if let gathered = sender.writer.take() { write(gathered) }
         guard wroteSinceFlush, let context else { return }
         wroteSinceFlush = false
         context.flush()
@@ -502,7 +429,7 @@ final class XDSConnection: ChannelInboundHandler {
     private func connectionError(_ error: HTTP2Wire.ConnectionError) {
         guard !closed else { return }
         sendPrefaceOnce()  // the server's SETTINGS come first, even before a GOAWAY
-        writer.goAway(lastStreamID: lastStreamID, error.code, reason: error.reason)
+        sender.writer.goAway(lastStreamID: lastStreamID, error.code, reason: error.reason)
         closeForClient(
             metric: error.metric, "closing an xDS connection: HTTP/2 \(error.code.name)",
             metadata: ["reason": "\(error.reason.prefix(256))"])
@@ -522,7 +449,7 @@ final class XDSConnection: ChannelInboundHandler {
     private func goAway() {
         guard !goingAway, !closed else { return }
         goingAway = true
-        writer.goAway(lastStreamID: lastStreamID, .noError, reason: nil)
+        sender.writer.goAway(lastStreamID: lastStreamID, .noError, reason: nil)
         flush()
         guard !streams.isEmpty else { return close() }
         let channel = context?.channel
@@ -552,7 +479,7 @@ final class XDSConnection: ChannelInboundHandler {
         streams = [:]
         for stream in open { stream.reset() }
         reader = HTTP2FrameReader(maximumHeaderBlockBytes: options.maximumHeaderBlockBytes)
-        _ = writer.take()
+        _ = sender.writer.take()
     }
 
     // MARK: Keepalive
@@ -568,7 +495,7 @@ final class XDSConnection: ChannelInboundHandler {
                 handler.closeForClient(metric: "no_preface", "closing a connection to the xDS port: no HTTP/2 preface in time")
                 return false
             }
-            handler.writer.ping(Self.keepalivePing, ack: false)
+            handler.sender.writer.ping(Self.keepalivePing, ack: false)
             handler.flush()
             return true
         } timedOut: {

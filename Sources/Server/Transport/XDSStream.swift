@@ -47,16 +47,15 @@ final class XDSStream {
     // Flow control, kept by the connection.
     /// What the client lets this side send on the stream.
     var sendWindow: Int
-    /// What the client may still send before this side grants more, and what it has sent since.
-    var receiveWindow: Int
-    var unannounced = 0
+    /// What the client may still send before this side grants more.
+    var receiveWindow: ReceiveWindow
     /// What waits for the client's window.
     var pending = PendingData()
     /// The client ended its side (END_STREAM); this side sent its trailers.
     var remoteEnded = false
     var localEnded = false
 
-    init(id: UInt32, connection: XDSConnection, shared: Shared, sendWindow: Int, receiveWindow: Int) {
+    init(id: UInt32, connection: XDSConnection, shared: Shared, sendWindow: Int, receiveWindow: ReceiveWindow) {
         self.id = id
         self.connection = connection
         self.shared = shared

@@ -83,4 +83,49 @@ import Testing
         let sameStorage = written.last?.withUnsafeReadableBytes { $0.baseAddress } == shared.withUnsafeReadableBytes { $0.baseAddress }
         #expect(sameStorage, "the payload is the shared buffer, not a copy")
     }
+
+    /// A client's SETTINGS: known values pass, unknown identifiers are left out, and each value RFC 9113
+    /// §6.5.2 forbids is the connection error it names.
+    @Test func settingsAreCheckedAsTheRFCSays() throws {
+        func settings(_ values: [(UInt16, UInt32)], length: Int? = nil) throws(HTTP2Wire.ConnectionError) -> [(HTTP2Wire.Setting, Int)] {
+            var payload = ByteBuffer()
+            for (identifier, value) in values { payload.writeMultipleIntegers(identifier, value) }
+            let header = HTTP2Wire.FrameHeader(length: length ?? payload.readableBytes, type: 4, flags: 0, streamID: 0)
+            return try HTTP2Wire.settings(header, payload)
+        }
+        func code(_ values: [(UInt16, UInt32)], length: Int? = nil) -> HTTP2Wire.ErrorCode? {
+            do throws(HTTP2Wire.ConnectionError) {
+                _ = try settings(values, length: length)
+                return nil
+            } catch {
+                return error.code
+            }
+        }
+        let read = try settings([(4, 100), (0x99, 7), (5, 32_768), (2, 0), (1, 0)])
+        #expect(read.map(\.0) == [.initialWindowSize, .maximumFrameSize, .enablePush, .headerTableSize])
+        #expect(read.map(\.1) == [100, 32_768, 0, 0])
+        #expect(code([(4, 1 << 31)]) == .flowControlError)
+        #expect(code([(5, 16_383)]) == .protocolError)
+        #expect(code([(5, 1 << 24)]) == .protocolError)
+        #expect(code([(2, 2)]) == .protocolError)
+        #expect(code([(4, 1)], length: 7) == .frameSizeError)
+    }
+
+    /// A window this side grants: what arrives beyond it is refused; half of it used is granted again in
+    /// one update; a connection's opens from HTTP/2's default to its size.
+    @Test func aReceiveWindowIsGrantedAgainAtHalf() {
+        var window = ReceiveWindow(size: 1000, available: 1000)
+        let steps = [
+            window.receive(499), window.takeUpdate() == nil, window.receive(1), window.takeUpdate() == 500,
+            window.receive(1000),  // the update opened it again
+            !window.receive(1)  // one byte beyond the window
+        ]
+        #expect(steps == [true, true, true, true, true, true])
+
+        var connection = ReceiveWindow(size: 1 << 20, available: HTTP2Wire.defaultWindow)
+        let opened = [connection.open(), connection.open()]
+        #expect(opened == [(1 << 20) - HTTP2Wire.defaultWindow, nil], "opened once")
+        let whole = connection.receive(1 << 20)
+        #expect(whole)
+    }
 }
