@@ -119,12 +119,12 @@ public struct ResourceBuilder: Sendable {
         let endpointMessage = field(address) + string(endpoint.hostname)
         // Metadata: filter_metadata {"legation": Struct}; map entries always carry key and value, and
         // deterministic ordering sorts the Struct's keys: node, pod, source.
-        var entries: [(name: String, value: String)] = []
-        if !endpoint.node.isEmpty { entries.append(("node", endpoint.node)) }
-        if !endpoint.targetPod.isEmpty { entries.append(("pod", endpoint.targetPod)) }
-        entries.append(("source", member.source.name))
+        // (node and pod only when set: no list of entries built per endpoint.)
+        let (node, pod, source) = (endpoint.node, endpoint.targetPod, member.source.name)
         func entrySize(_ name: String, _ value: String) -> Int { field(name.utf8.count) + field(field(value.utf8.count)) }
-        let fields = entries.reduce(0) { $0 + field(entrySize($1.name, $1.value)) }
+        let fields =
+            (node.isEmpty ? 0 : field(entrySize("node", node))) + (pod.isEmpty ? 0 : field(entrySize("pod", pod)))
+            + field(entrySize("source", source))
         let namespaceEntry = field(metadataNamespace.utf8.count) + field(fields)
         let metadata = field(namespaceEntry)
         let healthBytes = health.wireValue == 0 ? 0 : 1 + WireFormat.varintSize(health.wireValue)
@@ -144,12 +144,15 @@ public struct ResourceBuilder: Sendable {
         WireFormat.appendField(1, length: namespaceEntry, to: &out)  // Metadata.filter_metadata entry
         WireFormat.appendLengthDelimited(1, metadataNamespace.utf8, to: &out)
         WireFormat.appendField(2, length: fields, to: &out)  // the Struct
-        for (name, value) in entries {
+        func appendEntry(_ name: String, _ value: String) {
             WireFormat.appendField(1, length: entrySize(name, value), to: &out)  // Struct.fields entry
             WireFormat.appendLengthDelimited(1, name.utf8, to: &out)
             WireFormat.appendField(2, length: field(value.utf8.count), to: &out)  // Value
             WireFormat.appendLengthDelimited(3, value.utf8, to: &out)  // Value.string_value (oneof)
         }
+        if !node.isEmpty { appendEntry("node", node) }
+        if !pod.isEmpty { appendEntry("pod", pod) }
+        appendEntry("source", source)
     }
 
     /// The listener name a proxyless gRPC client asks for: `<service>.<namespace>:<port>` (its target is
