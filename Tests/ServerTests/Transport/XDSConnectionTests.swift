@@ -236,9 +236,7 @@ import Testing
         let services = (0..<400).map { "svc-\($0)" }
         let addresses = (0..<200).map { "10.1.\($0 / 100).\($0 % 100 + 1)" }
         try await writer.publish(services.map { F.set($0, addresses) })
-        let runtime = XDSServerRuntime(reader: store, options: XDSServiceTests.options(), logger: .quiet())
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await runtime.run() }
+        try await XDSServiceTests.withServer(store) { runtime, _ in
             #expect(await eventually { runtime.hub.notReadyReason == nil })
             let options = XDSServiceTests.options()
             let listener = XDSListener(
@@ -274,7 +272,6 @@ import Testing
             let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(serializedBytes: Array(data.dropFirst(5).prefix(length ?? 0)))
             #expect(response.resources.count == services.count)
             await listener.close()
-            group.cancelAll()
         }
     }
 
