@@ -6,7 +6,10 @@ import Shared
 /// drive it through hours of leases and heartbeats without waiting.
 ///
 /// - Latest value wins per service; changes that arrive while a write is in flight go into the next one.
-/// - Nothing is written without the lease; a lost lease stops writing at once; a (re)taken lease, the
+/// - Nothing is written without the lease; a lost lease stops writing at once. The lease is also lost
+///   by this writer's own clock: a TTL after the last acquire or renewal that succeeded was *sent*
+///   (never later than the store's own expiry), so a writer cut off from the store stops calling itself
+///   the leader when a standby may already have taken over. A (re)taken lease, the
 ///   end of the initial list, a new generation (data lost), a new store session (a reconnect or
 ///   failover) and the anti-entropy interval each start a reconcile: read what the store holds, write
 ///   what differs, set the canary.
@@ -68,6 +71,11 @@ public struct PublisherStateMachine: Sendable {
     private var upserts: UInt64 = 0
     private var listed = false
     private var lease: Lease?
+    /// When the held lease runs out at the latest (the store's expiry is later: its TTL starts when the
+    /// request arrives).
+    private var leaseValidUntil: ContinuousClock.Instant?
+    /// When the acquire or renewal in flight was asked for.
+    private var leaseRequestedAt: ContinuousClock.Instant?
     private var generation: String?
     private var needsReconcile = true
     private var reconciledSession: UInt64?
@@ -138,10 +146,19 @@ public struct PublisherStateMachine: Sendable {
     /// The one thing to do now. `session` is the store's connection session (`EndpointStoreSession`).
     public mutating func next(now: ContinuousClock.Instant, session: UInt64) -> Action {
         precondition(!awaiting, "answer the store call in flight before asking what is next")
-        if let retryAt, now < retryAt { return .wait(until: retryAt) }
+        if lease != nil, let leaseValidUntil, now >= leaseValidUntil {
+            loseLease("the lease ran out: no renewal succeeded within its TTL", now: now)
+        }
+        if let retryAt, now < retryAt { return .wait(until: min(retryAt, leaseValidUntil ?? retryAt)) }
         retryAt = nil
-        guard let lease else { return request(.acquireLease) }
-        if now >= nextRenewal { return request(.renewLease(lease)) }
+        guard let lease else {
+            leaseRequestedAt = now
+            return request(.acquireLease)
+        }
+        if now >= nextRenewal {
+            leaseRequestedAt = now
+            return request(.renewLease(lease))
+        }
         if reachable, now >= nextHeartbeat || heartbeatDue { return request(.heartbeat(lease)) }
         switch work {
         case .reconcile(let remaining, _, _, _):
@@ -195,6 +212,7 @@ public struct PublisherStateMachine: Sendable {
             return
         }
         lease = acquired
+        leaseValidUntil = (leaseRequestedAt ?? now) + options.leaseTTL
         needsReconcile = true
         nextRenewal = now + options.leaseTTL / 3
         nextHeartbeat = now
@@ -204,6 +222,7 @@ public struct PublisherStateMachine: Sendable {
     public mutating func leaseRenewed(_ renewed: Bool, now: ContinuousClock.Instant) {
         answered()
         guard renewed else { return loseLease("the lease expired and was taken", now: now) }
+        leaseValidUntil = (leaseRequestedAt ?? now) + options.leaseTTL
         nextRenewal = now + options.leaseTTL / 3
     }
 
@@ -300,6 +319,7 @@ public struct PublisherStateMachine: Sendable {
         if lease != nil { notices.append(.lostLease(reason: reason)) }
         requeueWork(now: now)
         lease = nil
+        leaseValidUntil = nil
         synced = false
     }
 
@@ -311,6 +331,7 @@ public struct PublisherStateMachine: Sendable {
     /// The shell gave the lease up (shutdown).
     public mutating func leaseReleased() {
         lease = nil
+        leaseValidUntil = nil
         synced = false
     }
 

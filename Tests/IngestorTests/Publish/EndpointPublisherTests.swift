@@ -129,11 +129,13 @@ struct EndpointPublisherTests {
 
         cut.setPartitioned(true)  // the first writer is cut off from Redis: its lease runs out
         #expect(await eventually { await second.status.isSynced })
+        #expect(await eventually { await !first.status.isLeader }, "the cut-off writer steps down by its own clock")
         #expect(await stored(store).count == 1, "no endpoint removed during the takeover")
 
         await first.upsert(set("web", count: 7))  // the deposed writer has news, and comes back
         cut.setPartitioned(false)
-        try await Task.sleep(for: .milliseconds(800))
+        // Its first store call that succeeds after the partition clears its last error.
+        #expect(await eventually { await first.status.lastError == nil }, "the deposed writer reaches the store again")
         #expect(await stored(store).values.first?.endpoints.count == 2, "a deposed writer cannot write")
         #expect(await !first.status.isLeader)
         #expect(await second.status.isLeader)

@@ -135,6 +135,44 @@ import Testing
             "what the store lacks, pending change included")
     }
 
+    @Test func aWriterCutOffFromTheStoreStepsDownWhenItsLeaseRunsOutByItsOwnClock() {
+        var machine = synced([set("web")])
+        // The renewal at 5 s is sent at 5 s and answered at 6 s: the lease counts from 5 s.
+        #expect(machine.next(now: start + .seconds(5), session: 1) == .renewLease(lease))
+        machine.leaseRenewed(true, now: start + .seconds(6))
+        _ = machine.next(now: start + .seconds(6), session: 1)  // heartbeat
+        machine.heartbeatSent(now: start + .seconds(6))
+        // From 11 s every renewal fails: the store cannot be reached.
+        var now = start + .seconds(11)
+        #expect(machine.next(now: now, session: 1) == .renewLease(lease))
+        machine.failed("Redis is away", staleOrNoLease: false, now: now)
+        while now < start + .seconds(30) {
+            let action = machine.next(now: now, session: 1)
+            guard case .wait(let until) = action else {
+                machine.failed("Redis is away", staleOrNoLease: false, now: now)
+                continue
+            }
+            #expect(until <= start + .seconds(20), "a retry wait never passes the lease's end")
+            #expect(machine.status.isLeader == (now < start + .seconds(20)), "at \(now - start)")
+            now = until
+            if now >= start + .seconds(20) { break }
+        }
+        #expect(now == start + .seconds(20))
+        _ = machine.next(now: now, session: 1)
+        #expect(!machine.status.isLeader && !machine.status.isSynced, "stepped down at 5 s + the 15 s TTL")
+        #expect(machine.takeNotices().contains(.lostLease(reason: "the lease ran out: no renewal succeeded within its TTL")))
+
+        // The store answers again: the writer asks for the lease like any standby, and writes only with it.
+        machine = PublisherStateMachine(options: options(), now: start)
+        #expect(machine.next(now: start, session: 1) == .acquireLease)
+        machine.leaseAcquired(lease, now: start + .seconds(2))
+        #expect(machine.status.isLeader)
+        _ = machine.next(now: start + .seconds(2), session: 1)  // heartbeat
+        machine.failed("Redis is away", staleOrNoLease: false, now: start + .seconds(2))
+        _ = machine.next(now: start + .seconds(15), session: 1)
+        #expect(!machine.status.isLeader, "an acquired lease also counts from when it was asked for")
+    }
+
     @Test func newDataGenerationsStoreSessionsAndTheIntervalReconcile() {
         var machine = synced([set("web")])
         // A flush finds a new generation: the store lost the data.
