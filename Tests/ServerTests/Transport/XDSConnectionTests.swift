@@ -208,18 +208,26 @@ import Testing
             client.open(stream: 1, path: Self.ads)
             client.sendMessage(try request(.cluster).serializedBytes(), stream: 1)
             var data: [UInt8] = []
-            for frame in client.frames(until: { _ in false }, timeout: .milliseconds(500))
+            func read(until done: ([UInt8]) -> Bool) {
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !done(data), ContinuousClock.now < deadline, let frame = client.next(timeout: .seconds(2)) {
+                    if frame.streamID == 1, frame.type == HTTP2Wire.FrameType.data.rawValue { data += frame.payload }
+                }
+            }
+            func messageLength(_ data: [UInt8]) -> Int? {
+                data.count >= 5 ? Int(data.dropFirst().prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) : nil
+            }
+            read { $0.count >= 100 }
+            // Then a quiet spell: nothing more may come until the window opens.
+            for frame in client.frames(until: { _ in false }, timeout: .milliseconds(300))
             where frame.streamID == 1 && frame.type == HTTP2Wire.FrameType.data.rawValue {
                 data += frame.payload
             }
             #expect(data.count == 100, "the first 100 bytes, then nothing")
             client.send(Client.frame(.windowUpdate, stream: 1, payload: Client.bytes(1 << 20, width: 4)))
-            for frame in client.frames(until: { _ in false }, timeout: .milliseconds(500))
-            where frame.streamID == 1 && frame.type == HTTP2Wire.FrameType.data.rawValue {
-                data += frame.payload
-            }
+            read { data in messageLength(data).map { data.count >= 5 + $0 } ?? false }
             #expect(data.count > 100)
-            let length = Int(data.dropFirst().prefix(4).reduce(UInt32(0)) { $0 << 8 | UInt32($1) })
+            let length = messageLength(data) ?? 0
             #expect(data.count == 5 + length)
             let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(serializedBytes: Array(data.dropFirst(5)))
             #expect(response.resources.count == 1)

@@ -244,7 +244,9 @@ struct RawBytesDeserializer: MessageDeserializer {
                             // Blocked until released: the first response (about 400 KB) waits behind flow control.
                             for await _ in release { break }
                             var held: [String: Bool] = [:]  // cluster → holds the last round
-                            while let response = try await stream.next(timeout: .seconds(2)) {
+                            // A lost update shows as this timeout. 10 s: in a debug build on a busy
+                            // two-core machine, 2 s between two 400 KB responses was seen.
+                            while let response = try await stream.next(timeout: .seconds(10)) {
                                 for resource in response.resources {
                                     let assignment = try Envoy_Config_Endpoint_V3_ClusterLoadAssignment(unpackingAny: resource)
                                     held[assignment.clusterName] = Self.holdsLastRound(assignment)
