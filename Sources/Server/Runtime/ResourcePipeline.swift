@@ -104,7 +104,10 @@ public actor ResourcePipeline {
     /// (changes meanwhile only move its end, up to the maximum) and publishes.
     public func run() async {
         while !Task.isCancelled {
-            guard let first = firstChange, let last = lastChange else {
+            // Before the store has been read in full, nothing is built: the first snapshot holds every
+            // source (`markCaughtUp` publishes it at once), and a build meanwhile would hold up the
+            // follower's deliveries only to be built again.
+            guard caughtUp, let first = firstChange, let last = lastChange else {
                 await wake.wait()
                 continue
             }
