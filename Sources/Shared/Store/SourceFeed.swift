@@ -65,8 +65,13 @@ public struct SourceFeed: Sendable {
         isSynced = snapshot.canary != nil && snapshot.canary?.generation == snapshot.generation
 
         var present = Set<ServiceKey>()
-        for (field, bytes) in snapshot.records.sorted(by: { $0.key < $1.key }) {
-            if let key = apply(put: field, bytes: bytes, into: &outcome, fromStream: false) { present.insert(key) }
+        // A full read (a cold start's thousands of records) is decoded on every core, then applied in order.
+        let source = self.source
+        let decoded = snapshot.records.sorted(by: { $0.key < $1.key }).concurrentMap(minimumPerWorker: 128) {
+            Self.decode(put: $0.key, bytes: $0.value, source: source)
+        }
+        for record in decoded {
+            if let key = apply(record, into: &outcome, fromStream: false) { present.insert(key) }
         }
         outcome.resyncReason = nil  // this is the resync: a record it cannot read stays rejected
         if isSynced {
@@ -98,7 +103,7 @@ public struct SourceFeed: Sendable {
             cursor = change.cursor
             switch change.kind {
             case .put(let field, let bytes):
-                apply(put: field, bytes: bytes, into: &outcome, fromStream: true)
+                apply(Self.decode(put: field, bytes: bytes, source: source), into: &outcome, fromStream: true)
                 if outcome.resyncReason != nil { return outcome }
             case .delete(let field):
                 // Before the canary, deletions wait for it: the resync it triggers settles them.
@@ -121,30 +126,49 @@ public struct SourceFeed: Sendable {
         return outcome
     }
 
-    /// Decodes one record into `services` (last good kept on error). - Returns: its key, if the field
-    /// names a service.
-    @discardableResult
-    private mutating func apply(put field: String, bytes: [UInt8], into outcome: inout Outcome, fromStream: Bool) -> ServiceKey? {
+    /// One record, decoded apart from the feed (so that a snapshot's records decode on every core).
+    private struct DecodedRecord: Sendable {
+        var field: String
+        var key: ServiceKey?
+        var result: Result<(set: EndpointSet, publishedAt: Int64, ignoredFailover: ModelError?), ModelError>
+    }
+
+    private static func decode(put field: String, bytes: [UInt8], source: SourceCluster) -> DecodedRecord {
         let key: ServiceKey
         do {
             key = try ServiceKey(parsing: field)
         } catch {
-            outcome.rejections.append(Rejection(field: field, error: error))
-            return nil
+            return DecodedRecord(field: field, key: nil, result: .failure(error))
         }
         do {
             let (set, publishedAt, ignoredFailover) = try EndpointSet.decode(
                 recordBytes: bytes, expectedSource: source, expectedService: key)
+            return DecodedRecord(field: field, key: key, result: .success((set, publishedAt, ignoredFailover)))
+        } catch {
+            return DecodedRecord(field: field, key: key, result: .failure(error))
+        }
+    }
+
+    /// Applies one decoded record to `services` (last good kept on error). - Returns: its key, if the
+    /// field names a service.
+    @discardableResult
+    private mutating func apply(_ record: DecodedRecord, into outcome: inout Outcome, fromStream: Bool) -> ServiceKey? {
+        guard let key = record.key else {
+            if case .failure(let error) = record.result { outcome.rejections.append(Rejection(field: record.field, error: error)) }
+            return nil
+        }
+        switch record.result {
+        case .success(let (set, publishedAt, ignoredFailover)):
             if fromStream { outcome.newestPublishedAtUnixMilliseconds = max(outcome.newestPublishedAtUnixMilliseconds ?? 0, publishedAt) }
-            if let ignoredFailover { outcome.ignored.append(Rejection(field: field, error: ignoredFailover)) }
+            if let ignoredFailover { outcome.ignored.append(Rejection(field: record.field, error: ignoredFailover)) }
             if services[key] != set {
                 services[key] = set
                 outcome.updates.append(.upsert(set))
             }
-        } catch {
-            outcome.rejections.append(Rejection(field: field, error: error))
+        case .failure(let error):
+            outcome.rejections.append(Rejection(field: record.field, error: error))
             if error.code == .unsupportedSchema {
-                outcome.resyncReason = "record of \(field) has an unsupported schema version"
+                outcome.resyncReason = "record of \(record.field) has an unsupported schema version"
             }
         }
         return key

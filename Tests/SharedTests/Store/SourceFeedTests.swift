@@ -94,4 +94,29 @@ import Testing
         #expect(outcome.rejections.count == 1)
         #expect(feed.services.count == 1)
     }
+
+    /// A large snapshot is decoded on every core: what it does is what a record-by-record reading
+    /// does, in the same order. Bad names, bad bytes and a record of another service among 600 good ones.
+    @Test func aLargeSnapshotReadsAsItsRecordsOneByOne() throws {
+        let sets = (0..<600).map { Fixtures.endpointSet("svc-\($0)", count: 1 + $0 % 5) }
+        var large = try snapshot(revision: 9, sets: sets)
+        large.records["not a key"] = [1, 2, 3]
+        large.records["default/garbled"] = [0xFF, 0xFF, 0xFF]
+        large.records["default/svc-0"] = large.records["default/svc-1"]  // svc-1's record under svc-0's name
+        var feed = SourceFeed(source: source)
+        let outcome = feed.apply(large)
+
+        var expected: [EndpointChange] = []
+        for set in sets.sorted(by: { $0.service.description < $1.service.description }) where set.service.name != "svc-0" {
+            expected.append(.upsert(set))
+        }
+        #expect(outcome.updates == expected)
+        #expect(outcome.rejections.map(\.field) == ["default/garbled", "default/svc-0", "not a key"])
+        #expect(feed.services.count == 599)
+        #expect(feed.services[try ServiceKey(parsing: "default/svc-599")] == sets[599])
+
+        // Read again, with svc-0 mended: only svc-0 changes.
+        large.records["default/svc-0"] = try sets[0].record(epoch: 1, publishedAtUnixMilliseconds: 0).serializedBytes()
+        #expect(feed.apply(large).updates == [.upsert(sets[0])])
+    }
 }
