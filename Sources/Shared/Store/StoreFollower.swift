@@ -21,6 +21,9 @@ public final class StoreFollower: Sendable {
         public var batchLimit = 1024
         /// Read every source in full this often, whatever the stream says (anti-entropy).
         public var fullResyncInterval: Duration = .seconds(300)
+        /// Full reads of sources (at start, after a reconnect) in flight at once: one source is decoded
+        /// while the next ones are read.
+        public var snapshotReadsInFlight = 4
         public var retryInitialDelay: Duration = .milliseconds(100)
         public var retryMaximumDelay: Duration = .seconds(1)
         public init() {}
@@ -93,9 +96,9 @@ public final class StoreFollower: Sendable {
                     session = current
                     pending.formUnion(feeds.keys)
                 }
-                for source in pending.sorted() {
-                    let snapshot = try await reader.snapshot(of: source)
-                    guard var feed = feeds[source] else { continue }
+                try await readInFull(pending.sorted()) { snapshot in
+                    let source = snapshot.source
+                    guard var feed = feeds[source] else { return }
                     let outcome = feed.apply(snapshot)
                     feeds[source] = feed
                     pending.remove(source)
@@ -140,6 +143,34 @@ public final class StoreFollower: Sendable {
                     "cannot read the store; serving the last known state",
                     metadata: ["error": "\(error)", "retry_in": "\(delay)"])
                 try? await Task.sleep(for: delay)
+            }
+        }
+    }
+
+    /// Reads `sources` in full, a few at once, and hands each snapshot to `apply` in the order given:
+    /// one source is decoded while the next ones are read. A failed read ends the call; the sources
+    /// applied before it stand.
+    private func readInFull(
+        _ sources: [SourceCluster], apply: (SourceSnapshot) async -> Void
+    ) async throws {
+        let reader = self.reader
+        try await withThrowingTaskGroup(of: (Int, SourceSnapshot).self) { group in
+            var launched = 0
+            func launch() {
+                let index = launched
+                group.addTask { (index, try await reader.snapshot(of: sources[index])) }
+                launched += 1
+            }
+            while launched < min(sources.count, options.snapshotReadsInFlight) { launch() }
+            var arrived: [Int: SourceSnapshot] = [:]
+            var next = 0
+            while let (index, snapshot) = try await group.next() {
+                arrived[index] = snapshot
+                if launched < sources.count { launch() }
+                while let ready = arrived.removeValue(forKey: next) {
+                    await apply(ready)
+                    next += 1
+                }
             }
         }
     }

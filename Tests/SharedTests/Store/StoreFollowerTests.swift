@@ -103,4 +103,53 @@ struct StoreFollowerTests {
         }
         await harness.shutdown()
     }
+
+    /// Full reads overlap (a few at once) but are applied in source order, whichever answers first; a
+    /// failed read keeps what was applied before it and is tried again; caught up comes once, after all.
+    @Test func fullReadsOverlapButAreAppliedInOrder() async throws {
+        let store = InMemoryEndpointStore()
+        let sources = (0..<6).map { Fixtures.source("cluster-\($0)") }
+        for source in sources {
+            let lease = try #require(await store.acquireLease(source: source, holder: "i", ttl: .seconds(60)))
+            let generation = try await store.write([.put(Fixtures.endpointSet("web", source: source))], lease: lease).generation
+            try await store.markSynced(generation: generation, serviceCount: 1, lease: lease)
+        }
+        let failedOnce = Mutex(false)
+        // The first sources answer last; cluster-4's first read fails.
+        let reader = ScriptedReader(store) { source in
+            let index = sources.firstIndex(of: source)!
+            try await Task.sleep(for: .milliseconds(10 * (6 - index)))
+            if index == 4,
+                failedOnce.withLock({ flag in
+                    defer { flag = true }
+                    return !flag
+                })
+            {
+                throw StoreError(.unavailable, "cluster-4 is away (test)")
+            }
+        }
+        let order = Mutex<[SourceCluster]>([])
+        let caughtUp = Mutex<(count: Int, deliveredBefore: Int)>((0, 0))
+        var options = StoreFollower.Options()
+        options.sources = Set(sources)
+        options.discoverSources = false
+        options.snapshotReadsInFlight = 3
+        options.retryInitialDelay = .milliseconds(10)
+        options.retryMaximumDelay = .milliseconds(20)
+        let follower = StoreFollower(
+            reader: reader, options: options, logger: .quiet(),
+            caughtUp: { caughtUp.withLock { $0 = ($0.count + 1, order.withLock { $0.count }) } },
+            deliver: { delivery in
+                if delivery.fromSnapshot { order.withLock { $0.append(delivery.source) } }
+            })
+        let task = Task { await follower.run() }
+        defer { task.cancel() }
+        try await eventually("every source delivered") { order.withLock { $0.count } == 6 }
+        #expect(order.withLock { $0 } == sources, "applied in order: cluster-0 to 3, then 4 and 5 after the retry")
+        #expect((2...3).contains(reader.mostInFlight), "reads overlap, at most three at once: \(reader.mostInFlight)")
+        #expect(reader.reads.filter { $0 == sources[4] }.count == 2)
+        #expect(reader.reads.filter { $0 == sources[0] }.count == 1, "what was applied is not read again")
+        try await eventually("caught up") { caughtUp.withLock { $0.count } == 1 }
+        #expect(caughtUp.withLock { $0.deliveredBefore } == 6)
+    }
 }
