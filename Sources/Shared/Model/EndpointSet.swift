@@ -179,6 +179,10 @@ public struct EndpointSet: Hashable, Sendable {
 
     /// First 64 bits of SHA-256 of content bytes.
     static func hash(contentBytes bytes: [UInt8]) -> UInt64 {
+        bytes.withUnsafeBytes { hash(contentBytes: $0) }
+    }
+
+    static func hash(contentBytes bytes: UnsafeRawBufferPointer) -> UInt64 {
         SHA256.hash(data: bytes).withUnsafeBytes { digest in
             digest.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         }

@@ -142,6 +142,36 @@ import Testing
         #expect(decoded.endpoints == set.endpoints)
         #expect(decoded.contentHash != set.contentHash, "the extra field is part of the content")
     }
+
+    /// The content hash is checked over the record's bytes when ports and endpoints lie there as one
+    /// run, as writers lay them out; otherwise over the content encoded again. Either way a changed byte
+    /// of content is refused, and fields in another order are accepted.
+    @Test func theContentHashIsCheckedOverTheBytesOrOverTheContentEncodedAgain() throws {
+        let bytes = set.recordBytes(epoch: 3, publishedAtUnixMilliseconds: 4)
+        #expect(EndpointSet.contentHash(ofRecordBytes: bytes) == set.contentHash, "the bytes as written")
+
+        // The last endpoint's last byte (its `terminating` flag's value, or a string's last character) changed.
+        var record = set.record(epoch: 3, publishedAtUnixMilliseconds: 4)
+        let content = EndpointSet.contentBytes(ports: set.ports, endpoints: set.endpoints)
+        let start = try #require(bytes.firstRange(of: content)).lowerBound
+        var damaged = bytes
+        damaged[start + content.count - 1] ^= 0x01
+        #expect(throws: ModelError.self) { try EndpointSet(recordBytes: damaged, expectedSource: set.source) }
+
+        // Protobuf allows any field order: an endpoint, then the ports, then the other endpoints.
+        let (ports, endpoints) = (record.ports, record.endpoints)
+        (record.ports, record.endpoints) = ([], [])
+        let head: [UInt8] = try record.serializedBytes()
+        var shuffled = head
+        for (index, endpoint) in endpoints.enumerated() {
+            WireFormat.appendLengthDelimited(7, try endpoint.serializedBytes() as [UInt8], to: &shuffled)
+            if index == 0 {
+                for port in ports { WireFormat.appendLengthDelimited(6, try port.serializedBytes() as [UInt8], to: &shuffled) }
+            }
+        }
+        #expect(EndpointSet.contentHash(ofRecordBytes: shuffled) == nil, "not one run: encoded again")
+        #expect(try EndpointSet(recordBytes: shuffled, expectedSource: set.source) == set)
+    }
 }
 
 /// The hand-assembled encodings must equal SwiftProtobuf's, byte for byte (the hash and every reader
