@@ -130,29 +130,35 @@ public struct ResourceBuilder: Sendable {
         let healthBytes = health.wireValue == 0 ? 0 : 1 + WireFormat.varintSize(health.wireValue)
         let lb = field(endpointMessage) + healthBytes + field(metadata)
 
-        out.reserveCapacity(out.count + field(lb))
-        WireFormat.appendField(2, length: lb, to: &out)  // LocalityLbEndpoints.lb_endpoints
-        WireFormat.appendField(1, length: endpointMessage, to: &out)  // LbEndpoint.endpoint (oneof)
-        WireFormat.appendField(1, length: address, to: &out)  // Endpoint.address
-        WireFormat.appendField(1, length: socket, to: &out)  // Address.socket_address
-        WireFormat.appendString(2, endpoint.address, to: &out)
-        WireFormat.appendVarint(3 << 3, to: &out)
-        WireFormat.appendVarint(port, to: &out)
-        WireFormat.appendString(3, endpoint.hostname, to: &out)
-        WireFormat.appendVarintField(2, health.wireValue, to: &out)
-        WireFormat.appendField(3, length: metadata, to: &out)  // LbEndpoint.metadata
-        WireFormat.appendField(1, length: namespaceEntry, to: &out)  // Metadata.filter_metadata entry
-        WireFormat.appendLengthDelimited(1, metadataNamespace.utf8, to: &out)
-        WireFormat.appendField(2, length: fields, to: &out)  // the Struct
-        func appendEntry(_ name: String, _ value: String) {
-            WireFormat.appendField(1, length: entrySize(name, value), to: &out)  // Struct.fields entry
-            WireFormat.appendLengthDelimited(1, name.utf8, to: &out)
-            WireFormat.appendField(2, length: field(value.utf8.count), to: &out)  // Value
-            WireFormat.appendLengthDelimited(3, value.utf8, to: &out)  // Value.string_value (oneof)
+        // Sized first, then written through a pointer (appending byte by byte was a fifth of a build).
+        let start = out.count
+        let total = field(lb)
+        out.append(contentsOf: repeatElement(0, count: total))
+        out.withUnsafeMutableBufferPointer { buffer in
+            var writer = WireWriter(buffer.baseAddress! + start)
+            writer.field(2, length: lb)  // LocalityLbEndpoints.lb_endpoints
+            writer.field(1, length: endpointMessage)  // LbEndpoint.endpoint (oneof)
+            writer.field(1, length: address)  // Endpoint.address
+            writer.field(1, length: socket)  // Address.socket_address
+            writer.string(2, endpoint.address)
+            writer.varintField(3, port)
+            writer.string(3, endpoint.hostname)
+            if health.wireValue != 0 { writer.varintField(2, health.wireValue) }
+            writer.field(3, length: metadata)  // LbEndpoint.metadata
+            writer.field(1, length: namespaceEntry)  // Metadata.filter_metadata entry
+            writer.lengthDelimited(1, metadataNamespace)
+            writer.field(2, length: fields)  // the Struct
+            func entry(_ name: String, _ value: String) {
+                writer.field(1, length: entrySize(name, value))  // Struct.fields entry
+                writer.lengthDelimited(1, name)
+                writer.field(2, length: field(value.utf8.count))  // Value
+                writer.lengthDelimited(3, value)  // Value.string_value (oneof)
+            }
+            if !node.isEmpty { entry("node", node) }
+            if !pod.isEmpty { entry("pod", pod) }
+            entry("source", source)
+            precondition(writer.cursor == buffer.baseAddress! + start + total, "LbEndpoint size miscounted")
         }
-        if !node.isEmpty { appendEntry("node", node) }
-        if !pod.isEmpty { appendEntry("pod", pod) }
-        appendEntry("source", source)
     }
 
     /// The listener name a proxyless gRPC client asks for: `<service>.<namespace>:<port>` (its target is

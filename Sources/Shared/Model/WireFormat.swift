@@ -12,7 +12,7 @@ package enum WireFormat {
     }
 
     /// How many bytes `appendVarint` writes for `value`.
-    package static func varintSize(_ value: UInt64) -> Int {
+    @inlinable package static func varintSize(_ value: UInt64) -> Int {
         value == 0 ? 1 : (64 - value.leadingZeroBitCount + 6) / 7
     }
 
@@ -155,5 +155,54 @@ extension WireFormat {
     /// `field(in:at:)` in a slice (offsets from the slice's start, not its parent's).
     package static func field(in bytes: ArraySlice<UInt8>, at offset: Int) -> (number: Int, value: Range<Int>, end: Int)? {
         bytes.withUnsafeBytes { field(in: $0, at: offset) }
+    }
+}
+
+/// Writes protobuf fields through a pointer into bytes sized beforehand (`WireFormat`'s sizes): no
+/// capacity check or uniqueness test per byte, as appending to an array has. Inlined into callers in
+/// other modules, where encoding a snapshot's endpoints spends its time.
+package struct WireWriter {
+    @usableFromInline package var cursor: UnsafeMutablePointer<UInt8>
+
+    @inlinable package init(_ start: UnsafeMutablePointer<UInt8>) { cursor = start }
+
+    @inlinable package mutating func varint(_ value: UInt64) {
+        var value = value
+        while value >= 0x80 {
+            cursor.pointee = UInt8(truncatingIfNeeded: value) | 0x80
+            cursor += 1
+            value >>= 7
+        }
+        cursor.pointee = UInt8(truncatingIfNeeded: value)
+        cursor += 1
+    }
+
+    /// A length-delimited field's tag (a field number below 16: one byte) and length.
+    @inlinable package mutating func field(_ number: UInt8, length: Int) {
+        cursor.pointee = number << 3 | 2
+        cursor += 1
+        varint(UInt64(length))
+    }
+
+    /// A length-delimited field holding `text`'s UTF-8, written even when empty.
+    @inlinable package mutating func lengthDelimited(_ number: UInt8, _ text: String) {
+        var text = text
+        text.withUTF8 { utf8 in
+            field(number, length: utf8.count)
+            if let base = utf8.baseAddress { cursor.update(from: base, count: utf8.count) }
+            cursor += utf8.count
+        }
+    }
+
+    /// A string field, omitted when empty (proto3).
+    @inlinable package mutating func string(_ number: UInt8, _ text: String) {
+        if !text.isEmpty { lengthDelimited(number, text) }
+    }
+
+    /// A varint field's tag (a field number below 16) and value, written even when zero.
+    @inlinable package mutating func varintField(_ number: UInt8, _ value: UInt64) {
+        cursor.pointee = number << 3
+        cursor += 1
+        varint(value)
     }
 }

@@ -196,6 +196,45 @@ import Testing
         #expect(decoded.recordBytes(epoch: 5, publishedAtUnixMilliseconds: 9) == bytes)
     }
 
+    /// The pointer writer writes what the array appenders write, varints at every length boundary and
+    /// strings empty, ASCII and not.
+    @Test func theWireWriterWritesWhatTheAppendersWrite() {
+        let values: [UInt64] = [0, 1, 127, 128, 16_383, 16_384, 1 << 21, 1 << 28, 1 << 35, 1 << 56, UInt64.max]
+        let texts = ["", "a", "10.0.0.1", "zone-ä", String(repeating: "x", count: 300)]
+        var expected: [UInt8] = []
+        for value in values {
+            WireFormat.appendVarint(value, to: &expected)
+            WireFormat.appendVarint(3 << 3, to: &expected)
+            WireFormat.appendVarint(value, to: &expected)
+            WireFormat.appendField(5, length: Int(value % 100_000), to: &expected)
+        }
+        for text in texts {
+            WireFormat.appendString(2, text, to: &expected)
+            WireFormat.appendLengthDelimited(1, text.utf8, to: &expected)
+        }
+        var written = [UInt8](repeating: 0, count: expected.count)
+        written.withUnsafeMutableBufferPointer { buffer in
+            var writer = WireWriter(buffer.baseAddress!)
+            for value in values {
+                writer.varint(value)
+                writer.varintField(3, value)
+                writer.field(5, length: Int(value % 100_000))
+                #expect(WireFormat.varintSize(value) >= 1)
+            }
+            for text in texts {
+                writer.string(2, text)
+                writer.lengthDelimited(1, text)
+            }
+            #expect(writer.cursor == buffer.baseAddress! + buffer.count, "as many bytes as the appenders")
+        }
+        #expect(written == expected)
+        for value in values {
+            var one: [UInt8] = []
+            WireFormat.appendVarint(value, to: &one)
+            #expect(WireFormat.varintSize(value) == one.count)
+        }
+    }
+
     @Test func endpointBytesEqualSwiftProtobufsEncoding() throws {
         var generator = SystemRandomNumberGenerator()
         let words = ["", "a", "zone-1", "node-17.example", String(repeating: "h", count: 200)]
