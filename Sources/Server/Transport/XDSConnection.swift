@@ -18,9 +18,8 @@ import NIOHPACK
 /// What it enforces: the client preface and SETTINGS first; frame sizes; stream ids (odd, rising);
 /// header blocks whole and uninterrupted, at most `maximumHeaderBlockBytes`; flow control both ways
 /// (a client that sends beyond its window is a FLOW_CONTROL_ERROR; what this side sends waits for the
-/// client's window); at most `maximumStreams` open streams (REFUSED_STREAM beyond); resets faster than
-/// `maximumResetsPerSecond` (the "rapid reset" attack) and pings more often than
-/// `minimumClientPingInterval` (gRPC's "too_many_pings") end the connection with ENHANCE_YOUR_CALM.
+/// client's window); at most `maximumStreams` open streams (REFUSED_STREAM beyond); resets and pings
+/// too often (`ClientConduct`) end the connection with ENHANCE_YOUR_CALM.
 /// A connection error is a GOAWAY with its code and a reason, a log line and
 /// `legation_xds_connections_closed_total{reason}`; other connections are untouched.
 ///
@@ -68,10 +67,8 @@ final class XDSConnection: ChannelInboundHandler {
     private var wroteSinceFlush = false
 
     private let keepalive: KeepaliveTimer
+    private var conduct: ClientConduct
     private var graceTask: Scheduled<Void>?
-    private var lastClientPing: NIODeadline?
-    private var pingStrikes = 0
-    private var resets = (count: 0, since: NIODeadline.now())
     private var goingAway = false
     private var closed = false
 
@@ -83,6 +80,8 @@ final class XDSConnection: ChannelInboundHandler {
         self.sender = HTTP2Sender(allocator: allocator)
         self.receiveWindow = ReceiveWindow(size: options.connectionWindow, available: HTTP2Wire.defaultWindow)
         self.keepalive = KeepaliveTimer(interval: options.keepaliveTime, timeout: options.keepaliveTimeout)
+        self.conduct = ClientConduct(
+            maximumResetsPerSecond: options.maximumResetsPerSecond, minimumPingInterval: options.minimumClientPingInterval)
         self.decoder = HPACKDecoder(
             allocator: allocator, maxDynamicTableSize: HPACKDecoder.maxDynamicTableSize, maxHeaderListSize: options.maximumHeaderListBytes)
     }
@@ -268,12 +267,7 @@ final class XDSConnection: ChannelInboundHandler {
         guard header.streamID != 0 else { throw .init(.protocolError, "RST_STREAM on stream 0") }
         guard header.length == 4 else { throw .init(.frameSizeError, "RST_STREAM of \(header.length) bytes") }
         guard header.streamID <= lastStreamID else { throw .init(.protocolError, "RST_STREAM on a stream never opened") }
-        let now = NIODeadline.now()
-        if now - resets.since > .seconds(1) { resets = (0, now) }
-        resets.count += 1
-        if resets.count > options.maximumResetsPerSecond {
-            throw .init(.enhanceYourCalm, "more than \(options.maximumResetsPerSecond) stream resets in a second")
-        }
+        try conduct.streamReset(at: .now())
         guard let stream = streams.removeValue(forKey: header.streamID) else { return }
         stream.reset()
         closeIfQuiet()
@@ -333,13 +327,7 @@ final class XDSConnection: ChannelInboundHandler {
             return
         }
         sender.writer.ping(data, ack: true)
-        // More often than every minimumClientPingInterval is a strike; the third ends the connection,
-        // as gRPC servers do.
-        let now = NIODeadline.now()
-        defer { lastClientPing = now }
-        guard let last = lastClientPing, now - last < .nanoseconds(options.minimumClientPingInterval.nanoseconds) else { return }
-        pingStrikes += 1
-        if pingStrikes > 2 { throw .init(.enhanceYourCalm, "too_many_pings", metric: "too_many_pings") }
+        try conduct.ping(at: .now())
     }
 
     private func windowUpdate(_ header: HTTP2Wire.FrameHeader, _ payload: ByteBuffer) throws(HTTP2Wire.ConnectionError) {
