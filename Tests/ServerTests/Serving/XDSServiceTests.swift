@@ -49,6 +49,30 @@ import Testing
         }
     }
 
+    /// A large mesh in east: `services` services (`svc-0`…) of the same `endpoints` addresses each.
+    struct Mesh: Sendable {
+        let writer: TestWriter
+        let services: [String]
+        let addresses: [String]
+        /// The services' cluster names, sorted.
+        var names: [String] { services.map { "default/\($0):http" }.sorted() }
+    }
+
+    /// A server on an in-memory store holding a `Mesh`, ready before `body` runs.
+    static func withMeshServer<T: Sendable>(
+        services: Int, endpoints: Int, _ body: @escaping @Sendable (XDSServerRuntime, Int, Mesh) async throws -> T
+    ) async throws -> T {
+        let store = InMemoryEndpointStore()
+        let mesh = Mesh(
+            writer: try await TestWriter.start(store, source: F.east), services: (0..<services).map { "svc-\($0)" },
+            addresses: (0..<endpoints).map { "10.1.\($0 / 200).\($0 % 200 + 1)" })
+        try await mesh.writer.publish(mesh.services.map { F.set($0, mesh.addresses) })
+        return try await withServer(store) { runtime, port in
+            #expect(await eventually { runtime.hub.notReadyReason == nil })
+            return try await body(runtime, port, mesh)
+        }
+    }
+
     /// A server on an in-memory store that holds east's `web`, ready before `body` runs (given the
     /// writer, to publish more).
     static func withReadyServer<T: Sendable>(

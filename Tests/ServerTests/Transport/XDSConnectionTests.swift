@@ -239,13 +239,7 @@ import Testing
     /// and a frame in NIO's write queue, the rest of a 3 MB answer waiting as slices of the shared
     /// bytes. Once the client reads, all of it arrives.
     @Test func aClientWithWideWindowsThatDoesNotReadHasLittleQueued() async throws {
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        let services = (0..<400).map { "svc-\($0)" }
-        let addresses = (0..<200).map { "10.1.\($0 / 100).\($0 % 100 + 1)" }
-        try await writer.publish(services.map { F.set($0, addresses) })
-        try await XDSServiceTests.withServer(store) { runtime, _ in
-            #expect(await eventually { runtime.hub.notReadyReason == nil })
+        try await XDSServiceTests.withMeshServer(services: 400, endpoints: 200) { runtime, _, mesh in
             let options = XDSServiceTests.options()
             let listener = XDSListener(
                 serving: options.serving,
@@ -258,8 +252,7 @@ import Testing
             client.greet(settings: [(.initialWindowSize, UInt32(Int32.max))])
             client.send(Client.frame(.windowUpdate, payload: Client.bytes(UInt32(Int32.max) - 65_535, width: 4)))
             client.open(stream: 1, path: Self.ads)
-            let names = services.map { "default/\($0):http" }
-            client.sendMessage(try request(.endpoint, names: names).serializedBytes(), stream: 1)
+            client.sendMessage(try request(.endpoint, names: mesh.names).serializedBytes(), stream: 1)
             #expect(await eventually { runtime.hub.streams.contains { $0.pushes >= 1 } })
             try await Task.sleep(for: .milliseconds(300))
             let connection = try #require(listener.connectionChannels.first)
@@ -278,7 +271,7 @@ import Testing
             #expect(length.map { $0 > 2_500_000 } == true, "a large answer: \(length ?? 0) bytes")
             #expect(data.count == 5 + (length ?? -5))
             let response = try Envoy_Service_Discovery_V3_DiscoveryResponse(serializedBytes: Array(data.dropFirst(5).prefix(length ?? 0)))
-            #expect(response.resources.count == services.count)
+            #expect(response.resources.count == mesh.services.count)
             await listener.close()
         }
     }

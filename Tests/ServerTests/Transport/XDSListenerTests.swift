@@ -226,14 +226,8 @@ struct RawBytesDeserializer: MessageDeserializer {
     /// until it does (the machine waits for the ACK, and a snapshot waits for the stream to be writable),
     /// then it gets the latest of every assignment: nothing lost, nothing queued per change.
     @Test func slowReadersGetTheLatestOfEverythingOnceTheyRead() async throws {
-        let store = InMemoryEndpointStore()
-        let writer = try await TestWriter.start(store, source: F.east)
-        let services = (0..<200).map { "svc-\($0)" }
-        let addresses = (0..<40).map { "10.1.\($0 / 200).\($0 % 200 + 1)" }
-        try await writer.publish(services.map { F.set($0, addresses) })
-        try await XDSServiceTests.withServer(store) { runtime, port in
-            #expect(await eventually { runtime.hub.notReadyReason == nil })
-            let names = services.map { "default/\($0):http" }.sorted()
+        try await XDSServiceTests.withMeshServer(services: 200, endpoints: 40) { runtime, port, mesh in
+            let (writer, services, addresses, names) = (mesh.writer, mesh.services, mesh.addresses, mesh.names)
             try await withThrowingTaskGroup(of: Void.self) { group in
                 let readers = 8
                 let releases = (0..<readers).map { _ in AsyncStream<Void>.makeStream() }
